@@ -1,0 +1,128 @@
+//! The command line, as clap derive types. Nothing here does work or reads the environment.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  the operation failed (server unreachable, a step failed)
+  2  bad input or usage (invalid slug, unknown tier, invalid tiers.toml); nothing changed
+  3  refused by state (not found, another tier, provisioning in progress)";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tenantctl",
+    version,
+    about = "Control plane for the tenants of a multi-tenant SaaS on PostgreSQL",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// PostgreSQL URL of the control database [env: TENANTCTL_DATABASE_URL, DATABASE_URL].
+    /// Without one, tenantctl runs its own local cluster under the data directory.
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Configuration file [env: TENANTCTL_CONFIG] [default: ./tenantctl.toml if present]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Where the local cluster and default buckets live [env: TENANTCTL_DATA_DIR]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Tier table [env: TENANTCTL_TIERS] [default: the built-in tiers.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub tiers: Option<PathBuf>,
+    /// Root directory of the tenants' buckets [env: TENANTCTL_STORAGE_ROOT]
+    /// [default: DATA_DIR/buckets]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub storage_root: Option<PathBuf>,
+    /// Prefix of every database and role tenantctl creates [env: TENANTCTL_NAME_PREFIX]
+    /// [default: tenant_]
+    #[arg(long, global = true, value_name = "PREFIX")]
+    pub name_prefix: Option<String>,
+    /// Who is acting, for the audit log [env: TENANTCTL_ACTOR] [default: the OS user]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub actor: Option<String>,
+    /// Result format on stdout
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// No progress or status lines on stderr (errors and a shown password still appear)
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a tenant: record, database, schema, owner, quotas, buckets, activate.
+    /// Safe to re-run: it resumes where an interrupted run stopped.
+    Provision(ProvisionArgs),
+    /// List tenants
+    List,
+    /// Show one tenant: its database, role, buckets and quotas
+    Show(ShowArgs),
+    /// Manage the local PostgreSQL cluster used when no database URL is configured
+    #[command(subcommand)]
+    Local(LocalCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ProvisionArgs {
+    /// The tenant's slug: a DNS label that becomes its subdomain
+    pub slug: String,
+    /// Tier from the tier table (built in: free, premium, enterprise)
+    #[arg(long)]
+    pub tier: String,
+    /// Display name [default: the slug]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Email of the tenant's first user [default: owner@SLUG.localhost]
+    #[arg(long)]
+    pub owner_email: Option<String>,
+    /// Full name of the tenant's first user [default: Owner]
+    #[arg(long)]
+    pub owner_name: Option<String>,
+    /// Write the owner's temporary password to this file (mode 0600) instead of stderr
+    #[arg(long, value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
+    /// Print the steps that would run, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    pub slug: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LocalCommand {
+    /// Where the local cluster lives and whether it runs
+    Status,
+    /// Stop the local cluster (it starts again on the next command that needs it)
+    Stop,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

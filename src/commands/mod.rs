@@ -1,0 +1,24 @@
+//! One file per subcommand: arguments → one `ops` call → render. No SQL here.
+
+mod list;
+mod local;
+mod provision;
+mod show;
+
+use anyhow::Result;
+
+use crate::cli::Command;
+use crate::config::Settings;
+use crate::output::Output;
+use crate::progress::TerminalReporter;
+
+pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
+    let out = Output::new(settings.output);
+    let reporter = TerminalReporter::new(settings.quiet, settings.output);
+    match command {
+        Command::Provision(args) => provision::run(settings, &args, &out, &reporter).await,
+        Command::List => list::run(settings, &out, &reporter).await,
+        Command::Show(args) => show::run(settings, &args, &out, &reporter).await,
+        Command::Local(cmd) => local::run(&settings, cmd, &out),
+    }
+}

@@ -1,0 +1,323 @@
+//! `ControlDb`: the control database. Tenants, the provisioning journal, quotas, the audit log.
+
+use anyhow::{Context, Result};
+use deadpool_postgres::Pool;
+use tokio_postgres::{Client, Row};
+use uuid::Uuid;
+
+use super::{already_exists, database_missing, ident, migrate, Server};
+use crate::tenant::{Status, Tenant};
+use crate::tier::Isolation;
+
+pub struct ControlDb {
+    pool: Pool,
+    server: Server,
+    name: String,
+}
+
+/// What step 1 records.
+pub struct NewTenant<'a> {
+    pub slug: &'a str,
+    pub name: &'a str,
+    pub tier: &'a str,
+    pub isolation: Isolation,
+    pub database: &'a str,
+    pub role: &'a str,
+    pub owner_email: &'a str,
+    pub owner_name: &'a str,
+}
+
+/// One quota row.
+#[derive(Debug, Clone)]
+pub struct QuotaRow {
+    pub resource: String,
+    pub limit: i64,
+    pub source: String,
+}
+
+/// Held while one tenant is being provisioned; dropping it closes the session and so releases
+/// the advisory lock, also when the process dies.
+pub struct TenantLock {
+    _client: Client,
+}
+
+const TENANT_COLUMNS: &str = "id, slug, name, tier, isolation, status, database_name, role_name, \
+                              owner_email, created_at, activated_at";
+
+fn tenant_from(row: &Row) -> Result<Tenant> {
+    let isolation: String = row.get("isolation");
+    let status: String = row.get("status");
+    Ok(Tenant {
+        id: row.get("id"),
+        slug: row.get("slug"),
+        name: row.get("name"),
+        tier: row.get("tier"),
+        isolation: Isolation::parse(&isolation)
+            .with_context(|| format!("unknown isolation `{isolation}` in tenants"))?,
+        status: Status::parse(&status).with_context(|| format!("unknown status `{status}` in tenants"))?,
+        database: row.get("database_name"),
+        role: row.get("role_name"),
+        owner_email: row.get("owner_email"),
+        created_at: row.get("created_at"),
+        activated_at: row.get("activated_at"),
+    })
+}
+
+impl ControlDb {
+    /// Opens the control database named by `server`, creating it if it does not exist and
+    /// applying its pending migrations.
+    pub async fn open(server: Server) -> Result<ControlDb> {
+        let name = server.control_database().to_owned();
+        let mut client = match server.connect(&name).await {
+            Ok(c) => c,
+            Err(e) if database_missing(&e) => {
+                create_control_database(&server, &name).await?;
+                server.connect(&name).await?
+            }
+            Err(e) => return Err(e),
+        };
+        migrate::control(&mut client).await?;
+        drop(client);
+        let pool = server.pool(&name, 4)?;
+        Ok(ControlDb { pool, server, name })
+    }
+
+    /// Opens the control database only if it exists and is migrated, changing nothing
+    /// (for `--dry-run`).
+    pub async fn open_existing(server: Server) -> Result<Option<ControlDb>> {
+        let name = server.control_database().to_owned();
+        let client = match server.connect(&name).await {
+            Ok(c) => c,
+            Err(e) if database_missing(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let migrated: bool = client
+            .query_one("SELECT to_regclass('public.tenants') IS NOT NULL", &[])
+            .await
+            .context("reading the control schema")?
+            .get(0);
+        if !migrated {
+            return Ok(None);
+        }
+        let pool = server.pool(&name, 2)?;
+        Ok(Some(ControlDb { pool, server, name }))
+    }
+
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn conn(&self) -> Result<deadpool_postgres::Object> {
+        self.pool
+            .get()
+            .await
+            .with_context(|| format!("connecting to the control database on {}", self.server.shown()))
+    }
+
+    /// The per-tenant provisioning lock, without waiting: `None` if another process holds it.
+    pub async fn try_lock_tenant(&self, slug: &str) -> Result<Option<TenantLock>> {
+        let client = self.server.connect(&self.name).await?;
+        let got: bool = client
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                &[&format!("tenantctl:tenant:{slug}")],
+            )
+            .await
+            .context("taking the tenant's lock")?
+            .get(0);
+        Ok(got.then_some(TenantLock { _client: client }))
+    }
+
+    pub async fn find_tenant(&self, slug: &str) -> Result<Option<Tenant>> {
+        let row = self
+            .conn()
+            .await?
+            .query_opt(&format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE slug = $1"), &[&slug])
+            .await
+            .with_context(|| format!("looking up tenant {slug}"))?;
+        row.as_ref().map(tenant_from).transpose()
+    }
+
+    pub async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        let rows = self
+            .conn()
+            .await?
+            .query(&format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY slug"), &[])
+            .await
+            .context("listing tenants")?;
+        rows.iter().map(tenant_from).collect()
+    }
+
+    /// Step 1: the tenant row (status `provisioning`), its journal entry and its audit entry,
+    /// in one transaction.
+    pub async fn record_tenant(&self, new: &NewTenant<'_>, actor: &str, duration_ms: i32) -> Result<Tenant> {
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await.context("starting a transaction")?;
+        let row = tx
+            .query_one(
+                &format!(
+                    "INSERT INTO tenants (slug, name, tier, isolation, database_name, role_name, owner_email, owner_name)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     RETURNING {TENANT_COLUMNS}"
+                ),
+                &[
+                    &new.slug,
+                    &new.name,
+                    &new.tier,
+                    &new.isolation.as_str(),
+                    &new.database,
+                    &new.role,
+                    &new.owner_email,
+                    &new.owner_name,
+                ],
+            )
+            .await
+            .with_context(|| format!("recording tenant {}", new.slug))?;
+        let tenant = tenant_from(&row)?;
+        tx.execute(
+            "INSERT INTO provisioning_journal (tenant_id, step, name, duration_ms) VALUES ($1, 1, 'record tenant', $2)",
+            &[&tenant.id, &duration_ms],
+        )
+        .await
+        .context("journaling step 1")?;
+        let details = serde_json::json!({ "tier": new.tier, "isolation": new.isolation.as_str() });
+        tx.execute(
+            "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
+             VALUES ($1, 'provision.start', $2, $3, NULL, 'provisioning', $4)",
+            &[&actor, &tenant.id, &new.slug, &details],
+        )
+        .await
+        .context("writing the audit log")?;
+        tx.commit().await.context("committing step 1")?;
+        Ok(tenant)
+    }
+
+    pub async fn completed_steps(&self, tenant: Uuid) -> Result<Vec<i16>> {
+        let rows = self
+            .conn()
+            .await?
+            .query("SELECT step FROM provisioning_journal WHERE tenant_id = $1 ORDER BY step", &[&tenant])
+            .await
+            .context("reading the provisioning journal")?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    pub async fn journal_step(&self, tenant: Uuid, step: i16, name: &str, duration_ms: i32) -> Result<()> {
+        self.conn()
+            .await?
+            .execute(
+                "INSERT INTO provisioning_journal (tenant_id, step, name, duration_ms) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (tenant_id, step) DO NOTHING",
+                &[&tenant, &step, &name, &duration_ms],
+            )
+            .await
+            .with_context(|| format!("journaling step {step}"))?;
+        Ok(())
+    }
+
+    /// Step 5: one row per resource; rows that exist (an earlier run, an override) are kept.
+    pub async fn seed_quotas(&self, tenant: Uuid, limits: &[(&str, u64)]) -> Result<()> {
+        let resources: Vec<&str> = limits.iter().map(|(r, _)| *r).collect();
+        let values = limits
+            .iter()
+            .map(|(r, l)| i64::try_from(*l).with_context(|| format!("the {r} limit {l} is too large")))
+            .collect::<Result<Vec<i64>>>()?;
+        self.conn()
+            .await?
+            .execute(
+                "INSERT INTO quotas (tenant_id, resource, limit_value)
+                 SELECT $1, r, l FROM unnest($2::text[], $3::bigint[]) AS q(r, l)
+                 ON CONFLICT (tenant_id, resource) DO NOTHING",
+                &[&tenant, &resources, &values],
+            )
+            .await
+            .context("seeding quotas")?;
+        Ok(())
+    }
+
+    pub async fn quotas(&self, tenant: Uuid) -> Result<Vec<QuotaRow>> {
+        let rows = self
+            .conn()
+            .await?
+            .query(
+                "SELECT resource, limit_value, source FROM quotas WHERE tenant_id = $1 ORDER BY resource",
+                &[&tenant],
+            )
+            .await
+            .context("reading quotas")?;
+        Ok(rows
+            .iter()
+            .map(|r| QuotaRow { resource: r.get(0), limit: r.get(1), source: r.get(2) })
+            .collect())
+    }
+
+    /// Every quota row of every tenant, for `list`.
+    pub async fn all_quotas(&self) -> Result<Vec<(Uuid, QuotaRow)>> {
+        let rows = self
+            .conn()
+            .await?
+            .query("SELECT tenant_id, resource, limit_value, source FROM quotas ORDER BY tenant_id, resource", &[])
+            .await
+            .context("reading quotas")?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), QuotaRow { resource: r.get(1), limit: r.get(2), source: r.get(3) }))
+            .collect())
+    }
+
+    /// The owner's email and name, as step 1 recorded them.
+    pub async fn owner(&self, tenant: Uuid) -> Result<(String, String)> {
+        let row = self
+            .conn()
+            .await?
+            .query_one("SELECT owner_email, owner_name FROM tenants WHERE id = $1", &[&tenant])
+            .await
+            .context("reading the tenant's owner")?;
+        Ok((row.get(0), row.get(1)))
+    }
+
+    /// Step 7: `provisioning → active`, audited in the same transaction.
+    pub async fn activate(&self, tenant: &Tenant, actor: &str) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await.context("starting a transaction")?;
+        let changed = tx
+            .execute(
+                "UPDATE tenants SET status = 'active', activated_at = now(), updated_at = now()
+                 WHERE id = $1 AND status = 'provisioning'",
+                &[&tenant.id],
+            )
+            .await
+            .context("activating the tenant")?;
+        if changed == 0 {
+            // Activated by a run that died before journaling it: nothing left to do.
+            return Ok(());
+        }
+        let details = serde_json::json!({ "tier": tenant.tier, "isolation": tenant.isolation.as_str() });
+        tx.execute(
+            "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
+             VALUES ($1, 'provision', $2, $3, 'provisioning', 'active', $4)",
+            &[&actor, &tenant.id, &tenant.slug, &details],
+        )
+        .await
+        .context("writing the audit log")?;
+        tx.commit().await.context("committing step 7")?;
+        Ok(())
+    }
+}
+
+/// Creates the control database from a maintenance database (`postgres`, else `template1`).
+async fn create_control_database(server: &Server, name: &str) -> Result<()> {
+    let client = match server.connect("postgres").await {
+        Ok(c) => c,
+        Err(_) => server.connect("template1").await?,
+    };
+    match client.batch_execute(&format!("CREATE DATABASE {}", ident::quote(name))).await {
+        Ok(()) => Ok(()),
+        Err(e) if already_exists(&e) => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("creating the control database `{name}`")),
+    }
+}

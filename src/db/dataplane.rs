@@ -1,0 +1,98 @@
+//! The data plane: tenant databases and login roles, who may connect to them, and the rows
+//! provisioning writes into the tenant schema.
+
+use anyhow::{Context, Result};
+use tokio_postgres::Client;
+use uuid::Uuid;
+
+use super::{already_exists, ident};
+
+/// Makes sure a login role for applications exists: LOGIN, and neither SUPERUSER, BYPASSRLS,
+/// CREATEDB nor CREATEROLE, even if a role of that name was there before.
+pub async fn ensure_app_role(admin: &Client, role: &str) -> Result<()> {
+    let attrs = "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION";
+    let exists = admin
+        .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
+        .await
+        .with_context(|| format!("looking up role `{role}`"))?
+        .is_some();
+    if !exists {
+        match admin.batch_execute(&format!("CREATE ROLE {} {attrs}", ident::quote(role))).await {
+            Ok(()) => return Ok(()),
+            Err(e) if already_exists(&e) => {}
+            Err(e) => return Err(e).with_context(|| format!("creating role `{role}`")),
+        }
+    }
+    admin
+        .batch_execute(&format!("ALTER ROLE {} {attrs}", ident::quote(role)))
+        .await
+        .with_context(|| format!("setting the attributes of role `{role}`"))
+}
+
+/// Creates database `name` unless it exists; true if this call created it. `CREATE DATABASE`
+/// cannot run in a transaction, so this is one statement on its own.
+pub async fn ensure_database(admin: &Client, name: &str) -> Result<bool> {
+    let exists = admin
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await
+        .with_context(|| format!("looking up database `{name}`"))?
+        .is_some();
+    if exists {
+        return Ok(false);
+    }
+    match admin.batch_execute(&format!("CREATE DATABASE {}", ident::quote(name))).await {
+        Ok(()) => Ok(true),
+        Err(e) if already_exists(&e) => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("creating database `{name}`")),
+    }
+}
+
+/// Only `role` may connect to `db` (besides superusers): a new database lets PUBLIC connect.
+pub async fn restrict_connect(admin: &Client, db: &str, role: &str) -> Result<()> {
+    let (db_q, role_q) = (ident::quote(db), ident::quote(role));
+    admin
+        .batch_execute(&format!(
+            "REVOKE ALL ON DATABASE {db_q} FROM PUBLIC; GRANT CONNECT ON DATABASE {db_q} TO {role_q}"
+        ))
+        .await
+        .with_context(|| format!("restricting who may connect to `{db}`"))
+}
+
+/// Lets `role` read and write the tenant tables of the database `client` is connected to,
+/// but not refinery's history table. Repeated after every migration, for new tables.
+pub async fn grant_app_access(client: &Client, role: &str) -> Result<()> {
+    let role_q = ident::quote(role);
+    client
+        .batch_execute(&format!(
+            "GRANT USAGE ON SCHEMA public TO {role_q};
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role_q};
+             REVOKE ALL ON TABLE refinery_schema_history FROM {role_q};"
+        ))
+        .await
+        .with_context(|| format!("granting role `{role}` access to the tenant tables"))
+}
+
+/// Creates the tenant's owner user, or gives an existing one the new password hash (a re-run
+/// after a crash issues a fresh password, since the first may never have been shown).
+/// Runs with the tenant's context set, so it also works for a table owner under FORCE RLS.
+pub async fn upsert_owner(
+    client: &mut Client,
+    tenant: Uuid,
+    email: &str,
+    full_name: &str,
+    password_hash: &str,
+) -> Result<()> {
+    let tx = client.transaction().await.context("starting a transaction")?;
+    tx.execute("SELECT set_config('app.tenant_id', $1, true)", &[&tenant.to_string()])
+        .await
+        .context("setting the tenant context")?;
+    tx.execute(
+        "INSERT INTO users (tenant_id, email, password_hash, full_name, role)
+         VALUES ($1, $2, $3, $4, 'owner')
+         ON CONFLICT (tenant_id, email) DO UPDATE SET password_hash = EXCLUDED.password_hash",
+        &[&tenant, &email, &password_hash, &full_name],
+    )
+    .await
+    .context("writing the owner user")?;
+    tx.commit().await.context("committing the owner user")
+}

@@ -1,0 +1,47 @@
+//! tenantctl: the control plane for the tenants of a multi-tenant SaaS on PostgreSQL.
+//!
+//! # Layout
+//!
+//! Data flows one way: CLI parsing → command → operation → database / storage adapters.
+//!
+//! - `cli`: the clap types of the command line.
+//! - `config`: `Settings`, resolved once (flag > environment > file > default).
+//! - `commands`: one thin file per subcommand: arguments → one `ops` call → render.
+//! - `ops`: the work (`provision` holds the numbered steps), reporting through `ops::Reporter`.
+//! - `db`: every line of SQL, the pools and the refinery migrations.
+//! - `storage`: the bucket backend trait and its local-directory implementation.
+//! - `cluster`: the local PostgreSQL cluster used when no database URL is configured.
+//! - `output`: tables and JSON on stdout, lines on stderr; the only module that prints.
+//! - `progress`: the terminal implementation of `ops::Reporter`.
+//! - `exit`: typed failures and their exit codes.
+//! - `slug`, `tenant`, `tier`, `money`: the domain types, unit-tested in place.
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod cli;
+pub mod cluster;
+mod commands;
+pub mod config;
+pub mod db;
+pub mod exit;
+pub mod money;
+pub mod ops;
+pub mod output;
+pub mod progress;
+pub mod slug;
+pub mod storage;
+pub mod tenant;
+pub mod tier;
+
+use anyhow::{Context, Result};
+
+/// Runs one parsed command line.
+pub fn run(cli: cli::Cli) -> Result<()> {
+    let settings = config::Settings::resolve(&cli.global)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(commands::dispatch(cli.command, settings))
+}

@@ -1,0 +1,102 @@
+//! The work behind the commands. Nothing here parses arguments or prints: progress leaves
+//! through the `Reporter` trait, results are returned as `#[derive(Serialize)]` views.
+//!
+//! - `provision`: the numbered provisioning steps.
+//! - `tenants`: reading tenants (`list`, `show`).
+//! - `local`: the local cluster (`local status`, `local stop`).
+
+pub mod local;
+pub mod provision;
+pub mod tenants;
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::cluster::LocalCluster;
+use crate::config::{DatabaseTarget, Settings};
+use crate::db::control::ControlDb;
+use crate::db::Server;
+use crate::storage::local::LocalDirStore;
+use crate::storage::BucketStore;
+
+/// How a step ended, for the reporter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepResult {
+    Done,
+    AlreadyDone,
+    Failed,
+}
+
+/// Where operations report progress. Implemented by `progress.rs` for a terminal, and by
+/// silent reporters in benchmarks.
+pub trait Reporter: Sync {
+    fn step_started(&self, step: usize, total: usize, name: &str);
+    fn step_finished(&self, step: usize, total: usize, name: &str, result: StepResult, elapsed: Duration);
+    /// A status line for people (which server, what was skipped).
+    fn status(&self, message: &str);
+    /// A secret shown exactly once; it must reach the user even in quiet mode.
+    fn secret(&self, message: &str);
+}
+
+/// A reporter that reports nothing (benchmarks, library callers).
+pub struct Silent;
+
+impl Reporter for Silent {
+    fn step_started(&self, _: usize, _: usize, _: &str) {}
+    fn step_finished(&self, _: usize, _: usize, _: &str, _: StepResult, _: Duration) {}
+    fn status(&self, _: &str) {}
+    fn secret(&self, _: &str) {}
+}
+
+/// What the operations work on: the settings, the control database, the bucket store.
+pub struct ControlPlane {
+    pub settings: Settings,
+    pub control: ControlDb,
+    pub store: Box<dyn BucketStore>,
+}
+
+impl ControlPlane {
+    /// Connects to the control database (creating and migrating it as needed), starting the
+    /// local cluster first when no URL is configured.
+    pub async fn open(settings: Settings, reporter: &dyn Reporter) -> Result<ControlPlane> {
+        let server = server(&settings, reporter, true)?.expect("started on demand");
+        let control = ControlDb::open(server).await?;
+        let store = Box::new(LocalDirStore::new(settings.storage_root.clone()));
+        Ok(ControlPlane { settings, control, store })
+    }
+
+    /// Like `open`, but changes nothing anywhere: `None` when there is no control database yet
+    /// (or the local cluster is not running).
+    pub async fn open_existing(settings: Settings, reporter: &dyn Reporter) -> Result<Option<ControlPlane>> {
+        let Some(server) = server(&settings, reporter, false)? else { return Ok(None) };
+        let Some(control) = ControlDb::open_existing(server).await? else { return Ok(None) };
+        let store = Box::new(LocalDirStore::new(settings.storage_root.clone()));
+        Ok(Some(ControlPlane { settings, control, store }))
+    }
+}
+
+/// The server to use; for the local cluster, started if `start` (else `None` when it is not
+/// running).
+fn server(settings: &Settings, reporter: &dyn Reporter, start: bool) -> Result<Option<Server>> {
+    match &settings.database {
+        DatabaseTarget::Url { config, shown } => Ok(Some(Server::new(config.clone(), shown.clone()))),
+        DatabaseTarget::Local => {
+            let cluster = LocalCluster::new(&settings.data_dir, settings.pg_bindir.as_deref());
+            if start {
+                let started = cluster.ensure_running()?;
+                reporter.status(&format!(
+                    "{} the local PostgreSQL cluster in {} (socket {}; set --database-url to use another server)",
+                    if started { "started" } else { "using" },
+                    cluster.data_dir().display(),
+                    cluster.socket_dir().display()
+                ));
+            } else if cluster.running_pid().is_none() {
+                return Ok(None);
+            }
+            let config = cluster.connect_config(crate::config::DEFAULT_CONTROL_DB);
+            let shown = format!("the local cluster in {}", cluster.data_dir().display());
+            Ok(Some(Server::new(config, shown)))
+        }
+    }
+}

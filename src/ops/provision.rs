@@ -1,0 +1,439 @@
+//! Provisioning a tenant: seven numbered steps, each idempotent and journaled.
+//!
+//! 1. **record tenant**: the `tenants` row (status `provisioning`), in one transaction with
+//!    its journal and audit entries. Re-run: the row is found and the step skipped.
+//! 2. **create database**: siloed: the tenant's login role and database, connectable by that
+//!    role only; pooled: the shared database and its application role. Existing objects are
+//!    kept, and a concurrent creator's win counts as done.
+//! 3. **apply schema**: the refinery migrations of `sql/tenant`, under an advisory lock, then
+//!    table grants to the application role. Applied migrations are not re-run.
+//! 4. **create owner**: a random password (≥ 128 bits), its bcrypt hash upserted into `users`,
+//!    the password shown once (stderr) or written to `--password-file` (0600). A re-run issues
+//!    a new password, because the first may never have reached the user.
+//! 5. **seed quotas**: the tier's limits, one row per resource; existing rows are kept.
+//! 6. **create buckets**: `<slug>-uploads`, `-assets`, `-backups`; existing ones are fine.
+//! 7. **activate**: `provisioning → active`, journaled and audited in one transaction.
+//!
+//! The whole run holds a per-tenant advisory lock (a second `provision` of the same slug exits
+//! "in progress"). The journal lets a run that was killed at any point be finished by running
+//! the same command again; a step whose work was done but not journaled is simply redone.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use rand::distr::{Alphanumeric, SampleString};
+use serde::Serialize;
+
+use super::tenants::{self, TenantView};
+use super::{ControlPlane, Reporter, StepResult};
+use crate::config::Settings;
+use crate::db::control::NewTenant;
+use crate::db::{dataplane, migrate};
+use crate::exit::Failure;
+use crate::slug::Slug;
+use crate::tenant::{bucket_names, Status, Tenant};
+use crate::tier::{Isolation, Tier};
+
+pub const STEPS: [&str; 7] = [
+    "record tenant",
+    "create database",
+    "apply schema",
+    "create owner",
+    "seed quotas",
+    "create buckets",
+    "activate",
+];
+
+/// bcrypt's cost for the owner's password hash (2^12 rounds, the bcrypt crate's default).
+pub const BCRYPT_COST: u32 = 12;
+/// 24 alphanumeric characters: log2(62^24) ≈ 143 bits.
+const PASSWORD_LEN: usize = 24;
+
+/// A validated provisioning request: everything checked before anything is touched.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub slug: Slug,
+    pub tier_name: String,
+    pub tier: Tier,
+    pub name: String,
+    pub owner_email: String,
+    pub owner_name: String,
+    pub password_file: Option<PathBuf>,
+}
+
+/// The raw arguments, as a command received them.
+pub struct Args<'a> {
+    pub slug: &'a str,
+    pub tier: &'a str,
+    pub name: Option<&'a str>,
+    pub owner_email: Option<&'a str>,
+    pub owner_name: Option<&'a str>,
+    pub password_file: Option<&'a Path>,
+}
+
+impl Request {
+    /// Checks every argument; a `Failure::BadInput` names the bad value and what is allowed.
+    pub fn validate(settings: &Settings, args: &Args<'_>) -> Result<Request, Failure> {
+        let slug: Slug = args.slug.parse()?;
+        let tiers = settings.load_tiers()?;
+        let tier = tiers.get(args.tier)?.clone();
+        let name = args.name.unwrap_or(slug.as_str()).trim().to_owned();
+        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+            return Err(Failure::BadInput(format!(
+                "invalid --name `{name}`: 1 to 200 printable characters"
+            )));
+        }
+        let owner_email = match args.owner_email {
+            Some(e) => e.trim().to_owned(),
+            None => format!("owner@{slug}.localhost"),
+        };
+        if !valid_email(&owner_email) {
+            return Err(Failure::BadInput(format!(
+                "invalid --owner-email `{owner_email}`: expected one address such as ops@acme.example"
+            )));
+        }
+        let owner_name = args.owner_name.unwrap_or("Owner").trim().to_owned();
+        if owner_name.is_empty() || owner_name.chars().count() > 200 || owner_name.chars().any(char::is_control) {
+            return Err(Failure::BadInput(format!(
+                "invalid --owner-name `{owner_name}`: 1 to 200 printable characters"
+            )));
+        }
+        if let Some(path) = args.password_file {
+            let parent = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            if !parent.is_dir() || path.is_dir() {
+                return Err(Failure::BadInput(format!(
+                    "invalid --password-file `{}`: it must be a file in an existing directory",
+                    path.display()
+                )));
+            }
+        }
+        Ok(Request {
+            slug,
+            tier_name: args.tier.to_owned(),
+            tier,
+            name,
+            owner_email,
+            owner_name,
+            password_file: args.password_file.map(Path::to_path_buf),
+        })
+    }
+}
+
+fn valid_email(e: &str) -> bool {
+    let Some((local, domain)) = e.split_once('@') else { return false };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && e.len() <= 254
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// What `provision` did.
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    /// False when the tenant was already active on this tier and nothing was done.
+    pub changed: bool,
+    pub tenant: TenantView,
+}
+
+/// What `provision --dry-run` would do.
+#[derive(Debug, Serialize)]
+pub struct Plan {
+    pub dry_run: bool,
+    pub slug: String,
+    pub tier: String,
+    pub isolation: Isolation,
+    pub status: Option<String>,
+    pub database: String,
+    pub role: String,
+    pub buckets: Vec<String>,
+    pub steps: Vec<PlannedStep>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PlannedStep {
+    pub step: usize,
+    pub name: &'static str,
+    /// `pending` or `done`.
+    pub state: &'static str,
+}
+
+fn names_for(settings: &Settings, req: &Request) -> (String, String) {
+    match req.tier.isolation {
+        Isolation::Siloed => (settings.naming.siloed(&req.slug), settings.naming.siloed(&req.slug)),
+        Isolation::Pooled => (settings.naming.pooled_database(), settings.naming.pooled_app_role()),
+    }
+}
+
+/// The steps a run would take, reading what exists and changing nothing. `plane` is `None`
+/// when there is no control database yet.
+pub async fn plan(settings: &Settings, plane: Option<&ControlPlane>, req: &Request) -> Result<Plan> {
+    let (database, role) = names_for(settings, req);
+    let mut done = BTreeSet::new();
+    let mut status = None;
+    if let Some(plane) = plane {
+        if let Some(t) = plane.control.find_tenant(req.slug.as_str()).await? {
+            refuse_conflicts(&t, req)?;
+            done.extend(plane.control.completed_steps(t.id).await?);
+            status = Some(t.status.to_string());
+        }
+    }
+    let steps = STEPS
+        .iter()
+        .enumerate()
+        .map(|(i, name)| PlannedStep {
+            step: i + 1,
+            name,
+            state: if done.contains(&(i as i16 + 1)) { "done" } else { "pending" },
+        })
+        .collect();
+    Ok(Plan {
+        dry_run: true,
+        slug: req.slug.to_string(),
+        tier: req.tier_name.clone(),
+        isolation: req.tier.isolation,
+        status,
+        database,
+        role,
+        buckets: bucket_names(req.slug.as_str()),
+        steps,
+    })
+}
+
+/// Refuses a request that conflicts with the tenant's recorded state (exit 3).
+fn refuse_conflicts(t: &Tenant, req: &Request) -> Result<(), Failure> {
+    let slug = &t.slug;
+    match t.status {
+        Status::Active | Status::Provisioning if t.tier != req.tier_name => {
+            let what = if t.status == Status::Active { "is already active" } else { "is being provisioned" };
+            Err(Failure::Refused(format!(
+                "tenant `{slug}` {what} on tier `{}`, not `{}`; provisioning does not change tiers: \
+                 run `tenantctl provision {slug} --tier {}` to finish or confirm it, then `tenantctl set-tier {slug} {}` to move it",
+                t.tier, req.tier_name, t.tier, req.tier_name
+            )))
+        }
+        Status::Active | Status::Provisioning => Ok(()),
+        other => Err(Failure::Refused(format!(
+            "tenant `{slug}` is {other}; only a new or unfinished tenant can be provisioned"
+        ))),
+    }
+}
+
+/// Provisions the tenant, resuming an interrupted run. See the module outline.
+pub async fn provision(plane: &ControlPlane, req: &Request, reporter: &dyn Reporter) -> Result<Outcome> {
+    let slug = req.slug.as_str();
+    let _lock = plane.control.try_lock_tenant(slug).await?.ok_or_else(|| {
+        Failure::Refused(format!(
+            "provisioning of tenant `{slug}` is in progress in another tenantctl process; try again when it has finished"
+        ))
+    })?;
+    let existing = plane.control.find_tenant(slug).await?;
+    if let Some(t) = &existing {
+        refuse_conflicts(t, req)?;
+        if t.status == Status::Active {
+            reporter.status(&format!("tenant `{slug}` is already active on tier `{}`; nothing to do", t.tier));
+            return Ok(Outcome { changed: false, tenant: tenants::view(plane, t.clone()).await? });
+        }
+        reporter.status(&format!("resuming the provisioning of tenant `{slug}`"));
+    }
+    let done: BTreeSet<i16> = match &existing {
+        Some(t) => plane.control.completed_steps(t.id).await?.into_iter().collect(),
+        None => BTreeSet::new(),
+    };
+    let run = Run { plane, req, reporter, done };
+
+    let tenant = match existing {
+        Some(t) => {
+            run.skip(1);
+            t
+        }
+        None => run.step(1, || record_tenant(plane, req)).await?,
+    };
+    run.step_journaled(2, &tenant, || create_database(plane, &tenant)).await?;
+    run.step_journaled(3, &tenant, || apply_schema(plane, &tenant)).await?;
+    run.step_journaled(4, &tenant, || create_owner(plane, &tenant, req, reporter)).await?;
+    run.step_journaled(5, &tenant, || seed_quotas(plane, &tenant, &req.tier)).await?;
+    run.step_journaled(6, &tenant, || create_buckets(plane, &tenant)).await?;
+    run.step_journaled(7, &tenant, || activate(plane, &tenant)).await?;
+
+    let tenant = plane
+        .control
+        .find_tenant(slug)
+        .await?
+        .with_context(|| format!("tenant `{slug}` vanished after provisioning"))?;
+    Ok(Outcome { changed: true, tenant: tenants::view(plane, tenant).await? })
+}
+
+/// Drives the steps: skips journaled ones, times and reports the others, and offers the
+/// crash points the fault tests use.
+struct Run<'a> {
+    plane: &'a ControlPlane,
+    req: &'a Request,
+    reporter: &'a dyn Reporter,
+    done: BTreeSet<i16>,
+}
+
+impl<'a> Run<'a> {
+    fn skip(&self, n: usize) {
+        self.reporter.step_started(n, STEPS.len(), STEPS[n - 1]);
+        self.reporter
+            .step_finished(n, STEPS.len(), STEPS[n - 1], StepResult::AlreadyDone, Duration::ZERO);
+    }
+
+    /// Runs step `n` and reports it; the step journals itself.
+    async fn step<T, F, Fut>(&self, n: usize, work: F) -> Result<T>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let name = STEPS[n - 1];
+        self.reporter.step_started(n, STEPS.len(), name);
+        let t0 = Instant::now();
+        match work().await {
+            Ok(v) => {
+                self.reporter.step_finished(n, STEPS.len(), name, StepResult::Done, t0.elapsed());
+                failpoint(&self.plane.settings, &format!("after-step:{n}"));
+                Ok(v)
+            }
+            Err(e) => {
+                self.reporter.step_finished(n, STEPS.len(), name, StepResult::Failed, t0.elapsed());
+                Err(e.context(format!(
+                    "step {n}/{} ({name}) failed for tenant `{}`; fix the cause and run the same command again to resume",
+                    STEPS.len(),
+                    self.req.slug
+                )))
+            }
+        }
+    }
+
+    /// Runs step `n` unless the journal has it, then journals it. A crash between the work and
+    /// the journal entry makes the next run redo the step, which every step tolerates.
+    async fn step_journaled<F, Fut>(&self, n: usize, tenant: &Tenant, work: F) -> Result<()>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        if self.done.contains(&(n as i16)) {
+            self.skip(n);
+            return Ok(());
+        }
+        let t0 = Instant::now();
+        let plane = self.plane;
+        self.step(n, || async move {
+            work().await?;
+            failpoint(&plane.settings, &format!("before-journal:{n}"));
+            let ms = millis(t0.elapsed());
+            plane.control.journal_step(tenant.id, n as i16, STEPS[n - 1], ms).await
+        })
+        .await
+    }
+}
+
+/// Test builds only: abort (as `kill -9` would) at the named point.
+fn failpoint(settings: &Settings, point: &str) {
+    if settings.failpoint.as_deref() == Some(point) {
+        std::process::abort();
+    }
+}
+
+fn millis(d: Duration) -> i32 {
+    i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
+}
+
+/// Step 1.
+async fn record_tenant(plane: &ControlPlane, req: &Request) -> Result<Tenant> {
+    let t0 = Instant::now();
+    let (database, role) = names_for(&plane.settings, req);
+    let new = NewTenant {
+        slug: req.slug.as_str(),
+        name: &req.name,
+        tier: &req.tier_name,
+        isolation: req.tier.isolation,
+        database: &database,
+        role: &role,
+        owner_email: &req.owner_email,
+        owner_name: &req.owner_name,
+    };
+    plane.control.record_tenant(&new, &plane.settings.actor, millis(t0.elapsed())).await
+}
+
+/// Step 2.
+async fn create_database(plane: &ControlPlane, t: &Tenant) -> Result<()> {
+    let admin = plane.control.server().connect(plane.control.name()).await?;
+    dataplane::ensure_app_role(&admin, &t.role).await?;
+    dataplane::ensure_database(&admin, &t.database).await?;
+    dataplane::restrict_connect(&admin, &t.database, &t.role).await
+}
+
+/// Step 3.
+async fn apply_schema(plane: &ControlPlane, t: &Tenant) -> Result<()> {
+    let mut client = plane.control.server().connect(&t.database).await?;
+    migrate::tenant(&mut client).await?;
+    dataplane::grant_app_access(&client, &t.role).await
+}
+
+/// Step 4.
+async fn create_owner(plane: &ControlPlane, t: &Tenant, req: &Request, reporter: &dyn Reporter) -> Result<()> {
+    let password = Alphanumeric.sample_string(&mut rand::rng(), PASSWORD_LEN);
+    let to_hash = password.clone();
+    let hash = tokio::task::spawn_blocking(move || bcrypt::hash(to_hash, BCRYPT_COST))
+        .await
+        .context("hashing the owner's password")?
+        .context("hashing the owner's password")?;
+    // The owner recorded in step 1: a resumed run keeps it, whatever its flags say.
+    let (email, name) = plane.control.owner(t.id).await?;
+    let mut client = plane.control.server().connect(&t.database).await?;
+    dataplane::upsert_owner(&mut client, t.id, &email, &name, &hash).await?;
+    match &req.password_file {
+        Some(path) => {
+            write_secret_file(path, &password)?;
+            reporter.status(&format!("owner password for {email} written to {}", path.display()));
+        }
+        None => reporter.secret(&format!(
+            "owner {email} of tenant `{}`: temporary password {password} (shown once, not stored)",
+            t.slug
+        )),
+    }
+    Ok(())
+}
+
+/// Writes `secret` to `path`, readable by its owner only, also when the file existed.
+fn write_secret_file(path: &Path, secret: &str) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("opening the password file {}", path.display()))?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("restricting the password file {}", path.display()))?;
+    writeln!(f, "{secret}").with_context(|| format!("writing the password file {}", path.display()))
+}
+
+/// Step 5.
+async fn seed_quotas(plane: &ControlPlane, t: &Tenant, tier: &Tier) -> Result<()> {
+    plane.control.seed_quotas(t.id, &tier.limits.iter()).await
+}
+
+/// Step 6.
+async fn create_buckets(plane: &ControlPlane, t: &Tenant) -> Result<()> {
+    for bucket in bucket_names(&t.slug) {
+        plane.store.create(&bucket)?;
+    }
+    Ok(())
+}
+
+/// Step 7.
+async fn activate(plane: &ControlPlane, t: &Tenant) -> Result<()> {
+    plane.control.activate(t, &plane.settings.actor).await
+}

@@ -1,0 +1,104 @@
+//! Reading tenants: `list` and `show`, as serializable views.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::ControlPlane;
+use crate::db::control::QuotaRow;
+use crate::exit::Failure;
+use crate::slug::Slug;
+use crate::tenant::{bucket_names, Tenant};
+use crate::tier::Isolation;
+
+/// A tenant as `show` and `list` print it. The JSON field names are a contract.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantView {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub tier: String,
+    pub isolation: Isolation,
+    pub status: String,
+    /// The tenant's database: its own when siloed, the shared one when pooled.
+    pub database: String,
+    /// The login role the tenant's application connects as.
+    pub role: String,
+    pub owner_email: String,
+    pub created_at: DateTime<Utc>,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub buckets: Vec<BucketView>,
+    pub quotas: BTreeMap<String, QuotaView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BucketView {
+    pub name: String,
+    pub location: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QuotaView {
+    pub limit: i64,
+    /// `tier` (seeded from the tier) or `override`.
+    pub source: String,
+}
+
+fn assemble(plane: &ControlPlane, t: Tenant, quotas: Vec<QuotaRow>) -> TenantView {
+    let buckets = bucket_names(&t.slug)
+        .into_iter()
+        .map(|name| BucketView { location: plane.store.location(&name), name })
+        .collect();
+    let quotas = quotas
+        .into_iter()
+        .map(|q| (q.resource, QuotaView { limit: q.limit, source: q.source }))
+        .collect();
+    TenantView {
+        id: t.id,
+        slug: t.slug,
+        name: t.name,
+        tier: t.tier,
+        isolation: t.isolation,
+        status: t.status.to_string(),
+        database: t.database,
+        role: t.role,
+        owner_email: t.owner_email,
+        created_at: t.created_at,
+        activated_at: t.activated_at,
+        buckets,
+        quotas,
+    }
+}
+
+/// The full view of one tenant row.
+pub async fn view(plane: &ControlPlane, t: Tenant) -> Result<TenantView> {
+    let quotas = plane.control.quotas(t.id).await?;
+    Ok(assemble(plane, t, quotas))
+}
+
+/// `show <slug>`: not found is a refusal (exit 3).
+pub async fn show(plane: &ControlPlane, slug: &Slug) -> Result<TenantView> {
+    match plane.control.find_tenant(slug.as_str()).await? {
+        Some(t) => view(plane, t).await,
+        None => Err(Failure::Refused(format!("no tenant `{slug}`; `tenantctl list` shows the tenants")).into()),
+    }
+}
+
+/// `list`: every tenant, quotas read in one query.
+pub async fn list(plane: &ControlPlane) -> Result<Vec<TenantView>> {
+    let tenants = plane.control.list_tenants().await?;
+    let mut quotas: BTreeMap<Uuid, Vec<QuotaRow>> = BTreeMap::new();
+    for (id, q) in plane.control.all_quotas().await? {
+        quotas.entry(id).or_default().push(q);
+    }
+    Ok(tenants
+        .into_iter()
+        .map(|t| {
+            let q = quotas.remove(&t.id).unwrap_or_default();
+            assemble(plane, t, q)
+        })
+        .collect())
+}

@@ -1,0 +1,167 @@
+//! Everything tenantctl prints: results on stdout (tables or JSON), status lines and errors on
+//! stderr. The only module allowed to print. A closed stdout (`| head`) is not an error.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::{self, Write};
+
+use anyhow::Result;
+use comfy_table::{presets, ContentArrangement, Table};
+use serde::Serialize;
+
+use crate::cli::OutputFormat;
+use crate::cluster::ClusterStatus;
+use crate::ops::provision::{Outcome, Plan};
+use crate::ops::tenants::TenantView;
+
+/// Prints the error and its causes once, as `error: outer: inner`.
+pub fn error(err: &anyhow::Error) {
+    eprintln!("error: {err:#}");
+}
+
+/// One line for people, on stderr.
+pub fn stderr_line(line: &str) {
+    eprintln!("{line}");
+}
+
+/// Writes to stdout; a reader that went away ends the output quietly.
+fn emit(text: &str) -> Result<()> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+pub struct Output {
+    format: OutputFormat,
+}
+
+impl Output {
+    pub fn new(format: OutputFormat) -> Output {
+        Output { format }
+    }
+
+    fn json<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
+        emit(&format!("{}\n", serde_json::to_string_pretty(value)?))
+    }
+
+    fn table(headers: &[&str]) -> Table {
+        let mut t = Table::new();
+        t.load_preset(presets::NOTHING)
+            .set_content_arrangement(ContentArrangement::Disabled)
+            .set_header(headers.to_vec());
+        t
+    }
+
+    fn fields(rows: Vec<(&str, String)>) -> String {
+        let mut t = Table::new();
+        t.load_preset(presets::NOTHING).set_content_arrangement(ContentArrangement::Disabled);
+        for (k, v) in rows {
+            t.add_row(vec![k.to_owned(), v]);
+        }
+        format!("{}\n", t.trim_fmt())
+    }
+
+    pub fn tenant(&self, v: &TenantView) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(v),
+            OutputFormat::Table => emit(&tenant_text(v)),
+        }
+    }
+
+    pub fn provisioned(&self, o: &Outcome) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(o),
+            OutputFormat::Table => emit(&tenant_text(&o.tenant)),
+        }
+    }
+
+    pub fn tenants(&self, list: &[TenantView]) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(list),
+            OutputFormat::Table => {
+                let mut t = Self::table(&["SLUG", "NAME", "TIER", "ISOLATION", "STATUS", "DATABASE", "CREATED"]);
+                for v in list {
+                    t.add_row(vec![
+                        v.slug.clone(),
+                        v.name.clone(),
+                        v.tier.clone(),
+                        v.isolation.to_string(),
+                        v.status.clone(),
+                        v.database.clone(),
+                        v.created_at.format("%Y-%m-%d %H:%M").to_string(),
+                    ]);
+                }
+                emit(&format!("{}\n", t.trim_fmt()))
+            }
+        }
+    }
+
+    pub fn plan(&self, p: &Plan) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(p),
+            OutputFormat::Table => {
+                let mut text = format!(
+                    "dry run: provision `{}` on tier `{}` ({}), database `{}`, role `{}`{}\n",
+                    p.slug,
+                    p.tier,
+                    p.isolation,
+                    p.database,
+                    p.role,
+                    p.status.as_ref().map(|s| format!(", currently {s}")).unwrap_or_default()
+                );
+                for s in &p.steps {
+                    text.push_str(&format!("[{}/{}] {} ... {}\n", s.step, p.steps.len(), s.name, s.state));
+                }
+                emit(&text)
+            }
+        }
+    }
+
+    pub fn cluster_status(&self, s: &ClusterStatus) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(s),
+            OutputFormat::Table => emit(&Self::fields(vec![
+                ("data dir", s.data_dir.clone()),
+                ("cluster", s.pgdata.clone()),
+                ("socket dir", s.socket_dir.clone()),
+                ("initialized", s.initialized.to_string()),
+                (
+                    "running",
+                    match s.pid {
+                        Some(pid) => format!("yes (pid {pid})"),
+                        None => "no".to_owned(),
+                    },
+                ),
+            ])),
+        }
+    }
+
+    /// A one-line result for commands whose result is a fact (`local stop`).
+    pub fn message<T: Serialize>(&self, text: &str, value: &T) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(value),
+            OutputFormat::Table => emit(&format!("{text}\n")),
+        }
+    }
+}
+
+fn tenant_text(v: &TenantView) -> String {
+    let buckets = v.buckets.iter().map(|b| format!("{} ({})", b.name, b.location)).collect::<Vec<_>>();
+    let quotas = v.quotas.iter().map(|(r, q)| format!("{r}={}", q.limit)).collect::<Vec<_>>();
+    Output::fields(vec![
+        ("slug", v.slug.clone()),
+        ("id", v.id.to_string()),
+        ("name", v.name.clone()),
+        ("tier", v.tier.clone()),
+        ("isolation", v.isolation.to_string()),
+        ("status", v.status.clone()),
+        ("database", v.database.clone()),
+        ("role", v.role.clone()),
+        ("owner", v.owner_email.clone()),
+        ("created", v.created_at.to_rfc3339()),
+        ("buckets", buckets.join("\n")),
+        ("quotas", quotas.join(" ")),
+    ])
+}

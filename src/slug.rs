@@ -1,0 +1,91 @@
+//! `Slug`: a tenant's key, its subdomain, and the root of every name derived from it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::exit::Failure;
+
+/// Words a tenant may not take: PostgreSQL's own databases and roles, names tenantctl uses for
+/// shared objects (`pooled`, `app`, `owner` under the name prefix), and common service
+/// subdomains.
+pub const RESERVED: &[&str] = &[
+    "postgres", "template0", "template1", "public", "none", "tenantctl", "pooled", "app", "owner",
+    "admin", "root", "www", "api", "mail", "smtp", "ftp", "localhost", "status", "support", "docs",
+];
+
+/// A validated DNS label: `^[a-z][a-z0-9-]{1,38}[a-z0-9]$`, no `--`, not reserved.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Slug(String);
+
+impl Slug {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Slug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+const RULE: &str = "a slug is a DNS label of 3 to 40 characters: lowercase letters, digits and \
+                    '-', starting with a letter, ending with a letter or digit, without '--'";
+
+impl FromStr for Slug {
+    type Err = Failure;
+
+    fn from_str(s: &str) -> Result<Self, Failure> {
+        let bad = |why: &str| Failure::BadInput(format!("invalid slug `{s}`: {why}; {RULE}"));
+        let bytes = s.as_bytes();
+        if !(3..=40).contains(&bytes.len()) {
+            return Err(bad(&format!("it has {} characters", s.chars().count())));
+        }
+        if !bytes[0].is_ascii_lowercase() {
+            return Err(bad("it does not start with a lowercase letter"));
+        }
+        if let Some(c) = s
+            .chars()
+            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+        {
+            return Err(bad(&format!("`{c}` is not allowed")));
+        }
+        if s.ends_with('-') {
+            return Err(bad("it ends with '-'"));
+        }
+        if s.contains("--") {
+            return Err(bad("it contains '--'"));
+        }
+        if RESERVED.contains(&s) {
+            return Err(Failure::BadInput(format!(
+                "invalid slug `{s}`: it is reserved (reserved: {})",
+                RESERVED.join(", ")
+            )));
+        }
+        Ok(Slug(s.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_dns_labels() {
+        for ok in ["acme", "a1b", "acme-corp", "x9-2", &format!("a{}", "b".repeat(39))] {
+            assert_eq!(ok.parse::<Slug>().unwrap().as_str(), ok);
+        }
+    }
+
+    #[test]
+    fn refuses_everything_else() {
+        let long = format!("a{}", "b".repeat(40));
+        for bad in [
+            "", "ab", "Acme", "1acme", "-acme", "acme-", "ac--me", "ac_me", "acmé", "ac me", &long,
+            "postgres", "template1", "admin", "pooled",
+        ] {
+            let err = bad.parse::<Slug>().unwrap_err().to_string();
+            assert!(err.contains(&format!("`{bad}`")), "{err}");
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! `Tiers`: the tier table from `tiers.toml` (limits, prices, isolation), parsed strictly.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::exit::Failure;
+use crate::money::Money;
+
+/// The tier table shipped with tenantctl, used when no other file is configured.
+pub const BUILTIN: &str = include_str!("../tiers.toml");
+
+/// How a tier's tenants are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// Rows in the shared tenant database, behind forced row-level security.
+    Pooled,
+    /// A database and a login role of its own.
+    Siloed,
+}
+
+impl Isolation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::Pooled => "pooled",
+            Isolation::Siloed => "siloed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pooled" => Some(Isolation::Pooled),
+            "siloed" => Some(Isolation::Siloed),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Isolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The resources every tier limits, in display order.
+pub const RESOURCES: [&str; 5] = ["users", "storage_mb", "sandboxes", "compute_hours", "api_requests"];
+
+/// Included quantity per resource. Every resource must be named: a tier that forgets one is
+/// an error, not an unlimited resource.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub users: u64,
+    pub storage_mb: u64,
+    pub sandboxes: u64,
+    pub compute_hours: u64,
+    pub api_requests: u64,
+}
+
+impl Limits {
+    /// (resource, limit) in `RESOURCES` order.
+    pub fn iter(&self) -> [(&'static str, u64); 5] {
+        [
+            ("users", self.users),
+            ("storage_mb", self.storage_mb),
+            ("sandboxes", self.sandboxes),
+            ("compute_hours", self.compute_hours),
+            ("api_requests", self.api_requests),
+        ]
+    }
+}
+
+/// Price of one unit past the limit; `None` makes the limit hard.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Overage {
+    pub users: Option<Money>,
+    pub storage_mb: Option<Money>,
+    pub sandboxes: Option<Money>,
+    pub compute_hours: Option<Money>,
+    pub api_requests: Option<Money>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Tier {
+    pub isolation: Isolation,
+    pub monthly_price: Money,
+    pub limits: Limits,
+    #[serde(default)]
+    pub overage: Overage,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tiers {
+    pub currency: String,
+    pub tiers: BTreeMap<String, Tier>,
+}
+
+impl Tiers {
+    /// Reads and validates a tier file; every error names the file, the line and the key.
+    pub fn load(path: &Path) -> Result<Tiers, Failure> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Failure::BadInput(format!("cannot read tiers file {}: {e}", path.display()))
+        })?;
+        Tiers::parse(&text, &path.display().to_string())
+    }
+
+    pub fn builtin() -> Tiers {
+        Tiers::parse(BUILTIN, "built-in tiers.toml").expect("the shipped tiers.toml is valid")
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<Tiers, Failure> {
+        let tiers: Tiers = toml::from_str(text).map_err(|e| {
+            let (line, key) = match e.span() {
+                Some(span) => {
+                    let line = text[..span.start].matches('\n').count() + 1;
+                    let line_text = text.lines().nth(line - 1).unwrap_or("");
+                    let key = line_text
+                        .split_once('=')
+                        .map(|(k, _)| k.trim().to_owned())
+                        .filter(|k| !k.is_empty() && !k.starts_with('['));
+                    (format!(", line {line}"), key)
+                }
+                None => (String::new(), None),
+            };
+            let key = key.map(|k| format!(", key `{k}`")).unwrap_or_default();
+            Failure::BadInput(format!(
+                "invalid tiers file {origin}{line}{key}: {}",
+                e.message().trim().replace('\n', " ")
+            ))
+        })?;
+        let bad = |msg: String| Failure::BadInput(format!("invalid tiers file {origin}: {msg}"));
+        if tiers.tiers.is_empty() {
+            return Err(bad("it defines no tier; add a [tiers.NAME] table".into()));
+        }
+        let currency_ok = tiers.currency.len() == 3 && tiers.currency.bytes().all(|b| b.is_ascii_uppercase());
+        if !currency_ok {
+            return Err(bad(format!(
+                "key `currency`: `{}` is not an ISO 4217 code such as \"USD\"",
+                tiers.currency
+            )));
+        }
+        for name in tiers.tiers.keys() {
+            let valid = name.len() <= 32
+                && name.starts_with(|c: char| c.is_ascii_lowercase())
+                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            if !valid {
+                return Err(bad(format!(
+                    "tier name `{name}`: use lowercase letters, digits, '-' and '_', starting with a letter, at most 32"
+                )));
+            }
+        }
+        Ok(tiers)
+    }
+
+    /// The named tier, or a bad-input error listing the tiers there are.
+    pub fn get(&self, name: &str) -> Result<&Tier, Failure> {
+        self.tiers.get(name).ok_or_else(|| {
+            Failure::BadInput(format!(
+                "unknown tier `{name}`: the tiers are {}",
+                self.names().join(", ")
+            ))
+        })
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.tiers.keys().map(String::as_str).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_table_has_the_seed_limits() {
+        let t = Tiers::builtin();
+        let free = t.get("free").unwrap();
+        assert_eq!(free.isolation, Isolation::Pooled);
+        assert_eq!(
+            free.limits.iter(),
+            [("users", 1), ("storage_mb", 100), ("sandboxes", 1), ("compute_hours", 1), ("api_requests", 1000)]
+        );
+        assert_eq!(free.overage, Overage::default());
+        let premium = t.get("premium").unwrap();
+        assert_eq!(premium.isolation, Isolation::Siloed);
+        assert_eq!(premium.monthly_price.to_string(), "499.00");
+        assert_eq!(premium.limits.api_requests, 10_000);
+        let enterprise = t.get("enterprise").unwrap();
+        assert_eq!(enterprise.monthly_price.to_string(), "4999.00");
+        assert_eq!(enterprise.limits.users, 50);
+    }
+
+    fn err(text: &str) -> String {
+        Tiers::parse(text, "t.toml").unwrap_err().to_string()
+    }
+
+    const BASE: &str = "currency = \"USD\"\n[tiers.free]\nisolation = \"pooled\"\nmonthly_price = \"0\"\n[tiers.free.limits]\nusers = 1\nstorage_mb = 1\nsandboxes = 1\ncompute_hours = 1\napi_requests = 1\n";
+
+    #[test]
+    fn base_is_valid() {
+        Tiers::parse(BASE, "t.toml").unwrap();
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let e = err(&BASE.replace("users = 1\n", "users = 1\nseats = 3\n"));
+        assert!(e.contains("t.toml, line 7, key `seats`"), "{e}");
+        assert!(e.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn negative_limit_names_line_and_key() {
+        let e = err(&BASE.replace("storage_mb = 1", "storage_mb = -5"));
+        assert!(e.contains("line 7, key `storage_mb`"), "{e}");
+    }
+
+    #[test]
+    fn missing_field_is_named() {
+        let e = err(&BASE.replace("api_requests = 1\n", ""));
+        assert!(e.contains("missing field `api_requests`"), "{e}");
+        let e = err(&BASE.replace("isolation = \"pooled\"\n", ""));
+        assert!(e.contains("missing field `isolation`"), "{e}");
+    }
+
+    #[test]
+    fn float_price_and_bad_isolation_are_refused() {
+        let e = err(&BASE.replace("monthly_price = \"0\"", "monthly_price = 4.99"));
+        assert!(e.contains("key `monthly_price`") && e.contains("float"), "{e}");
+        let e = err(&BASE.replace("\"pooled\"", "\"shared\""));
+        assert!(e.contains("key `isolation`") && e.contains("shared"), "{e}");
+    }
+
+    #[test]
+    fn errors_are_one_line() {
+        let e = err(&BASE.replace("users = 1\n", "users = 1\nseats = 3\n"));
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn unknown_tier_lists_the_known_ones() {
+        let e = Tiers::builtin().get("gold").unwrap_err().to_string();
+        assert_eq!(e, "unknown tier `gold`: the tiers are enterprise, free, premium");
+    }
+}
