@@ -212,14 +212,20 @@ pub fn redact(url: &str) -> String {
             },
             None => authority.to_owned(),
         };
-        let tail = tail
-            .split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if k.trim_start_matches('?') == "password" => format!("{k}=***"),
-                _ => kv.to_owned(),
-            })
-            .collect::<Vec<_>>()
-            .join("&");
+        let tail = match tail.split_once('?') {
+            Some((path, query)) => {
+                let query = query
+                    .split('&')
+                    .map(|kv| match kv.split_once('=') {
+                        Some(("password", _)) => "password=***".to_owned(),
+                        _ => kv.to_owned(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("&");
+                format!("{path}?{query}")
+            }
+            None => tail.to_owned(),
+        };
         return format!("{scheme}{authority}{tail}");
     }
     url.split_whitespace()

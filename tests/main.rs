@@ -1,1 +1,11 @@
+//! Black-box tests of the `tenantctl` binary against a real PostgreSQL server (one test
+//! binary; one module per subcommand or concern).
 
+mod support;
+
+mod cli;
+mod faults;
+mod isolation;
+mod local;
+mod provision;
+mod show;

@@ -35,9 +35,9 @@ pub struct QuotaRow {
     pub source: String,
 }
 
-/// Held while one tenant is being provisioned; dropping it closes the session and so releases
-/// the advisory lock, also when the process dies.
-pub struct TenantLock {
+/// A session advisory lock on its own connection: dropping it closes the session and so
+/// releases the lock, as does the death of the process.
+pub struct SessionLock {
     _client: Client,
 }
 
@@ -119,17 +119,33 @@ impl ControlDb {
     }
 
     /// The per-tenant provisioning lock, without waiting: `None` if another process holds it.
-    pub async fn try_lock_tenant(&self, slug: &str) -> Result<Option<TenantLock>> {
+    pub async fn try_lock_tenant(&self, slug: &str) -> Result<Option<SessionLock>> {
+        self.session_lock(&format!("tenantctl:tenant:{slug}"), false).await
+    }
+
+    /// The lock around changes to the shared pooled database and its role (concurrent GRANTs
+    /// on one object fail with "tuple concurrently updated"); waits for it.
+    pub async fn lock_pooled(&self) -> Result<SessionLock> {
+        let lock = self.session_lock("tenantctl:pooled", true).await?;
+        Ok(lock.expect("a waiting lock is always taken"))
+    }
+
+    async fn session_lock(&self, key: &str, wait: bool) -> Result<Option<SessionLock>> {
         let client = self.server.connect(&self.name).await?;
-        let got: bool = client
-            .query_one(
-                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
-                &[&format!("tenantctl:tenant:{slug}")],
-            )
-            .await
-            .context("taking the tenant's lock")?
-            .get(0);
-        Ok(got.then_some(TenantLock { _client: client }))
+        let got = if wait {
+            client
+                .execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", &[&key])
+                .await
+                .with_context(|| format!("waiting for the lock {key}"))?;
+            true
+        } else {
+            client
+                .query_one("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", &[&key])
+                .await
+                .with_context(|| format!("taking the lock {key}"))?
+                .get(0)
+        };
+        Ok(got.then_some(SessionLock { _client: client }))
     }
 
     pub async fn find_tenant(&self, slug: &str) -> Result<Option<Tenant>> {
@@ -280,8 +296,9 @@ impl ControlDb {
         Ok((row.get(0), row.get(1)))
     }
 
-    /// Step 7: `provisioning → active`, audited in the same transaction.
+    /// Step 7: `provisioning → active`, journaled and audited in the same transaction.
     pub async fn activate(&self, tenant: &Tenant, actor: &str) -> Result<()> {
+        let t0 = std::time::Instant::now();
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.context("starting a transaction")?;
         let changed = tx
@@ -293,9 +310,15 @@ impl ControlDb {
             .await
             .context("activating the tenant")?;
         if changed == 0 {
-            // Activated by a run that died before journaling it: nothing left to do.
             return Ok(());
         }
+        tx.execute(
+            "INSERT INTO provisioning_journal (tenant_id, step, name, duration_ms) VALUES ($1, 7, 'activate', $2)
+             ON CONFLICT (tenant_id, step) DO NOTHING",
+            &[&tenant.id, &i32::try_from(t0.elapsed().as_millis()).unwrap_or(i32::MAX)],
+        )
+        .await
+        .context("journaling step 7")?;
         let details = serde_json::json!({ "tier": tenant.tier, "isolation": tenant.isolation.as_str() });
         tx.execute(
             "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)

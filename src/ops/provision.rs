@@ -31,7 +31,7 @@ use serde::Serialize;
 use super::tenants::{self, TenantView};
 use super::{ControlPlane, Reporter, StepResult};
 use crate::config::Settings;
-use crate::db::control::NewTenant;
+use crate::db::control::{NewTenant, SessionLock};
 use crate::db::{dataplane, migrate};
 use crate::exit::Failure;
 use crate::slug::Slug;
@@ -316,7 +316,9 @@ impl<'a> Run<'a> {
     }
 
     /// Runs step `n` unless the journal has it, then journals it. A crash between the work and
-    /// the journal entry makes the next run redo the step, which every step tolerates.
+    /// the journal entry makes the next run redo the step, which every step tolerates. The last
+    /// step (activation) is journaled atomically with its work, so an active tenant always has
+    /// a complete journal.
     async fn step_journaled<F, Fut>(&self, n: usize, tenant: &Tenant, work: F) -> Result<()>
     where
         F: FnOnce() -> Fut,
@@ -331,6 +333,9 @@ impl<'a> Run<'a> {
         self.step(n, || async move {
             work().await?;
             failpoint(&plane.settings, &format!("before-journal:{n}"));
+            if n == STEPS.len() {
+                return Ok(()); // activation journals itself, in its own transaction
+            }
             let ms = millis(t0.elapsed());
             plane.control.journal_step(tenant.id, n as i16, STEPS[n - 1], ms).await
         })
@@ -366,8 +371,18 @@ async fn record_tenant(plane: &ControlPlane, req: &Request) -> Result<Tenant> {
     plane.control.record_tenant(&new, &plane.settings.actor, millis(t0.elapsed())).await
 }
 
+/// Serialises work on the shared pooled database across tenants; siloed work needs no more
+/// than the tenant's own lock.
+async fn pooled_guard(plane: &ControlPlane, t: &Tenant) -> Result<Option<SessionLock>> {
+    match t.isolation {
+        Isolation::Pooled => Ok(Some(plane.control.lock_pooled().await?)),
+        Isolation::Siloed => Ok(None),
+    }
+}
+
 /// Step 2.
 async fn create_database(plane: &ControlPlane, t: &Tenant) -> Result<()> {
+    let _guard = pooled_guard(plane, t).await?;
     let admin = plane.control.server().connect(plane.control.name()).await?;
     dataplane::ensure_app_role(&admin, &t.role).await?;
     dataplane::ensure_database(&admin, &t.database).await?;
@@ -376,6 +391,7 @@ async fn create_database(plane: &ControlPlane, t: &Tenant) -> Result<()> {
 
 /// Step 3.
 async fn apply_schema(plane: &ControlPlane, t: &Tenant) -> Result<()> {
+    let _guard = pooled_guard(plane, t).await?;
     let mut client = plane.control.server().connect(&t.database).await?;
     migrate::tenant(&mut client).await?;
     dataplane::grant_app_access(&client, &t.role).await

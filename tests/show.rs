@@ -1,0 +1,65 @@
+//! `show` and `list`: tables for people, JSON whose field names are a contract.
+
+use crate::support::TestEnv;
+
+#[test]
+fn show_json_has_the_contract_fields() {
+    let env = TestEnv::new();
+    env.run(&["provision", "acme", "--tier", "premium"]).expect(0);
+    env.run(&["provision", "small", "--tier", "free"]).expect(0);
+
+    let v = env.run(&["show", "acme", "--output", "json"]).expect(0).json();
+    let id: String = env.control().query_one("SELECT id::text FROM tenants WHERE slug = 'acme'", &[]).unwrap().get(0);
+    assert_eq!(v["id"], id.as_str());
+    assert_eq!(v["slug"], "acme");
+    assert_eq!(v["name"], "acme");
+    assert_eq!(v["tier"], "premium");
+    assert_eq!(v["isolation"], "siloed");
+    assert_eq!(v["status"], "active");
+    assert_eq!(v["database"], env.silo("acme"));
+    assert_eq!(v["role"], env.silo("acme"));
+    let buckets = v["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 3);
+    for b in buckets {
+        let name = b["name"].as_str().unwrap();
+        assert!(name.starts_with("acme-"));
+        assert_eq!(b["location"], env.storage_root().join(name).display().to_string());
+    }
+    assert_eq!(v["quotas"]["api_requests"]["limit"], 10_000);
+    assert_eq!(v["quotas"]["users"]["limit"], 5);
+    assert_eq!(v["quotas"].as_object().unwrap().len(), 5);
+
+    let p = env.run(&["show", "small", "-o", "json"]).expect(0).json();
+    assert_eq!(p["isolation"], "pooled");
+    assert_eq!(p["database"], env.pooled_db());
+    assert_eq!(p["role"], env.app_role());
+
+    let table = env.run(&["show", "acme"]).expect(0).stdout;
+    for needle in ["acme", "premium", "siloed", "active", &env.silo("acme"), "api_requests=10000"] {
+        assert!(table.contains(needle), "`{needle}` missing:\n{table}");
+    }
+}
+
+#[test]
+fn list_returns_every_tenant() {
+    let env = TestEnv::new();
+    assert_eq!(env.run(&["list", "-o", "json"]).expect(0).json(), serde_json::json!([]));
+    env.run(&["provision", "bravo", "--tier", "free"]).expect(0);
+    env.run(&["provision", "alpha", "--tier", "premium"]).expect(0);
+    let v = env.run(&["list", "-o", "json"]).expect(0).json();
+    let arr = v.as_array().unwrap();
+    assert_eq!(arr.iter().map(|t| t["slug"].as_str().unwrap()).collect::<Vec<_>>(), ["alpha", "bravo"]);
+    assert_eq!(arr[1]["quotas"]["users"]["limit"], 1);
+    let table = env.run(&["list"]).expect(0).stdout;
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(lines[0].contains("SLUG") && lines[1].contains("alpha") && lines[2].contains("bravo"));
+}
+
+#[test]
+fn show_of_an_unknown_tenant_exits_3_and_a_bad_slug_exits_2() {
+    let env = TestEnv::new();
+    let run = env.run(&["show", "ghost"]).expect(3);
+    assert_eq!(run.stderr.trim(), "error: no tenant `ghost`; `tenantctl list` shows the tenants");
+    env.run(&["show", "Ghost"]).expect(2);
+}

@@ -1,0 +1,199 @@
+//! Test support: one throwaway cluster per test process, and per test a `TestEnv` with its own
+//! control database, its own name prefix (so its tenant databases and roles are its own), its
+//! own data directory and bucket root. Everything it made is dropped when the test passes.
+
+pub mod cluster;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub use cluster::cluster;
+
+static NEXT: AtomicUsize = AtomicUsize::new(1);
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tenantctl");
+
+/// A finished run of the binary.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts the exit code, showing the output when it differs.
+    #[track_caller]
+    pub fn expect(self, code: i32) -> Run {
+        assert_eq!(self.code, Some(code), "exit code; stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+pub struct TestEnv {
+    pub prefix: String,
+    pub control_db: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let id = format!("{}_{n}", std::process::id() % 100_000);
+        let dir = tempfile::Builder::new().prefix("tenantctl-env-").tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        cluster();
+        TestEnv { prefix: format!("t{id}_"), control_db: format!("ctl_{id}"), dir }
+    }
+
+    pub fn storage_root(&self) -> PathBuf {
+        self.dir.path().join("buckets")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The binary, pointed at this test's control database, prefix and directories, with
+    /// nothing inherited that could point it elsewhere.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = bare_cmd();
+        cmd.env("TENANTCTL_DATABASE_URL", cluster().url(&self.control_db))
+            .env("TENANTCTL_NAME_PREFIX", &self.prefix)
+            .env("TENANTCTL_STORAGE_ROOT", self.storage_root())
+            .env("TENANTCTL_DATA_DIR", self.data_dir())
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.cmd().args(args).output().unwrap())
+    }
+
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = self.cmd();
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Run::from(cmd.args(args).output().unwrap())
+    }
+
+    /// The siloed database (and role) name of `slug`.
+    pub fn silo(&self, slug: &str) -> String {
+        format!("{}{slug}", self.prefix)
+    }
+
+    pub fn pooled_db(&self) -> String {
+        format!("{}pooled", self.prefix)
+    }
+
+    pub fn app_role(&self) -> String {
+        format!("{}app", self.prefix)
+    }
+
+    /// A superuser connection to `db`.
+    pub fn admin(&self, db: &str) -> postgres::Client {
+        postgres::Client::connect(&cluster().url(db), postgres::NoTls).unwrap()
+    }
+
+    pub fn control(&self) -> postgres::Client {
+        self.admin(&self.control_db)
+    }
+
+    /// A connection as `role` (trusted on the test cluster's socket) to `db`.
+    pub fn connect_as(&self, role: &str, db: &str) -> Result<postgres::Client, postgres::Error> {
+        let mut cfg: postgres::Config = cluster().url(db).parse().unwrap();
+        cfg.user(role);
+        cfg.connect(postgres::NoTls)
+    }
+
+    pub fn database_exists(&self, db: &str) -> bool {
+        let mut c = self.admin("postgres");
+        c.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&db]).unwrap().is_some()
+    }
+
+    /// Databases and roles under this test's prefix.
+    pub fn owned_objects(&self) -> (Vec<String>, Vec<String>) {
+        let mut c = self.admin("postgres");
+        let pat = format!("{}%", self.prefix.replace('_', "\\_"));
+        let dbs = c
+            .query("SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY 1", &[&pat])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let roles = c
+            .query("SELECT rolname FROM pg_roles WHERE rolname LIKE $1 ORDER BY 1", &[&pat])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        (dbs, roles)
+    }
+
+    /// One value from the control database.
+    pub fn scalar_i64(&self, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> i64 {
+        self.control().query_one(sql, params).unwrap().get(0)
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return; // keep everything for a post-mortem
+        }
+        let mut c = self.admin("postgres");
+        let (dbs, roles) = self.owned_objects();
+        let mut all_dbs = dbs;
+        all_dbs.push(self.control_db.clone());
+        for db in all_dbs {
+            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"));
+        }
+        for role in roles {
+            let _ = c.batch_execute(&format!("DROP ROLE IF EXISTS \"{role}\""));
+        }
+    }
+}
+
+/// The binary with an environment that points it nowhere.
+pub fn bare_cmd() -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in [
+        "DATABASE_URL",
+        "TENANTCTL_DATABASE_URL",
+        "TENANTCTL_CONFIG",
+        "TENANTCTL_DATA_DIR",
+        "TENANTCTL_TIERS",
+        "TENANTCTL_STORAGE_ROOT",
+        "TENANTCTL_NAME_PREFIX",
+        "TENANTCTL_FAILPOINT",
+        "TENANTCTL_ACTOR",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// The password `provision` printed on stderr.
+pub fn shown_password(stderr: &str) -> String {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("temporary password"))
+        .unwrap_or_else(|| panic!("no password shown on stderr:\n{stderr}"));
+    line.split("temporary password ").nth(1).unwrap().split_whitespace().next().unwrap().to_owned()
+}
