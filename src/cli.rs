@@ -74,6 +74,9 @@ pub enum Command {
     List,
     /// Show one tenant: its database, role, buckets and quotas
     Show(ShowArgs),
+    /// Move a tenant to another tier of the same isolation model (limits seeded from the tier
+    /// follow it; per-tenant overrides stay)
+    SetTier(SetTierArgs),
     /// Manage the local PostgreSQL cluster used when no database URL is configured
     #[command(subcommand)]
     Local(LocalCommand),
@@ -101,6 +104,13 @@ pub struct ProvisionArgs {
     /// Print the steps that would run, change nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SetTierArgs {
+    pub slug: String,
+    /// The new tier
+    pub tier: String,
 }
 
 #[derive(Debug, Args)]

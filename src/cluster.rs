@@ -98,7 +98,15 @@ pub fn initdb(bindir: &Path, pgdata: &Path, account: Option<(u32, u32)>) -> Resu
     let out = command_as(&bindir.join("initdb"), account)
         .arg("-D")
         .arg(pgdata)
-        .args(["-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C", "--no-instructions"])
+        .args([
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-instructions",
+        ])
         .output()
         .with_context(|| format!("running {}", bindir.join("initdb").display()))?;
     check(&out, "initdb")
@@ -109,14 +117,22 @@ fn check(out: &Output, what: &str) -> Result<()> {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    bail!("{what} failed ({}): {}", out.status, stderr.trim().replace('\n', " | "))
+    bail!(
+        "{what} failed ({}): {}",
+        out.status,
+        stderr.trim().replace('\n', " | ")
+    )
 }
 
 /// Fails clearly when `account` could not reach `dir` because an ancestor is closed to others.
 fn check_reachable(dir: &Path, account: Option<(u32, u32)>) -> Result<()> {
-    let Some((uid, _)) = account else { return Ok(()) };
+    let Some((uid, _)) = account else {
+        return Ok(());
+    };
     for ancestor in dir.ancestors().skip(1) {
-        let Ok(meta) = fs::metadata(ancestor) else { continue };
+        let Ok(meta) = fs::metadata(ancestor) else {
+            continue;
+        };
         if meta.uid() != uid && meta.mode() & 0o001 == 0 {
             bail!(
                 "the local cluster runs as the `postgres` user, which cannot enter {} (mode {:o}); \
@@ -216,7 +232,8 @@ impl LocalCluster {
             .write(true)
             .open(&lock_path)
             .with_context(|| format!("opening {}", lock_path.display()))?;
-        lock.lock().with_context(|| format!("locking {}", lock_path.display()))?;
+        lock.lock()
+            .with_context(|| format!("locking {}", lock_path.display()))?;
         if self.running_pid().is_some() {
             return Ok(false);
         }
@@ -234,7 +251,13 @@ impl LocalCluster {
             .args(["-w", "-t", "60", "-s"])
             .output()
             .context("running pg_ctl start")?;
-        check(&out, &format!("starting the local cluster (log: {})", self.pgdata.join("server.log").display()))?;
+        check(
+            &out,
+            &format!(
+                "starting the local cluster (log: {})",
+                self.pgdata.join("server.log").display()
+            ),
+        )?;
         Ok(true)
     }
 
@@ -243,7 +266,8 @@ impl LocalCluster {
     fn init(&self, bindir: &Path, account: Option<(u32, u32)>) -> Result<()> {
         let scratch = self.data_dir.join("pg.init");
         if scratch.exists() {
-            fs::remove_dir_all(&scratch).with_context(|| format!("removing {}", scratch.display()))?;
+            fs::remove_dir_all(&scratch)
+                .with_context(|| format!("removing {}", scratch.display()))?;
         }
         initdb(bindir, &scratch, account)?;
         let socket = self.socket_dir.display().to_string().replace('\'', "''");
@@ -281,7 +305,10 @@ impl LocalCluster {
     /// Connection settings for one database of the cluster.
     pub fn connect_config(&self, dbname: &str) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
-        c.host_path(&self.socket_dir).port(5432).user(SUPERUSER).dbname(dbname);
+        c.host_path(&self.socket_dir)
+            .port(5432)
+            .user(SUPERUSER)
+            .dbname(dbname);
         c
     }
 }

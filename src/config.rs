@@ -18,7 +18,10 @@ pub const DEFAULT_CONTROL_DB: &str = "tenantctl";
 #[derive(Clone, Debug)]
 pub enum DatabaseTarget {
     /// An operator's server; `shown` is the URL with any password masked.
-    Url { config: tokio_postgres::Config, shown: String },
+    Url {
+        config: Box<tokio_postgres::Config>,
+        shown: String,
+    },
     /// The local cluster tenantctl runs itself under the data directory.
     Local,
 }
@@ -125,7 +128,11 @@ impl Settings {
             output: args.output,
             quiet: args.quiet,
             pg_bindir: env("TENANTCTL_PG_BINDIR").map(PathBuf::from),
-            failpoint: if cfg!(debug_assertions) { env("TENANTCTL_FAILPOINT") } else { None },
+            failpoint: if cfg!(debug_assertions) {
+                env("TENANTCTL_FAILPOINT")
+            } else {
+                None
+            },
         })
     }
 
@@ -139,7 +146,10 @@ impl Settings {
 }
 
 fn load_file(args: &GlobalArgs) -> Result<(FileConfig, Option<PathBuf>), Failure> {
-    let explicit = args.config.clone().or_else(|| env("TENANTCTL_CONFIG").map(PathBuf::from));
+    let explicit = args
+        .config
+        .clone()
+        .or_else(|| env("TENANTCTL_CONFIG").map(PathBuf::from));
     let path = match explicit {
         Some(p) => p,
         None => {
@@ -150,8 +160,9 @@ fn load_file(args: &GlobalArgs) -> Result<(FileConfig, Option<PathBuf>), Failure
             p
         }
     };
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| Failure::BadInput(format!("cannot read config file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Failure::BadInput(format!("cannot read config file {}: {e}", path.display()))
+    })?;
     let file: FileConfig = toml::from_str(&text).map_err(|e| {
         let line = e
             .span()
@@ -197,12 +208,18 @@ fn parse_url(url: &str) -> Result<DatabaseTarget, Failure> {
     if config.get_dbname().is_none() {
         config.dbname(DEFAULT_CONTROL_DB);
     }
-    Ok(DatabaseTarget::Url { config, shown })
+    Ok(DatabaseTarget::Url {
+        config: Box::new(config),
+        shown,
+    })
 }
 
 /// The URL with its password masked, for messages. Handles both URL and key=value forms.
 pub fn redact(url: &str) -> String {
-    if let Some(rest) = url.strip_prefix("postgres://").or_else(|| url.strip_prefix("postgresql://")) {
+    if let Some(rest) = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+    {
         let scheme = &url[..url.len() - rest.len()];
         let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
         let authority = match authority.rsplit_once('@') {
@@ -243,22 +260,35 @@ mod tests {
 
     #[test]
     fn passwords_never_show() {
-        assert_eq!(redact("postgres://bob:s3cret@db:5432/ctl"), "postgres://bob:***@db:5432/ctl");
-        assert_eq!(redact("postgresql://bob@db/ctl?password=s3cret&sslmode=disable"), "postgresql://bob@db/ctl?password=***&sslmode=disable");
-        assert_eq!(redact("host=/tmp user=bob password=s3cret dbname=x"), "host=/tmp user=bob password=*** dbname=x");
+        assert_eq!(
+            redact("postgres://bob:s3cret@db:5432/ctl"),
+            "postgres://bob:***@db:5432/ctl"
+        );
+        assert_eq!(
+            redact("postgresql://bob@db/ctl?password=s3cret&sslmode=disable"),
+            "postgresql://bob@db/ctl?password=***&sslmode=disable"
+        );
+        assert_eq!(
+            redact("host=/tmp user=bob password=s3cret dbname=x"),
+            "host=/tmp user=bob password=*** dbname=x"
+        );
     }
 
     #[test]
     fn url_without_database_uses_the_default_control_database() {
         match parse_url("postgres://bob@localhost").unwrap() {
-            DatabaseTarget::Url { config, .. } => assert_eq!(config.get_dbname(), Some(DEFAULT_CONTROL_DB)),
+            DatabaseTarget::Url { config, .. } => {
+                assert_eq!(config.get_dbname(), Some(DEFAULT_CONTROL_DB))
+            }
             DatabaseTarget::Local => unreachable!(),
         }
     }
 
     #[test]
     fn bad_url_is_bad_input_without_the_password() {
-        let err = parse_url("postgres://bob:s3cret@host:notaport/db").unwrap_err().to_string();
+        let err = parse_url("postgres://bob:s3cret@host:notaport/db")
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("s3cret"), "{err}");
         assert!(err.starts_with("invalid database URL"), "{err}");
     }

@@ -28,7 +28,9 @@ impl FromStr for Money {
     /// Parses a non-negative decimal with at most six fractional digits: "499", "499.00",
     /// "0.0005".
     fn from_str(s: &str) -> Result<Self, String> {
-        let err = || format!("`{s}` is not an amount (a decimal such as \"499.00\", at most 6 decimals, not negative)");
+        let err = || {
+            format!("`{s}` is not an amount (a decimal such as \"499.00\", at most 6 decimals, not negative)")
+        };
         let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
         if whole.is_empty()
             || !whole.bytes().all(|b| b.is_ascii_digit())

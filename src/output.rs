@@ -56,7 +56,8 @@ impl Output {
 
     fn fields(rows: Vec<(&str, String)>) -> String {
         let mut t = Table::new();
-        t.load_preset(presets::NOTHING).set_content_arrangement(ContentArrangement::Disabled);
+        t.load_preset(presets::NOTHING)
+            .set_content_arrangement(ContentArrangement::Disabled);
         for (k, v) in rows {
             t.add_row(vec![k.to_owned(), v]);
         }
@@ -81,7 +82,15 @@ impl Output {
         match self.format {
             OutputFormat::Json => self.json(list),
             OutputFormat::Table => {
-                let mut t = Self::table(&["SLUG", "NAME", "TIER", "ISOLATION", "STATUS", "DATABASE", "CREATED"]);
+                let mut t = Self::table(&[
+                    "SLUG",
+                    "NAME",
+                    "TIER",
+                    "ISOLATION",
+                    "STATUS",
+                    "DATABASE",
+                    "CREATED",
+                ]);
                 for v in list {
                     t.add_row(vec![
                         v.slug.clone(),
@@ -109,10 +118,19 @@ impl Output {
                     p.isolation,
                     p.database,
                     p.role,
-                    p.status.as_ref().map(|s| format!(", currently {s}")).unwrap_or_default()
+                    p.status
+                        .as_ref()
+                        .map(|s| format!(", currently {s}"))
+                        .unwrap_or_default()
                 );
                 for s in &p.steps {
-                    text.push_str(&format!("[{}/{}] {} ... {}\n", s.step, p.steps.len(), s.name, s.state));
+                    text.push_str(&format!(
+                        "[{}/{}] {} ... {}\n",
+                        s.step,
+                        p.steps.len(),
+                        s.name,
+                        s.state
+                    ));
                 }
                 emit(&text)
             }
@@ -148,8 +166,16 @@ impl Output {
 }
 
 fn tenant_text(v: &TenantView) -> String {
-    let buckets = v.buckets.iter().map(|b| format!("{} ({})", b.name, b.location)).collect::<Vec<_>>();
-    let quotas = v.quotas.iter().map(|(r, q)| format!("{r}={}", q.limit)).collect::<Vec<_>>();
+    let buckets = v
+        .buckets
+        .iter()
+        .map(|b| format!("{} ({})", b.name, b.location))
+        .collect::<Vec<_>>();
+    let quotas = v
+        .quotas
+        .iter()
+        .map(|(r, q)| format!("{r}={}", q.limit))
+        .collect::<Vec<_>>();
     Output::fields(vec![
         ("slug", v.slug.clone()),
         ("id", v.id.to_string()),

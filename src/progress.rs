@@ -34,7 +34,10 @@ impl TerminalReporter {
         } else {
             Mode::Lines
         };
-        TerminalReporter { mode, spinner: Mutex::new(None) }
+        TerminalReporter {
+            mode,
+            spinner: Mutex::new(None),
+        }
     }
 
     /// Prints a line without tearing a running spinner.
@@ -53,14 +56,29 @@ impl Reporter for TerminalReporter {
             return;
         }
         let bar = ProgressBar::new_spinner();
-        bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         bar.set_message(format!("[{step}/{total}] {name} ..."));
         bar.enable_steady_tick(Duration::from_millis(80));
         *self.spinner.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar);
     }
 
-    fn step_finished(&self, step: usize, total: usize, name: &str, result: StepResult, elapsed: Duration) {
-        if let Some(bar) = self.spinner.lock().unwrap_or_else(|e| e.into_inner()).take() {
+    fn step_finished(
+        &self,
+        step: usize,
+        total: usize,
+        name: &str,
+        result: StepResult,
+        elapsed: Duration,
+    ) {
+        if let Some(bar) = self
+            .spinner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             bar.finish_and_clear();
         }
         if self.mode == Mode::Quiet {

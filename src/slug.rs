@@ -9,8 +9,26 @@ use crate::exit::Failure;
 /// shared objects (`pooled`, `app`, `owner` under the name prefix), and common service
 /// subdomains.
 pub const RESERVED: &[&str] = &[
-    "postgres", "template0", "template1", "public", "none", "tenantctl", "pooled", "app", "owner",
-    "admin", "root", "www", "api", "mail", "smtp", "ftp", "localhost", "status", "support", "docs",
+    "postgres",
+    "template0",
+    "template1",
+    "public",
+    "none",
+    "tenantctl",
+    "pooled",
+    "app",
+    "owner",
+    "admin",
+    "root",
+    "www",
+    "api",
+    "mail",
+    "smtp",
+    "ftp",
+    "localhost",
+    "status",
+    "support",
+    "docs",
 ];
 
 /// A validated DNS label: `^[a-z][a-z0-9-]{1,38}[a-z0-9]$`, no `--`, not reserved.
@@ -72,7 +90,13 @@ mod tests {
 
     #[test]
     fn accepts_dns_labels() {
-        for ok in ["acme", "a1b", "acme-corp", "x9-2", &format!("a{}", "b".repeat(39))] {
+        for ok in [
+            "acme",
+            "a1b",
+            "acme-corp",
+            "x9-2",
+            &format!("a{}", "b".repeat(39)),
+        ] {
             assert_eq!(ok.parse::<Slug>().unwrap().as_str(), ok);
         }
     }
@@ -81,8 +105,21 @@ mod tests {
     fn refuses_everything_else() {
         let long = format!("a{}", "b".repeat(40));
         for bad in [
-            "", "ab", "Acme", "1acme", "-acme", "acme-", "ac--me", "ac_me", "acmé", "ac me", &long,
-            "postgres", "template1", "admin", "pooled",
+            "",
+            "ab",
+            "Acme",
+            "1acme",
+            "-acme",
+            "acme-",
+            "ac--me",
+            "ac_me",
+            "acmé",
+            "ac me",
+            &long,
+            "postgres",
+            "template1",
+            "admin",
+            "pooled",
         ] {
             let err = bad.parse::<Slug>().unwrap_err().to_string();
             assert!(err.contains(&format!("`{bad}`")), "{err}");

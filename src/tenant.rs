@@ -32,9 +32,15 @@ impl Status {
     }
 
     pub fn parse(s: &str) -> Option<Status> {
-        [Status::Provisioning, Status::Active, Status::Suspended, Status::Deleting, Status::Deleted]
-            .into_iter()
-            .find(|st| st.as_str() == s)
+        [
+            Status::Provisioning,
+            Status::Active,
+            Status::Suspended,
+            Status::Deleting,
+            Status::Deleted,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
     }
 }
 
@@ -83,14 +89,18 @@ impl Naming {
     pub fn new(prefix: &str) -> Result<Naming, Failure> {
         let ok = (1..=20).contains(&prefix.len())
             && prefix.starts_with(|c: char| c.is_ascii_lowercase())
-            && prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
             && !prefix.starts_with("pg_");
         if !ok {
             return Err(Failure::BadInput(format!(
                 "invalid name prefix `{prefix}`: use 1 to 20 of a-z, 0-9 and '_', starting with a letter, not `pg_`"
             )));
         }
-        Ok(Naming { prefix: prefix.to_owned() })
+        Ok(Naming {
+            prefix: prefix.to_owned(),
+        })
     }
 
     pub fn prefix(&self) -> &str {
@@ -122,7 +132,10 @@ mod tests {
         let n = Naming::new("abcdefghijklmnopqrst").unwrap();
         let slug: Slug = format!("a{}", "b".repeat(39)).parse().unwrap();
         assert!(n.siloed(&slug).len() <= 63);
-        assert_eq!(Naming::new(DEFAULT_PREFIX).unwrap().pooled_database(), "tenant_pooled");
+        assert_eq!(
+            Naming::new(DEFAULT_PREFIX).unwrap().pooled_database(),
+            "tenant_pooled"
+        );
     }
 
     #[test]

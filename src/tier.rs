@@ -46,7 +46,13 @@ impl fmt::Display for Isolation {
 }
 
 /// The resources every tier limits, in display order.
-pub const RESOURCES: [&str; 5] = ["users", "storage_mb", "sandboxes", "compute_hours", "api_requests"];
+pub const RESOURCES: [&str; 5] = [
+    "users",
+    "storage_mb",
+    "sandboxes",
+    "compute_hours",
+    "api_requests",
+];
 
 /// Included quantity per resource. Every resource must be named: a tier that forgets one is
 /// an error, not an unlimited resource.
@@ -138,7 +144,8 @@ impl Tiers {
         if tiers.tiers.is_empty() {
             return Err(bad("it defines no tier; add a [tiers.NAME] table".into()));
         }
-        let currency_ok = tiers.currency.len() == 3 && tiers.currency.bytes().all(|b| b.is_ascii_uppercase());
+        let currency_ok =
+            tiers.currency.len() == 3 && tiers.currency.bytes().all(|b| b.is_ascii_uppercase());
         if !currency_ok {
             return Err(bad(format!(
                 "key `currency`: `{}` is not an ISO 4217 code such as \"USD\"",
@@ -148,7 +155,9 @@ impl Tiers {
         for name in tiers.tiers.keys() {
             let valid = name.len() <= 32
                 && name.starts_with(|c: char| c.is_ascii_lowercase())
-                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+                && name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
             if !valid {
                 return Err(bad(format!(
                     "tier name `{name}`: use lowercase letters, digits, '-' and '_', starting with a letter, at most 32"
@@ -184,7 +193,13 @@ mod tests {
         assert_eq!(free.isolation, Isolation::Pooled);
         assert_eq!(
             free.limits.iter(),
-            [("users", 1), ("storage_mb", 100), ("sandboxes", 1), ("compute_hours", 1), ("api_requests", 1000)]
+            [
+                ("users", 1),
+                ("storage_mb", 100),
+                ("sandboxes", 1),
+                ("compute_hours", 1),
+                ("api_requests", 1000)
+            ]
         );
         assert_eq!(free.overage, Overage::default());
         let premium = t.get("premium").unwrap();
@@ -231,7 +246,10 @@ mod tests {
     #[test]
     fn float_price_and_bad_isolation_are_refused() {
         let e = err(&BASE.replace("monthly_price = \"0\"", "monthly_price = 4.99"));
-        assert!(e.contains("key `monthly_price`") && e.contains("float"), "{e}");
+        assert!(
+            e.contains("key `monthly_price`") && e.contains("float"),
+            "{e}"
+        );
         let e = err(&BASE.replace("\"pooled\"", "\"shared\""));
         assert!(e.contains("key `isolation`") && e.contains("shared"), "{e}");
     }
@@ -245,6 +263,9 @@ mod tests {
     #[test]
     fn unknown_tier_lists_the_known_ones() {
         let e = Tiers::builtin().get("gold").unwrap_err().to_string();
-        assert_eq!(e, "unknown tier `gold`: the tiers are enterprise, free, premium");
+        assert_eq!(
+            e,
+            "unknown tier `gold`: the tiers are enterprise, free, premium"
+        );
     }
 }

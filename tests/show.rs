@@ -5,11 +5,19 @@ use crate::support::TestEnv;
 #[test]
 fn show_json_has_the_contract_fields() {
     let env = TestEnv::new();
-    env.run(&["provision", "acme", "--tier", "premium"]).expect(0);
+    env.run(&["provision", "acme", "--tier", "premium"])
+        .expect(0);
     env.run(&["provision", "small", "--tier", "free"]).expect(0);
 
-    let v = env.run(&["show", "acme", "--output", "json"]).expect(0).json();
-    let id: String = env.control().query_one("SELECT id::text FROM tenants WHERE slug = 'acme'", &[]).unwrap().get(0);
+    let v = env
+        .run(&["show", "acme", "--output", "json"])
+        .expect(0)
+        .json();
+    let id: String = env
+        .control()
+        .query_one("SELECT id::text FROM tenants WHERE slug = 'acme'", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(v["id"], id.as_str());
     assert_eq!(v["slug"], "acme");
     assert_eq!(v["name"], "acme");
@@ -23,7 +31,10 @@ fn show_json_has_the_contract_fields() {
     for b in buckets {
         let name = b["name"].as_str().unwrap();
         assert!(name.starts_with("acme-"));
-        assert_eq!(b["location"], env.storage_root().join(name).display().to_string());
+        assert_eq!(
+            b["location"],
+            env.storage_root().join(name).display().to_string()
+        );
     }
     assert_eq!(v["quotas"]["api_requests"]["limit"], 10_000);
     assert_eq!(v["quotas"]["users"]["limit"], 5);
@@ -35,7 +46,14 @@ fn show_json_has_the_contract_fields() {
     assert_eq!(p["role"], env.app_role());
 
     let table = env.run(&["show", "acme"]).expect(0).stdout;
-    for needle in ["acme", "premium", "siloed", "active", &env.silo("acme"), "api_requests=10000"] {
+    for needle in [
+        "acme",
+        "premium",
+        "siloed",
+        "active",
+        &env.silo("acme"),
+        "api_requests=10000",
+    ] {
         assert!(table.contains(needle), "`{needle}` missing:\n{table}");
     }
 }
@@ -43,12 +61,21 @@ fn show_json_has_the_contract_fields() {
 #[test]
 fn list_returns_every_tenant() {
     let env = TestEnv::new();
-    assert_eq!(env.run(&["list", "-o", "json"]).expect(0).json(), serde_json::json!([]));
+    assert_eq!(
+        env.run(&["list", "-o", "json"]).expect(0).json(),
+        serde_json::json!([])
+    );
     env.run(&["provision", "bravo", "--tier", "free"]).expect(0);
-    env.run(&["provision", "alpha", "--tier", "premium"]).expect(0);
+    env.run(&["provision", "alpha", "--tier", "premium"])
+        .expect(0);
     let v = env.run(&["list", "-o", "json"]).expect(0).json();
     let arr = v.as_array().unwrap();
-    assert_eq!(arr.iter().map(|t| t["slug"].as_str().unwrap()).collect::<Vec<_>>(), ["alpha", "bravo"]);
+    assert_eq!(
+        arr.iter()
+            .map(|t| t["slug"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["alpha", "bravo"]
+    );
     assert_eq!(arr[1]["quotas"]["users"]["limit"], 1);
     let table = env.run(&["list"]).expect(0).stdout;
     let lines: Vec<&str> = table.lines().collect();
@@ -60,6 +87,9 @@ fn list_returns_every_tenant() {
 fn show_of_an_unknown_tenant_exits_3_and_a_bad_slug_exits_2() {
     let env = TestEnv::new();
     let run = env.run(&["show", "ghost"]).expect(3);
-    assert_eq!(run.stderr.trim(), "error: no tenant `ghost`; `tenantctl list` shows the tenants");
+    assert_eq!(
+        run.stderr.trim(),
+        "error: no tenant `ghost`; `tenantctl list` shows the tenants"
+    );
     env.run(&["show", "Ghost"]).expect(2);
 }

@@ -12,7 +12,11 @@ pub fn run(settings: &Settings, cmd: LocalCommand, out: &Output) -> Result<()> {
         LocalCommand::Status => out.cluster_status(&local::status(settings)),
         LocalCommand::Stop => {
             let stopped = local::stop(settings)?;
-            let text = if stopped { "stopped the local cluster" } else { "the local cluster was not running" };
+            let text = if stopped {
+                "stopped the local cluster"
+            } else {
+                "the local cluster was not running"
+            };
             out.message(text, &serde_json::json!({ "stopped": stopped }))
         }
     }

@@ -3,6 +3,7 @@
 mod list;
 mod local;
 mod provision;
+mod set_tier;
 mod show;
 
 use anyhow::Result;
@@ -19,6 +20,7 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         Command::Provision(args) => provision::run(settings, &args, &out, &reporter).await,
         Command::List => list::run(settings, &out, &reporter).await,
         Command::Show(args) => show::run(settings, &args, &out, &reporter).await,
+        Command::SetTier(args) => set_tier::run(settings, &args, &out, &reporter).await,
         Command::Local(cmd) => local::run(&settings, cmd, &out),
     }
 }

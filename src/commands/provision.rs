@@ -9,7 +9,12 @@ use crate::ops::ControlPlane;
 use crate::output::Output;
 use crate::progress::TerminalReporter;
 
-pub async fn run(settings: Settings, args: &ProvisionArgs, out: &Output, reporter: &TerminalReporter) -> Result<()> {
+pub async fn run(
+    settings: Settings,
+    args: &ProvisionArgs,
+    out: &Output,
+    reporter: &TerminalReporter,
+) -> Result<()> {
     // Everything is checked before anything (even the local cluster) is touched.
     let req = Request::validate(
         &settings,

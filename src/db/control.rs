@@ -54,7 +54,8 @@ fn tenant_from(row: &Row) -> Result<Tenant> {
         tier: row.get("tier"),
         isolation: Isolation::parse(&isolation)
             .with_context(|| format!("unknown isolation `{isolation}` in tenants"))?,
-        status: Status::parse(&status).with_context(|| format!("unknown status `{status}` in tenants"))?,
+        status: Status::parse(&status)
+            .with_context(|| format!("unknown status `{status}` in tenants"))?,
         database: row.get("database_name"),
         role: row.get("role_name"),
         owner_email: row.get("owner_email"),
@@ -112,15 +113,18 @@ impl ControlDb {
     }
 
     async fn conn(&self) -> Result<deadpool_postgres::Object> {
-        self.pool
-            .get()
-            .await
-            .with_context(|| format!("connecting to the control database on {}", self.server.shown()))
+        self.pool.get().await.with_context(|| {
+            format!(
+                "connecting to the control database on {}",
+                self.server.shown()
+            )
+        })
     }
 
     /// The per-tenant provisioning lock, without waiting: `None` if another process holds it.
     pub async fn try_lock_tenant(&self, slug: &str) -> Result<Option<SessionLock>> {
-        self.session_lock(&format!("tenantctl:tenant:{slug}"), false).await
+        self.session_lock(&format!("tenantctl:tenant:{slug}"), false)
+            .await
     }
 
     /// The lock around changes to the shared pooled database and its role (concurrent GRANTs
@@ -140,7 +144,10 @@ impl ControlDb {
             true
         } else {
             client
-                .query_one("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", &[&key])
+                .query_one(
+                    "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                    &[&key],
+                )
                 .await
                 .with_context(|| format!("taking the lock {key}"))?
                 .get(0)
@@ -152,7 +159,10 @@ impl ControlDb {
         let row = self
             .conn()
             .await?
-            .query_opt(&format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE slug = $1"), &[&slug])
+            .query_opt(
+                &format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE slug = $1"),
+                &[&slug],
+            )
             .await
             .with_context(|| format!("looking up tenant {slug}"))?;
         row.as_ref().map(tenant_from).transpose()
@@ -162,7 +172,10 @@ impl ControlDb {
         let rows = self
             .conn()
             .await?
-            .query(&format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY slug"), &[])
+            .query(
+                &format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY slug"),
+                &[],
+            )
             .await
             .context("listing tenants")?;
         rows.iter().map(tenant_from).collect()
@@ -170,7 +183,12 @@ impl ControlDb {
 
     /// Step 1: the tenant row (status `provisioning`), its journal entry and its audit entry,
     /// in one transaction.
-    pub async fn record_tenant(&self, new: &NewTenant<'_>, actor: &str, duration_ms: i32) -> Result<Tenant> {
+    pub async fn record_tenant(
+        &self,
+        new: &NewTenant<'_>,
+        actor: &str,
+        duration_ms: i32,
+    ) -> Result<Tenant> {
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.context("starting a transaction")?;
         let row = tx
@@ -216,13 +234,22 @@ impl ControlDb {
         let rows = self
             .conn()
             .await?
-            .query("SELECT step FROM provisioning_journal WHERE tenant_id = $1 ORDER BY step", &[&tenant])
+            .query(
+                "SELECT step FROM provisioning_journal WHERE tenant_id = $1 ORDER BY step",
+                &[&tenant],
+            )
             .await
             .context("reading the provisioning journal")?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    pub async fn journal_step(&self, tenant: Uuid, step: i16, name: &str, duration_ms: i32) -> Result<()> {
+    pub async fn journal_step(
+        &self,
+        tenant: Uuid,
+        step: i16,
+        name: &str,
+        duration_ms: i32,
+    ) -> Result<()> {
         self.conn()
             .await?
             .execute(
@@ -240,7 +267,9 @@ impl ControlDb {
         let resources: Vec<&str> = limits.iter().map(|(r, _)| *r).collect();
         let values = limits
             .iter()
-            .map(|(r, l)| i64::try_from(*l).with_context(|| format!("the {r} limit {l} is too large")))
+            .map(|(r, l)| {
+                i64::try_from(*l).with_context(|| format!("the {r} limit {l} is too large"))
+            })
             .collect::<Result<Vec<i64>>>()?;
         self.conn()
             .await?
@@ -267,7 +296,11 @@ impl ControlDb {
             .context("reading quotas")?;
         Ok(rows
             .iter()
-            .map(|r| QuotaRow { resource: r.get(0), limit: r.get(1), source: r.get(2) })
+            .map(|r| QuotaRow {
+                resource: r.get(0),
+                limit: r.get(1),
+                source: r.get(2),
+            })
             .collect())
     }
 
@@ -281,8 +314,62 @@ impl ControlDb {
             .context("reading quotas")?;
         Ok(rows
             .iter()
-            .map(|r| (r.get(0), QuotaRow { resource: r.get(1), limit: r.get(2), source: r.get(3) }))
+            .map(|r| {
+                (
+                    r.get(0),
+                    QuotaRow {
+                        resource: r.get(1),
+                        limit: r.get(2),
+                        source: r.get(3),
+                    },
+                )
+            })
             .collect())
+    }
+
+    /// Moves a tenant to another tier: the tier, the quota rows that came from the tier, and
+    /// an audit entry, in one transaction.
+    pub async fn set_tier(
+        &self,
+        tenant: &Tenant,
+        tier: &str,
+        limits: &[(&str, u64)],
+        actor: &str,
+    ) -> Result<()> {
+        let resources: Vec<&str> = limits.iter().map(|(r, _)| *r).collect();
+        let values = limits
+            .iter()
+            .map(|(r, l)| {
+                i64::try_from(*l).with_context(|| format!("the {r} limit {l} is too large"))
+            })
+            .collect::<Result<Vec<i64>>>()?;
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await.context("starting a transaction")?;
+        tx.execute(
+            "UPDATE tenants SET tier = $2, updated_at = now() WHERE id = $1",
+            &[&tenant.id, &tier],
+        )
+        .await
+        .context("changing the tier")?;
+        tx.execute(
+            "INSERT INTO quotas (tenant_id, resource, limit_value)
+             SELECT $1, r, l FROM unnest($2::text[], $3::bigint[]) AS q(r, l)
+             ON CONFLICT (tenant_id, resource) DO UPDATE SET limit_value = EXCLUDED.limit_value, updated_at = now()
+             WHERE quotas.source = 'tier'",
+            &[&tenant.id, &resources, &values],
+        )
+        .await
+        .context("updating the tier's quotas")?;
+        let details = serde_json::json!({ "from_tier": tenant.tier, "to_tier": tier });
+        let status = tenant.status.as_str();
+        tx.execute(
+            "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
+             VALUES ($1, 'set-tier', $2, $3, $4, $4, $5)",
+            &[&actor, &tenant.id, &tenant.slug, &status, &details],
+        )
+        .await
+        .context("writing the audit log")?;
+        tx.commit().await.context("committing the tier change")
     }
 
     /// The owner's email and name, as step 1 recorded them.
@@ -290,7 +377,10 @@ impl ControlDb {
         let row = self
             .conn()
             .await?
-            .query_one("SELECT owner_email, owner_name FROM tenants WHERE id = $1", &[&tenant])
+            .query_one(
+                "SELECT owner_email, owner_name FROM tenants WHERE id = $1",
+                &[&tenant],
+            )
             .await
             .context("reading the tenant's owner")?;
         Ok((row.get(0), row.get(1)))
@@ -319,7 +409,8 @@ impl ControlDb {
         )
         .await
         .context("journaling step 7")?;
-        let details = serde_json::json!({ "tier": tenant.tier, "isolation": tenant.isolation.as_str() });
+        let details =
+            serde_json::json!({ "tier": tenant.tier, "isolation": tenant.isolation.as_str() });
         tx.execute(
             "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
              VALUES ($1, 'provision', $2, $3, 'provisioning', 'active', $4)",
@@ -338,7 +429,10 @@ async fn create_control_database(server: &Server, name: &str) -> Result<()> {
         Ok(c) => c,
         Err(_) => server.connect("template1").await?,
     };
-    match client.batch_execute(&format!("CREATE DATABASE {}", ident::quote(name))).await {
+    match client
+        .batch_execute(&format!("CREATE DATABASE {}", ident::quote(name)))
+        .await
+    {
         Ok(()) => Ok(()),
         Err(e) if already_exists(&e) => Ok(()),
         Err(e) => Err(e).with_context(|| format!("creating the control database `{name}`")),

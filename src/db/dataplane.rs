@@ -17,7 +17,10 @@ pub async fn ensure_app_role(admin: &Client, role: &str) -> Result<()> {
         .with_context(|| format!("looking up role `{role}`"))?
         .is_some();
     if !exists {
-        match admin.batch_execute(&format!("CREATE ROLE {} {attrs}", ident::quote(role))).await {
+        match admin
+            .batch_execute(&format!("CREATE ROLE {} {attrs}", ident::quote(role)))
+            .await
+        {
             Ok(()) => return Ok(()),
             Err(e) if already_exists(&e) => {}
             Err(e) => return Err(e).with_context(|| format!("creating role `{role}`")),
@@ -40,7 +43,10 @@ pub async fn ensure_database(admin: &Client, name: &str) -> Result<bool> {
     if exists {
         return Ok(false);
     }
-    match admin.batch_execute(&format!("CREATE DATABASE {}", ident::quote(name))).await {
+    match admin
+        .batch_execute(&format!("CREATE DATABASE {}", ident::quote(name)))
+        .await
+    {
         Ok(()) => Ok(true),
         Err(e) if already_exists(&e) => Ok(false),
         Err(e) => Err(e).with_context(|| format!("creating database `{name}`")),
@@ -82,10 +88,16 @@ pub async fn upsert_owner(
     full_name: &str,
     password_hash: &str,
 ) -> Result<()> {
-    let tx = client.transaction().await.context("starting a transaction")?;
-    tx.execute("SELECT set_config('app.tenant_id', $1, true)", &[&tenant.to_string()])
+    let tx = client
+        .transaction()
         .await
-        .context("setting the tenant context")?;
+        .context("starting a transaction")?;
+    tx.execute(
+        "SELECT set_config('app.tenant_id', $1, true)",
+        &[&tenant.to_string()],
+    )
+    .await
+    .context("setting the tenant context")?;
     tx.execute(
         "INSERT INTO users (tenant_id, email, password_hash, full_name, role)
          VALUES ($1, $2, $3, $4, 'owner')

@@ -11,6 +11,9 @@ mod tests {
     #[test]
     fn quotes_hostile_names() {
         assert_eq!(super::quote("tenant_acme-corp"), "\"tenant_acme-corp\"");
-        assert_eq!(super::quote("x\"; DROP DATABASE y; --"), "\"x\"\"; DROP DATABASE y; --\"");
+        assert_eq!(
+            super::quote("x\"; DROP DATABASE y; --"),
+            "\"x\"\"; DROP DATABASE y; --\""
+        );
     }
 }

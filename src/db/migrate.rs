@@ -37,7 +37,10 @@ async fn locked(client: &mut Client, key: &str, runner: refinery::Runner) -> Res
         .context("taking the migration lock")?;
     let result = runner.run_async(client).await;
     client
-        .execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", &[&key])
+        .execute(
+            "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
+            &[&key],
+        )
         .await
         .context("releasing the migration lock")?;
     Ok(result?.applied_migrations().len())

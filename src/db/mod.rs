@@ -30,7 +30,9 @@ impl Server {
 
     /// The control database: the one the configured URL names.
     pub fn control_database(&self) -> &str {
-        self.base.get_dbname().unwrap_or(crate::config::DEFAULT_CONTROL_DB)
+        self.base
+            .get_dbname()
+            .unwrap_or(crate::config::DEFAULT_CONTROL_DB)
     }
 
     pub fn shown(&self) -> &str {
@@ -64,7 +66,9 @@ impl Server {
         let mgr = Manager::from_config(
             self.config_for(dbname),
             NoTls,
-            ManagerConfig { recycling_method: RecyclingMethod::Clean },
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Clean,
+            },
         );
         Pool::builder(mgr)
             .max_size(size)

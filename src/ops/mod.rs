@@ -2,9 +2,11 @@
 //! through the `Reporter` trait, results are returned as `#[derive(Serialize)]` views.
 //!
 //! - `provision`: the numbered provisioning steps.
+//! - `lifecycle`: changes to a provisioned tenant (`set-tier`).
 //! - `tenants`: reading tenants (`list`, `show`).
 //! - `local`: the local cluster (`local status`, `local stop`).
 
+pub mod lifecycle;
 pub mod local;
 pub mod provision;
 pub mod tenants;
@@ -32,7 +34,14 @@ pub enum StepResult {
 /// silent reporters in benchmarks.
 pub trait Reporter: Sync {
     fn step_started(&self, step: usize, total: usize, name: &str);
-    fn step_finished(&self, step: usize, total: usize, name: &str, result: StepResult, elapsed: Duration);
+    fn step_finished(
+        &self,
+        step: usize,
+        total: usize,
+        name: &str,
+        result: StepResult,
+        elapsed: Duration,
+    );
     /// A status line for people (which server, what was skipped).
     fn status(&self, message: &str);
     /// A secret shown exactly once; it must reach the user even in quiet mode.
@@ -63,16 +72,31 @@ impl ControlPlane {
         let server = server(&settings, reporter, true)?.expect("started on demand");
         let control = ControlDb::open(server).await?;
         let store = Box::new(LocalDirStore::new(settings.storage_root.clone()));
-        Ok(ControlPlane { settings, control, store })
+        Ok(ControlPlane {
+            settings,
+            control,
+            store,
+        })
     }
 
     /// Like `open`, but changes nothing anywhere: `None` when there is no control database yet
     /// (or the local cluster is not running).
-    pub async fn open_existing(settings: Settings, reporter: &dyn Reporter) -> Result<Option<ControlPlane>> {
-        let Some(server) = server(&settings, reporter, false)? else { return Ok(None) };
-        let Some(control) = ControlDb::open_existing(server).await? else { return Ok(None) };
+    pub async fn open_existing(
+        settings: Settings,
+        reporter: &dyn Reporter,
+    ) -> Result<Option<ControlPlane>> {
+        let Some(server) = server(&settings, reporter, false)? else {
+            return Ok(None);
+        };
+        let Some(control) = ControlDb::open_existing(server).await? else {
+            return Ok(None);
+        };
         let store = Box::new(LocalDirStore::new(settings.storage_root.clone()));
-        Ok(Some(ControlPlane { settings, control, store }))
+        Ok(Some(ControlPlane {
+            settings,
+            control,
+            store,
+        }))
     }
 }
 
@@ -80,7 +104,9 @@ impl ControlPlane {
 /// running).
 fn server(settings: &Settings, reporter: &dyn Reporter, start: bool) -> Result<Option<Server>> {
     match &settings.database {
-        DatabaseTarget::Url { config, shown } => Ok(Some(Server::new(config.clone(), shown.clone()))),
+        DatabaseTarget::Url { config, shown } => {
+            Ok(Some(Server::new((**config).clone(), shown.clone())))
+        }
         DatabaseTarget::Local => {
             let cluster = LocalCluster::new(&settings.data_dir, settings.pg_bindir.as_deref());
             if start {

@@ -97,7 +97,10 @@ impl Request {
             )));
         }
         let owner_name = args.owner_name.unwrap_or("Owner").trim().to_owned();
-        if owner_name.is_empty() || owner_name.chars().count() > 200 || owner_name.chars().any(char::is_control) {
+        if owner_name.is_empty()
+            || owner_name.chars().count() > 200
+            || owner_name.chars().any(char::is_control)
+        {
             return Err(Failure::BadInput(format!(
                 "invalid --owner-name `{owner_name}`: 1 to 200 printable characters"
             )));
@@ -127,7 +130,9 @@ impl Request {
 }
 
 fn valid_email(e: &str) -> bool {
-    let Some((local, domain)) = e.split_once('@') else { return false };
+    let Some((local, domain)) = e.split_once('@') else {
+        return false;
+    };
     !local.is_empty()
         && domain.contains('.')
         && !domain.starts_with('.')
@@ -169,14 +174,24 @@ pub struct PlannedStep {
 
 fn names_for(settings: &Settings, req: &Request) -> (String, String) {
     match req.tier.isolation {
-        Isolation::Siloed => (settings.naming.siloed(&req.slug), settings.naming.siloed(&req.slug)),
-        Isolation::Pooled => (settings.naming.pooled_database(), settings.naming.pooled_app_role()),
+        Isolation::Siloed => (
+            settings.naming.siloed(&req.slug),
+            settings.naming.siloed(&req.slug),
+        ),
+        Isolation::Pooled => (
+            settings.naming.pooled_database(),
+            settings.naming.pooled_app_role(),
+        ),
     }
 }
 
 /// The steps a run would take, reading what exists and changing nothing. `plane` is `None`
 /// when there is no control database yet.
-pub async fn plan(settings: &Settings, plane: Option<&ControlPlane>, req: &Request) -> Result<Plan> {
+pub async fn plan(
+    settings: &Settings,
+    plane: Option<&ControlPlane>,
+    req: &Request,
+) -> Result<Plan> {
     let (database, role) = names_for(settings, req);
     let mut done = BTreeSet::new();
     let mut status = None;
@@ -193,7 +208,11 @@ pub async fn plan(settings: &Settings, plane: Option<&ControlPlane>, req: &Reque
         .map(|(i, name)| PlannedStep {
             step: i + 1,
             name,
-            state: if done.contains(&(i as i16 + 1)) { "done" } else { "pending" },
+            state: if done.contains(&(i as i16 + 1)) {
+                "done"
+            } else {
+                "pending"
+            },
         })
         .collect();
     Ok(Plan {
@@ -213,14 +232,14 @@ pub async fn plan(settings: &Settings, plane: Option<&ControlPlane>, req: &Reque
 fn refuse_conflicts(t: &Tenant, req: &Request) -> Result<(), Failure> {
     let slug = &t.slug;
     match t.status {
-        Status::Active | Status::Provisioning if t.tier != req.tier_name => {
-            let what = if t.status == Status::Active { "is already active" } else { "is being provisioned" };
-            Err(Failure::Refused(format!(
-                "tenant `{slug}` {what} on tier `{}`, not `{}`; provisioning does not change tiers: \
-                 run `tenantctl provision {slug} --tier {}` to finish or confirm it, then `tenantctl set-tier {slug} {}` to move it",
-                t.tier, req.tier_name, t.tier, req.tier_name
-            )))
-        }
+        Status::Active if t.tier != req.tier_name => Err(Failure::Refused(format!(
+            "tenant `{slug}` is already active on tier `{}`; to move it to `{}`, run `tenantctl set-tier {slug} {}`",
+            t.tier, req.tier_name, req.tier_name
+        ))),
+        Status::Provisioning if t.tier != req.tier_name => Err(Failure::Refused(format!(
+            "tenant `{slug}` is being provisioned on tier `{}`; finish it with `tenantctl provision {slug} --tier {}`, then run `tenantctl set-tier {slug} {}`",
+            t.tier, t.tier, req.tier_name
+        ))),
         Status::Active | Status::Provisioning => Ok(()),
         other => Err(Failure::Refused(format!(
             "tenant `{slug}` is {other}; only a new or unfinished tenant can be provisioned"
@@ -229,7 +248,11 @@ fn refuse_conflicts(t: &Tenant, req: &Request) -> Result<(), Failure> {
 }
 
 /// Provisions the tenant, resuming an interrupted run. See the module outline.
-pub async fn provision(plane: &ControlPlane, req: &Request, reporter: &dyn Reporter) -> Result<Outcome> {
+pub async fn provision(
+    plane: &ControlPlane,
+    req: &Request,
+    reporter: &dyn Reporter,
+) -> Result<Outcome> {
     let slug = req.slug.as_str();
     let _lock = plane.control.try_lock_tenant(slug).await?.ok_or_else(|| {
         Failure::Refused(format!(
@@ -240,16 +263,32 @@ pub async fn provision(plane: &ControlPlane, req: &Request, reporter: &dyn Repor
     if let Some(t) = &existing {
         refuse_conflicts(t, req)?;
         if t.status == Status::Active {
-            reporter.status(&format!("tenant `{slug}` is already active on tier `{}`; nothing to do", t.tier));
-            return Ok(Outcome { changed: false, tenant: tenants::view(plane, t.clone()).await? });
+            reporter.status(&format!(
+                "tenant `{slug}` is already active on tier `{}`; nothing to do",
+                t.tier
+            ));
+            return Ok(Outcome {
+                changed: false,
+                tenant: tenants::view(plane, t.clone()).await?,
+            });
         }
         reporter.status(&format!("resuming the provisioning of tenant `{slug}`"));
     }
     let done: BTreeSet<i16> = match &existing {
-        Some(t) => plane.control.completed_steps(t.id).await?.into_iter().collect(),
+        Some(t) => plane
+            .control
+            .completed_steps(t.id)
+            .await?
+            .into_iter()
+            .collect(),
         None => BTreeSet::new(),
     };
-    let run = Run { plane, req, reporter, done };
+    let run = Run {
+        plane,
+        req,
+        reporter,
+        done,
+    };
 
     let tenant = match existing {
         Some(t) => {
@@ -258,19 +297,28 @@ pub async fn provision(plane: &ControlPlane, req: &Request, reporter: &dyn Repor
         }
         None => run.step(1, || record_tenant(plane, req)).await?,
     };
-    run.step_journaled(2, &tenant, || create_database(plane, &tenant)).await?;
-    run.step_journaled(3, &tenant, || apply_schema(plane, &tenant)).await?;
-    run.step_journaled(4, &tenant, || create_owner(plane, &tenant, req, reporter)).await?;
-    run.step_journaled(5, &tenant, || seed_quotas(plane, &tenant, &req.tier)).await?;
-    run.step_journaled(6, &tenant, || create_buckets(plane, &tenant)).await?;
-    run.step_journaled(7, &tenant, || activate(plane, &tenant)).await?;
+    run.step_journaled(2, &tenant, || create_database(plane, &tenant))
+        .await?;
+    run.step_journaled(3, &tenant, || apply_schema(plane, &tenant))
+        .await?;
+    run.step_journaled(4, &tenant, || create_owner(plane, &tenant, req, reporter))
+        .await?;
+    run.step_journaled(5, &tenant, || seed_quotas(plane, &tenant, &req.tier))
+        .await?;
+    run.step_journaled(6, &tenant, || create_buckets(plane, &tenant))
+        .await?;
+    run.step_journaled(7, &tenant, || activate(plane, &tenant))
+        .await?;
 
     let tenant = plane
         .control
         .find_tenant(slug)
         .await?
         .with_context(|| format!("tenant `{slug}` vanished after provisioning"))?;
-    Ok(Outcome { changed: true, tenant: tenants::view(plane, tenant).await? })
+    Ok(Outcome {
+        changed: true,
+        tenant: tenants::view(plane, tenant).await?,
+    })
 }
 
 /// Drives the steps: skips journaled ones, times and reports the others, and offers the
@@ -285,8 +333,13 @@ struct Run<'a> {
 impl<'a> Run<'a> {
     fn skip(&self, n: usize) {
         self.reporter.step_started(n, STEPS.len(), STEPS[n - 1]);
-        self.reporter
-            .step_finished(n, STEPS.len(), STEPS[n - 1], StepResult::AlreadyDone, Duration::ZERO);
+        self.reporter.step_finished(
+            n,
+            STEPS.len(),
+            STEPS[n - 1],
+            StepResult::AlreadyDone,
+            Duration::ZERO,
+        );
     }
 
     /// Runs step `n` and reports it; the step journals itself.
@@ -300,12 +353,14 @@ impl<'a> Run<'a> {
         let t0 = Instant::now();
         match work().await {
             Ok(v) => {
-                self.reporter.step_finished(n, STEPS.len(), name, StepResult::Done, t0.elapsed());
+                self.reporter
+                    .step_finished(n, STEPS.len(), name, StepResult::Done, t0.elapsed());
                 failpoint(&self.plane.settings, &format!("after-step:{n}"));
                 Ok(v)
             }
             Err(e) => {
-                self.reporter.step_finished(n, STEPS.len(), name, StepResult::Failed, t0.elapsed());
+                self.reporter
+                    .step_finished(n, STEPS.len(), name, StepResult::Failed, t0.elapsed());
                 Err(e.context(format!(
                     "step {n}/{} ({name}) failed for tenant `{}`; fix the cause and run the same command again to resume",
                     STEPS.len(),
@@ -337,7 +392,10 @@ impl<'a> Run<'a> {
                 return Ok(()); // activation journals itself, in its own transaction
             }
             let ms = millis(t0.elapsed());
-            plane.control.journal_step(tenant.id, n as i16, STEPS[n - 1], ms).await
+            plane
+                .control
+                .journal_step(tenant.id, n as i16, STEPS[n - 1], ms)
+                .await
         })
         .await
     }
@@ -368,7 +426,10 @@ async fn record_tenant(plane: &ControlPlane, req: &Request) -> Result<Tenant> {
         owner_email: &req.owner_email,
         owner_name: &req.owner_name,
     };
-    plane.control.record_tenant(&new, &plane.settings.actor, millis(t0.elapsed())).await
+    plane
+        .control
+        .record_tenant(&new, &plane.settings.actor, millis(t0.elapsed()))
+        .await
 }
 
 /// Serialises work on the shared pooled database across tenants; siloed work needs no more
@@ -398,7 +459,12 @@ async fn apply_schema(plane: &ControlPlane, t: &Tenant) -> Result<()> {
 }
 
 /// Step 4.
-async fn create_owner(plane: &ControlPlane, t: &Tenant, req: &Request, reporter: &dyn Reporter) -> Result<()> {
+async fn create_owner(
+    plane: &ControlPlane,
+    t: &Tenant,
+    req: &Request,
+    reporter: &dyn Reporter,
+) -> Result<()> {
     let password = Alphanumeric.sample_string(&mut rand::rng(), PASSWORD_LEN);
     let to_hash = password.clone();
     let hash = tokio::task::spawn_blocking(move || bcrypt::hash(to_hash, BCRYPT_COST))
@@ -412,7 +478,10 @@ async fn create_owner(plane: &ControlPlane, t: &Tenant, req: &Request, reporter:
     match &req.password_file {
         Some(path) => {
             write_secret_file(path, &password)?;
-            reporter.status(&format!("owner password for {email} written to {}", path.display()));
+            reporter.status(&format!(
+                "owner password for {email} written to {}",
+                path.display()
+            ));
         }
         None => reporter.secret(&format!(
             "owner {email} of tenant `{}`: temporary password {password} (shown once, not stored)",

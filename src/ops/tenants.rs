@@ -50,11 +50,22 @@ pub struct QuotaView {
 fn assemble(plane: &ControlPlane, t: Tenant, quotas: Vec<QuotaRow>) -> TenantView {
     let buckets = bucket_names(&t.slug)
         .into_iter()
-        .map(|name| BucketView { location: plane.store.location(&name), name })
+        .map(|name| BucketView {
+            location: plane.store.location(&name),
+            name,
+        })
         .collect();
     let quotas = quotas
         .into_iter()
-        .map(|q| (q.resource, QuotaView { limit: q.limit, source: q.source }))
+        .map(|q| {
+            (
+                q.resource,
+                QuotaView {
+                    limit: q.limit,
+                    source: q.source,
+                },
+            )
+        })
         .collect();
     TenantView {
         id: t.id,
@@ -83,7 +94,10 @@ pub async fn view(plane: &ControlPlane, t: Tenant) -> Result<TenantView> {
 pub async fn show(plane: &ControlPlane, slug: &Slug) -> Result<TenantView> {
     match plane.control.find_tenant(slug.as_str()).await? {
         Some(t) => view(plane, t).await,
-        None => Err(Failure::Refused(format!("no tenant `{slug}`; `tenantctl list` shows the tenants")).into()),
+        None => Err(Failure::Refused(format!(
+            "no tenant `{slug}`; `tenantctl list` shows the tenants"
+        ))
+        .into()),
     }
 }
 

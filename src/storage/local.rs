@@ -19,7 +19,8 @@ impl LocalDirStore {
 impl BucketStore for LocalDirStore {
     fn create(&self, bucket: &str) -> Result<()> {
         let dir = self.root.join(bucket);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating bucket directory {}", dir.display()))
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating bucket directory {}", dir.display()))
     }
 
     fn exists(&self, bucket: &str) -> Result<bool> {

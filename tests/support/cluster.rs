@@ -27,13 +27,17 @@ static CLUSTER: OnceLock<Cluster> = OnceLock::new();
 
 pub fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(|| match std::env::var("TENANTCTL_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Cluster { base: without_dbname(&url) },
+        Ok(url) if !url.is_empty() => Cluster {
+            base: without_dbname(&url),
+        },
         _ => start(),
     })
 }
 
 fn without_dbname(url: &str) -> String {
-    let config: tokio_postgres::Config = url.parse().expect("TENANTCTL_TEST_DATABASE_URL is not a valid connection string");
+    let config: tokio_postgres::Config = url
+        .parse()
+        .expect("TENANTCTL_TEST_DATABASE_URL is not a valid connection string");
     let mut parts = Vec::new();
     for host in config.get_hosts() {
         match host {
@@ -90,8 +94,22 @@ fn start() -> Cluster {
             .arg(&pgdata2)
             .arg("-k")
             .arg(&socket2)
-            .args(["-c", "listen_addresses=", "-c", "fsync=off", "-c", "full_page_writes=off"])
-            .args(["-c", "synchronous_commit=off", "-c", "max_connections=300", "-c", "shared_buffers=64MB"])
+            .args([
+                "-c",
+                "listen_addresses=",
+                "-c",
+                "fsync=off",
+                "-c",
+                "full_page_writes=off",
+            ])
+            .args([
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "max_connections=300",
+                "-c",
+                "shared_buffers=64MB",
+            ])
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(dir.join("server.log")).unwrap());
         // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec here.

@@ -35,12 +35,19 @@ impl Run {
     /// Asserts the exit code, showing the output when it differs.
     #[track_caller]
     pub fn expect(self, code: i32) -> Run {
-        assert_eq!(self.code, Some(code), "exit code; stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code,
+            Some(code),
+            "exit code; stdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
     }
 }
 
@@ -54,10 +61,17 @@ impl TestEnv {
     pub fn new() -> TestEnv {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let id = format!("{}_{n}", std::process::id() % 100_000);
-        let dir = tempfile::Builder::new().prefix("tenantctl-env-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("tenantctl-env-")
+            .tempdir()
+            .unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         cluster();
-        TestEnv { prefix: format!("t{id}_"), control_db: format!("ctl_{id}"), dir }
+        TestEnv {
+            prefix: format!("t{id}_"),
+            control_db: format!("ctl_{id}"),
+            dir,
+        }
     }
 
     pub fn storage_root(&self) -> PathBuf {
@@ -123,7 +137,9 @@ impl TestEnv {
 
     pub fn database_exists(&self, db: &str) -> bool {
         let mut c = self.admin("postgres");
-        c.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&db]).unwrap().is_some()
+        c.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&db])
+            .unwrap()
+            .is_some()
     }
 
     /// Databases and roles under this test's prefix.
@@ -131,13 +147,19 @@ impl TestEnv {
         let mut c = self.admin("postgres");
         let pat = format!("{}%", self.prefix.replace('_', "\\_"));
         let dbs = c
-            .query("SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY 1", &[&pat])
+            .query(
+                "SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY 1",
+                &[&pat],
+            )
             .unwrap()
             .iter()
             .map(|r| r.get(0))
             .collect();
         let roles = c
-            .query("SELECT rolname FROM pg_roles WHERE rolname LIKE $1 ORDER BY 1", &[&pat])
+            .query(
+                "SELECT rolname FROM pg_roles WHERE rolname LIKE $1 ORDER BY 1",
+                &[&pat],
+            )
             .unwrap()
             .iter()
             .map(|r| r.get(0))
@@ -195,5 +217,11 @@ pub fn shown_password(stderr: &str) -> String {
         .lines()
         .find(|l| l.contains("temporary password"))
         .unwrap_or_else(|| panic!("no password shown on stderr:\n{stderr}"));
-    line.split("temporary password ").nth(1).unwrap().split_whitespace().next().unwrap().to_owned()
+    line.split("temporary password ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
 }
