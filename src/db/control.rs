@@ -121,6 +121,12 @@ impl ControlDb {
         })
     }
 
+    /// A pooled connection to the control database, for statements that may run from any
+    /// database (`CREATE ROLE`, `CREATE DATABASE`, `GRANT CONNECT`).
+    pub async fn admin(&self) -> Result<deadpool_postgres::Object> {
+        self.conn().await
+    }
+
     /// The per-tenant provisioning lock, without waiting: `None` if another process holds it.
     pub async fn try_lock_tenant(&self, slug: &str) -> Result<Option<SessionLock>> {
         self.session_lock(&format!("tenantctl:tenant:{slug}"), false)

@@ -27,11 +27,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use rand::distr::{Alphanumeric, SampleString};
 use serde::Serialize;
+use tokio_postgres::Client;
 
 use super::tenants::{self, TenantView};
 use super::{ControlPlane, Reporter, StepResult};
 use crate::config::Settings;
-use crate::db::control::{NewTenant, SessionLock};
+use crate::db::control::NewTenant;
 use crate::db::{dataplane, migrate};
 use crate::exit::Failure;
 use crate::slug::Slug;
@@ -283,6 +284,9 @@ pub async fn provision(
             .collect(),
         None => BTreeSet::new(),
     };
+    // bcrypt is the slowest part of a run and needs no database: hash on a blocking thread
+    // while steps 1-3 wait on the server.
+    let owner_secret = (!done.contains(&4)).then(OwnerSecret::start);
     let run = Run {
         plane,
         req,
@@ -297,12 +301,28 @@ pub async fn provision(
         }
         None => run.step(1, || record_tenant(plane, req)).await?,
     };
+    // One lock for steps 2 and 3 of a pooled tenant, one connection to its database for 3 and 4.
+    let pooled_lock = match tenant.isolation {
+        Isolation::Pooled if !(run.done.contains(&2) && run.done.contains(&3)) => {
+            Some(plane.control.lock_pooled().await?)
+        }
+        _ => None,
+    };
+    let mut tenant_db: Option<Client> = None;
     run.step_journaled(2, &tenant, || create_database(plane, &tenant))
         .await?;
-    run.step_journaled(3, &tenant, || apply_schema(plane, &tenant))
+    run.step_journaled(3, &tenant, || apply_schema(plane, &tenant, &mut tenant_db))
         .await?;
-    run.step_journaled(4, &tenant, || create_owner(plane, &tenant, req, reporter))
+    drop(pooled_lock);
+    if let Some(secret) = owner_secret {
+        run.step_journaled(4, &tenant, || {
+            create_owner(plane, &tenant, req, reporter, secret, &mut tenant_db)
+        })
         .await?;
+    } else {
+        run.skip(4);
+    }
+    drop(tenant_db);
     run.step_journaled(5, &tenant, || seed_quotas(plane, &tenant, &req.tier))
         .await?;
     run.step_journaled(6, &tenant, || create_buckets(plane, &tenant))
@@ -432,30 +452,47 @@ async fn record_tenant(plane: &ControlPlane, req: &Request) -> Result<Tenant> {
         .await
 }
 
-/// Serialises work on the shared pooled database across tenants; siloed work needs no more
-/// than the tenant's own lock.
-async fn pooled_guard(plane: &ControlPlane, t: &Tenant) -> Result<Option<SessionLock>> {
-    match t.isolation {
-        Isolation::Pooled => Ok(Some(plane.control.lock_pooled().await?)),
-        Isolation::Siloed => Ok(None),
-    }
-}
-
-/// Step 2.
+/// Step 2. (A pooled tenant's caller holds the pooled lock: concurrent GRANTs on one object
+/// fail with "tuple concurrently updated".)
 async fn create_database(plane: &ControlPlane, t: &Tenant) -> Result<()> {
-    let _guard = pooled_guard(plane, t).await?;
-    let admin = plane.control.server().connect(plane.control.name()).await?;
+    let admin = plane.control.admin().await?;
     dataplane::ensure_app_role(&admin, &t.role).await?;
     dataplane::ensure_database(&admin, &t.database).await?;
     dataplane::restrict_connect(&admin, &t.database, &t.role).await
 }
 
+/// The tenant database's connection, opened on first use.
+async fn tenant_conn<'c>(
+    plane: &ControlPlane,
+    t: &Tenant,
+    slot: &'c mut Option<Client>,
+) -> Result<&'c mut Client> {
+    if slot.is_none() {
+        *slot = Some(plane.control.server().connect(&t.database).await?);
+    }
+    Ok(slot.as_mut().expect("just connected"))
+}
+
 /// Step 3.
-async fn apply_schema(plane: &ControlPlane, t: &Tenant) -> Result<()> {
-    let _guard = pooled_guard(plane, t).await?;
-    let mut client = plane.control.server().connect(&t.database).await?;
-    migrate::tenant(&mut client).await?;
-    dataplane::grant_app_access(&client, &t.role).await
+async fn apply_schema(plane: &ControlPlane, t: &Tenant, conn: &mut Option<Client>) -> Result<()> {
+    let client = tenant_conn(plane, t, conn).await?;
+    migrate::tenant(client).await?;
+    dataplane::grant_app_access(client, &t.role).await
+}
+
+/// The owner's temporary password, and its bcrypt hash being computed on a blocking thread.
+struct OwnerSecret {
+    password: String,
+    hash: tokio::task::JoinHandle<bcrypt::BcryptResult<String>>,
+}
+
+impl OwnerSecret {
+    fn start() -> OwnerSecret {
+        let password = Alphanumeric.sample_string(&mut rand::rng(), PASSWORD_LEN);
+        let to_hash = password.clone();
+        let hash = tokio::task::spawn_blocking(move || bcrypt::hash(to_hash, BCRYPT_COST));
+        OwnerSecret { password, hash }
+    }
 }
 
 /// Step 4.
@@ -464,17 +501,25 @@ async fn create_owner(
     t: &Tenant,
     req: &Request,
     reporter: &dyn Reporter,
+    secret: OwnerSecret,
+    conn: &mut Option<Client>,
 ) -> Result<()> {
-    let password = Alphanumeric.sample_string(&mut rand::rng(), PASSWORD_LEN);
-    let to_hash = password.clone();
-    let hash = tokio::task::spawn_blocking(move || bcrypt::hash(to_hash, BCRYPT_COST))
+    let hash = secret
+        .hash
         .await
         .context("hashing the owner's password")?
         .context("hashing the owner's password")?;
+    let password = secret.password;
     // The owner recorded in step 1: a resumed run keeps it, whatever its flags say.
     let (email, name) = plane.control.owner(t.id).await?;
-    let mut client = plane.control.server().connect(&t.database).await?;
-    dataplane::upsert_owner(&mut client, t.id, &email, &name, &hash).await?;
+    dataplane::upsert_owner(
+        tenant_conn(plane, t, conn).await?,
+        t.id,
+        &email,
+        &name,
+        &hash,
+    )
+    .await?;
     match &req.password_file {
         Some(path) => {
             write_secret_file(path, &password)?;
