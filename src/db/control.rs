@@ -270,13 +270,7 @@ impl ControlDb {
 
     /// Step 5: one row per resource; rows that exist (an earlier run, an override) are kept.
     pub async fn seed_quotas(&self, tenant: Uuid, limits: &[(&str, u64)]) -> Result<()> {
-        let resources: Vec<&str> = limits.iter().map(|(r, _)| *r).collect();
-        let values = limits
-            .iter()
-            .map(|(r, l)| {
-                i64::try_from(*l).with_context(|| format!("the {r} limit {l} is too large"))
-            })
-            .collect::<Result<Vec<i64>>>()?;
+        let (resources, values) = limit_columns(limits)?;
         self.conn()
             .await?
             .execute(
@@ -342,13 +336,7 @@ impl ControlDb {
         limits: &[(&str, u64)],
         actor: &str,
     ) -> Result<()> {
-        let resources: Vec<&str> = limits.iter().map(|(r, _)| *r).collect();
-        let values = limits
-            .iter()
-            .map(|(r, l)| {
-                i64::try_from(*l).with_context(|| format!("the {r} limit {l} is too large"))
-            })
-            .collect::<Result<Vec<i64>>>()?;
+        let (resources, values) = limit_columns(limits)?;
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.context("starting a transaction")?;
         tx.execute(
@@ -427,6 +415,16 @@ impl ControlDb {
         tx.commit().await.context("committing step 7")?;
         Ok(())
     }
+}
+
+/// `(resource, limit)` pairs as the two arrays an `unnest` insert binds.
+fn limit_columns<'a>(limits: &[(&'a str, u64)]) -> Result<(Vec<&'a str>, Vec<i64>)> {
+    let resources = limits.iter().map(|(r, _)| *r).collect();
+    let values = limits
+        .iter()
+        .map(|(r, l)| i64::try_from(*l).with_context(|| format!("the {r} limit {l} is too large")))
+        .collect::<Result<Vec<i64>>>()?;
+    Ok((resources, values))
 }
 
 /// Creates the control database from a maintenance database (`postgres`, else `template1`).
