@@ -9,7 +9,7 @@ Exit codes:
   0  success
   1  the operation failed (server unreachable, a step failed)
   2  bad input or usage (invalid slug, unknown tier, invalid tiers.toml); nothing changed
-  3  refused by state (not found, another tier, provisioning in progress)";
+  3  refused by state (not found, another tier, provisioning in progress, over a hard limit)";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -77,6 +77,12 @@ pub enum Command {
     /// Move a tenant to another tier of the same isolation model (limits seeded from the tier
     /// follow it; per-tenant overrides stay)
     SetTier(SetTierArgs),
+    /// Quotas: limits against usage, overrides, and the check scripts branch on
+    #[command(subcommand)]
+    Quota(QuotaCommand),
+    /// Usage: metered events (one or a CSV file) and measured levels
+    #[command(subcommand)]
+    Usage(UsageCommand),
     /// Manage the local PostgreSQL cluster used when no database URL is configured
     #[command(subcommand)]
     Local(LocalCommand),
@@ -116,6 +122,58 @@ pub struct SetTierArgs {
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     pub slug: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuotaCommand {
+    /// Each resource's limit, usage (measured now for users and storage_mb), what is left,
+    /// and whether the limit is hard
+    Show { slug: String },
+    /// Override one limit for this tenant (audited)
+    Set {
+        slug: String,
+        /// users, storage_mb, sandboxes, compute_hours or api_requests
+        resource: String,
+        #[arg(value_parser = clap::value_parser!(i64).range(0..))]
+        limit: i64,
+    },
+    /// Return one limit (or all) to the tier's value (audited)
+    Reset {
+        slug: String,
+        resource: Option<String>,
+    },
+    /// Exit 0 if AMOUNT more fits, 3 if a hard limit (or the tenant's status) refuses it;
+    /// past a soft limit it reports the overage and exits 0
+    Check {
+        slug: String,
+        resource: String,
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..))]
+        amount: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsageCommand {
+    /// Record one metered event; the same --key counts once, forever. Past a hard limit it is
+    /// refused (exit 3) and recorded nowhere
+    Record {
+        slug: String,
+        /// sandboxes, compute_hours or api_requests
+        resource: String,
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        quantity: i64,
+        /// When it happened: RFC 3339 or YYYY-MM-DD (UTC) [default: now]
+        #[arg(long)]
+        at: Option<String>,
+        /// Idempotency key [default: a new one, so the event always counts]
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Import events from a CSV file (slug,resource,quantity,time,key) in one transaction;
+    /// exit 3 if any row was refused (the others are applied)
+    Import { file: PathBuf },
+    /// Measure users and storage_mb for every active or suspended tenant (or one)
+    Refresh { slug: Option<String> },
 }
 
 #[derive(Debug, Subcommand)]

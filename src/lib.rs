@@ -14,7 +14,7 @@
 //! - `output`: tables and JSON on stdout, lines on stderr; the only module that prints.
 //! - `progress`: the terminal implementation of `ops::Reporter`.
 //! - `exit`: typed failures and their exit codes.
-//! - `slug`, `tenant`, `tier`, `money`: the domain types, unit-tested in place.
+//! - `slug`, `tenant`, `tier`, `money`, `period`, `usage_file`: the domain types, unit-tested in place.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
@@ -27,11 +27,13 @@ pub mod exit;
 pub mod money;
 pub mod ops;
 pub mod output;
+pub mod period;
 pub mod progress;
 pub mod slug;
 pub mod storage;
 pub mod tenant;
 pub mod tier;
+pub mod usage_file;
 
 use anyhow::{Context, Result};
 

@@ -12,7 +12,9 @@ use serde::Serialize;
 use crate::cli::OutputFormat;
 use crate::cluster::ClusterStatus;
 use crate::ops::provision::{Outcome, Plan};
+use crate::ops::quota::{Check, QuotaLine};
 use crate::ops::tenants::TenantView;
+use crate::ops::usage::{ImportView, RecordView, RefreshView};
 
 /// Prints the error and its causes once, as `error: outer: inner`.
 pub fn error(err: &anyhow::Error) {
@@ -154,6 +156,100 @@ impl Output {
                 ),
             ])),
         }
+    }
+
+    pub fn quota_lines(&self, lines: &[QuotaLine]) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(lines),
+            OutputFormat::Table => {
+                let mut t = Self::table(&[
+                    "RESOURCE",
+                    "KIND",
+                    "LIMIT",
+                    "USED",
+                    "REMAINING",
+                    "LIMIT IS",
+                    "SOURCE",
+                    "PERIOD",
+                ]);
+                for l in lines {
+                    t.add_row(vec![
+                        l.resource.clone(),
+                        format!("{:?}", l.kind).to_lowercase(),
+                        l.limit.to_string(),
+                        l.used.to_string(),
+                        l.remaining.to_string(),
+                        match &l.overage_price {
+                            Some(p) => format!("soft ({p}/unit)"),
+                            None => "hard".to_owned(),
+                        },
+                        l.source.clone(),
+                        l.period.clone().unwrap_or_else(|| "now".to_owned()),
+                    ]);
+                }
+                emit(&format!("{}\n", t.trim_fmt()))
+            }
+        }
+    }
+
+    pub fn check(&self, c: &Check) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(c),
+            OutputFormat::Table => {
+                let verdict = if c.allowed { "allowed" } else { "refused" };
+                let reason = c
+                    .reason
+                    .as_ref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default();
+                emit(&format!(
+                    "{verdict}: {} {} for {} (used {} of {}, {} remaining){reason}\n",
+                    c.amount, c.resource, c.slug, c.used, c.limit, c.remaining
+                ))
+            }
+        }
+    }
+
+    pub fn recorded(&self, r: &RecordView) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(r),
+            OutputFormat::Table => emit(&match r.total {
+                Some(total) => format!(
+                    "recorded {} {} for {} ({} total {total})\n",
+                    r.quantity, r.resource, r.slug, r.period
+                ),
+                None => format!(
+                    "duplicate key `{}`: already counted, nothing recorded\n",
+                    r.key
+                ),
+            }),
+        }
+    }
+
+    pub fn imported(&self, v: &ImportView) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(v),
+            OutputFormat::Table => {
+                let mut text = format!(
+                    "{}: {} rows: {} accepted, {} duplicates, {} refused ({} ms)\n",
+                    v.file, v.rows, v.accepted, v.duplicates, v.refused, v.duration_ms
+                );
+                for r in &v.refused_rows {
+                    text.push_str(&format!(
+                        "  line {}: {} {}: {}\n",
+                        r.line, r.slug, r.resource, r.reason
+                    ));
+                }
+                emit(&text)
+            }
+        }
+    }
+
+    pub fn refreshed(&self, v: &RefreshView) -> Result<()> {
+        self.message(
+            &format!("measured {} tenants in {} ms", v.tenants, v.duration_ms),
+            v,
+        )
     }
 
     /// A one-line result for commands whose result is a fact (`local stop`).

@@ -54,6 +54,28 @@ pub const RESOURCES: [&str; 5] = [
     "api_requests",
 ];
 
+/// How a resource's usage is known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Counted from `usage record` / `usage import` events, per calendar month (UTC).
+    Metered,
+    /// Measured from the data plane by `usage refresh` / `quota show`: a current level.
+    Measured,
+}
+
+/// The kind of a known resource, or a bad-input error listing the resources.
+pub fn resource_kind(resource: &str) -> Result<Kind, Failure> {
+    match resource {
+        "users" | "storage_mb" => Ok(Kind::Measured),
+        "sandboxes" | "compute_hours" | "api_requests" => Ok(Kind::Metered),
+        other => Err(Failure::BadInput(format!(
+            "unknown resource `{other}`: the resources are {}",
+            RESOURCES.join(", ")
+        ))),
+    }
+}
+
 /// Included quantity per resource. Every resource must be named: a tier that forgets one is
 /// an error, not an unlimited resource.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -77,6 +99,13 @@ impl Limits {
             ("api_requests", self.api_requests),
         ]
     }
+
+    pub fn get(&self, resource: &str) -> Option<u64> {
+        self.iter()
+            .into_iter()
+            .find(|(r, _)| *r == resource)
+            .map(|(_, l)| l)
+    }
 }
 
 /// Price of one unit past the limit; `None` makes the limit hard.
@@ -88,6 +117,20 @@ pub struct Overage {
     pub sandboxes: Option<Money>,
     pub compute_hours: Option<Money>,
     pub api_requests: Option<Money>,
+}
+
+impl Overage {
+    /// The price of one unit of `resource` over its limit; `None`: a hard limit.
+    pub fn price(&self, resource: &str) -> Option<Money> {
+        match resource {
+            "users" => self.users,
+            "storage_mb" => self.storage_mb,
+            "sandboxes" => self.sandboxes,
+            "compute_hours" => self.compute_hours,
+            "api_requests" => self.api_requests,
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -258,6 +301,26 @@ mod tests {
     fn errors_are_one_line() {
         let e = err(&BASE.replace("users = 1\n", "users = 1\nseats = 3\n"));
         assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn resources_have_kinds_and_hard_limits_follow_overage() {
+        assert_eq!(resource_kind("users").unwrap(), Kind::Measured);
+        assert_eq!(resource_kind("api_requests").unwrap(), Kind::Metered);
+        let e = resource_kind("seats").unwrap_err().to_string();
+        assert_eq!(e, "unknown resource `seats`: the resources are users, storage_mb, sandboxes, compute_hours, api_requests");
+        let t = Tiers::builtin();
+        assert_eq!(t.get("free").unwrap().overage.price("api_requests"), None);
+        assert_eq!(
+            t.get("premium")
+                .unwrap()
+                .overage
+                .price("api_requests")
+                .unwrap()
+                .to_string(),
+            "0.001"
+        );
+        assert_eq!(t.get("premium").unwrap().limits.get("users"), Some(5));
     }
 
     #[test]

@@ -8,4 +8,6 @@ mod faults;
 mod isolation;
 mod local;
 mod provision;
+mod quota;
 mod show;
+mod usage;

@@ -3,8 +3,10 @@
 mod list;
 mod local;
 mod provision;
+mod quota;
 mod set_tier;
 mod show;
+mod usage;
 
 use anyhow::Result;
 
@@ -21,6 +23,8 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         Command::List => list::run(settings, &out, &reporter).await,
         Command::Show(args) => show::run(settings, &args, &out, &reporter).await,
         Command::SetTier(args) => set_tier::run(settings, &args, &out, &reporter).await,
+        Command::Quota(cmd) => quota::run(settings, cmd, &out, &reporter).await,
+        Command::Usage(cmd) => usage::run(settings, cmd, &out, &reporter).await,
         Command::Local(cmd) => local::run(&settings, cmd, &out),
     }
 }

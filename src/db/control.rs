@@ -112,7 +112,7 @@ impl ControlDb {
         &self.name
     }
 
-    async fn conn(&self) -> Result<deadpool_postgres::Object> {
+    pub(super) async fn conn(&self) -> Result<deadpool_postgres::Object> {
         self.pool.get().await.with_context(|| {
             format!(
                 "connecting to the control database on {}",

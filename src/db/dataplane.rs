@@ -108,3 +108,89 @@ pub async fn upsert_owner(
     .context("writing the owner user")?;
     tx.commit().await.context("committing the owner user")
 }
+
+/// Sizes in bytes of the named databases, read from any connection.
+pub async fn database_sizes(admin: &Client, dbs: &[&str]) -> Result<Vec<(String, i64)>> {
+    let rows = admin
+        .query(
+            "SELECT datname::text, pg_database_size(datname) FROM pg_database WHERE datname = ANY($1)",
+            &[&dbs],
+        )
+        .await
+        .context("reading database sizes")?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// A siloed tenant's user rows, counted with its context set (so that a table owner under
+/// FORCE RLS counts them too).
+pub async fn count_users(client: &mut Client, tenant: Uuid) -> Result<i64> {
+    let tx = client
+        .transaction()
+        .await
+        .context("starting a transaction")?;
+    tx.execute(
+        "SELECT set_config('app.tenant_id', $1, true)",
+        &[&tenant.to_string()],
+    )
+    .await
+    .context("setting the tenant context")?;
+    let n: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM users WHERE tenant_id = $1",
+            &[&tenant],
+        )
+        .await
+        .context("counting users")?
+        .get(0);
+    tx.commit().await.context("ending the count")?;
+    Ok(n)
+}
+
+/// Per tenant of the pooled database: its user rows, and its share of the tenant tables'
+/// storage: for each table with a `tenant_id` column, the table's total size (heap, indexes,
+/// TOAST) times the tenant's share of the table's row bytes. Reads every tenant's rows, so the
+/// connecting role must bypass row-level security (a superuser, or BYPASSRLS).
+pub async fn pooled_usage(client: &Client) -> Result<Vec<(Uuid, i64, i64)>> {
+    let tables: Vec<String> = client
+        .query(
+            "SELECT table_name::text FROM information_schema.columns
+             WHERE table_schema = 'public' AND column_name = 'tenant_id' ORDER BY 1",
+            &[],
+        )
+        .await
+        .context("listing the tenant tables")?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let per_table = tables
+        .iter()
+        .map(|t| {
+            format!(
+                "SELECT {lit} AS tbl, tenant_id, count(*) AS n, sum(pg_column_size(x.*))::numeric AS b FROM {q} x GROUP BY tenant_id",
+                lit = postgres_protocol::escape::escape_literal(t),
+                q = ident::quote(t)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let sql = format!(
+        "WITH rows AS ({per_table}),
+         totals AS (SELECT tbl, sum(b) AS all_b FROM rows GROUP BY tbl)
+         SELECT r.tenant_id,
+                sum(CASE WHEN r.tbl = 'users' THEN r.n ELSE 0 END)::bigint,
+                coalesce(sum(pg_total_relation_size(format('%I', r.tbl)::regclass) * r.b / nullif(t.all_b, 0)), 0)::bigint
+         FROM rows r JOIN totals t USING (tbl)
+         GROUP BY r.tenant_id"
+    );
+    let rows = client
+        .query(&sql, &[])
+        .await
+        .context("measuring the pooled tenants")?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}

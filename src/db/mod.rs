@@ -3,6 +3,7 @@
 //! - `Server`: how to reach the PostgreSQL server, and connections to any of its databases.
 //! - `control`: the control database (tenants, journal, quotas, audit log).
 //! - `dataplane`: tenant databases and roles: creation, access, the owner user.
+//! - `usage`: metered events, monthly totals, measurements, bulk import.
 //! - `migrate`: the refinery migrations of both schemas, each run under an advisory lock.
 //! - `ident`: the one place identifiers are quoted.
 
@@ -10,6 +11,7 @@ pub mod control;
 pub mod dataplane;
 pub mod ident;
 pub mod migrate;
+pub mod usage;
 
 use anyhow::{Context, Result};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};

@@ -3,13 +3,17 @@
 //!
 //! - `provision`: the numbered provisioning steps.
 //! - `lifecycle`: changes to a provisioned tenant (`set-tier`).
+//! - `quota`: limits against usage (`quota show|set|reset|check`).
+//! - `usage`: metered events and measured levels (`usage record|import|refresh`).
 //! - `tenants`: reading tenants (`list`, `show`).
 //! - `local`: the local cluster (`local status`, `local stop`).
 
 pub mod lifecycle;
 pub mod local;
 pub mod provision;
+pub mod quota;
 pub mod tenants;
+pub mod usage;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! `LocalDirStore`: buckets as directories under one root.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
@@ -27,6 +27,27 @@ impl BucketStore for LocalDirStore {
         Ok(self.root.join(bucket).is_dir())
     }
 
+    fn size(&self, bucket: &str) -> Result<u64> {
+        fn walk(dir: &Path) -> std::io::Result<u64> {
+            let mut total = 0;
+            for entry in std::fs::read_dir(dir)? {
+                let entry = entry?;
+                let meta = entry.metadata()?;
+                total += if meta.is_dir() {
+                    walk(&entry.path())?
+                } else {
+                    meta.len()
+                };
+            }
+            Ok(total)
+        }
+        let dir = self.root.join(bucket);
+        if !dir.is_dir() {
+            return Ok(0);
+        }
+        walk(&dir).with_context(|| format!("measuring bucket directory {}", dir.display()))
+    }
+
     fn location(&self, bucket: &str) -> String {
         self.root.join(bucket).display().to_string()
     }
@@ -44,6 +65,11 @@ mod tests {
         store.create("acme-uploads").unwrap();
         assert!(store.exists("acme-uploads").unwrap());
         assert!(!store.exists("acme-assets").unwrap());
+        std::fs::create_dir_all(root.join("acme-uploads/a/b")).unwrap();
+        std::fs::write(root.join("acme-uploads/x"), [0u8; 10]).unwrap();
+        std::fs::write(root.join("acme-uploads/a/b/y"), [0u8; 5]).unwrap();
+        assert_eq!(store.size("acme-uploads").unwrap(), 15);
+        assert_eq!(store.size("acme-assets").unwrap(), 0);
         std::fs::remove_dir_all(root).unwrap();
     }
 }

@@ -12,6 +12,8 @@ pub trait BucketStore: Send + Sync {
     fn create(&self, bucket: &str) -> Result<()>;
     /// Whether the bucket exists.
     fn exists(&self, bucket: &str) -> Result<bool>;
+    /// Bytes stored in the bucket (0 if it does not exist).
+    fn size(&self, bucket: &str) -> Result<u64>;
     /// Where the bucket is, as the backend names it (a path, a URL).
     fn location(&self, bucket: &str) -> String;
 }

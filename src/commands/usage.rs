@@ -1,0 +1,75 @@
+//! `tenantctl usage record|import|refresh`.
+
+use anyhow::Result;
+
+use crate::cli::UsageCommand;
+use crate::config::Settings;
+use crate::exit::Failure;
+use crate::ops::{usage, ControlPlane};
+use crate::output::Output;
+use crate::period::parse_time;
+use crate::progress::TerminalReporter;
+use crate::slug::Slug;
+
+pub async fn run(
+    settings: Settings,
+    cmd: UsageCommand,
+    out: &Output,
+    reporter: &TerminalReporter,
+) -> Result<()> {
+    match cmd {
+        UsageCommand::Record {
+            slug,
+            resource,
+            quantity,
+            at,
+            key,
+        } => {
+            let slug: Slug = slug.parse()?;
+            let at = match at {
+                Some(a) => {
+                    parse_time(&a).map_err(|e| Failure::BadInput(format!("invalid --at: {e}")))?
+                }
+                None => chrono::Utc::now(),
+            };
+            crate::usage_file::check_metered(&resource)?;
+            let tiers = settings.load_tiers()?;
+            let plane = ControlPlane::open(settings, reporter).await?;
+            let view = usage::record(
+                &plane,
+                &tiers,
+                &slug,
+                &resource,
+                quantity,
+                at,
+                key.as_deref(),
+            )
+            .await?;
+            out.recorded(&view)
+        }
+        UsageCommand::Import { file } => {
+            let tiers = settings.load_tiers()?;
+            // Parse before connecting: a malformed file changes nothing anywhere.
+            let text = std::fs::read_to_string(&file).map_err(|e| {
+                Failure::BadInput(format!("cannot read usage file {}: {e}", file.display()))
+            })?;
+            crate::usage_file::parse(&text, &file.display().to_string())?;
+            let plane = ControlPlane::open(settings, reporter).await?;
+            let view = usage::import(&plane, &tiers, &file).await?;
+            out.imported(&view)?;
+            if view.refused > 0 {
+                return Err(Failure::Refused(format!(
+                    "{} of {} rows refused (listed above); the other rows were applied",
+                    view.refused, view.rows
+                ))
+                .into());
+            }
+            Ok(())
+        }
+        UsageCommand::Refresh { slug } => {
+            let slug: Option<Slug> = slug.map(|s| s.parse()).transpose()?;
+            let plane = ControlPlane::open(settings, reporter).await?;
+            out.refreshed(&usage::refresh(&plane, slug.as_ref()).await?)
+        }
+    }
+}

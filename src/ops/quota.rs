@@ -1,0 +1,213 @@
+//! Quotas: showing limits against usage, overriding and resetting limits, and the check a
+//! script branches on. A limit is hard when the tier has no overage price for the resource.
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::usage::{measure, tenant, tier_of};
+use super::ControlPlane;
+use crate::db::usage::QuotaUsage;
+use crate::exit::Failure;
+use crate::money::Money;
+use crate::period::Period;
+use crate::slug::Slug;
+use crate::tenant::Status;
+use crate::tier::{resource_kind, Kind, Tier, Tiers};
+
+/// One resource of `quota show`. JSON field names are a contract.
+#[derive(Debug, Clone, Serialize)]
+pub struct QuotaLine {
+    pub resource: String,
+    pub kind: Kind,
+    pub limit: i64,
+    pub used: i64,
+    pub remaining: i64,
+    /// No overage price: usage past the limit is refused.
+    pub hard: bool,
+    /// Usage past the limit (soft limits only; billed at `overage_price`).
+    pub overage: i64,
+    pub overage_price: Option<Money>,
+    /// `tier` or `override`.
+    pub source: String,
+    /// Metered resources: the month counted.
+    pub period: Option<String>,
+    /// Measured resources: when they were last measured (null: never).
+    pub measured_at: Option<DateTime<Utc>>,
+}
+
+fn line(q: &QuotaUsage, tier: &Tier, period: Period) -> Result<QuotaLine, Failure> {
+    let kind = resource_kind(&q.resource)?;
+    let (used, period, measured_at) = match kind {
+        Kind::Metered => (q.metered, Some(period.to_string()), None),
+        Kind::Measured => (q.measured.map_or(0, |m| m.0), None, q.measured.map(|m| m.1)),
+    };
+    let price = tier.overage.price(&q.resource);
+    Ok(QuotaLine {
+        resource: q.resource.clone(),
+        kind,
+        limit: q.limit,
+        used,
+        remaining: (q.limit - used).max(0),
+        hard: price.is_none(),
+        overage: (used - q.limit).max(0),
+        overage_price: price,
+        source: q.source.clone(),
+        period,
+        measured_at,
+    })
+}
+
+async fn lines(
+    plane: &ControlPlane,
+    tiers: &Tiers,
+    slug: &Slug,
+    measure_first: bool,
+) -> Result<Vec<QuotaLine>> {
+    let t = tenant(plane, slug).await?;
+    let tier = tier_of(tiers, &t)?;
+    if measure_first {
+        measure(plane, std::slice::from_ref(&t)).await?;
+    }
+    let period = Period::containing(Utc::now());
+    let rows = plane.control.quota_usage(t.id, period.first_day()).await?;
+    if rows.is_empty() {
+        return Err(Failure::Refused(format!(
+            "tenant `{slug}` has no quotas yet (status {}); finish its provisioning first",
+            t.status
+        ))
+        .into());
+    }
+    Ok(rows
+        .iter()
+        .map(|q| line(q, tier, period))
+        .collect::<Result<_, _>>()?)
+}
+
+/// `quota show`: measures the tenant's measured resources now, then every line.
+pub async fn show(plane: &ControlPlane, tiers: &Tiers, slug: &Slug) -> Result<Vec<QuotaLine>> {
+    lines(plane, tiers, slug, true).await
+}
+
+/// `quota set`: a per-tenant override, audited.
+pub async fn set(
+    plane: &ControlPlane,
+    tiers: &Tiers,
+    slug: &Slug,
+    resource: &str,
+    limit: i64,
+) -> Result<QuotaLine> {
+    resource_kind(resource)?;
+    let t = tenant(plane, slug).await?;
+    if t.status == Status::Deleted {
+        return Err(Failure::Refused(format!("tenant `{slug}` is deleted")).into());
+    }
+    plane
+        .control
+        .set_quota(
+            t.id,
+            &t.slug,
+            resource,
+            limit,
+            "override",
+            &plane.settings.actor,
+        )
+        .await?;
+    pick(lines(plane, tiers, slug, false).await?, resource)
+}
+
+/// `quota reset`: back to the tier's limits (one resource, or all), audited.
+pub async fn reset(
+    plane: &ControlPlane,
+    tiers: &Tiers,
+    slug: &Slug,
+    resource: Option<&str>,
+) -> Result<Vec<QuotaLine>> {
+    if let Some(r) = resource {
+        resource_kind(r)?;
+    }
+    let t = tenant(plane, slug).await?;
+    let tier = tier_of(tiers, &t)?;
+    for (r, limit) in tier.limits.iter() {
+        if resource.is_none_or(|want| want == r) {
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            plane
+                .control
+                .set_quota(t.id, &t.slug, r, limit, "tier", &plane.settings.actor)
+                .await?;
+        }
+    }
+    let all = lines(plane, tiers, slug, false).await?;
+    Ok(all
+        .into_iter()
+        .filter(|l| resource.is_none_or(|r| r == l.resource))
+        .collect())
+}
+
+fn pick(all: Vec<QuotaLine>, resource: &str) -> Result<QuotaLine> {
+    all.into_iter()
+        .find(|l| l.resource == resource)
+        .ok_or_else(|| anyhow::anyhow!("quota row for {resource} missing"))
+}
+
+/// What `quota check` answers.
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub slug: String,
+    pub resource: String,
+    pub amount: i64,
+    pub allowed: bool,
+    pub limit: i64,
+    pub used: i64,
+    pub remaining: i64,
+    pub hard: bool,
+    /// Units of this amount past the limit (soft limits: billed as overage).
+    pub overage: i64,
+    pub reason: Option<String>,
+}
+
+/// `quota check`: would `amount` more fit? Reads stored totals and measurements (no
+/// measuring), so it stays cheap enough to call per request.
+pub async fn check(
+    plane: &ControlPlane,
+    tiers: &Tiers,
+    slug: &Slug,
+    resource: &str,
+    amount: i64,
+) -> Result<Check> {
+    resource_kind(resource)?;
+    let t = tenant(plane, slug).await?;
+    let q = pick(lines(plane, tiers, slug, false).await?, resource)?;
+    let after = q.used.saturating_add(amount);
+    let over = (after - q.limit).max(0);
+    let (allowed, reason) = if t.status != Status::Active {
+        (false, Some(format!("tenant `{slug}` is {}", t.status)))
+    } else if q.hard && over > 0 {
+        (
+            false,
+            Some(format!("{after} would pass the hard limit of {}", q.limit)),
+        )
+    } else if over > 0 {
+        (
+            true,
+            Some(format!(
+                "{over} over the soft limit of {}, billed as overage",
+                q.limit
+            )),
+        )
+    } else {
+        (true, None)
+    };
+    Ok(Check {
+        slug: slug.to_string(),
+        resource: resource.to_owned(),
+        amount,
+        allowed,
+        limit: q.limit,
+        used: q.used,
+        remaining: q.remaining,
+        hard: q.hard,
+        overage: over.min(amount),
+        reason,
+    })
+}

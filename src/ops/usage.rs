@@ -1,0 +1,313 @@
+//! Usage: recording metered events one at a time or in bulk, and measuring the measured
+//! resources (`users`, `storage_mb`) from the data plane.
+//!
+//! Metered resources (`sandboxes`, `compute_hours`, `api_requests`) count events per calendar
+//! month (UTC). Measured resources are a level: `users` is the tenant's user rows; `storage_mb`
+//! is its database (siloed: the whole database's size; pooled: its share of the shared tables,
+//! see `db::dataplane::pooled_usage`) plus the bytes in its buckets, rounded up to whole MiB.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use super::ControlPlane;
+use crate::db::dataplane;
+use crate::db::usage::{Event, Recorded};
+use crate::exit::Failure;
+use crate::period::Period;
+use crate::slug::Slug;
+use crate::tenant::{bucket_names, Status, Tenant};
+use crate::tier::{resource_kind, Kind, Tier, Tiers, RESOURCES};
+use crate::usage_file::{self, check_key, check_metered};
+
+/// How many siloed databases are measured at once.
+const MEASURE_CONCURRENCY: usize = 4;
+
+/// The tenant, or "not found" (exit 3).
+pub async fn tenant(plane: &ControlPlane, slug: &Slug) -> Result<Tenant> {
+    plane
+        .control
+        .find_tenant(slug.as_str())
+        .await?
+        .ok_or_else(|| {
+            Failure::Refused(format!(
+                "no tenant `{slug}`; `tenantctl list` shows the tenants"
+            ))
+            .into()
+        })
+}
+
+/// The tenant's tier from the tier table; a tier the table no longer defines is a
+/// configuration error.
+pub fn tier_of<'a>(tiers: &'a Tiers, t: &Tenant) -> Result<&'a Tier, Failure> {
+    tiers.tiers.get(&t.tier).ok_or_else(|| {
+        Failure::BadInput(format!(
+            "tenant `{}` is on tier `{}`, which the tier table does not define (it has {})",
+            t.slug,
+            t.tier,
+            tiers.names().join(", ")
+        ))
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct RecordView {
+    pub slug: String,
+    pub resource: String,
+    pub quantity: i64,
+    pub key: String,
+    pub period: String,
+    /// True when this call counted the event; false for a duplicate key.
+    pub counted: bool,
+    pub duplicate: bool,
+    /// The period's total after this call (null for a duplicate).
+    pub total: Option<i64>,
+}
+
+/// `usage record`: one metered event, idempotent by key, refused past a hard limit.
+pub async fn record(
+    plane: &ControlPlane,
+    tiers: &Tiers,
+    slug: &Slug,
+    resource: &str,
+    quantity: i64,
+    at: DateTime<Utc>,
+    key: Option<&str>,
+) -> Result<RecordView> {
+    check_metered(resource)?;
+    if let Some(k) = key {
+        check_key(k).map_err(|e| Failure::BadInput(format!("invalid --key: {e}")))?;
+    }
+    let t = tenant(plane, slug).await?;
+    let hard = tier_of(tiers, &t)?.overage.price(resource).is_none();
+    let key = key
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("auto:{}", Uuid::new_v4()));
+    let period = Period::containing(at);
+    let event = Event {
+        tenant: t.id,
+        resource,
+        quantity,
+        at,
+        period: period.first_day(),
+        key: &key,
+    };
+    let outcome = plane.control.record_event(&event, hard).await?;
+    let view = |counted, total| RecordView {
+        slug: slug.to_string(),
+        resource: resource.to_owned(),
+        quantity,
+        key: key.clone(),
+        period: period.to_string(),
+        counted,
+        duplicate: !counted,
+        total,
+    };
+    match outcome {
+        Recorded::Counted { total } => Ok(view(true, Some(total))),
+        Recorded::Duplicate => Ok(view(false, None)),
+        Recorded::OverLimit { used, limit } => Err(Failure::Refused(format!(
+            "refused: {quantity} {resource} for `{slug}` would make {} in {period}, over its hard limit of {limit}; nothing recorded",
+            used + quantity
+        ))
+        .into()),
+        Recorded::NotActive(status) => Err(Failure::Refused(format!(
+            "tenant `{slug}` is {status}; usage is recorded only for an active tenant; nothing recorded"
+        ))
+        .into()),
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct RefusedRow {
+    pub line: i64,
+    pub slug: String,
+    pub resource: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ImportView {
+    pub file: String,
+    pub rows: usize,
+    pub accepted: i64,
+    pub duplicates: i64,
+    pub refused: usize,
+    pub refused_rows: Vec<RefusedRow>,
+    pub duration_ms: u128,
+}
+
+/// `usage import`: a whole file in one transaction.
+pub async fn import(
+    plane: &ControlPlane,
+    tiers: &Tiers,
+    path: &std::path::Path,
+) -> Result<ImportView> {
+    let t0 = Instant::now();
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::BadInput(format!("cannot read usage file {origin}: {e}")))?;
+    let rows = usage_file::parse(&text, &origin)?;
+    let hard: Vec<(String, String)> = tiers
+        .tiers
+        .iter()
+        .flat_map(|(name, tier)| {
+            RESOURCES
+                .iter()
+                .filter(|r| {
+                    matches!(resource_kind(r), Ok(Kind::Metered)) && tier.overage.price(r).is_none()
+                })
+                .map(move |r| (name.clone(), (*r).to_owned()))
+        })
+        .collect();
+    let done = plane.control.import_events(&rows, &hard).await?;
+    Ok(ImportView {
+        file: origin,
+        rows: rows.len(),
+        accepted: done.accepted,
+        duplicates: done.duplicates,
+        refused: done.refused.len(),
+        refused_rows: done
+            .refused
+            .into_iter()
+            .map(|(line, slug, resource, reason)| RefusedRow {
+                line,
+                slug,
+                resource,
+                reason,
+            })
+            .collect(),
+        duration_ms: t0.elapsed().as_millis(),
+    })
+}
+
+/// One tenant's measured levels.
+#[derive(Debug, Clone, Copy)]
+pub struct Measurement {
+    pub tenant: Uuid,
+    pub users: i64,
+    pub storage_bytes: i64,
+}
+
+impl Measurement {
+    pub fn storage_mb(&self) -> i64 {
+        (self.storage_bytes + (1 << 20) - 1) >> 20
+    }
+}
+
+/// Measures `tenants` and stores the result. Siloed databases are measured a few at a time;
+/// the pooled database in one query for all its tenants.
+pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Vec<Measurement>> {
+    let tenants: Vec<&Tenant> = tenants
+        .iter()
+        .filter(|t| matches!(t.status, Status::Active | Status::Suspended))
+        .collect();
+    let mut found: Vec<Measurement> = Vec::with_capacity(tenants.len());
+
+    let silos: Vec<&Tenant> = tenants
+        .iter()
+        .copied()
+        .filter(|t| t.isolation == crate::tier::Isolation::Siloed)
+        .collect();
+    if !silos.is_empty() {
+        let names: Vec<&str> = silos.iter().map(|t| t.database.as_str()).collect();
+        let sizes: std::collections::HashMap<String, i64> =
+            dataplane::database_sizes(&*plane.control.admin().await?, &names)
+                .await?
+                .into_iter()
+                .collect();
+        let mut jobs = JoinSet::new();
+        let server = plane.control.server().clone();
+        let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(MEASURE_CONCURRENCY));
+        for t in &silos {
+            let (server, sem, db, id) = (server.clone(), sem.clone(), t.database.clone(), t.id);
+            jobs.spawn(async move {
+                let _permit = sem.acquire_owned().await.expect("never closed");
+                let mut client = server.connect(&db).await?;
+                anyhow::Ok((id, dataplane::count_users(&mut client, id).await?))
+            });
+        }
+        while let Some(joined) = jobs.join_next().await {
+            let (id, users) = joined.context("measuring a siloed tenant")??;
+            let t = silos
+                .iter()
+                .find(|t| t.id == id)
+                .expect("spawned for a silo");
+            let db_bytes = sizes.get(&t.database).copied().unwrap_or(0);
+            found.push(Measurement {
+                tenant: id,
+                users,
+                storage_bytes: db_bytes,
+            });
+        }
+    }
+
+    let pooled: Vec<&Tenant> = tenants
+        .iter()
+        .copied()
+        .filter(|t| t.isolation == crate::tier::Isolation::Pooled)
+        .collect();
+    if let Some(first) = pooled.first() {
+        let client = plane.control.server().connect(&first.database).await?;
+        let usage: std::collections::HashMap<Uuid, (i64, i64)> = dataplane::pooled_usage(&client)
+            .await?
+            .into_iter()
+            .map(|(id, u, b)| (id, (u, b)))
+            .collect();
+        for t in &pooled {
+            let (users, bytes) = usage.get(&t.id).copied().unwrap_or((0, 0));
+            found.push(Measurement {
+                tenant: t.id,
+                users,
+                storage_bytes: bytes,
+            });
+        }
+    }
+
+    for m in &mut found {
+        let t = tenants
+            .iter()
+            .find(|t| t.id == m.tenant)
+            .expect("measured tenants come from the list");
+        for bucket in bucket_names(&t.slug) {
+            m.storage_bytes += i64::try_from(plane.store.size(&bucket)?).unwrap_or(i64::MAX);
+        }
+    }
+    let rows: Vec<(Uuid, &str, i64)> = found
+        .iter()
+        .flat_map(|m| {
+            [
+                (m.tenant, "users", m.users),
+                (m.tenant, "storage_mb", m.storage_mb()),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        plane.control.store_measurements(&rows).await?;
+    }
+    Ok(found)
+}
+
+#[derive(Debug, Serialize)]
+pub struct RefreshView {
+    pub tenants: usize,
+    pub duration_ms: u128,
+}
+
+/// `usage refresh [slug]`: measures every active or suspended tenant (or one).
+pub async fn refresh(plane: &ControlPlane, slug: Option<&Slug>) -> Result<RefreshView> {
+    let t0 = Instant::now();
+    let tenants = match slug {
+        Some(s) => vec![tenant(plane, s).await?],
+        None => plane.control.list_tenants().await?,
+    };
+    let measured = measure(plane, &tenants).await?;
+    Ok(RefreshView {
+        tenants: measured.len(),
+        duration_ms: t0.elapsed().as_millis(),
+    })
+}

@@ -1,0 +1,119 @@
+//! `Period`: a calendar month in UTC, the unit of metered usage and of billing; and the
+//! parsing of the times users give (`--at`, the import's time column).
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Utc};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Period {
+    first: NaiveDate,
+}
+
+impl Period {
+    /// The month that contains `at` (UTC).
+    pub fn containing(at: DateTime<Utc>) -> Period {
+        let d = at.date_naive();
+        Period {
+            first: NaiveDate::from_ymd_opt(d.year(), d.month(), 1).expect("day 1 exists"),
+        }
+    }
+
+    /// Its first day, as stored in the `period` columns.
+    pub fn first_day(self) -> NaiveDate {
+        self.first
+    }
+
+    /// The month before (for `bill`'s default).
+    pub fn previous(self) -> Period {
+        let prev = self
+            .first
+            .pred_opt()
+            .expect("dates before year 1 are not used");
+        Period::containing(prev.and_time(NaiveTime::MIN).and_utc())
+    }
+
+    /// The first day of the month after.
+    pub fn next_first_day(self) -> NaiveDate {
+        let (y, m) = if self.first.month() == 12 {
+            (self.first.year() + 1, 1)
+        } else {
+            (self.first.year(), self.first.month() + 1)
+        };
+        NaiveDate::from_ymd_opt(y, m, 1).expect("day 1 exists")
+    }
+
+    pub fn days(self) -> i64 {
+        (self.next_first_day() - self.first).num_days()
+    }
+}
+
+impl fmt::Display for Period {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}", self.first.year(), self.first.month())
+    }
+}
+
+impl FromStr for Period {
+    type Err = String;
+
+    /// `YYYY-MM`.
+    fn from_str(s: &str) -> Result<Period, String> {
+        let err = || format!("invalid period `{s}`: expected a month as YYYY-MM, such as 2026-11");
+        let (y, m) = s.split_once('-').ok_or_else(err)?;
+        if y.len() != 4 || m.len() != 2 {
+            return Err(err());
+        }
+        let (y, m): (i32, u32) = (y.parse().map_err(|_| err())?, m.parse().map_err(|_| err())?);
+        let first = NaiveDate::from_ymd_opt(y, m, 1)
+            .filter(|_| y >= 1970)
+            .ok_or_else(err)?;
+        Ok(Period { first })
+    }
+}
+
+/// A time as users write it: RFC 3339 (`2026-11-05T10:00:00Z`, any offset) or a date
+/// (`2026-11-05`, midnight UTC).
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_time(NaiveTime::MIN).and_utc());
+    }
+    Err(format!(
+        "invalid time `{s}`: expected RFC 3339 (2026-11-05T10:00:00Z) or a date (2026-11-05)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months() {
+        let p: Period = "2026-02".parse().unwrap();
+        assert_eq!(p.days(), 28);
+        assert_eq!(p.previous().to_string(), "2026-01");
+        assert_eq!(
+            "2026-01".parse::<Period>().unwrap().previous().to_string(),
+            "2025-12"
+        );
+        assert_eq!("2024-02".parse::<Period>().unwrap().days(), 29);
+        for bad in ["2026-13", "2026-1", "26-01", "2026/01", "", "2026-00"] {
+            assert!(bad.parse::<Period>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn times() {
+        let t = parse_time("2026-11-30T23:30:00-02:00").unwrap();
+        assert_eq!(Period::containing(t).to_string(), "2026-12");
+        assert_eq!(
+            parse_time("2026-11-05").unwrap().to_rfc3339(),
+            "2026-11-05T00:00:00+00:00"
+        );
+        assert!(parse_time("yesterday").unwrap_err().contains("`yesterday`"));
+    }
+}

@@ -1,0 +1,203 @@
+//! `UsageRow` and the parsing of a usage import file: CSV with the columns
+//! `slug,resource,quantity,time,key` (a header row of exactly those names is optional).
+//! Every malformed row is reported with its line number; one bad row rejects the file.
+
+use chrono::{DateTime, Utc};
+
+use crate::exit::Failure;
+use crate::period::parse_time;
+use crate::slug::Slug;
+use crate::tier::{resource_kind, Kind};
+
+pub const HEADER: [&str; 5] = ["slug", "resource", "quantity", "time", "key"];
+
+/// How many malformed rows the error names before it summarises.
+const SHOWN_ERRORS: usize = 10;
+
+/// One valid row of a usage file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRow {
+    pub line: i64,
+    pub slug: String,
+    pub resource: String,
+    pub quantity: i64,
+    pub at: DateTime<Utc>,
+    pub key: String,
+}
+
+/// An idempotency key: 1 to 200 characters, no control characters.
+pub fn check_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.chars().count() > 200 || key.chars().any(char::is_control) {
+        return Err(format!(
+            "key `{key}` must be 1 to 200 characters without control characters"
+        ));
+    }
+    Ok(())
+}
+
+/// A metered resource name (measured ones are not recorded).
+pub fn check_metered(resource: &str) -> Result<(), Failure> {
+    match resource_kind(resource)? {
+        Kind::Metered => Ok(()),
+        Kind::Measured => Err(Failure::BadInput(format!(
+            "resource `{resource}` is measured, not metered: `tenantctl usage refresh` measures it; \
+             the metered resources are sandboxes, compute_hours, api_requests"
+        ))),
+    }
+}
+
+fn parse_row(line: i64, fields: &[&str]) -> Result<UsageRow, String> {
+    if fields.len() != 5 {
+        return Err(format!(
+            "{} fields, expected 5 ({})",
+            fields.len(),
+            HEADER.join(",")
+        ));
+    }
+    let slug: Slug = fields[0].parse().map_err(|e: Failure| e.to_string())?;
+    let resource = fields[1].to_owned();
+    check_metered(&resource).map_err(|e| e.to_string())?;
+    let quantity: i64 = fields[2]
+        .parse()
+        .ok()
+        .filter(|q| *q > 0)
+        .ok_or_else(|| format!("quantity `{}` is not a positive integer", fields[2]))?;
+    let at = parse_time(fields[3])?;
+    check_key(fields[4])?;
+    Ok(UsageRow {
+        line,
+        slug: slug.to_string(),
+        resource,
+        quantity,
+        at,
+        key: fields[4].to_owned(),
+    })
+}
+
+/// Splits one CSV line (RFC 4180 within the line: a field may be quoted, `""` is a quote).
+fn split_line(line: &str) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut chars = line.chars().peekable();
+    let mut quoted = false;
+    let mut was_quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') if field.trim().is_empty() && !was_quoted => {
+                field.clear();
+                quoted = true;
+                was_quoted = true;
+            }
+            (false, ',') => {
+                fields.push(std::mem::take(&mut field));
+                was_quoted = false;
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    if quoted {
+        return Err("a quoted field is not closed".to_owned());
+    }
+    fields.push(field);
+    Ok(fields)
+}
+
+/// Parses a whole file; `origin` names it in errors.
+pub fn parse(text: &str, origin: &str) -> Result<Vec<UsageRow>, Failure> {
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i as i64 + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let fields = match split_line(raw) {
+            Ok(f) => f,
+            Err(e) => {
+                errors.push(format!("line {line}: {e}"));
+                continue;
+            }
+        };
+        let fields: Vec<&str> = fields.iter().map(|f| f.trim()).collect();
+        if line == 1 && fields == HEADER {
+            continue;
+        }
+        match parse_row(line, &fields) {
+            Ok(row) => rows.push(row),
+            Err(e) => errors.push(format!("line {line}: {e}")),
+        }
+    }
+    if !errors.is_empty() {
+        let n = errors.len();
+        let mut shown: Vec<String> = errors.into_iter().take(SHOWN_ERRORS).collect();
+        if n > SHOWN_ERRORS {
+            shown.push(format!("and {} more", n - SHOWN_ERRORS));
+        }
+        return Err(Failure::BadInput(format!(
+            "invalid usage file {origin}: {} ({n} malformed row{}; nothing imported)",
+            shown.join("; "),
+            if n == 1 { "" } else { "s" }
+        )));
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_with_and_without_header() {
+        let text = "slug,resource,quantity,time,key\nacme,api_requests,5,2026-11-03T10:00:00Z,k1\n\nbeta,compute_hours,2,2026-11-04,\"k,2\"\n";
+        let rows = parse(text, "u.csv").unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].line, rows[0].quantity, rows[0].key.as_str()),
+            (2, 5, "k1")
+        );
+        assert_eq!((rows[1].line, rows[1].key.as_str()), (4, "k,2"));
+        assert_eq!(
+            parse("acme,api_requests,5,2026-11-03,k1\n", "u.csv")
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn every_malformed_row_is_named_by_line() {
+        let text = "acme,api_requests,5,2026-11-03,k1\nacme,api_requests,x,2026-11-03,k2\nAcme,api_requests,1,2026-11-03,k3\nacme,users,1,2026-11-03,k4\nacme,api_requests,1,soon,k5\nacme,api_requests,1,2026-11-03\nacme,api_requests,0,2026-11-03,k7\n";
+        let e = parse(text, "u.csv").unwrap_err().to_string();
+        for needle in [
+            "line 2: quantity `x`",
+            "line 3: invalid slug `Acme`",
+            "line 4: resource `users` is measured",
+            "line 5: invalid time `soon`",
+            "line 6: 4 fields",
+            "line 7: quantity `0`",
+            "(6 malformed rows; nothing imported)",
+        ] {
+            assert!(e.contains(needle), "`{needle}` missing from: {e}");
+        }
+        assert!(!e.contains('\n'));
+        let e = parse("acme,api_requests,1,2026-11-03,\"open\n", "u.csv")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 1: a quoted field is not closed"), "{e}");
+    }
+
+    #[test]
+    fn quoted_fields() {
+        assert_eq!(
+            split_line(r#"a,"b,c","say ""hi""",d"#).unwrap(),
+            ["a", "b,c", "say \"hi\"", "d"]
+        );
+        assert_eq!(split_line("a,,b").unwrap(), ["a", "", "b"]);
+    }
+}
