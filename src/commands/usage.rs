@@ -50,12 +50,9 @@ pub async fn run(
         UsageCommand::Import { file } => {
             let tiers = settings.load_tiers()?;
             // Parse before connecting: a malformed file changes nothing anywhere.
-            let text = std::fs::read_to_string(&file).map_err(|e| {
-                Failure::BadInput(format!("cannot read usage file {}: {e}", file.display()))
-            })?;
-            crate::usage_file::parse(&text, &file.display().to_string())?;
+            let rows = usage::read_file(&file)?;
             let plane = ControlPlane::open(settings, reporter).await?;
-            let view = usage::import(&plane, &tiers, &file).await?;
+            let view = usage::import(&plane, &tiers, &file.display().to_string(), &rows).await?;
             out.imported(&view)?;
             if view.refused > 0 {
                 return Err(Failure::Refused(format!(

@@ -179,6 +179,40 @@ impl ControlDb {
             .collect())
     }
 
+    /// One tenant's status, tier and one resource's quota with its usage, by slug, in one
+    /// query (the hot path of `quota check`). `None`: no such tenant; an empty quota: none yet.
+    pub async fn quota_for_check(
+        &self,
+        slug: &str,
+        resource: &str,
+        period: NaiveDate,
+    ) -> Result<Option<(String, String, Option<QuotaUsage>)>> {
+        let row = self
+            .conn()
+            .await?
+            .query_opt(
+                "SELECT t.status, t.tier, q.resource, q.limit_value, q.source, coalesce(u.quantity, 0), m.quantity, m.measured_at
+                 FROM tenants t
+                 LEFT JOIN quotas q ON q.tenant_id = t.id AND q.resource = $2
+                 LEFT JOIN usage_totals u ON u.tenant_id = t.id AND u.resource = $2 AND u.period = $3
+                 LEFT JOIN measured_usage m ON m.tenant_id = t.id AND m.resource = $2
+                 WHERE t.slug = $1",
+                &[&slug, &resource, &period],
+            )
+            .await
+            .context("reading the quota")?;
+        Ok(row.map(|r| {
+            let quota = r.get::<_, Option<String>>(2).map(|resource| QuotaUsage {
+                resource,
+                limit: r.get(3),
+                source: r.get(4),
+                metered: r.get(5),
+                measured: r.get::<_, Option<i64>>(6).map(|q| (q, r.get(7))),
+            });
+            (r.get(0), r.get(1), quota)
+        }))
+    }
+
     /// Overrides one limit (audited in the same transaction). Returns the previous limit.
     pub async fn set_quota(
         &self,
@@ -292,68 +326,108 @@ impl ControlDb {
 
         let hard_tiers: Vec<&str> = hard.iter().map(|(t, _)| t.as_str()).collect();
         let hard_resources: Vec<&str> = hard.iter().map(|(_, r)| r.as_str()).collect();
-        // Classify every staged row once; lock the quota rows of hard limits in a fixed order so
-        // that concurrent imports and `usage record` cannot pass a limit together.
         let params: [&(dyn ToSql + Sync); 2] = [&hard_tiers, &hard_resources];
-        tx.execute(
-            "CREATE TEMP TABLE import_classified ON COMMIT DROP AS
-             WITH hard AS (SELECT * FROM unnest($1::text[], $2::text[]) AS h(tier, resource)),
-             staged AS (
-                 SELECT s.*, t.id AS tenant_id, t.status, t.tier,
-                        date_trunc('month', s.at AT TIME ZONE 'UTC')::date AS period,
-                        row_number() OVER (PARTITION BY s.slug, s.key ORDER BY s.line) > 1 AS repeated
+        tx.batch_execute("ANALYZE import_staging")
+            .await
+            .context("analysing the staging table")?;
+
+        // 1. Rows of unknown or inactive tenants are refused.
+        let mut refused: Vec<(i64, String, String, String)> = tx
+            .query(
+                "SELECT s.line, s.slug, s.resource,
+                        CASE WHEN t.id IS NULL THEN 'unknown tenant' ELSE 'tenant is ' || t.status END
                  FROM import_staging s LEFT JOIN tenants t ON t.slug = s.slug
-             ),
-             marked AS (
-                 SELECT st.*,
-                        st.repeated OR EXISTS (
-                            SELECT 1 FROM usage_events e WHERE e.tenant_id = st.tenant_id AND e.key = st.key
-                        ) AS duplicate,
-                        EXISTS (SELECT 1 FROM hard h WHERE h.tier = st.tier AND h.resource = st.resource) AS is_hard
-                 FROM staged st
-             )
-             SELECT m.*,
-                    CASE
-                      WHEN m.tenant_id IS NULL THEN 'unknown tenant'
-                      WHEN m.status <> 'active' THEN 'tenant is ' || m.status
-                    END AS refusal,
-                    sum(m.quantity) FILTER (WHERE NOT m.duplicate)
-                        OVER (PARTITION BY m.tenant_id, m.resource, m.period ORDER BY m.line) AS running
-             FROM marked m",
+                 WHERE t.id IS NULL OR t.status <> 'active'",
+                &[],
+            )
+            .await
+            .context("finding rows of unknown or inactive tenants")?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect();
+
+        // 2. Rows under soft limits (most of them) go straight in: the primary key drops keys
+        //    seen before or earlier in the file (ordered by line, the first one wins). Totals
+        //    come from the rows actually inserted, so a concurrent import of the same keys
+        //    cannot make one event count twice.
+        let soft_accepted: i64 = tx
+            .query_one(
+                "WITH ins AS (
+                     INSERT INTO usage_events (tenant_id, key, resource, quantity, at, period)
+                     SELECT t.id, s.key, s.resource, s.quantity, s.at, date_trunc('month', s.at AT TIME ZONE 'UTC')::date
+                     FROM import_staging s JOIN tenants t ON t.slug = s.slug AND t.status = 'active'
+                     WHERE NOT EXISTS (
+                         SELECT 1 FROM unnest($1::text[], $2::text[]) AS h(tier, resource)
+                         WHERE h.tier = t.tier AND h.resource = s.resource)
+                     ORDER BY t.id, s.key, s.line
+                     ON CONFLICT (tenant_id, key) DO NOTHING
+                     RETURNING tenant_id, resource, period, quantity
+                 ), totals AS (
+                     INSERT INTO usage_totals (tenant_id, resource, period, quantity)
+                     SELECT tenant_id, resource, period, sum(quantity) FROM ins
+                     GROUP BY tenant_id, resource, period
+                     ORDER BY tenant_id, resource, period
+                     ON CONFLICT (tenant_id, resource, period)
+                     DO UPDATE SET quantity = usage_totals.quantity + EXCLUDED.quantity
+                 )
+                 SELECT count(*) FROM ins",
+                &params,
+            )
+            .await
+            .context("inserting the events under soft limits")?
+            .get(0);
+
+        // 3. Rows under hard limits: lock their quota rows in a fixed order (so concurrent
+        //    imports and `usage record` cannot pass a limit together), then, in file order, refuse
+        //    from the first row that would pass the limit.
+        tx.execute(
+            "CREATE TEMP TABLE import_hard ON COMMIT DROP AS
+             SELECT s.*, t.id AS tenant_id, date_trunc('month', s.at AT TIME ZONE 'UTC')::date AS period,
+                    row_number() OVER (PARTITION BY t.id, s.key ORDER BY s.line) > 1
+                      OR EXISTS (SELECT 1 FROM usage_events e WHERE e.tenant_id = t.id AND e.key = s.key) AS duplicate
+             FROM import_staging s
+             JOIN tenants t ON t.slug = s.slug AND t.status = 'active'
+             JOIN unnest($1::text[], $2::text[]) AS h(tier, resource) ON h.tier = t.tier AND h.resource = s.resource",
             &params,
         )
         .await
-        .context("classifying the imported rows")?;
+        .context("collecting the rows under hard limits")?;
         tx.execute(
             "SELECT 1 FROM quotas q
-             WHERE (q.tenant_id, q.resource) IN (SELECT DISTINCT tenant_id, resource FROM import_classified WHERE is_hard)
+             WHERE (q.tenant_id, q.resource) IN (SELECT DISTINCT tenant_id, resource FROM import_hard)
              ORDER BY q.tenant_id, q.resource FOR UPDATE",
             &[],
         )
         .await
         .context("locking the hard quotas")?;
-        // Hard limits: in file order, a row is refused from the first one that passes the limit.
-        tx.execute(
-            "UPDATE import_classified c
-             SET refusal = 'over the hard limit of ' || q.limit_value || ' for ' || to_char(c.period, 'YYYY-MM')
-             FROM quotas q
-             WHERE c.refusal IS NULL AND c.is_hard AND NOT c.duplicate
-               AND q.tenant_id = c.tenant_id AND q.resource = c.resource
-               AND c.running + coalesce((SELECT quantity FROM usage_totals u
-                                         WHERE u.tenant_id = c.tenant_id AND u.resource = c.resource AND u.period = c.period), 0)
-                   > q.limit_value",
-            &[],
-        )
-        .await
-        .context("applying hard limits")?;
-        // Totals come from the rows actually inserted: a concurrent import of the same keys
-        // cannot make one event count twice.
-        let accepted: i64 = tx
+        let over_limit = tx
+            .query(
+                "WITH running AS (
+                     SELECT h.*, sum(h.quantity) OVER (PARTITION BY h.tenant_id, h.resource, h.period ORDER BY h.line) AS cum
+                     FROM import_hard h WHERE NOT h.duplicate
+                 )
+                 SELECT r.line, r.slug, r.resource,
+                        'over the hard limit of ' || q.limit_value || ' for ' || to_char(r.period, 'YYYY-MM')
+                 FROM running r
+                 JOIN quotas q ON q.tenant_id = r.tenant_id AND q.resource = r.resource
+                 LEFT JOIN usage_totals u ON u.tenant_id = r.tenant_id AND u.resource = r.resource AND u.period = r.period
+                 WHERE r.cum + coalesce(u.quantity, 0) > q.limit_value",
+                &[],
+            )
+            .await
+            .context("applying hard limits")?;
+        let over_lines: Vec<i64> = over_limit.iter().map(|r| r.get(0)).collect();
+        refused.extend(
+            over_limit
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))),
+        );
+        let hard_accepted: i64 = tx
             .query_one(
                 "WITH ins AS (
                      INSERT INTO usage_events (tenant_id, key, resource, quantity, at, period)
-                     SELECT tenant_id, key, resource, quantity, at, period FROM import_classified
-                     WHERE refusal IS NULL AND NOT duplicate
+                     SELECT tenant_id, key, resource, quantity, at, period FROM import_hard
+                     WHERE NOT duplicate AND line <> ALL($1)
                      ORDER BY tenant_id, key
                      ON CONFLICT (tenant_id, key) DO NOTHING
                      RETURNING tenant_id, resource, period, quantity
@@ -366,38 +440,14 @@ impl ControlDb {
                      DO UPDATE SET quantity = usage_totals.quantity + EXCLUDED.quantity
                  )
                  SELECT count(*) FROM ins",
-                &[],
+                &[&over_lines],
             )
             .await
-            .context("inserting the events")?
+            .context("inserting the events under hard limits")?
             .get(0);
-        let candidates: i64 = tx
-            .query_one(
-                "SELECT count(*) FROM import_classified WHERE refusal IS NULL AND NOT duplicate",
-                &[],
-            )
-            .await
-            .context("counting the new rows")?
-            .get(0);
-        let marked: i64 = tx
-            .query_one(
-                "SELECT count(*) FROM import_classified WHERE duplicate AND refusal IS NULL",
-                &[],
-            )
-            .await
-            .context("counting duplicates")?
-            .get(0);
-        let duplicates = marked + (candidates - accepted);
-        let refused = tx
-            .query(
-                "SELECT line, slug, resource, refusal FROM import_classified WHERE refusal IS NOT NULL ORDER BY line",
-                &[],
-            )
-            .await
-            .context("listing refused rows")?
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-            .collect();
+        refused.sort_by_key(|r| r.0);
+        let accepted = soft_accepted + hard_accepted;
+        let duplicates = rows.len() as i64 - accepted - refused.len() as i64;
         tx.commit().await.context("committing the import")?;
         Ok(Imported {
             accepted,

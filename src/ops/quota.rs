@@ -65,7 +65,7 @@ async fn lines(
     measure_first: bool,
 ) -> Result<Vec<QuotaLine>> {
     let t = tenant(plane, slug).await?;
-    let tier = tier_of(tiers, &t)?;
+    let tier = tier_of(tiers, &t.slug, &t.tier)?;
     if measure_first {
         measure(plane, std::slice::from_ref(&t)).await?;
     }
@@ -127,7 +127,7 @@ pub async fn reset(
         resource_kind(r)?;
     }
     let t = tenant(plane, slug).await?;
-    let tier = tier_of(tiers, &t)?;
+    let tier = tier_of(tiers, &t.slug, &t.tier)?;
     for (r, limit) in tier.limits.iter() {
         if resource.is_none_or(|want| want == r) {
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -176,12 +176,27 @@ pub async fn check(
     amount: i64,
 ) -> Result<Check> {
     resource_kind(resource)?;
-    let t = tenant(plane, slug).await?;
-    let q = pick(lines(plane, tiers, slug, false).await?, resource)?;
+    let period = Period::containing(Utc::now());
+    let (status, tier_name, quota) = plane
+        .control
+        .quota_for_check(slug.as_str(), resource, period.first_day())
+        .await?
+        .ok_or_else(|| {
+            Failure::Refused(format!(
+                "no tenant `{slug}`; `tenantctl list` shows the tenants"
+            ))
+        })?;
+    let tier = tier_of(tiers, slug.as_str(), &tier_name)?;
+    let quota = quota.ok_or_else(|| {
+        Failure::Refused(format!(
+            "tenant `{slug}` has no quotas yet (status {status}); finish its provisioning first"
+        ))
+    })?;
+    let q = line(&quota, tier, period)?;
     let after = q.used.saturating_add(amount);
     let over = (after - q.limit).max(0);
-    let (allowed, reason) = if t.status != Status::Active {
-        (false, Some(format!("tenant `{slug}` is {}", t.status)))
+    let (allowed, reason) = if status != Status::Active.as_str() {
+        (false, Some(format!("tenant `{slug}` is {status}")))
     } else if q.hard && over > 0 {
         (
             false,

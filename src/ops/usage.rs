@@ -22,7 +22,7 @@ use crate::period::Period;
 use crate::slug::Slug;
 use crate::tenant::{bucket_names, Status, Tenant};
 use crate::tier::{resource_kind, Kind, Tier, Tiers, RESOURCES};
-use crate::usage_file::{self, check_key, check_metered};
+use crate::usage_file::{self, check_key, check_metered, UsageRow};
 
 /// How many siloed databases are measured at once.
 const MEASURE_CONCURRENCY: usize = 4;
@@ -43,12 +43,10 @@ pub async fn tenant(plane: &ControlPlane, slug: &Slug) -> Result<Tenant> {
 
 /// The tenant's tier from the tier table; a tier the table no longer defines is a
 /// configuration error.
-pub fn tier_of<'a>(tiers: &'a Tiers, t: &Tenant) -> Result<&'a Tier, Failure> {
-    tiers.tiers.get(&t.tier).ok_or_else(|| {
+pub fn tier_of<'a>(tiers: &'a Tiers, slug: &str, tier: &str) -> Result<&'a Tier, Failure> {
+    tiers.tiers.get(tier).ok_or_else(|| {
         Failure::BadInput(format!(
-            "tenant `{}` is on tier `{}`, which the tier table does not define (it has {})",
-            t.slug,
-            t.tier,
+            "tenant `{slug}` is on tier `{tier}`, which the tier table does not define (it has {})",
             tiers.names().join(", ")
         ))
     })
@@ -83,7 +81,10 @@ pub async fn record(
         check_key(k).map_err(|e| Failure::BadInput(format!("invalid --key: {e}")))?;
     }
     let t = tenant(plane, slug).await?;
-    let hard = tier_of(tiers, &t)?.overage.price(resource).is_none();
+    let hard = tier_of(tiers, &t.slug, &t.tier)?
+        .overage
+        .price(resource)
+        .is_none();
     let key = key
         .map(str::to_owned)
         .unwrap_or_else(|| format!("auto:{}", Uuid::new_v4()));
@@ -141,17 +142,22 @@ pub struct ImportView {
     pub duration_ms: u128,
 }
 
-/// `usage import`: a whole file in one transaction.
-pub async fn import(
-    plane: &ControlPlane,
-    tiers: &Tiers,
-    path: &std::path::Path,
-) -> Result<ImportView> {
-    let t0 = Instant::now();
+/// Reads and checks a usage file; a malformed row is bad input and nothing is imported.
+pub fn read_file(path: &std::path::Path) -> Result<Vec<UsageRow>, Failure> {
     let origin = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::BadInput(format!("cannot read usage file {origin}: {e}")))?;
-    let rows = usage_file::parse(&text, &origin)?;
+    usage_file::parse(&text, &origin)
+}
+
+/// `usage import`: the rows of one file (see `read_file`) in one transaction.
+pub async fn import(
+    plane: &ControlPlane,
+    tiers: &Tiers,
+    origin: &str,
+    rows: &[UsageRow],
+) -> Result<ImportView> {
+    let t0 = Instant::now();
     let hard: Vec<(String, String)> = tiers
         .tiers
         .iter()
@@ -164,9 +170,9 @@ pub async fn import(
                 .map(move |r| (name.clone(), (*r).to_owned()))
         })
         .collect();
-    let done = plane.control.import_events(&rows, &hard).await?;
+    let done = plane.control.import_events(rows, &hard).await?;
     Ok(ImportView {
-        file: origin,
+        file: origin.to_owned(),
         rows: rows.len(),
         accepted: done.accepted,
         duplicates: done.duplicates,

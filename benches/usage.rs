@@ -1,0 +1,214 @@
+//! Usage benchmark: `tenantctl usage import` of 1,000,000 events for 10,000 tenants (the file
+//! is generated), first load and replay, against the floor of a plain `\copy` into an unlogged
+//! staging table + `INSERT … SELECT … ON CONFLICT DO NOTHING` (with the slug → id join) in
+//! psql; and the latency of one `quota check`, in-process and as a whole CLI process.
+//!
+//! `cargo bench --bench usage` (BENCH_EVENTS=1000000, BENCH_TENANTS=10000 by default).
+
+#[path = "../tests/support/cluster.rs"]
+#[allow(dead_code)]
+mod cluster;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use clap::Parser;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tenantctl");
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn p95(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() as f64 * 0.95) as usize).min(v.len() - 1)]
+}
+
+fn run(url: &str, args: &[&str]) -> (f64, Option<i32>) {
+    let t0 = Instant::now();
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--quiet")
+        .env("TENANTCTL_DATABASE_URL", url)
+        .env("TENANTCTL_NAME_PREFIX", "ubench_")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let code = out.status.code();
+    assert!(
+        matches!(code, Some(0) | Some(3)),
+        "tenantctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (t0.elapsed().as_secs_f64() * 1000.0, code)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let events: usize = std::env::var("BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let tenants: usize = std::env::var("BENCH_TENANTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let c = cluster::cluster();
+    let dir = tempfile::Builder::new()
+        .prefix("tenantctl-ubench-")
+        .tempdir()
+        .unwrap();
+    let mut pg = postgres::Client::connect(&c.url("postgres"), postgres::NoTls).unwrap();
+    pg.batch_execute("DROP DATABASE IF EXISTS ubench_ctl WITH (FORCE)")
+        .unwrap();
+    let url = c.url("ubench_ctl");
+
+    // The control database through tenantctl itself (creation + migrations), then 10,000
+    // premium tenants as rows: the import touches only the control plane.
+    run(&url, &["list"]);
+    let mut ctl = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    ctl.batch_execute(&format!(
+        "INSERT INTO tenants (slug, name, tier, isolation, status, database_name, role_name, owner_email, owner_name)
+         SELECT 'tenant-' || i, 'T' || i, 'premium', 'siloed', 'active', 'ubench_t' || i, 'ubench_t' || i, 'o@x.io', 'O'
+         FROM generate_series(1, {tenants}) i;
+         INSERT INTO quotas (tenant_id, resource, limit_value)
+         SELECT t.id, r.resource, r.l FROM tenants t,
+           (VALUES ('users', 5), ('storage_mb', 1000), ('sandboxes', 5), ('compute_hours', 10), ('api_requests', 10000)) r(resource, l);
+         CREATE TABLE floor_events (LIKE usage_events INCLUDING ALL);"
+    ))
+    .unwrap();
+
+    let file = dir.path().join("events.csv");
+    {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+        writeln!(w, "slug,resource,quantity,time,key").unwrap();
+        let resources = [
+            "api_requests",
+            "api_requests",
+            "api_requests",
+            "compute_hours",
+            "sandboxes",
+        ];
+        for i in 0..events {
+            let t = i % tenants + 1;
+            let day = i % 28 + 1;
+            writeln!(
+                w,
+                "tenant-{t},{},{},2026-10-{day:02}T12:00:00Z,evt-{i}",
+                resources[i % 5],
+                i % 9 + 1
+            )
+            .unwrap();
+        }
+    }
+    let size_mb = std::fs::metadata(&file).unwrap().len() as f64 / 1e6;
+    let path = file.to_str().unwrap();
+
+    let (first, code) = run(&url, &["usage", "import", path]);
+    assert_eq!(code, Some(0));
+    let (replay, _) = run(&url, &["usage", "import", path]);
+    let n: i64 = ctl
+        .query_one("SELECT count(*) FROM usage_events", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n as usize, events);
+
+    // The floor, in one psql session.
+    let script = dir.path().join("floor.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "\\timing on
+CREATE UNLOGGED TABLE floor_staging (slug text, resource text, quantity bigint, at timestamptz, key text);
+\\copy floor_staging FROM '{path}' WITH (FORMAT csv, HEADER true)
+INSERT INTO floor_events (tenant_id, key, resource, quantity, at, period)
+  SELECT t.id, s.key, s.resource, s.quantity, s.at, date_trunc('month', s.at AT TIME ZONE 'UTC')::date
+  FROM floor_staging s JOIN tenants t ON t.slug = s.slug
+  ORDER BY t.id, s.key
+  ON CONFLICT DO NOTHING;
+"
+        ),
+    )
+    .unwrap();
+    let bindir = tenantctl::cluster::pg_bindir(None).unwrap();
+    let t0 = Instant::now();
+    let out = Command::new(bindir.join("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &url, "-f"])
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let floor = t0.elapsed().as_secs_f64() * 1000.0;
+
+    // quota check: in-process (library, warm pool) and as a CLI process.
+    let cli = tenantctl::cli::Cli::parse_from([
+        "tenantctl",
+        "--database-url",
+        &url,
+        "--name-prefix",
+        "ubench_",
+        "list",
+    ]);
+    let settings = tenantctl::config::Settings::resolve(&cli.global).unwrap();
+    let tiers = settings.load_tiers().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let in_process: Vec<f64> = rt.block_on(async {
+        let plane = tenantctl::ops::ControlPlane::open(settings, &tenantctl::ops::Silent)
+            .await
+            .unwrap();
+        let slug: tenantctl::slug::Slug = "tenant-42".parse().unwrap();
+        let mut v = Vec::new();
+        for i in 0..1000 {
+            let t0 = Instant::now();
+            let c = tenantctl::ops::quota::check(&plane, &tiers, &slug, "api_requests", 1)
+                .await
+                .unwrap();
+            if i >= 50 {
+                v.push(t0.elapsed().as_secs_f64() * 1000.0);
+            }
+            assert!(c.allowed);
+        }
+        v
+    });
+    let cli_runs: Vec<f64> = (0..50)
+        .map(|_| run(&url, &["quota", "check", "tenant-42", "api_requests"]).0)
+        .collect();
+
+    println!("usage import, {events} events for {tenants} tenants ({size_mb:.0} MB CSV)");
+    println!(
+        "  tenantctl first load  {:>8.0} ms  {:>9.0} rows/s",
+        first,
+        events as f64 / first * 1000.0
+    );
+    println!(
+        "  tenantctl replay      {:>8.0} ms  {:>9.0} rows/s (all duplicates)",
+        replay,
+        events as f64 / replay * 1000.0
+    );
+    println!("  psql floor            {:>8.0} ms  {:>9.0} rows/s  (\\copy + INSERT ... ON CONFLICT DO NOTHING)", floor, events as f64 / floor * 1000.0);
+    println!("  ratio first load / floor {:.2}", first / floor);
+    println!("quota check latency");
+    println!(
+        "  in-process (warm pool)   median {:.3} ms  p95 {:.3} ms",
+        median(in_process.clone()),
+        p95(in_process)
+    );
+    println!(
+        "  CLI process              median {:.1} ms  p95 {:.1} ms",
+        median(cli_runs.clone()),
+        p95(cli_runs)
+    );
+    drop(ctl);
+    pg.batch_execute("DROP DATABASE IF EXISTS ubench_ctl WITH (FORCE)")
+        .unwrap();
+}
