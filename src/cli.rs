@@ -9,7 +9,7 @@ Exit codes:
   0  success
   1  the operation failed (server unreachable, a step failed)
   2  bad input or usage (invalid slug, unknown tier, invalid tiers.toml); nothing changed
-  3  refused by state (not found, another tier, provisioning in progress, over a hard limit)";
+  3  refused by state (not found, invalid transition, in progress, over a hard limit)";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -77,6 +77,22 @@ pub enum Command {
     /// Move a tenant to another tier of the same isolation model (limits seeded from the tier
     /// follow it; per-tenant overrides stay)
     SetTier(SetTierArgs),
+    /// Cut a tenant off in the data plane (siloed: no login, no connections, sessions ended;
+    /// pooled: its rows hidden by the row-level policies)
+    Suspend(SuspendArgs),
+    /// Give a suspended tenant back exactly what it had
+    Resume(SlugArg),
+    /// Soft-delete a tenant (cut off, data kept for the retention period, slug reserved);
+    /// with --purge, remove everything for good
+    Deprovision(DeprovisionArgs),
+    /// Bring back a deprovisioned tenant within its retention period
+    Restore(SlugArg),
+    /// Remove for good every deprovisioned tenant past its retention period (for cron)
+    Purge(PurgeArgs),
+    /// The audit log of lifecycle actions
+    Audit(AuditArgs),
+    /// Apply pending tenant-schema migrations to every tenant database
+    Migrate(MigrateArgs),
     /// Quotas: limits against usage, overrides, and the check scripts branch on
     #[command(subcommand)]
     Quota(QuotaCommand),
@@ -110,6 +126,69 @@ pub struct ProvisionArgs {
     /// Print the steps that would run, change nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SlugArg {
+    pub slug: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SuspendArgs {
+    pub slug: String,
+    /// Why, for the audit log
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeprovisionArgs {
+    pub slug: String,
+    /// Remove the database, role, rows, usage, quotas and buckets for good
+    #[arg(long)]
+    pub purge: bool,
+    /// Confirm --purge without a prompt (required when not on a terminal)
+    #[arg(long)]
+    pub yes: bool,
+    /// Why, for the audit log
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// Purge the tenants whose retention period has ended (and finish interrupted purges)
+    #[arg(long, required = true)]
+    pub expired: bool,
+    /// Confirm without a prompt (required when not on a terminal)
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    pub slug: Option<String>,
+    /// Only entries at or after this time (RFC 3339 or YYYY-MM-DD)
+    #[arg(long)]
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(subcommand)]
+    pub command: Option<MigrateCommand>,
+    /// How many databases to migrate at once
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// List what is pending per database, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Each tenant database's schema version, and which are behind
+    Status,
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,9 @@ use crate::tier::Tiers;
 /// The control database's name when a URL names none.
 pub const DEFAULT_CONTROL_DB: &str = "tenantctl";
 
+/// Days a deprovisioned tenant is kept, unless configured.
+pub const DEFAULT_RETENTION_DAYS: i64 = 30;
+
 /// Where the control database is.
 #[derive(Clone, Debug)]
 pub enum DatabaseTarget {
@@ -39,6 +42,8 @@ pub struct Settings {
     pub quiet: bool,
     /// PostgreSQL's binaries for the local cluster (`TENANTCTL_PG_BINDIR`, else `pg_config`).
     pub pg_bindir: Option<PathBuf>,
+    /// How long a deprovisioned tenant is kept for `restore` before `purge --expired` removes it.
+    pub retention_days: i32,
     /// Debug builds only: crash on purpose at a named point (`TENANTCTL_FAILPOINT`), for tests.
     pub failpoint: Option<String>,
 }
@@ -53,6 +58,7 @@ struct FileConfig {
     storage_root: Option<PathBuf>,
     name_prefix: Option<String>,
     actor: Option<String>,
+    retention_days: Option<i64>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -118,6 +124,20 @@ impl Settings {
             // SAFETY: geteuid has no preconditions and cannot fail.
             .unwrap_or_else(|| format!("uid:{}", unsafe { libc::geteuid() }));
 
+        let retention_days = match env("TENANTCTL_RETENTION_DAYS") {
+            Some(v) => v.parse::<i64>().ok().ok_or_else(|| {
+                Failure::BadInput(format!(
+                    "invalid TENANTCTL_RETENTION_DAYS `{v}`: a whole number of days from 0 to 3650"
+                ))
+            })?,
+            None => file.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS),
+        };
+        if !(0..=3650).contains(&retention_days) {
+            return Err(Failure::BadInput(format!(
+                "invalid retention_days `{retention_days}`: a whole number of days from 0 to 3650"
+            )));
+        }
+
         Ok(Settings {
             database,
             data_dir,
@@ -128,6 +148,7 @@ impl Settings {
             output: args.output,
             quiet: args.quiet,
             pg_bindir: env("TENANTCTL_PG_BINDIR").map(PathBuf::from),
+            retention_days: retention_days as i32,
             failpoint: if cfg!(debug_assertions) {
                 env("TENANTCTL_FAILPOINT")
             } else {

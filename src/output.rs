@@ -11,6 +11,9 @@ use serde::Serialize;
 
 use crate::cli::OutputFormat;
 use crate::cluster::ClusterStatus;
+use crate::db::lifecycle::AuditEntry;
+use crate::ops::lifecycle::Purged;
+use crate::ops::migrate::{DatabaseResult, DatabaseState};
 use crate::ops::provision::{Outcome, Plan};
 use crate::ops::quota::{Check, QuotaLine};
 use crate::ops::tenants::TenantView;
@@ -252,12 +255,112 @@ impl Output {
         )
     }
 
+    pub fn purged(&self, list: &[Purged]) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(list),
+            OutputFormat::Table => {
+                let mut text = String::new();
+                for p in list {
+                    let what = match (&p.database, &p.role) {
+                        (Some(db), Some(role)) => format!("database {db}, role {role}"),
+                        _ => format!("{} pooled rows", p.pooled_rows),
+                    };
+                    text.push_str(&format!(
+                        "purged `{}`: {what}, buckets {}\n",
+                        p.slug,
+                        p.buckets.join(", ")
+                    ));
+                }
+                if list.is_empty() {
+                    text.push_str("nothing to purge\n");
+                }
+                emit(&text)
+            }
+        }
+    }
+
+    pub fn audit(&self, entries: &[AuditEntry]) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(entries),
+            OutputFormat::Table => {
+                let mut t =
+                    Self::table(&["AT", "ACTOR", "ACTION", "SLUG", "FROM", "TO", "DETAILS"]);
+                for e in entries {
+                    t.add_row(vec![
+                        e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                        e.actor.clone(),
+                        e.action.clone(),
+                        e.slug.clone().unwrap_or_default(),
+                        e.from_status.clone().unwrap_or_default(),
+                        e.to_status.clone().unwrap_or_default(),
+                        e.details.to_string(),
+                    ]);
+                }
+                emit(&format!("{}\n", t.trim_fmt()))
+            }
+        }
+    }
+
+    pub fn migrated(&self, results: &[DatabaseResult]) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(results),
+            OutputFormat::Table => {
+                let mut t =
+                    Self::table(&["DATABASE", "TENANTS", "RESULT", "APPLIED", "MS", "ERROR"]);
+                for r in results {
+                    t.add_row(vec![
+                        r.database.clone(),
+                        tenants_cell(&r.tenants),
+                        r.result.clone(),
+                        r.applied.join(" "),
+                        r.duration_ms.to_string(),
+                        r.error.clone().unwrap_or_default(),
+                    ]);
+                }
+                emit(&format!("{}\n", t.trim_fmt()))
+            }
+        }
+    }
+
+    pub fn schema_states(&self, states: &[DatabaseState]) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(states),
+            OutputFormat::Table => {
+                let mut t = Self::table(&[
+                    "DATABASE", "TENANTS", "VERSION", "LATEST", "BEHIND", "PENDING", "NOTE",
+                ]);
+                for s in states {
+                    t.add_row(vec![
+                        s.database.clone(),
+                        tenants_cell(&s.tenants),
+                        s.version
+                            .map(|v| v.to_string())
+                            .unwrap_or_else(|| "?".to_owned()),
+                        s.latest.to_string(),
+                        if s.behind { "yes" } else { "no" }.to_owned(),
+                        s.pending.join(" "),
+                        s.note.clone().unwrap_or_default(),
+                    ]);
+                }
+                emit(&format!("{}\n", t.trim_fmt()))
+            }
+        }
+    }
+
     /// A one-line result for commands whose result is a fact (`local stop`).
     pub fn message<T: Serialize>(&self, text: &str, value: &T) -> Result<()> {
         match self.format {
             OutputFormat::Json => self.json(value),
             OutputFormat::Table => emit(&format!("{text}\n")),
         }
+    }
+}
+
+/// A database's tenants in one cell: the slug, or a count for the pooled database.
+fn tenants_cell(slugs: &[String]) -> String {
+    match slugs {
+        [one] => one.clone(),
+        many => format!("{} tenants", many.len()),
     }
 }
 
@@ -283,6 +386,12 @@ fn tenant_text(v: &TenantView) -> String {
         ("role", v.role.clone()),
         ("owner", v.owner_email.clone()),
         ("created", v.created_at.to_rfc3339()),
+        (
+            "deleted",
+            v.deleted_at
+                .map(|d| d.to_rfc3339())
+                .unwrap_or_else(|| "-".to_owned()),
+        ),
         ("buckets", buckets.join("\n")),
         ("quotas", quotas.join(" ")),
     ])

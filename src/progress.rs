@@ -22,6 +22,7 @@ enum Mode {
 pub struct TerminalReporter {
     mode: Mode,
     spinner: Mutex<Option<ProgressBar>>,
+    bar: Mutex<Option<ProgressBar>>,
 }
 
 impl TerminalReporter {
@@ -37,6 +38,7 @@ impl TerminalReporter {
         TerminalReporter {
             mode,
             spinner: Mutex::new(None),
+            bar: Mutex::new(None),
         }
     }
 
@@ -100,5 +102,28 @@ impl Reporter for TerminalReporter {
 
     fn secret(&self, message: &str) {
         self.line(message);
+    }
+
+    fn progress(&self, done: usize, total: usize, what: &str) {
+        if self.mode != Mode::Spinner {
+            return;
+        }
+        let mut bar = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+        if done == 0 {
+            let b = ProgressBar::new(total as u64);
+            b.set_style(
+                ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            b.set_message(what.to_owned());
+            *bar = Some(b);
+        } else if let Some(b) = bar.as_ref() {
+            b.set_position(done as u64);
+        }
+        if done >= total {
+            if let Some(b) = bar.take() {
+                b.finish_and_clear();
+            }
+        }
     }
 }

@@ -64,6 +64,8 @@ pub struct Tenant {
     pub owner_email: String,
     pub created_at: DateTime<Utc>,
     pub activated_at: Option<DateTime<Utc>>,
+    /// Set while the tenant is softly deleted; retention counts from it.
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// The bucket kinds every tenant gets, as `<slug>-<kind>`.

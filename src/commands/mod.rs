@@ -1,7 +1,10 @@
 //! One file per subcommand: arguments → one `ops` call → render. No SQL here.
 
+mod audit;
+mod lifecycle;
 mod list;
 mod local;
+mod migrate;
 mod provision;
 mod quota;
 mod set_tier;
@@ -23,6 +26,15 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         Command::List => list::run(settings, &out, &reporter).await,
         Command::Show(args) => show::run(settings, &args, &out, &reporter).await,
         Command::SetTier(args) => set_tier::run(settings, &args, &out, &reporter).await,
+        Command::Suspend(args) => lifecycle::suspend(settings, &args, &out, &reporter).await,
+        Command::Resume(args) => lifecycle::resume(settings, &args, &out, &reporter).await,
+        Command::Deprovision(args) => {
+            lifecycle::deprovision(settings, &args, &out, &reporter).await
+        }
+        Command::Restore(args) => lifecycle::restore(settings, &args, &out, &reporter).await,
+        Command::Purge(args) => lifecycle::purge(settings, &args, &out, &reporter).await,
+        Command::Audit(args) => audit::run(settings, &args, &out, &reporter).await,
+        Command::Migrate(args) => migrate::run(settings, &args, &out, &reporter).await,
         Command::Quota(cmd) => quota::run(settings, cmd, &out, &reporter).await,
         Command::Usage(cmd) => usage::run(settings, cmd, &out, &reporter).await,
         Command::Local(cmd) => local::run(&settings, cmd, &out),

@@ -9,6 +9,8 @@ use super::{already_exists, database_missing, ident, migrate, Server};
 use crate::tenant::{Status, Tenant};
 use crate::tier::Isolation;
 
+/// Cheap to clone: the pool and the server settings are shared.
+#[derive(Clone)]
 pub struct ControlDb {
     pool: Pool,
     server: Server,
@@ -41,10 +43,11 @@ pub struct SessionLock {
     _client: Client,
 }
 
-const TENANT_COLUMNS: &str = "id, slug, name, tier, isolation, status, database_name, role_name, \
-                              owner_email, created_at, activated_at";
+pub(super) const TENANT_COLUMNS: &str =
+    "id, slug, name, tier, isolation, status, database_name, role_name, \
+                              owner_email, created_at, activated_at, deleted_at";
 
-fn tenant_from(row: &Row) -> Result<Tenant> {
+pub(super) fn tenant_from(row: &Row) -> Result<Tenant> {
     let isolation: String = row.get("isolation");
     let status: String = row.get("status");
     Ok(Tenant {
@@ -61,6 +64,7 @@ fn tenant_from(row: &Row) -> Result<Tenant> {
         owner_email: row.get("owner_email"),
         created_at: row.get("created_at"),
         activated_at: row.get("activated_at"),
+        deleted_at: row.get("deleted_at"),
     })
 }
 

@@ -65,14 +65,16 @@ pub async fn restrict_connect(admin: &Client, db: &str, role: &str) -> Result<()
 }
 
 /// Lets `role` read and write the tenant tables of the database `client` is connected to,
-/// but not refinery's history table. Repeated after every migration, for new tables.
+/// but not refinery's history table, and only read `tenant_suspensions` (its policies'
+/// subqueries run with the caller's rights). Repeated after every migration, for new tables.
 pub async fn grant_app_access(client: &Client, role: &str) -> Result<()> {
     let role_q = ident::quote(role);
     client
         .batch_execute(&format!(
             "GRANT USAGE ON SCHEMA public TO {role_q};
              GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role_q};
-             REVOKE ALL ON TABLE refinery_schema_history FROM {role_q};"
+             REVOKE ALL ON TABLE refinery_schema_history FROM {role_q};
+             REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE tenant_suspensions FROM {role_q};"
         ))
         .await
         .with_context(|| format!("granting role `{role}` access to the tenant tables"))
@@ -193,4 +195,153 @@ pub async fn pooled_usage(client: &Client) -> Result<Vec<(Uuid, i64, i64)>> {
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect())
+}
+
+/// Cuts a siloed tenant off: its role cannot log in or connect, its database refuses every new
+/// connection (superusers too), and live sessions are terminated. Idempotent.
+pub async fn close_silo(admin: &Client, db: &str, role: &str) -> Result<()> {
+    let (db_q, role_q) = (ident::quote(db), ident::quote(role));
+    admin
+        .batch_execute(&format!(
+            "ALTER ROLE {role_q} NOLOGIN;
+             REVOKE CONNECT ON DATABASE {db_q} FROM {role_q};
+             ALTER DATABASE {db_q} ALLOW_CONNECTIONS false;"
+        ))
+        .await
+        .with_context(|| format!("closing database `{db}` and role `{role}`"))?;
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE (datname = $1 OR usename = $2) AND pid <> pg_backend_pid()",
+            &[&db, &role],
+        )
+        .await
+        .with_context(|| format!("terminating the sessions of `{db}`"))?;
+    Ok(())
+}
+
+/// Lets connections into a closed silo again, for tenantctl only: the role stays NOLOGIN and
+/// without CONNECT until `open_silo_to_tenant`.
+pub async fn allow_connections(admin: &Client, db: &str) -> Result<()> {
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+            ident::quote(db)
+        ))
+        .await
+        .with_context(|| format!("reopening database `{db}`"))
+}
+
+/// Gives the tenant's role back its login and its CONNECT: exactly what provisioning set.
+pub async fn open_silo_to_tenant(admin: &Client, db: &str, role: &str) -> Result<()> {
+    let (db_q, role_q) = (ident::quote(db), ident::quote(role));
+    admin
+        .batch_execute(&format!(
+            "GRANT CONNECT ON DATABASE {db_q} TO {role_q}; ALTER ROLE {role_q} LOGIN;"
+        ))
+        .await
+        .with_context(|| format!("reopening role `{role}`"))
+}
+
+/// Whether a database accepts connections (`false` once a silo is closed).
+pub async fn accepts_connections(admin: &Client, db: &str) -> Result<Option<bool>> {
+    Ok(admin
+        .query_opt(
+            "SELECT datallowconn FROM pg_database WHERE datname = $1",
+            &[&db],
+        )
+        .await
+        .with_context(|| format!("looking up database `{db}`"))?
+        .map(|r| r.get(0)))
+}
+
+/// Hides (or shows again) a pooled tenant's rows from the application role. Runs with the
+/// tenant's context set, so that a table owner under FORCE RLS may write the row.
+pub async fn set_pooled_suspension(
+    client: &mut Client,
+    tenant: Uuid,
+    suspended: bool,
+) -> Result<()> {
+    let sql = if suspended {
+        "INSERT INTO tenant_suspensions (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING"
+    } else {
+        "DELETE FROM tenant_suspensions WHERE tenant_id = $1"
+    };
+    let tx = client
+        .transaction()
+        .await
+        .context("starting a transaction")?;
+    tx.execute(
+        "SELECT set_config('app.tenant_id', $1, true)",
+        &[&tenant.to_string()],
+    )
+    .await
+    .context("setting the tenant context")?;
+    tx.execute(sql, &[&tenant])
+        .await
+        .context("changing the tenant's suspension")?;
+    tx.commit()
+        .await
+        .context("committing the tenant's suspension")
+}
+
+/// Removes a siloed tenant's database (closing its sessions) and role, if they exist.
+pub async fn drop_silo(admin: &Client, db: &str, role: &str) -> Result<()> {
+    admin
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            ident::quote(db)
+        ))
+        .await
+        .with_context(|| format!("dropping database `{db}`"))?;
+    admin
+        .batch_execute(&format!("DROP ROLE IF EXISTS {}", ident::quote(role)))
+        .await
+        .with_context(|| format!("dropping role `{role}`"))
+}
+
+/// Deletes every row of a pooled tenant, in every table with a `tenant_id` column.
+pub async fn purge_pooled_rows(client: &mut Client, tenant: Uuid) -> Result<u64> {
+    let tables: Vec<String> = client
+        .query(
+            "SELECT table_name::text FROM information_schema.columns
+             WHERE table_schema = 'public' AND column_name = 'tenant_id' ORDER BY 1",
+            &[],
+        )
+        .await
+        .context("listing the tenant tables")?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let tx = client
+        .transaction()
+        .await
+        .context("starting a transaction")?;
+    tx.execute(
+        "SELECT set_config('app.tenant_id', $1, true)",
+        &[&tenant.to_string()],
+    )
+    .await
+    .context("setting the tenant context")?;
+    // First: while it stands, the policies hide the rows even from a non-superuser owner.
+    tx.execute(
+        "DELETE FROM tenant_suspensions WHERE tenant_id = $1",
+        &[&tenant],
+    )
+    .await
+    .context("deleting the tenant's suspension")?;
+    let mut deleted = 0;
+    for t in tables.iter().filter(|t| *t != "tenant_suspensions") {
+        deleted += tx
+            .execute(
+                &format!("DELETE FROM {} WHERE tenant_id = $1", ident::quote(t)),
+                &[&tenant],
+            )
+            .await
+            .with_context(|| format!("deleting the tenant's rows from {t}"))?;
+    }
+    tx.commit()
+        .await
+        .context("committing the purge of the tenant's rows")?;
+    Ok(deleted)
 }

@@ -16,21 +16,64 @@ mod tenant {
 const CONTROL_LOCK: &str = "tenantctl:migrate:control";
 const TENANT_LOCK: &str = "tenantctl:migrate:tenant";
 
-/// Applies pending control migrations; returns how many ran.
-pub async fn control(client: &mut Client) -> Result<usize> {
+/// Applies pending control migrations; returns the names of those that ran.
+pub async fn control(client: &mut Client) -> Result<Vec<String>> {
     locked(client, CONTROL_LOCK, control::migrations::runner())
         .await
         .context("migrating the control database")
 }
 
-/// Applies pending tenant-schema migrations to the database `client` is connected to.
-pub async fn tenant(client: &mut Client) -> Result<usize> {
+/// Applies pending tenant-schema migrations to the database `client` is connected to;
+/// returns the names (`V2__suspensions`) of those it applied.
+pub async fn tenant(client: &mut Client) -> Result<Vec<String>> {
     locked(client, TENANT_LOCK, tenant::migrations::runner())
         .await
         .context("applying the tenant schema")
 }
 
-async fn locked(client: &mut Client, key: &str, runner: refinery::Runner) -> Result<usize> {
+/// The tenant schema's newest version.
+pub fn tenant_latest() -> i32 {
+    tenant::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| m.version() as i32)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The version a tenant database is at (0: none applied), and the names of the migrations it
+/// lacks. Reads only.
+pub async fn tenant_state(client: &mut Client) -> Result<(i32, Vec<String>)> {
+    let runner = tenant::migrations::runner();
+    let has_table: bool = client
+        .query_one(
+            "SELECT to_regclass('refinery_schema_history') IS NOT NULL",
+            &[],
+        )
+        .await
+        .context("looking for the migration history")?
+        .get(0);
+    let applied: Vec<i32> = if has_table {
+        runner
+            .get_applied_migrations_async(client)
+            .await
+            .context("reading the migration history")?
+            .iter()
+            .map(|m| m.version() as i32)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let pending = runner
+        .get_migrations()
+        .iter()
+        .filter(|m| !applied.contains(&(m.version() as i32)))
+        .map(|m| format!("V{}__{}", m.version(), m.name()))
+        .collect();
+    Ok((applied.iter().copied().max().unwrap_or(0), pending))
+}
+
+async fn locked(client: &mut Client, key: &str, runner: refinery::Runner) -> Result<Vec<String>> {
     client
         .execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", &[&key])
         .await
@@ -43,5 +86,9 @@ async fn locked(client: &mut Client, key: &str, runner: refinery::Runner) -> Res
         )
         .await
         .context("releasing the migration lock")?;
-    Ok(result?.applied_migrations().len())
+    Ok(result?
+        .applied_migrations()
+        .iter()
+        .map(|m| format!("V{}__{}", m.version(), m.name()))
+        .collect())
 }

@@ -5,11 +5,13 @@
 //! - `dataplane`: tenant databases and roles: creation, access, the owner user.
 //! - `usage`: metered events, monthly totals, measurements, bulk import.
 //! - `migrate`: the refinery migrations of both schemas, each run under an advisory lock.
+//! - `lifecycle`: status transitions, purge of control rows, the audit log.
 //! - `ident`: the one place identifiers are quoted.
 
 pub mod control;
 pub mod dataplane;
 pub mod ident;
+pub mod lifecycle;
 pub mod migrate;
 pub mod usage;
 

@@ -2,14 +2,18 @@
 //! through the `Reporter` trait, results are returned as `#[derive(Serialize)]` views.
 //!
 //! - `provision`: the numbered provisioning steps.
-//! - `lifecycle`: changes to a provisioned tenant (`set-tier`).
+//! - `lifecycle`: suspend, resume, deprovision, restore, purge, set-tier.
+//! - `migrate`: the tenant schema across every tenant database.
+//! - `audit`: reading the audit log.
 //! - `quota`: limits against usage (`quota show|set|reset|check`).
 //! - `usage`: metered events and measured levels (`usage record|import|refresh`).
 //! - `tenants`: reading tenants (`list`, `show`).
 //! - `local`: the local cluster (`local status`, `local stop`).
 
+pub mod audit;
 pub mod lifecycle;
 pub mod local;
+pub mod migrate;
 pub mod provision;
 pub mod quota;
 pub mod tenants;
@@ -50,6 +54,8 @@ pub trait Reporter: Sync {
     fn status(&self, message: &str);
     /// A secret shown exactly once; it must reach the user even in quiet mode.
     fn secret(&self, message: &str);
+    /// `done` of `total` items of a long run (called first with 0, last with `total`).
+    fn progress(&self, done: usize, total: usize, what: &str);
 }
 
 /// A reporter that reports nothing (benchmarks, library callers).
@@ -60,6 +66,7 @@ impl Reporter for Silent {
     fn step_finished(&self, _: usize, _: usize, _: &str, _: StepResult, _: Duration) {}
     fn status(&self, _: &str) {}
     fn secret(&self, _: &str) {}
+    fn progress(&self, _: usize, _: usize, _: &str) {}
 }
 
 /// What the operations work on: the settings, the control database, the bucket store.

@@ -30,6 +30,8 @@ pub struct TenantView {
     pub owner_email: String,
     pub created_at: DateTime<Utc>,
     pub activated_at: Option<DateTime<Utc>>,
+    /// Set while softly deleted: `restore` works until `deleted_at` + the retention period.
+    pub deleted_at: Option<DateTime<Utc>>,
     pub buckets: Vec<BucketView>,
     pub quotas: BTreeMap<String, QuotaView>,
 }
@@ -79,6 +81,7 @@ fn assemble(plane: &ControlPlane, t: Tenant, quotas: Vec<QuotaRow>) -> TenantVie
         owner_email: t.owner_email,
         created_at: t.created_at,
         activated_at: t.activated_at,
+        deleted_at: t.deleted_at,
         buckets,
         quotas,
     }

@@ -23,6 +23,16 @@ impl BucketStore for LocalDirStore {
             .with_context(|| format!("creating bucket directory {}", dir.display()))
     }
 
+    fn remove(&self, bucket: &str) -> Result<()> {
+        let dir = self.root.join(bucket);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("removing bucket directory {}", dir.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn exists(&self, bucket: &str) -> Result<bool> {
         Ok(self.root.join(bucket).is_dir())
     }
@@ -70,6 +80,9 @@ mod tests {
         std::fs::write(root.join("acme-uploads/a/b/y"), [0u8; 5]).unwrap();
         assert_eq!(store.size("acme-uploads").unwrap(), 15);
         assert_eq!(store.size("acme-assets").unwrap(), 0);
+        store.remove("acme-uploads").unwrap();
+        store.remove("acme-uploads").unwrap();
+        assert!(!store.exists("acme-uploads").unwrap());
         std::fs::remove_dir_all(root).unwrap();
     }
 }

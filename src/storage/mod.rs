@@ -10,6 +10,8 @@ use anyhow::Result;
 pub trait BucketStore: Send + Sync {
     /// Creates the bucket if it does not exist.
     fn create(&self, bucket: &str) -> Result<()>;
+    /// Removes the bucket and everything in it; a missing bucket is fine.
+    fn remove(&self, bucket: &str) -> Result<()>;
     /// Whether the bucket exists.
     fn exists(&self, bucket: &str) -> Result<bool>;
     /// Bytes stored in the bucket (0 if it does not exist).

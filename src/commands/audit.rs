@@ -1,0 +1,28 @@
+//! `tenantctl audit [slug] [--since]`.
+
+use anyhow::Result;
+
+use crate::cli::AuditArgs;
+use crate::config::Settings;
+use crate::exit::Failure;
+use crate::ops::{audit, ControlPlane};
+use crate::output::Output;
+use crate::period::parse_time;
+use crate::progress::TerminalReporter;
+use crate::slug::Slug;
+
+pub async fn run(
+    settings: Settings,
+    args: &AuditArgs,
+    out: &Output,
+    reporter: &TerminalReporter,
+) -> Result<()> {
+    let slug: Option<Slug> = args.slug.as_deref().map(str::parse).transpose()?;
+    let since = args
+        .since
+        .as_deref()
+        .map(|s| parse_time(s).map_err(|e| Failure::BadInput(format!("invalid --since: {e}"))))
+        .transpose()?;
+    let plane = ControlPlane::open(settings, reporter).await?;
+    out.audit(&audit::entries(&plane, slug.as_ref(), since).await?)
+}

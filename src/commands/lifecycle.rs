@@ -1,0 +1,106 @@
+//! `tenantctl suspend|resume|deprovision|restore|purge`.
+
+use std::io::{BufRead, IsTerminal};
+
+use anyhow::Result;
+
+use crate::cli::{DeprovisionArgs, PurgeArgs, SlugArg, SuspendArgs};
+use crate::config::Settings;
+use crate::exit::Failure;
+use crate::ops::{lifecycle, ControlPlane};
+use crate::output::{self, Output};
+use crate::progress::TerminalReporter;
+use crate::slug::Slug;
+
+pub async fn suspend(
+    settings: Settings,
+    args: &SuspendArgs,
+    out: &Output,
+    reporter: &TerminalReporter,
+) -> Result<()> {
+    let slug: Slug = args.slug.parse()?;
+    let plane = ControlPlane::open(settings, reporter).await?;
+    out.tenant(&lifecycle::suspend(&plane, &slug, args.reason.as_deref()).await?)
+}
+
+pub async fn resume(
+    settings: Settings,
+    args: &SlugArg,
+    out: &Output,
+    reporter: &TerminalReporter,
+) -> Result<()> {
+    let slug: Slug = args.slug.parse()?;
+    let plane = ControlPlane::open(settings, reporter).await?;
+    out.tenant(&lifecycle::resume(&plane, &slug).await?)
+}
+
+pub async fn restore(
+    settings: Settings,
+    args: &SlugArg,
+    out: &Output,
+    reporter: &TerminalReporter,
+) -> Result<()> {
+    let slug: Slug = args.slug.parse()?;
+    let plane = ControlPlane::open(settings, reporter).await?;
+    out.tenant(&lifecycle::restore(&plane, &slug).await?)
+}
+
+/// A purge destroys data: on a terminal, ask for the word; elsewhere, require `--yes`.
+fn confirm(yes: bool, what: &str, word: &str) -> Result<(), Failure> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::BadInput(format!(
+            "refusing to {what} without --yes: stdin is not a terminal, so there is no one to ask"
+        )));
+    }
+    output::stderr_line(&format!("This will {what}. Type `{word}` to confirm:"));
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Failure::BadInput(format!("reading the confirmation: {e}")))?;
+    if answer.trim() != word {
+        return Err(Failure::BadInput(format!(
+            "not confirmed (expected `{word}`); nothing changed"
+        )));
+    }
+    Ok(())
+}
+
+pub async fn deprovision(
+    settings: Settings,
+    args: &DeprovisionArgs,
+    out: &Output,
+    reporter: &TerminalReporter,
+) -> Result<()> {
+    let slug: Slug = args.slug.parse()?;
+    if args.purge {
+        confirm(
+            args.yes,
+            &format!("remove tenant `{slug}` and all its data for good"),
+            slug.as_str(),
+        )?;
+        let plane = ControlPlane::open(settings, reporter).await?;
+        return out.purged(&[lifecycle::purge(&plane, &slug).await?]);
+    }
+    let plane = ControlPlane::open(settings, reporter).await?;
+    out.tenant(&lifecycle::deprovision(&plane, &slug, args.reason.as_deref()).await?)
+}
+
+pub async fn purge(
+    settings: Settings,
+    args: &PurgeArgs,
+    out: &Output,
+    reporter: &TerminalReporter,
+) -> Result<()> {
+    debug_assert!(args.expired);
+    confirm(
+        args.yes,
+        "remove every tenant past its retention period for good",
+        "purge",
+    )?;
+    let plane = ControlPlane::open(settings, reporter).await?;
+    out.purged(&lifecycle::purge_expired(&plane, reporter).await?)
+}

@@ -1,0 +1,37 @@
+//! `tenantctl migrate [--concurrency N] [--dry-run]` and `tenantctl migrate status`.
+
+use anyhow::Result;
+
+use crate::cli::{MigrateArgs, MigrateCommand};
+use crate::config::Settings;
+use crate::ops::{migrate, ControlPlane};
+use crate::output::Output;
+use crate::progress::TerminalReporter;
+
+pub async fn run(
+    settings: Settings,
+    args: &MigrateArgs,
+    out: &Output,
+    reporter: &TerminalReporter,
+) -> Result<()> {
+    let plane = ControlPlane::open(settings, reporter).await?;
+    if args.dry_run || matches!(args.command, Some(MigrateCommand::Status)) {
+        return out.schema_states(&migrate::states(&plane).await?);
+    }
+    let results = migrate::migrate(&plane, usize::from(args.concurrency), reporter).await?;
+    out.migrated(&results)?;
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|r| r.result == "failed")
+        .map(|r| format!("{} ({})", r.database, r.tenants.join(", ")))
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(
+            "migration failed for {} database(s): {}; the others were migrated",
+            failed.len(),
+            failed.join("; ")
+        ))
+    }
+}

@@ -1,0 +1,145 @@
+//! Lifecycle in the control database: status transitions with their audit entries, the
+//! removal of a purged tenant's rows, and reading the audit log.
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+
+use super::control::{tenant_from, ControlDb, TENANT_COLUMNS};
+use crate::tenant::{Status, Tenant};
+
+/// One audit entry.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub slug: Option<String>,
+    pub from_status: Option<String>,
+    pub to_status: Option<String>,
+    pub details: serde_json::Value,
+}
+
+impl ControlDb {
+    /// Moves the tenant from one of `from` to `to` and audits it, in one transaction.
+    /// `suspended_at` and `deleted_at` follow the status. Returns false (and changes nothing)
+    /// when the tenant was not in one of `from`.
+    pub async fn transition(
+        &self,
+        tenant: &Tenant,
+        from: &[Status],
+        to: Status,
+        action: &str,
+        actor: &str,
+        details: serde_json::Value,
+    ) -> Result<bool> {
+        let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await.context("starting a transaction")?;
+        let previous: Option<String> = tx
+            .query_opt(
+                "UPDATE tenants t SET status = $2, updated_at = now(),
+                     suspended_at = CASE WHEN $2 = 'suspended' THEN now() END,
+                     deleted_at = CASE WHEN $2 = 'deleted' THEN now() WHEN $2 = 'deleting' THEN t.deleted_at END
+                 FROM (SELECT id, status FROM tenants WHERE id = $1 FOR UPDATE) old
+                 WHERE t.id = old.id AND old.status = ANY($3)
+                 RETURNING old.status",
+                &[&tenant.id, &to.as_str(), &from],
+            )
+            .await
+            .with_context(|| format!("changing the status of tenant {}", tenant.slug))?
+            .map(|r| r.get(0));
+        let Some(previous) = previous else {
+            return Ok(false);
+        };
+        tx.execute(
+            "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[&actor, &action, &tenant.id, &tenant.slug, &previous, &to.as_str(), &details],
+        )
+        .await
+        .context("writing the audit log")?;
+        tx.commit().await.context("committing the status change")?;
+        Ok(true)
+    }
+
+    /// The deleted tenants whose retention has run out, and purges that were interrupted.
+    pub async fn expired(&self, retention_days: i32) -> Result<Vec<Tenant>> {
+        let rows = self
+            .conn()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {TENANT_COLUMNS} FROM tenants
+                     WHERE status = 'deleting'
+                        OR (status = 'deleted' AND deleted_at < now() - make_interval(days => $1))
+                     ORDER BY slug"
+                ),
+                &[&retention_days],
+            )
+            .await
+            .context("listing expired tenants")?;
+        rows.iter().map(tenant_from).collect()
+    }
+
+    /// The last step of a purge: every control row of the tenant (usage, quotas, journal, the
+    /// tenant itself), with the audit entry, in one transaction. The audit log keeps history.
+    pub async fn purge_tenant_rows(&self, tenant: &Tenant, actor: &str) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await.context("starting a transaction")?;
+        tx.execute(
+            "DELETE FROM usage_events WHERE tenant_id = $1",
+            &[&tenant.id],
+        )
+        .await
+        .context("deleting usage events")?;
+        // quotas, usage_totals, measured_usage and the journal go by ON DELETE CASCADE.
+        let gone = tx
+            .execute("DELETE FROM tenants WHERE id = $1", &[&tenant.id])
+            .await
+            .context("deleting the tenant row")?;
+        if gone == 1 {
+            let details = serde_json::json!({ "database": tenant.database, "role": tenant.role, "isolation": tenant.isolation.as_str() });
+            tx.execute(
+                "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
+                 VALUES ($1, 'purge', $2, $3, 'deleting', NULL, $4)",
+                &[&actor, &tenant.id, &tenant.slug, &details],
+            )
+            .await
+            .context("writing the audit log")?;
+        }
+        tx.commit().await.context("committing the purge")
+    }
+
+    /// Audit entries, oldest first, optionally for one slug and since a time.
+    pub async fn audit(
+        &self,
+        slug: Option<&str>,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<AuditEntry>> {
+        let rows = self
+            .conn()
+            .await?
+            .query(
+                "SELECT id, at, actor, action, slug, from_status, to_status, details FROM audit_log
+                 WHERE ($1::text IS NULL OR slug = $1) AND ($2::timestamptz IS NULL OR at >= $2)
+                 ORDER BY id",
+                &[&slug, &since],
+            )
+            .await
+            .context("reading the audit log")?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditEntry {
+                id: r.get(0),
+                at: r.get(1),
+                actor: r.get(2),
+                action: r.get(3),
+                slug: r.get(4),
+                from_status: r.get(5),
+                to_status: r.get(6),
+                details: r.get(7),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,218 @@
+//! `migrate`: the tenant schema's pending migrations, applied to the pooled database and to
+//! every active siloed database, by N workers pulling from one queue. Each database is
+//! migrated under its own advisory lock (refinery takes none), so two runs at once do each
+//! migration once. One failing database does not stop the others. Suspended and deleted silos
+//! refuse connections and are skipped: `resume` and `restore` migrate them before reopening.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::{ControlPlane, Reporter};
+use crate::db::{dataplane, migrate, Server};
+use crate::tenant::{Status, Tenant};
+use crate::tier::Isolation;
+
+/// One database to migrate: the tenants in it and the application role to grant to.
+#[derive(Debug, Clone)]
+struct Target {
+    database: String,
+    role: String,
+    slugs: Vec<String>,
+    isolation: Isolation,
+}
+
+/// The outcome for one database. JSON field names are a contract.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabaseResult {
+    pub database: String,
+    /// The tenant (siloed) or the tenants (pooled) in it.
+    pub tenants: Vec<String>,
+    pub isolation: Isolation,
+    /// `migrated`, `current` (nothing to do), `failed` or `skipped`.
+    pub result: String,
+    pub applied: Vec<String>,
+    pub duration_ms: u128,
+    pub error: Option<String>,
+}
+
+/// Per database: where it is and what it lacks (`migrate --dry-run`, `migrate status`).
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabaseState {
+    pub database: String,
+    pub tenants: Vec<String>,
+    pub isolation: Isolation,
+    pub version: Option<i32>,
+    pub latest: i32,
+    pub behind: bool,
+    pub pending: Vec<String>,
+    /// Why the state could not be read (a suspended silo refuses connections).
+    pub note: Option<String>,
+}
+
+/// Splits the tenants into databases to migrate and silos to skip (with the reason).
+fn targets(tenants: &[Tenant]) -> (Vec<Target>, Vec<(Target, String)>) {
+    let mut pooled: BTreeMap<String, Target> = BTreeMap::new();
+    let mut run = Vec::new();
+    let mut skipped = Vec::new();
+    for t in tenants {
+        match t.isolation {
+            Isolation::Pooled => {
+                if matches!(t.status, Status::Deleting) {
+                    continue;
+                }
+                pooled
+                    .entry(t.database.clone())
+                    .or_insert_with(|| Target {
+                        database: t.database.clone(),
+                        role: t.role.clone(),
+                        slugs: Vec::new(),
+                        isolation: Isolation::Pooled,
+                    })
+                    .slugs
+                    .push(t.slug.clone());
+            }
+            Isolation::Siloed => {
+                let target = Target {
+                    database: t.database.clone(),
+                    role: t.role.clone(),
+                    slugs: vec![t.slug.clone()],
+                    isolation: Isolation::Siloed,
+                };
+                match t.status {
+                    Status::Active => run.push(target),
+                    other => skipped.push((target, format!("tenant is {other}"))),
+                }
+            }
+        }
+    }
+    let mut all: Vec<Target> = pooled.into_values().collect();
+    all.extend(run);
+    (all, skipped)
+}
+
+/// Migrates one database and grants its application role any new tables.
+async fn migrate_one(server: &Server, target: &Target) -> Result<Vec<String>> {
+    let mut client = server.connect(&target.database).await?;
+    let applied = migrate::tenant(&mut client).await?;
+    dataplane::grant_app_access(&client, &target.role).await?;
+    Ok(applied)
+}
+
+/// `migrate`: every target, `concurrency` at a time. Results in database order.
+pub async fn migrate(
+    plane: &ControlPlane,
+    concurrency: usize,
+    reporter: &dyn Reporter,
+) -> Result<Vec<DatabaseResult>> {
+    let tenants = plane.control.list_tenants().await?;
+    let (run, skipped) = targets(&tenants);
+    let total = run.len();
+    let queue = Arc::new(Mutex::new(run.into_iter().collect::<VecDeque<Target>>()));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<DatabaseResult>();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.max(1) {
+        let (queue, tx, server) = (queue.clone(), tx.clone(), plane.control.server().clone());
+        let control = plane.control.clone();
+        workers.spawn(async move {
+            loop {
+                let Some(target) = queue.lock().expect("queue lock").pop_front() else {
+                    break;
+                };
+                let t0 = Instant::now();
+                let outcome = async {
+                    // Grants on the shared database conflict with a concurrent provisioning's.
+                    let _pooled = match target.isolation {
+                        Isolation::Pooled => Some(control.lock_pooled().await?),
+                        Isolation::Siloed => None,
+                    };
+                    migrate_one(&server, &target).await
+                }
+                .await;
+                let (result, applied, error) = match outcome {
+                    Ok(a) if a.is_empty() => ("current", a, None),
+                    Ok(a) => ("migrated", a, None),
+                    Err(e) => ("failed", Vec::new(), Some(format!("{e:#}"))),
+                };
+                let _ = tx.send(DatabaseResult {
+                    database: target.database.clone(),
+                    tenants: target.slugs.clone(),
+                    isolation: target.isolation,
+                    result: result.to_owned(),
+                    applied,
+                    duration_ms: t0.elapsed().as_millis(),
+                    error,
+                });
+            }
+        });
+    }
+    drop(tx);
+    let mut results = Vec::with_capacity(total + skipped.len());
+    reporter.progress(0, total, "migrating");
+    while let Some(r) = rx.recv().await {
+        results.push(r);
+        reporter.progress(results.len(), total, "migrating");
+    }
+    while let Some(joined) = workers.join_next().await {
+        joined?;
+    }
+    for (target, why) in skipped {
+        results.push(DatabaseResult {
+            database: target.database,
+            tenants: target.slugs,
+            isolation: target.isolation,
+            result: "skipped".to_owned(),
+            applied: Vec::new(),
+            duration_ms: 0,
+            error: Some(format!("{why}; it is migrated when resumed or restored")),
+        });
+    }
+    results.sort_by(|a, b| a.database.cmp(&b.database));
+    Ok(results)
+}
+
+/// `migrate --dry-run` and `migrate status`: what each database has and lacks. Reads only.
+pub async fn states(plane: &ControlPlane) -> Result<Vec<DatabaseState>> {
+    let tenants = plane.control.list_tenants().await?;
+    let (run, skipped) = targets(&tenants);
+    let latest = migrate::tenant_latest();
+    let mut out = Vec::new();
+    let server = plane.control.server();
+    for (target, note) in run
+        .into_iter()
+        .map(|t| (t, None))
+        .chain(skipped.into_iter().map(|(t, why)| (t, Some(why))))
+    {
+        let state = match &note {
+            Some(_) => None,
+            None => match server.connect(&target.database).await {
+                Ok(mut c) => Some(migrate::tenant_state(&mut c).await),
+                Err(e) => Some(Err(e)),
+            },
+        };
+        let (version, pending, note) = match state {
+            Some(Ok((v, p))) => (Some(v), p, None),
+            Some(Err(e)) => (None, Vec::new(), Some(format!("{e:#}"))),
+            None => (
+                None,
+                Vec::new(),
+                note.map(|why| format!("{why}: not readable until resumed")),
+            ),
+        };
+        out.push(DatabaseState {
+            database: target.database,
+            tenants: target.slugs,
+            isolation: target.isolation,
+            behind: version.is_some_and(|v| v < latest),
+            version,
+            latest,
+            pending,
+            note,
+        });
+    }
+    out.sort_by(|a, b| a.database.cmp(&b.database));
+    Ok(out)
+}
