@@ -36,7 +36,7 @@ pub fn tenant_latest() -> i32 {
     tenant::migrations::runner()
         .get_migrations()
         .iter()
-        .map(|m| m.version() as i32)
+        .map(|m| m.version())
         .max()
         .unwrap_or(0)
 }
@@ -59,7 +59,7 @@ pub async fn tenant_state(client: &mut Client) -> Result<(i32, Vec<String>)> {
             .await
             .context("reading the migration history")?
             .iter()
-            .map(|m| m.version() as i32)
+            .map(|m| m.version())
             .collect()
     } else {
         Vec::new()
@@ -67,7 +67,7 @@ pub async fn tenant_state(client: &mut Client) -> Result<(i32, Vec<String>)> {
     let pending = runner
         .get_migrations()
         .iter()
-        .filter(|m| !applied.contains(&(m.version() as i32)))
+        .filter(|m| !applied.contains(&m.version()))
         .map(|m| format!("V{}__{}", m.version(), m.name()))
         .collect();
     Ok((applied.iter().copied().max().unwrap_or(0), pending))
