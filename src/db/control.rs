@@ -17,6 +17,9 @@ pub struct ControlDb {
     name: String,
 }
 
+/// How long `try_lock_tenant` waits for a lock that is held.
+const TENANT_LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What step 1 records.
 pub struct NewTenant<'a> {
     pub slug: &'a str,
@@ -131,38 +134,45 @@ impl ControlDb {
         self.conn().await
     }
 
-    /// The per-tenant provisioning lock, without waiting: `None` if another process holds it.
+    /// The per-tenant lock, waiting at most `TENANT_LOCK_GRACE` for it: `None` if another
+    /// process still holds it then. The grace covers a killed run, whose session the server
+    /// ends a moment after the process died; a live run elsewhere makes this exit "in
+    /// progress" promptly rather than queue behind it.
     pub async fn try_lock_tenant(&self, slug: &str) -> Result<Option<SessionLock>> {
-        self.session_lock(&format!("tenantctl:tenant:{slug}"), false)
-            .await
-    }
-
-    /// The lock around changes to the shared pooled database and its role (concurrent GRANTs
-    /// on one object fail with "tuple concurrently updated"); waits for it.
-    pub async fn lock_pooled(&self) -> Result<SessionLock> {
-        let lock = self.session_lock("tenantctl:pooled", true).await?;
-        Ok(lock.expect("a waiting lock is always taken"))
-    }
-
-    async fn session_lock(&self, key: &str, wait: bool) -> Result<Option<SessionLock>> {
+        let key = format!("tenantctl:tenant:{slug}");
         let client = self.server.connect(&self.name).await?;
-        let got = if wait {
-            client
-                .execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", &[&key])
-                .await
-                .with_context(|| format!("waiting for the lock {key}"))?;
-            true
-        } else {
-            client
+        let deadline = std::time::Instant::now() + TENANT_LOCK_GRACE;
+        loop {
+            let got: bool = client
                 .query_one(
                     "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
                     &[&key],
                 )
                 .await
                 .with_context(|| format!("taking the lock {key}"))?
-                .get(0)
-        };
-        Ok(got.then_some(SessionLock { _client: client }))
+                .get(0);
+            if got {
+                return Ok(Some(SessionLock { _client: client }));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The lock around changes to the shared pooled database and its role (concurrent GRANTs
+    /// on one object fail with "tuple concurrently updated"); waits for it.
+    pub async fn lock_pooled(&self) -> Result<SessionLock> {
+        let client = self.server.connect(&self.name).await?;
+        client
+            .execute(
+                "SELECT pg_advisory_lock(hashtextextended($1, 0))",
+                &[&"tenantctl:pooled"],
+            )
+            .await
+            .context("waiting for the pooled database's lock")?;
+        Ok(SessionLock { _client: client })
     }
 
     pub async fn find_tenant(&self, slug: &str) -> Result<Option<Tenant>> {

@@ -536,7 +536,9 @@ async fn create_owner(
     Ok(())
 }
 
-/// Writes `secret` to `path`, readable by its owner only, also when the file existed.
+/// Writes `secret` to `path`, readable by its owner only, also when the file existed. A path
+/// that is not a regular file (`/dev/null`, a FIFO) is written to but never chmod-ed: as root,
+/// making `/dev/null` 0600 would break every other user of the machine.
 fn write_secret_file(path: &Path, secret: &str) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
@@ -545,8 +547,13 @@ fn write_secret_file(path: &Path, secret: &str) -> Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("opening the password file {}", path.display()))?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("restricting the password file {}", path.display()))?;
+    let meta = f
+        .metadata()
+        .with_context(|| format!("inspecting the password file {}", path.display()))?;
+    if meta.is_file() {
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting the password file {}", path.display()))?;
+    }
     writeln!(f, "{secret}").with_context(|| format!("writing the password file {}", path.display()))
 }
 

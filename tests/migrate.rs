@@ -1,0 +1,211 @@
+//! `migrate`: the tenant schema across 20 tenants, one of them broken on purpose, and two runs
+//! at once.
+
+use std::process::Stdio;
+
+use crate::support::TestEnv;
+
+/// Provisions `n` tenants, a few at a time; every fifth is pooled.
+fn provision_many(env: &TestEnv, n: usize) -> Vec<(String, bool)> {
+    let tenants: Vec<(String, bool)> = (0..n).map(|i| (format!("m{i:02}"), i % 5 != 4)).collect();
+    for chunk in tenants.chunks(5) {
+        let children: Vec<_> = chunk
+            .iter()
+            .map(|(slug, siloed)| {
+                env.cmd()
+                    .args([
+                        "provision",
+                        slug,
+                        "--tier",
+                        if *siloed { "premium" } else { "free" },
+                        "-q",
+                        "--password-file",
+                        "/dev/null",
+                    ])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    tenants
+}
+
+/// Makes every tenant database "behind": forgets that V2 was applied (V2 is re-runnable).
+fn forget_v2(env: &TestEnv, dbs: &[String]) {
+    for db in dbs {
+        env.admin(db)
+            .execute("DELETE FROM refinery_schema_history WHERE version = 2", &[])
+            .unwrap();
+    }
+}
+
+fn versions(env: &TestEnv, db: &str) -> Vec<i32> {
+    env.admin(db)
+        .query(
+            "SELECT version FROM refinery_schema_history ORDER BY version",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[test]
+fn migrate_twenty_tenants_with_one_broken_then_two_runs_at_once() {
+    let env = TestEnv::new();
+    let tenants = provision_many(&env, 20);
+    let mut dbs: Vec<String> = tenants
+        .iter()
+        .filter(|t| t.1)
+        .map(|t| env.silo(&t.0))
+        .collect();
+    dbs.push(env.pooled_db());
+    let broken = env.silo("m07");
+    forget_v2(&env, &dbs);
+    // Break one: V2 alters the policy of api_keys, which is gone here.
+    env.admin(&broken)
+        .batch_execute("DROP TABLE api_keys")
+        .unwrap();
+    // And suspend one: its database refuses connections, so it is skipped.
+    env.run(&["suspend", "m03"]).expect(0);
+
+    let status = env
+        .run(&["migrate", "status", "-o", "json"])
+        .expect(0)
+        .json();
+    let behind: Vec<&str> = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["behind"] == true)
+        .map(|s| s["database"].as_str().unwrap())
+        .collect();
+    assert_eq!(behind.len(), dbs.len() - 1, "{status}");
+    let dry = env
+        .run(&["migrate", "--dry-run", "-o", "json"])
+        .expect(0)
+        .json();
+    let first = dry
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["database"] == env.silo("m00"))
+        .unwrap();
+    assert_eq!(first["pending"], serde_json::json!(["V2__suspensions"]));
+    assert_eq!(
+        versions(&env, &env.silo("m00")),
+        [1],
+        "dry run changed nothing"
+    );
+
+    let run = env
+        .run(&["migrate", "--concurrency", "4", "-o", "json"])
+        .expect(1);
+    assert!(
+        run.stderr.contains("migration failed for 1 database(s)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&broken) && run.stderr.contains("m07"),
+        "{}",
+        run.stderr
+    );
+    let results = run.json();
+    let by_result = |r: &str| {
+        results
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["result"] == r)
+            .count()
+    };
+    assert_eq!(
+        (
+            by_result("migrated"),
+            by_result("failed"),
+            by_result("skipped")
+        ),
+        (dbs.len() - 2, 1, 1)
+    );
+    let failed = results
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["result"] == "failed")
+        .unwrap();
+    assert_eq!(failed["database"], broken.as_str());
+    assert!(
+        failed["error"].as_str().unwrap().contains("api_keys"),
+        "{failed}"
+    );
+    for db in dbs
+        .iter()
+        .filter(|d| **d != broken && **d != env.silo("m03"))
+    {
+        assert_eq!(versions(&env, db), [1, 2], "{db}");
+    }
+    assert_eq!(versions(&env, &broken), [1]);
+
+    // Resume migrates the skipped one before reopening it.
+    env.run(&["resume", "m03"]).expect(0);
+    assert_eq!(versions(&env, &env.silo("m03")), [1, 2]);
+
+    // Two runs at once over databases that are behind again: each migration applied once,
+    // and the tenants still work.
+    forget_v2(
+        &env,
+        &dbs.iter()
+            .filter(|d| **d != broken)
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    let runs: Vec<_> = (0..2)
+        .map(|_| {
+            env.cmd()
+                .args(["migrate", "--concurrency", "3", "-q"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for r in runs {
+        let out = r.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for db in dbs.iter().filter(|d| **d != broken) {
+        assert_eq!(versions(&env, db), [1, 2], "{db}");
+    }
+    let mut app = env.connect_as(&env.silo("m00"), &env.silo("m00")).unwrap();
+    app.query_one("SELECT count(*) FROM users", &[]).unwrap();
+    let up = env
+        .run(&["migrate", "status", "-o", "json"])
+        .expect(0)
+        .json();
+    let still: Vec<&str> = up
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["behind"] == true)
+        .map(|s| s["database"].as_str().unwrap())
+        .collect();
+    assert_eq!(still, [broken.as_str()]);
+}
