@@ -25,12 +25,19 @@ fn tenantctl(url: &str, args: &[&str]) -> f64 {
         .args(["--quiet"])
         .env("TENANTCTL_DATABASE_URL", url)
         .env("TENANTCTL_NAME_PREFIX", "mbench_")
-        .env("TENANTCTL_STORAGE_ROOT", std::env::temp_dir().join("tenantctl-mbench-buckets"))
+        .env(
+            "TENANTCTL_STORAGE_ROOT",
+            std::env::temp_dir().join("tenantctl-mbench-buckets"),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
         .unwrap();
-    assert!(out.status.success(), "tenantctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tenantctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     t0.elapsed().as_secs_f64() * 1000.0
 }
 
@@ -38,19 +45,32 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let n: usize = std::env::var("BENCH_SILOS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let n: usize = std::env::var("BENCH_SILOS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
     let c = cluster::cluster();
     let mut pg = postgres::Client::connect(&c.url("postgres"), postgres::NoTls).unwrap();
     let stale: Vec<String> = pg
-        .query("SELECT datname::text FROM pg_database WHERE datname LIKE 'mbench\\_%'", &[])
+        .query(
+            "SELECT datname::text FROM pg_database WHERE datname LIKE 'mbench\\_%'",
+            &[],
+        )
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect();
     for db in stale {
-        pg.batch_execute(&format!("DROP DATABASE \"{db}\" WITH (FORCE)")).unwrap();
+        pg.batch_execute(&format!("DROP DATABASE \"{db}\" WITH (FORCE)"))
+            .unwrap();
     }
-    for r in pg.query("SELECT rolname::text FROM pg_roles WHERE rolname LIKE 'mbench\\_%'", &[]).unwrap() {
+    for r in pg
+        .query(
+            "SELECT rolname::text FROM pg_roles WHERE rolname LIKE 'mbench\\_%'",
+            &[],
+        )
+        .unwrap()
+    {
         let role: String = r.get(0);
         pg.batch_execute(&format!("DROP ROLE \"{role}\"")).unwrap();
     }
@@ -65,10 +85,21 @@ fn main() {
             .iter()
             .map(|s| {
                 Command::new(BIN)
-                    .args(["provision", s, "--tier", "premium", "--quiet", "--password-file", pw])
+                    .args([
+                        "provision",
+                        s,
+                        "--tier",
+                        "premium",
+                        "--quiet",
+                        "--password-file",
+                        pw,
+                    ])
                     .env("TENANTCTL_DATABASE_URL", &url)
                     .env("TENANTCTL_NAME_PREFIX", "mbench_")
-                    .env("TENANTCTL_STORAGE_ROOT", std::env::temp_dir().join("tenantctl-mbench-buckets"))
+                    .env(
+                        "TENANTCTL_STORAGE_ROOT",
+                        std::env::temp_dir().join("tenantctl-mbench-buckets"),
+                    )
                     .stdout(Stdio::null())
                     .spawn()
                     .unwrap()
@@ -78,12 +109,16 @@ fn main() {
             assert!(ch.wait().unwrap().success());
         }
     }
-    eprintln!("provisioned {n} siloed tenants in {:.0} s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "provisioned {n} siloed tenants in {:.0} s",
+        t0.elapsed().as_secs_f64()
+    );
     let dbs: Vec<String> = slugs.iter().map(|s| format!("mbench_{s}")).collect();
     let forget = || {
         for db in &dbs {
             let mut c = postgres::Client::connect(&c.url(db), postgres::NoTls).unwrap();
-            c.execute("DELETE FROM refinery_schema_history WHERE version = 2", &[]).unwrap();
+            c.execute("DELETE FROM refinery_schema_history WHERE version = 2", &[])
+                .unwrap();
         }
     };
 
@@ -110,20 +145,48 @@ fn main() {
     let bindir = tenantctl::cluster::pg_bindir(None).unwrap();
     let t0 = Instant::now();
     let out = Command::new(bindir.join("psql"))
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &c.url("postgres"), "-f"])
+        .args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            &c.url("postgres"),
+            "-f",
+        ])
         .arg(&file)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let floor = t0.elapsed().as_secs_f64() * 1000.0;
     // Leave every database consistent with refinery's own record for the next runs.
     forget();
     tenantctl(&url, &["migrate"]);
 
     println!("tenant migration across {n} siloed databases (wall time, ms per database)");
-    println!("  tenantctl --concurrency 1  {seq:>7.0} ms  {:>6.1} ms/db", seq / n as f64);
-    println!("  tenantctl --concurrency 4  {par:>7.0} ms  {:>6.1} ms/db", par / n as f64);
-    println!("  tenantctl, nothing pending {noop:>7.0} ms  {:>6.1} ms/db", noop / n as f64);
-    println!("  psql loop (floor)          {floor:>7.0} ms  {:>6.1} ms/db", floor / n as f64);
-    println!("  ratios: c1/floor {:.2}, c4/floor {:.2}", seq / floor, par / floor);
+    println!(
+        "  tenantctl --concurrency 1  {seq:>7.0} ms  {:>6.1} ms/db",
+        seq / n as f64
+    );
+    println!(
+        "  tenantctl --concurrency 4  {par:>7.0} ms  {:>6.1} ms/db",
+        par / n as f64
+    );
+    println!(
+        "  tenantctl, nothing pending {noop:>7.0} ms  {:>6.1} ms/db",
+        noop / n as f64
+    );
+    println!(
+        "  psql loop (floor)          {floor:>7.0} ms  {:>6.1} ms/db",
+        floor / n as f64
+    );
+    println!(
+        "  ratios: c1/floor {:.2}, c4/floor {:.2}",
+        seq / floor,
+        par / floor
+    );
 }

@@ -9,7 +9,7 @@ Exit codes:
   0  success
   1  the operation failed (server unreachable, a step failed)
   2  bad input or usage (invalid slug, unknown tier, invalid tiers.toml); nothing changed
-  3  refused by state (not found, invalid transition, in progress, over a hard limit)";
+  3  refused by state (not found, invalid transition, in progress, over a hard limit, busy)";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -51,7 +51,7 @@ pub struct GlobalArgs {
     /// Who is acting, for the audit log [env: TENANTCTL_ACTOR] [default: the OS user]
     #[arg(long, global = true, value_name = "NAME")]
     pub actor: Option<String>,
-    /// Result format on stdout
+    /// Result format on stdout (csv: `bill` and `invoices`, one row per invoice line)
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
     /// No progress or status lines on stderr (errors and a shown password still appear)
@@ -63,6 +63,8 @@ pub struct GlobalArgs {
 pub enum OutputFormat {
     Table,
     Json,
+    /// One row per invoice line (`bill`, `invoices` only)
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +95,12 @@ pub enum Command {
     Audit(AuditArgs),
     /// Apply pending tenant-schema migrations to every tenant database
     Migrate(MigrateArgs),
+    /// Bill a period: one invoice per tenant billable in it, exactly once (safe to re-run, and
+    /// to run twice at once)
+    Bill(BillArgs),
+    /// Invoices written by `bill`
+    #[command(subcommand)]
+    Invoices(InvoicesCommand),
     /// Quotas: limits against usage, overrides, and the check scripts branch on
     #[command(subcommand)]
     Quota(QuotaCommand),
@@ -189,6 +197,34 @@ pub struct MigrateArgs {
 pub enum MigrateCommand {
     /// Each tenant database's schema version, and which are behind
     Status,
+}
+
+#[derive(Debug, Args)]
+pub struct BillArgs {
+    /// The month to bill, YYYY-MM [default: the previous calendar month, UTC]
+    #[arg(long)]
+    pub period: Option<String>,
+    /// Print exactly what a run would write, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InvoicesCommand {
+    /// Invoices, newest period first
+    List {
+        /// Only this month (YYYY-MM)
+        #[arg(long)]
+        period: Option<String>,
+        /// Only this tenant
+        #[arg(long)]
+        slug: Option<String>,
+    },
+    /// One invoice with its lines
+    Show {
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        id: i64,
+    },
 }
 
 #[derive(Debug, Args)]

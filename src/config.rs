@@ -44,6 +44,9 @@ pub struct Settings {
     pub pg_bindir: Option<PathBuf>,
     /// How long a deprovisioned tenant is kept for `restore` before `purge --expired` removes it.
     pub retention_days: i32,
+    /// Invoices written per transaction by `bill` (500; debug builds read
+    /// `TENANTCTL_BILL_BATCH`, so tests can kill a run between small batches).
+    pub bill_batch: usize,
     /// Debug builds only: crash on purpose at a named point (`TENANTCTL_FAILPOINT`), for tests.
     pub failpoint: Option<String>,
 }
@@ -149,6 +152,11 @@ impl Settings {
             quiet: args.quiet,
             pg_bindir: env("TENANTCTL_PG_BINDIR").map(PathBuf::from),
             retention_days: retention_days as i32,
+            bill_batch: env("TENANTCTL_BILL_BATCH")
+                .filter(|_| cfg!(debug_assertions))
+                .and_then(|v| v.parse().ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(500),
             failpoint: if cfg!(debug_assertions) {
                 env("TENANTCTL_FAILPOINT")
             } else {

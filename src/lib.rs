@@ -14,7 +14,7 @@
 //! - `output`: tables and JSON on stdout, lines on stderr; the only module that prints.
 //! - `progress`: the terminal implementation of `ops::Reporter`.
 //! - `exit`: typed failures and their exit codes.
-//! - `slug`, `tenant`, `tier`, `money`, `period`, `usage_file`: the domain types, unit-tested in place.
+//! - `slug`, `tenant`, `tier`, `money`, `period`, `usage_file`, `invoice`: the domain types, unit-tested in place.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
@@ -24,6 +24,7 @@ mod commands;
 pub mod config;
 pub mod db;
 pub mod exit;
+pub mod invoice;
 pub mod money;
 pub mod ops;
 pub mod output;

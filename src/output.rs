@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::cli::OutputFormat;
 use crate::cluster::ClusterStatus;
 use crate::db::lifecycle::AuditEntry;
+use crate::ops::billing::{InvoiceView, RunView};
 use crate::ops::lifecycle::Purged;
 use crate::ops::migrate::{DatabaseResult, DatabaseState};
 use crate::ops::provision::{Outcome, Plan};
@@ -72,21 +73,21 @@ impl Output {
     pub fn tenant(&self, v: &TenantView) -> Result<()> {
         match self.format {
             OutputFormat::Json => self.json(v),
-            OutputFormat::Table => emit(&tenant_text(v)),
+            OutputFormat::Table | OutputFormat::Csv => emit(&tenant_text(v)),
         }
     }
 
     pub fn provisioned(&self, o: &Outcome) -> Result<()> {
         match self.format {
             OutputFormat::Json => self.json(o),
-            OutputFormat::Table => emit(&tenant_text(&o.tenant)),
+            OutputFormat::Table | OutputFormat::Csv => emit(&tenant_text(&o.tenant)),
         }
     }
 
     pub fn tenants(&self, list: &[TenantView]) -> Result<()> {
         match self.format {
             OutputFormat::Json => self.json(list),
-            OutputFormat::Table => {
+            OutputFormat::Table | OutputFormat::Csv => {
                 let mut t = Self::table(&[
                     "SLUG",
                     "NAME",
@@ -115,7 +116,7 @@ impl Output {
     pub fn plan(&self, p: &Plan) -> Result<()> {
         match self.format {
             OutputFormat::Json => self.json(p),
-            OutputFormat::Table => {
+            OutputFormat::Table | OutputFormat::Csv => {
                 let mut text = format!(
                     "dry run: provision `{}` on tier `{}` ({}), database `{}`, role `{}`{}\n",
                     p.slug,
@@ -145,7 +146,7 @@ impl Output {
     pub fn cluster_status(&self, s: &ClusterStatus) -> Result<()> {
         match self.format {
             OutputFormat::Json => self.json(s),
-            OutputFormat::Table => emit(&Self::fields(vec![
+            OutputFormat::Table | OutputFormat::Csv => emit(&Self::fields(vec![
                 ("data dir", s.data_dir.clone()),
                 ("cluster", s.pgdata.clone()),
                 ("socket dir", s.socket_dir.clone()),
@@ -164,7 +165,7 @@ impl Output {
     pub fn quota_lines(&self, lines: &[QuotaLine]) -> Result<()> {
         match self.format {
             OutputFormat::Json => self.json(lines),
-            OutputFormat::Table => {
+            OutputFormat::Table | OutputFormat::Csv => {
                 let mut t = Self::table(&[
                     "RESOURCE",
                     "KIND",
@@ -198,7 +199,7 @@ impl Output {
     pub fn check(&self, c: &Check) -> Result<()> {
         match self.format {
             OutputFormat::Json => self.json(c),
-            OutputFormat::Table => {
+            OutputFormat::Table | OutputFormat::Csv => {
                 let verdict = if c.allowed { "allowed" } else { "refused" };
                 let reason = c
                     .reason
@@ -216,7 +217,7 @@ impl Output {
     pub fn recorded(&self, r: &RecordView) -> Result<()> {
         match self.format {
             OutputFormat::Json => self.json(r),
-            OutputFormat::Table => emit(&match r.total {
+            OutputFormat::Table | OutputFormat::Csv => emit(&match r.total {
                 Some(total) => format!(
                     "recorded {} {} for {} ({} total {total})\n",
                     r.quantity, r.resource, r.slug, r.period
@@ -232,7 +233,7 @@ impl Output {
     pub fn imported(&self, v: &ImportView) -> Result<()> {
         match self.format {
             OutputFormat::Json => self.json(v),
-            OutputFormat::Table => {
+            OutputFormat::Table | OutputFormat::Csv => {
                 let mut text = format!(
                     "{}: {} rows: {} accepted, {} duplicates, {} refused ({} ms)\n",
                     v.file, v.rows, v.accepted, v.duplicates, v.refused, v.duration_ms
@@ -258,7 +259,7 @@ impl Output {
     pub fn purged(&self, list: &[Purged]) -> Result<()> {
         match self.format {
             OutputFormat::Json => self.json(list),
-            OutputFormat::Table => {
+            OutputFormat::Table | OutputFormat::Csv => {
                 let mut text = String::new();
                 for p in list {
                     let what = match (&p.database, &p.role) {
@@ -282,7 +283,7 @@ impl Output {
     pub fn audit(&self, entries: &[AuditEntry]) -> Result<()> {
         match self.format {
             OutputFormat::Json => self.json(entries),
-            OutputFormat::Table => {
+            OutputFormat::Table | OutputFormat::Csv => {
                 let mut t =
                     Self::table(&["AT", "ACTOR", "ACTION", "SLUG", "FROM", "TO", "DETAILS"]);
                 for e in entries {
@@ -304,7 +305,7 @@ impl Output {
     pub fn migrated(&self, results: &[DatabaseResult]) -> Result<()> {
         match self.format {
             OutputFormat::Json => self.json(results),
-            OutputFormat::Table => {
+            OutputFormat::Table | OutputFormat::Csv => {
                 let mut t =
                     Self::table(&["DATABASE", "TENANTS", "RESULT", "APPLIED", "MS", "ERROR"]);
                 for r in results {
@@ -325,7 +326,7 @@ impl Output {
     pub fn schema_states(&self, states: &[DatabaseState]) -> Result<()> {
         match self.format {
             OutputFormat::Json => self.json(states),
-            OutputFormat::Table => {
+            OutputFormat::Table | OutputFormat::Csv => {
                 let mut t = Self::table(&[
                     "DATABASE", "TENANTS", "VERSION", "LATEST", "BEHIND", "PENDING", "NOTE",
                 ]);
@@ -347,13 +348,174 @@ impl Output {
         }
     }
 
+    pub fn bill_run(&self, run: &RunView) -> Result<()> {
+        let summary = if run.already_billed {
+            format!("{} was billed already; nothing to do", run.period)
+        } else {
+            format!(
+                "{}{} tenants for {}: total {} {} in {} ms ({} upgrade hints)",
+                if run.dry_run {
+                    "dry run, nothing written: would bill "
+                } else {
+                    "billed "
+                },
+                run.tenants_billed,
+                run.period,
+                run.total,
+                run.currency,
+                run.duration_ms,
+                run.upgrade_hints
+            )
+        };
+        match self.format {
+            OutputFormat::Json => self.json(run),
+            OutputFormat::Csv => {
+                stderr_line(&summary);
+                emit(&invoices_csv(&run.invoices))
+            }
+            OutputFormat::Table => {
+                let mut text = String::new();
+                if !run.invoices.is_empty() {
+                    text.push_str(&invoices_table(&run.invoices));
+                }
+                text.push_str(&summary);
+                text.push('\n');
+                emit(&text)
+            }
+        }
+    }
+
+    pub fn invoices(&self, list: &[InvoiceView]) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(list),
+            OutputFormat::Csv => emit(&invoices_csv(list)),
+            OutputFormat::Table => emit(&invoices_table(list)),
+        }
+    }
+
+    pub fn invoice(&self, i: &InvoiceView) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(i),
+            OutputFormat::Csv => emit(&invoices_csv(std::slice::from_ref(i))),
+            OutputFormat::Table => {
+                let mut text = Self::fields(vec![
+                    ("invoice", i.id.map(|n| n.to_string()).unwrap_or_default()),
+                    ("tenant", i.slug.clone()),
+                    ("period", i.period.clone()),
+                    ("total", format!("{} {}", i.total, i.currency)),
+                    ("upgrade hint", hint_text(i)),
+                ]);
+                let mut t = Self::table(&[
+                    "DESCRIPTION",
+                    "RESOURCE",
+                    "QUANTITY",
+                    "UNIT PRICE",
+                    "AMOUNT",
+                ]);
+                for l in &i.lines {
+                    t.add_row(vec![
+                        l.description.clone(),
+                        l.resource.clone().unwrap_or_default(),
+                        l.quantity.to_string(),
+                        l.unit_price.clone(),
+                        l.amount.clone(),
+                    ]);
+                }
+                text.push_str(&format!("{}\n", t.trim_fmt()));
+                emit(&text)
+            }
+        }
+    }
+
     /// A one-line result for commands whose result is a fact (`local stop`).
     pub fn message<T: Serialize>(&self, text: &str, value: &T) -> Result<()> {
         match self.format {
             OutputFormat::Json => self.json(value),
-            OutputFormat::Table => emit(&format!("{text}\n")),
+            OutputFormat::Table | OutputFormat::Csv => emit(&format!("{text}\n")),
         }
     }
+}
+
+fn hint_text(i: &InvoiceView) -> String {
+    match &i.upgrade_hint {
+        Some(h) => format!(
+            "{} would have cost {} (saving {})",
+            h["tier"].as_str().unwrap_or("?"),
+            h["would_cost"].as_str().unwrap_or("?"),
+            h["saving"].as_str().unwrap_or("?")
+        ),
+        None => String::new(),
+    }
+}
+
+fn invoices_table(list: &[InvoiceView]) -> String {
+    let mut t = Output::table(&[
+        "ID",
+        "SLUG",
+        "PERIOD",
+        "TOTAL",
+        "CURRENCY",
+        "LINES",
+        "UPGRADE HINT",
+    ]);
+    for i in list {
+        t.add_row(vec![
+            i.id.map(|n| n.to_string())
+                .unwrap_or_else(|| "-".to_owned()),
+            i.slug.clone(),
+            i.period.clone(),
+            i.total.clone(),
+            i.currency.clone(),
+            i.lines.len().to_string(),
+            hint_text(i),
+        ]);
+    }
+    format!("{}\n", t.trim_fmt())
+}
+
+/// A CSV field, quoted when it needs to be.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// One row per invoice line, for finance.
+fn invoices_csv(list: &[InvoiceView]) -> String {
+    let mut out = String::from(
+        "invoice_id,slug,period,currency,line_no,kind,description,resource,tier,quantity,unit_price,amount,usage_period,invoice_total\n",
+    );
+    for i in list {
+        for (n, l) in i.lines.iter().enumerate() {
+            let fields = [
+                i.id.map(|n| n.to_string()).unwrap_or_default(),
+                i.slug.clone(),
+                i.period.clone(),
+                i.currency.clone(),
+                (n + 1).to_string(),
+                l.kind.clone(),
+                l.description.clone(),
+                l.resource.clone().unwrap_or_default(),
+                l.tier.clone(),
+                l.quantity.to_string(),
+                l.unit_price.clone(),
+                l.amount.clone(),
+                l.usage_period.clone().unwrap_or_default(),
+                i.total.clone(),
+            ];
+            out.push_str(
+                &fields
+                    .iter()
+                    .map(|f| csv_field(f))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// A database's tenants in one cell: the slug, or a count for the pooled database.

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod bill;
 mod cli;
 mod faults;
 mod isolation;

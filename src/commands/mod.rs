@@ -1,6 +1,7 @@
 //! One file per subcommand: arguments → one `ops` call → render. No SQL here.
 
 mod audit;
+mod bill;
 mod lifecycle;
 mod list;
 mod local;
@@ -13,12 +14,21 @@ mod usage;
 
 use anyhow::Result;
 
-use crate::cli::Command;
+use crate::cli::{Command, OutputFormat};
 use crate::config::Settings;
+use crate::exit::Failure;
 use crate::output::Output;
 use crate::progress::TerminalReporter;
 
 pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
+    if settings.output == OutputFormat::Csv
+        && !matches!(command, Command::Bill(_) | Command::Invoices(_))
+    {
+        return Err(Failure::BadInput(
+            "--output csv is for `bill` and `invoices`; use table or json here".to_owned(),
+        )
+        .into());
+    }
     let out = Output::new(settings.output);
     let reporter = TerminalReporter::new(settings.quiet, settings.output);
     match command {
@@ -35,6 +45,8 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         Command::Purge(args) => lifecycle::purge(settings, &args, &out, &reporter).await,
         Command::Audit(args) => audit::run(settings, &args, &out, &reporter).await,
         Command::Migrate(args) => migrate::run(settings, &args, &out, &reporter).await,
+        Command::Bill(args) => bill::run(settings, &args, &out, &reporter).await,
+        Command::Invoices(cmd) => bill::invoices(settings, cmd, &out, &reporter).await,
         Command::Quota(cmd) => quota::run(settings, cmd, &out, &reporter).await,
         Command::Usage(cmd) => usage::run(settings, cmd, &out, &reporter).await,
         Command::Local(cmd) => local::run(&settings, cmd, &out),

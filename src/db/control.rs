@@ -161,6 +161,20 @@ impl ControlDb {
         }
     }
 
+    /// A session lock without waiting: `None` if another session holds it.
+    pub(super) async fn try_session_lock(&self, key: &str) -> Result<Option<SessionLock>> {
+        let client = self.server.connect(&self.name).await?;
+        let got: bool = client
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                &[&key],
+            )
+            .await
+            .with_context(|| format!("taking the lock {key}"))?
+            .get(0);
+        Ok(got.then_some(SessionLock { _client: client }))
+    }
+
     /// The lock around changes to the shared pooled database and its role (concurrent GRANTs
     /// on one object fail with "tuple concurrently updated"); waits for it.
     pub async fn lock_pooled(&self) -> Result<SessionLock> {

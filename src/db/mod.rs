@@ -1,6 +1,7 @@
 //! Every line of SQL and every connection pool lives under here.
 //!
 //! - `Server`: how to reach the PostgreSQL server, and connections to any of its databases.
+//! - `billing`: billing runs, invoice facts, invoices written exactly once.
 //! - `control`: the control database (tenants, journal, quotas, audit log).
 //! - `dataplane`: tenant databases and roles: creation, access, the owner user.
 //! - `usage`: metered events, monthly totals, measurements, bulk import.
@@ -8,6 +9,7 @@
 //! - `lifecycle`: status transitions, purge of control rows, the audit log.
 //! - `ident`: the one place identifiers are quoted.
 
+pub mod billing;
 pub mod control;
 pub mod dataplane;
 pub mod ident;

@@ -5,12 +5,14 @@
 //! - `lifecycle`: suspend, resume, deprovision, restore, purge, set-tier.
 //! - `migrate`: the tenant schema across every tenant database.
 //! - `audit`: reading the audit log.
+//! - `billing`: billing runs and invoices.
 //! - `quota`: limits against usage (`quota show|set|reset|check`).
 //! - `usage`: metered events and measured levels (`usage record|import|refresh`).
 //! - `tenants`: reading tenants (`list`, `show`).
 //! - `local`: the local cluster (`local status`, `local stop`).
 
 pub mod audit;
+pub mod billing;
 pub mod lifecycle;
 pub mod local;
 pub mod migrate;

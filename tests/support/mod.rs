@@ -167,6 +167,41 @@ impl TestEnv {
         (dbs, roles)
     }
 
+    /// Test fixture: moves the audit entries of `slug`'s `action` to `at`, so that billing sees
+    /// a history in a past month. The append-only trigger is lifted for this one statement.
+    pub fn backdate(&self, slug: &str, action: &str, at: &str) {
+        let mut c = self.control();
+        let mut tx = c.transaction().unwrap();
+        tx.batch_execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+            .unwrap();
+        let n = tx
+            .execute(
+                "UPDATE audit_log SET at = $3::text::timestamptz WHERE slug = $1 AND action = $2",
+                &[&slug, &action, &at],
+            )
+            .unwrap();
+        assert!(n > 0, "no `{action}` entry for {slug}");
+        tx.batch_execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only")
+            .unwrap();
+        tx.commit().unwrap();
+    }
+
+    /// Provisions `slug` on `tier` with its history moved to `at`.
+    pub fn provision_at(&self, slug: &str, tier: &str, at: &str) {
+        self.run(&[
+            "provision",
+            slug,
+            "--tier",
+            tier,
+            "-q",
+            "--password-file",
+            "/dev/null",
+        ])
+        .expect(0);
+        self.backdate(slug, "provision.start", at);
+        self.backdate(slug, "provision", at);
+    }
+
     /// One value from the control database.
     pub fn scalar_i64(&self, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> i64 {
         self.control().query_one(sql, params).unwrap().get(0)

@@ -1,0 +1,58 @@
+//! `tenantctl bill [--period] [--dry-run]` and `tenantctl invoices list|show`.
+
+use anyhow::Result;
+use chrono::Utc;
+
+use crate::cli::{BillArgs, InvoicesCommand};
+use crate::config::Settings;
+use crate::exit::Failure;
+use crate::ops::{billing, ControlPlane};
+use crate::output::Output;
+use crate::period::Period;
+use crate::progress::TerminalReporter;
+use crate::slug::Slug;
+
+fn period(arg: Option<&str>) -> Result<Option<Period>, Failure> {
+    arg.map(|p| {
+        p.parse::<Period>()
+            .map_err(|e| Failure::BadInput(format!("invalid --period: {e}")))
+    })
+    .transpose()
+}
+
+pub async fn run(
+    settings: Settings,
+    args: &BillArgs,
+    out: &Output,
+    reporter: &TerminalReporter,
+) -> Result<()> {
+    let period = period(args.period.as_deref())?
+        .unwrap_or_else(|| Period::containing(Utc::now()).previous());
+    let tiers = settings.load_tiers()?;
+    let plane = ControlPlane::open(settings, reporter).await?;
+    let run = billing::bill(&plane, &tiers, period, args.dry_run, reporter).await?;
+    out.bill_run(&run)
+}
+
+pub async fn invoices(
+    settings: Settings,
+    cmd: InvoicesCommand,
+    out: &Output,
+    reporter: &TerminalReporter,
+) -> Result<()> {
+    match cmd {
+        InvoicesCommand::List { period: p, slug } => {
+            let p = period(p.as_deref())?;
+            let slug: Option<Slug> = slug.as_deref().map(str::parse).transpose()?;
+            let plane = ControlPlane::open(settings, reporter).await?;
+            out.invoices(
+                &billing::invoices(&plane, p, slug.as_ref().map(Slug::as_str), None).await?,
+            )
+        }
+        InvoicesCommand::Show { id } => {
+            let plane = ControlPlane::open(settings, reporter).await?;
+            let list = billing::invoices(&plane, None, None, Some(id)).await?;
+            out.invoice(&list[0])
+        }
+    }
+}

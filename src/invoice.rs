@@ -1,0 +1,434 @@
+//! Invoice arithmetic, pure and unit-tested: which days of a period a tenant is billed for and
+//! on which tier, the base and overage lines, rounding, and the upgrade hint.
+//!
+//! Policy (docs/decisions.md says why):
+//! - A day (UTC) is billed when the tenant was active *or suspended* at any moment of it;
+//!   provisioning, deleted and purged days are not. The day's tier is the last one it had that
+//!   day while billable.
+//! - The base line of a tier is its monthly price × billed days on it / days in the period.
+//! - Overage: metered usage of the period past the *tier's* included limit (of the period's last
+//!   tier), at that tier's unit price; resources without a price (hard limits) are never billed.
+//! - Each line is rounded once, half up, to cents; the total is the sum of the lines.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use serde::Serialize;
+
+use crate::money::Money;
+use crate::period::Period;
+use crate::tenant::Status;
+use crate::tier::{Tier, Tiers};
+
+/// Micros per cent.
+const MICROS_PER_CENT: i128 = 10_000;
+
+/// One change in a tenant's history, from its audit log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub at: DateTime<Utc>,
+    /// The new status; `Some(None)`: the tenant is gone (purged).
+    pub status: Option<Option<Status>>,
+    /// The new tier.
+    pub tier: Option<String>,
+}
+
+/// `a / b` rounded half up, for `a, b ≥ 0`.
+fn div_half_up(a: i128, b: i128) -> i128 {
+    (2 * a + b) / (2 * b)
+}
+
+/// Micros (possibly fractional, as `num / den`) to cents, half up.
+pub fn cents(num_micros: i128, den: i128) -> i64 {
+    div_half_up(num_micros, den * MICROS_PER_CENT) as i64
+}
+
+/// "257.55" from 25755 cents.
+pub fn format_cents(c: i64) -> String {
+    let sign = if c < 0 { "-" } else { "" };
+    format!(
+        "{sign}{}.{:02}",
+        c.unsigned_abs() / 100,
+        c.unsigned_abs() % 100
+    )
+}
+
+/// The billed days of `period` and the tier of each, in order.
+pub fn billed_days(history: &[Change], period: Period) -> Vec<(NaiveDate, String)> {
+    // Billable segments [from, to) with their tier.
+    let mut segments: Vec<(DateTime<Utc>, DateTime<Utc>, String)> = Vec::new();
+    let (mut status, mut tier): (Option<Status>, Option<String>) = (None, None);
+    let mut since: Option<DateTime<Utc>> = None;
+    let end_of_time = period.next_first_day().and_time(NaiveTime::MIN).and_utc();
+    let billable = |s: Option<Status>| matches!(s, Some(Status::Active | Status::Suspended));
+    for c in history {
+        if let (Some(from), true, Some(t)) = (since, billable(status), tier.as_ref()) {
+            if c.at > from {
+                segments.push((from, c.at, t.clone()));
+            }
+        }
+        if let Some(s) = c.status {
+            status = s;
+        }
+        if let Some(t) = &c.tier {
+            tier = Some(t.clone());
+        }
+        since = Some(c.at);
+    }
+    if let (Some(from), true, Some(t)) = (since, billable(status), tier) {
+        if end_of_time > from {
+            segments.push((from, end_of_time, t));
+        }
+    }
+    let mut days = Vec::new();
+    let mut day = period.first_day();
+    while day < period.next_first_day() {
+        let (d0, d1) = (
+            day.and_time(NaiveTime::MIN).and_utc(),
+            (day + chrono::Days::new(1))
+                .and_time(NaiveTime::MIN)
+                .and_utc(),
+        );
+        if let Some(seg) = segments.iter().rev().find(|(a, b, _)| *a < d1 && *b > d0) {
+            days.push((day, seg.2.clone()));
+        }
+        day = day + chrono::Days::new(1);
+    }
+    days
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LineKind {
+    Base,
+    Overage,
+    Adjustment,
+}
+
+impl LineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineKind::Base => "base",
+            LineKind::Overage => "overage",
+            LineKind::Adjustment => "adjustment",
+        }
+    }
+}
+
+/// One invoice line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Line {
+    pub kind: LineKind,
+    pub description: String,
+    /// `None` for a base line.
+    pub resource: Option<String>,
+    pub tier: String,
+    /// Days (base), units over the limit (overage), or late units (adjustment).
+    pub quantity: i64,
+    /// The monthly price (base) or the price of one unit.
+    pub unit_price: Money,
+    pub amount_cents: i64,
+    /// The month whose usage an overage or adjustment line bills.
+    pub usage_period: Option<Period>,
+}
+
+/// Base lines, one per tier the tenant had in the period, in order of first use.
+pub fn base_lines(days: &[(NaiveDate, String)], tiers: &Tiers, period: Period) -> Vec<Line> {
+    let mut per_tier: Vec<(String, i64)> = Vec::new();
+    for (_, t) in days {
+        match per_tier.iter_mut().find(|(name, _)| name == t) {
+            Some((_, n)) => *n += 1,
+            None => per_tier.push((t.clone(), 1)),
+        }
+    }
+    per_tier
+        .into_iter()
+        .filter_map(|(name, n)| {
+            let tier = tiers.tiers.get(&name)?;
+            let price = tier.monthly_price;
+            Some(Line {
+                kind: LineKind::Base,
+                description: format!("{name} base price, {n}/{} days of {period}", period.days()),
+                resource: None,
+                tier: name,
+                quantity: n,
+                unit_price: price,
+                amount_cents: cents(
+                    i128::from(price.micros()) * i128::from(n),
+                    i128::from(period.days()),
+                ),
+                usage_period: None,
+            })
+        })
+        .collect()
+}
+
+/// The overage of `used` units against `tier`'s included limit, in cents; `None` for a hard
+/// limit (never billed).
+pub fn overage_cents(tier: &Tier, resource: &str, used: i64) -> Option<(i64, i64)> {
+    let price = tier.overage.price(resource)?;
+    let included = i64::try_from(tier.limits.get(resource)?).unwrap_or(i64::MAX);
+    let over = (used - included).max(0);
+    Some((
+        over,
+        cents(i128::from(price.micros()) * i128::from(over), 1),
+    ))
+}
+
+/// The overage line of one resource for the billed period, if any units are over.
+pub fn overage_line(
+    tier_name: &str,
+    tier: &Tier,
+    resource: &str,
+    used: i64,
+    period: Period,
+) -> Option<Line> {
+    let (over, amount) = overage_cents(tier, resource, used)?;
+    if over == 0 {
+        return None;
+    }
+    let included = tier.limits.get(resource).unwrap_or(0);
+    Some(Line {
+        kind: LineKind::Overage,
+        description: format!(
+            "{resource} over the {tier_name} limit of {included} in {period}: {over} × {}",
+            tier.overage.price(resource)?
+        ),
+        resource: Some(resource.to_owned()),
+        tier: tier_name.to_owned(),
+        quantity: over,
+        unit_price: tier.overage.price(resource)?,
+        amount_cents: amount,
+        usage_period: Some(period),
+    })
+}
+
+/// An adjustment for usage of an earlier, already billed period that arrived after its
+/// invoice: the overage of the new total minus what was billed for the old one.
+pub fn adjustment_line(
+    tier_name: &str,
+    tier: &Tier,
+    resource: &str,
+    billed: i64,
+    now: i64,
+    usage_period: Period,
+) -> Option<Line> {
+    let late = now - billed;
+    if late <= 0 {
+        return None;
+    }
+    let (_, before) = overage_cents(tier, resource, billed)?;
+    let (_, after) = overage_cents(tier, resource, now)?;
+    if after == before {
+        return None;
+    }
+    Some(Line {
+        kind: LineKind::Adjustment,
+        description: format!(
+            "{resource}: {late} units of {usage_period} recorded after its invoice"
+        ),
+        resource: Some(resource.to_owned()),
+        tier: tier_name.to_owned(),
+        quantity: late,
+        unit_price: tier.overage.price(resource)?,
+        amount_cents: after - before,
+        usage_period: Some(usage_period),
+    })
+}
+
+/// A cheaper tier for the same days and usage, if there is one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UpgradeHint {
+    pub tier: String,
+    /// What the same days and usage would have cost on it.
+    pub would_cost: String,
+    pub saving: String,
+}
+
+/// The next tier up in price from `current`: would it have cost less than `total_cents`?
+/// A tier whose hard limit the usage passes is no candidate.
+pub fn upgrade_hint(
+    tiers: &Tiers,
+    current: &str,
+    days: i64,
+    period: Period,
+    usage: &BTreeMap<String, i64>,
+    total_cents: i64,
+) -> Option<UpgradeHint> {
+    let current_price = tiers.tiers.get(current)?.monthly_price;
+    let (name, next) = tiers
+        .tiers
+        .iter()
+        .filter(|(_, t)| t.monthly_price > current_price)
+        .min_by_key(|(_, t)| t.monthly_price)?;
+    let mut cost = cents(
+        i128::from(next.monthly_price.micros()) * i128::from(days),
+        i128::from(period.days()),
+    );
+    for (resource, used) in usage {
+        match overage_cents(next, resource, *used) {
+            Some((_, c)) => cost += c,
+            None if *used
+                > i64::try_from(next.limits.get(resource).unwrap_or(0)).unwrap_or(i64::MAX) =>
+            {
+                return None
+            }
+            None => {}
+        }
+    }
+    (cost < total_cents).then(|| UpgradeHint {
+        tier: name.clone(),
+        would_cost: format_cents(cost),
+        saving: format_cents(total_cents - cost),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        crate::period::parse_time(s).unwrap()
+    }
+
+    fn change(s: &str, status: Option<Option<Status>>, tier: Option<&str>) -> Change {
+        Change {
+            at: at(s),
+            status,
+            tier: tier.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn rounding_is_half_up_once() {
+        assert_eq!(cents(4_999_000_000 * 17, 30), 283_277); // 2832.7666.. -> 2832.77
+        assert_eq!(cents(5_000, 1), 1); // 0.005 -> 0.01
+        assert_eq!(cents(4_999, 1), 0);
+        assert_eq!(format_cents(25755), "257.55");
+        assert_eq!(format_cents(5), "0.05");
+    }
+
+    #[test]
+    fn created_mid_month_and_deprovisioned_mid_month() {
+        let nov: Period = "2026-11".parse().unwrap();
+        let created = [
+            change(
+                "2026-11-16T09:00:00Z",
+                Some(Some(Status::Provisioning)),
+                Some("premium"),
+            ),
+            change(
+                "2026-11-16T09:00:01Z",
+                Some(Some(Status::Active)),
+                Some("premium"),
+            ),
+        ];
+        let days = billed_days(&created, nov);
+        assert_eq!(days.len(), 15);
+        assert_eq!(days[0].0.to_string(), "2026-11-16");
+        let deleted = [
+            change(
+                "2026-10-01T00:00:00Z",
+                Some(Some(Status::Active)),
+                Some("premium"),
+            ),
+            change("2026-11-10T12:00:00Z", Some(Some(Status::Deleted)), None),
+        ];
+        let days = billed_days(&deleted, nov);
+        assert_eq!(days.len(), 10, "1st to 10th, the day of deletion included");
+        // Suspended days count; a restore counts again from its day.
+        let restored = [
+            change(
+                "2026-10-01T00:00:00Z",
+                Some(Some(Status::Active)),
+                Some("free"),
+            ),
+            change("2026-11-05T00:00:00Z", Some(Some(Status::Suspended)), None),
+            change("2026-11-10T00:00:00Z", Some(Some(Status::Deleted)), None),
+            change("2026-11-20T08:00:00Z", Some(Some(Status::Active)), None),
+        ];
+        assert_eq!(billed_days(&restored, nov).len(), 9 + 11);
+    }
+
+    #[test]
+    fn a_tier_change_bills_each_tier_for_its_days() {
+        let nov: Period = "2026-11".parse().unwrap();
+        let history = [
+            change(
+                "2026-10-01T00:00:00Z",
+                Some(Some(Status::Active)),
+                Some("premium"),
+            ),
+            change("2026-11-11T15:00:00Z", None, Some("enterprise")),
+        ];
+        let days = billed_days(&history, nov);
+        let lines = base_lines(&days, &Tiers::builtin(), nov);
+        assert_eq!(lines.len(), 2);
+        assert_eq!((lines[0].tier.as_str(), lines[0].quantity), ("premium", 10));
+        assert_eq!(
+            (lines[1].tier.as_str(), lines[1].quantity),
+            ("enterprise", 20)
+        );
+        assert_eq!(lines[0].amount_cents, 16_633); // 499 * 10/30 = 166.333.. -> 166.33
+        assert_eq!(lines[1].amount_cents, 333_267); // 4999 * 20/30 = 3332.666.. -> 3332.67
+    }
+
+    #[test]
+    fn overage_only_past_the_limit_and_never_on_hard_limits() {
+        let t = Tiers::builtin();
+        let nov: Period = "2026-11".parse().unwrap();
+        let premium = t.get("premium").unwrap();
+        let line = overage_line("premium", premium, "api_requests", 12_345, nov).unwrap();
+        assert_eq!((line.quantity, line.amount_cents), (2_345, 235)); // 2345 * 0.001 = 2.345 -> 2.35
+        assert!(overage_line("premium", premium, "api_requests", 10_000, nov).is_none());
+        assert!(overage_line("free", t.get("free").unwrap(), "api_requests", 5_000, nov).is_none());
+        let adj = adjustment_line("premium", premium, "api_requests", 12_345, 13_345, nov).unwrap();
+        assert_eq!((adj.quantity, adj.amount_cents), (1_000, 100)); // 3.345 -> 3.35 minus 2.35
+        assert!(
+            adjustment_line("premium", premium, "api_requests", 100, 200, nov).is_none(),
+            "still within the limit"
+        );
+    }
+
+    #[test]
+    fn upgrade_hint_when_the_next_tier_is_cheaper() {
+        let t = Tiers::builtin();
+        let nov: Period = "2026-11".parse().unwrap();
+        let usage: BTreeMap<String, i64> = [("compute_hours".to_owned(), 2_000)].into();
+        // premium: 499 + (2000-10)*2.00 = 4479.00; enterprise: 4999 + (2000-100)*1.50 = 7849
+        assert!(upgrade_hint(&t, "premium", 30, nov, &usage, 447_900).is_none());
+        let usage: BTreeMap<String, i64> = [("sandboxes".to_owned(), 300)].into();
+        // premium: 499 + 295*25 = 7874; enterprise: 4999 + 280*20 = 10599: no
+        assert!(upgrade_hint(&t, "premium", 30, nov, &usage, 787_400).is_none());
+        let usage: BTreeMap<String, i64> = [("api_requests".to_owned(), 6_000_000)].into();
+        // premium: 499 + 5,990,000*0.001 = 6489; enterprise: 4999 + 5,900,000*0.0005 = 7949: no
+        assert!(upgrade_hint(&t, "premium", 30, nov, &usage, 648_900).is_none());
+        let usage: BTreeMap<String, i64> = [("users".to_owned(), 500)].into();
+        // premium: 499 + 495*15 = 7924; enterprise: 4999 + 450*10 = 9499: no. Make it bigger:
+        let usage_big: BTreeMap<String, i64> = [("storage_mb".to_owned(), 200_000)].into();
+        // premium: 499 + 199000*0.05 = 10449; enterprise: 4999 + 190000*0.03 = 10699: no
+        assert!(upgrade_hint(&t, "premium", 30, nov, &usage_big, 1_044_900).is_none());
+        let _ = usage;
+        // The free tier's next is premium; a free total can never pass it (no overage), but a
+        // made-up total can.
+        let hint = upgrade_hint(&t, "free", 30, nov, &BTreeMap::new(), 60_000).unwrap();
+        assert_eq!(
+            (
+                hint.tier.as_str(),
+                hint.would_cost.as_str(),
+                hint.saving.as_str()
+            ),
+            ("premium", "499.00", "101.00")
+        );
+        let hint = upgrade_hint(
+            &t,
+            "premium",
+            30,
+            nov,
+            &[("compute_hours".to_owned(), 3_000)].into(),
+            2_000_000,
+        )
+        .unwrap();
+        assert_eq!(hint.tier, "enterprise");
+    }
+}

@@ -1,0 +1,296 @@
+//! Billing a period: one invoice per tenant billable in it, exactly once, however often and
+//! however concurrently cron runs it.
+//!
+//! 1. **lock**: the period's advisory lock, without waiting: a second run at once exits 3
+//!    "busy".
+//! 2. **gate**: the `billing_runs` row of the period. Finished: nothing to do (exit 0).
+//!    Otherwise it is claimed (or was, by a run that died).
+//! 3. **compute**: for every tenant with no invoice for the period yet, from its audit-log
+//!    history, the period's usage totals and the late usage of earlier periods: base lines per
+//!    tier and day, overage lines, adjustments, an upgrade hint (see `invoice`).
+//! 4. **write**: in batches, each one transaction; `UNIQUE (tenant_id, period)` makes a tenant's
+//!    invoice exist at most once even if two runs got this far. A run killed midway leaves
+//!    whole batches; the next run computes only the tenants still without an invoice.
+//! 5. **finish**: the gate row records the count and total.
+//!
+//! `--dry-run` does step 3 only, with the same code, and writes nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use anyhow::Result;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{ControlPlane, Reporter};
+use crate::db::billing::{NewInvoice, StoredInvoice};
+use crate::exit::Failure;
+use crate::invoice::{self, format_cents, Line, UpgradeHint};
+use crate::period::Period;
+use crate::tier::{resource_kind, Kind, Tiers, RESOURCES};
+
+/// One line as printed. JSON field names are a contract.
+#[derive(Debug, Clone, Serialize)]
+pub struct LineView {
+    pub kind: String,
+    pub description: String,
+    /// `null` for a base line.
+    pub resource: Option<String>,
+    pub tier: String,
+    pub quantity: i64,
+    pub unit_price: String,
+    pub amount: String,
+    pub usage_period: Option<String>,
+}
+
+/// One invoice as printed. `id` is null in a dry run.
+#[derive(Debug, Clone, Serialize)]
+pub struct InvoiceView {
+    pub id: Option<i64>,
+    pub slug: String,
+    pub period: String,
+    pub currency: String,
+    pub total: String,
+    pub lines: Vec<LineView>,
+    pub upgrade_hint: Option<serde_json::Value>,
+}
+
+/// What a run did (or, dry, would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunView {
+    pub period: String,
+    pub dry_run: bool,
+    /// True when the period was billed by an earlier run and nothing was done.
+    pub already_billed: bool,
+    pub tenants_billed: usize,
+    pub currency: String,
+    pub total: String,
+    pub upgrade_hints: usize,
+    pub duration_ms: u128,
+    pub invoices: Vec<InvoiceView>,
+}
+
+fn line_view(l: &Line) -> LineView {
+    LineView {
+        kind: l.kind.as_str().to_owned(),
+        description: l.description.clone(),
+        resource: l.resource.clone(),
+        tier: l.tier.clone(),
+        quantity: l.quantity,
+        unit_price: l.unit_price.to_string(),
+        amount: format_cents(l.amount_cents),
+        usage_period: l.usage_period.map(|p| p.to_string()),
+    }
+}
+
+pub fn stored_view(i: &StoredInvoice) -> InvoiceView {
+    InvoiceView {
+        id: Some(i.id),
+        slug: i.slug.clone(),
+        period: Period::containing(i.period.and_time(chrono::NaiveTime::MIN).and_utc()).to_string(),
+        currency: i.currency.clone(),
+        total: format_cents(i.total_cents),
+        lines: i.lines.iter().map(line_view).collect(),
+        upgrade_hint: i.upgrade_hint.clone(),
+    }
+}
+
+/// Step 3: the invoices of every tenant without one for the period.
+async fn compute(plane: &ControlPlane, tiers: &Tiers, period: Period) -> Result<Vec<NewInvoice>> {
+    let candidates = plane.control.billing_candidates(period).await?;
+    let usage = plane.control.period_usage(period.first_day()).await?;
+    let mut late: HashMap<Uuid, Vec<crate::db::billing::LateUsage>> = HashMap::new();
+    for l in plane.control.late_usage(period.first_day()).await? {
+        late.entry(l.tenant).or_default().push(l);
+    }
+    let metered: Vec<&str> = RESOURCES
+        .iter()
+        .copied()
+        .filter(|r| matches!(resource_kind(r), Ok(Kind::Metered)))
+        .collect();
+    let mut out = Vec::new();
+    for c in candidates {
+        let days = invoice::billed_days(&c.history, period);
+        let Some((_, last_tier)) = days.last().cloned() else {
+            continue;
+        };
+        let tier = tiers.tiers.get(&last_tier).ok_or_else(|| {
+            Failure::BadInput(format!(
+                "tenant `{}` was on tier `{last_tier}` in {period}, which the tier table does not define (it has {})",
+                c.slug,
+                tiers.names().join(", ")
+            ))
+        })?;
+        let mut lines = invoice::base_lines(&days, tiers, period);
+        let mut covers = Vec::new();
+        let mut used_map = BTreeMap::new();
+        for r in &metered {
+            let used = usage
+                .get(&(c.tenant, (*r).to_owned()))
+                .copied()
+                .unwrap_or(0);
+            if used > 0 {
+                covers.push(((*r).to_owned(), period.first_day(), used, last_tier.clone()));
+                used_map.insert((*r).to_owned(), used);
+            }
+            lines.extend(invoice::overage_line(&last_tier, tier, r, used, period));
+        }
+        for l in late.remove(&c.tenant).unwrap_or_default() {
+            let usage_period =
+                Period::containing(l.period.and_time(chrono::NaiveTime::MIN).and_utc());
+            covers.push((
+                l.resource.clone(),
+                l.period,
+                l.now - l.billed,
+                l.tier.clone(),
+            ));
+            if let Some(then) = tiers.tiers.get(&l.tier) {
+                lines.extend(invoice::adjustment_line(
+                    &l.tier,
+                    then,
+                    &l.resource,
+                    l.billed,
+                    l.now,
+                    usage_period,
+                ));
+            }
+        }
+        let total: i64 = lines.iter().map(|l| l.amount_cents).sum();
+        let hint: Option<UpgradeHint> = invoice::upgrade_hint(
+            tiers,
+            &last_tier,
+            days.len() as i64,
+            period,
+            &used_map,
+            total,
+        );
+        out.push(NewInvoice {
+            tenant: c.tenant,
+            slug: c.slug,
+            currency: tiers.currency.clone(),
+            total_cents: total,
+            upgrade_hint: hint.map(|h| serde_json::to_value(h).expect("serializable")),
+            lines,
+            covers,
+        });
+    }
+    out.sort_by(|a, b| a.slug.cmp(&b.slug));
+    Ok(out)
+}
+
+fn new_view(i: &NewInvoice, period: Period) -> InvoiceView {
+    InvoiceView {
+        id: None,
+        slug: i.slug.clone(),
+        period: period.to_string(),
+        currency: i.currency.clone(),
+        total: format_cents(i.total_cents),
+        lines: i.lines.iter().map(line_view).collect(),
+        upgrade_hint: i.upgrade_hint.clone(),
+    }
+}
+
+/// Test builds only: abort (as `kill -9` would) at the named point.
+fn failpoint(plane: &ControlPlane, point: &str) {
+    if plane.settings.failpoint.as_deref() == Some(point) {
+        std::process::abort();
+    }
+}
+
+/// `bill`: see the module outline.
+pub async fn bill(
+    plane: &ControlPlane,
+    tiers: &Tiers,
+    period: Period,
+    dry_run: bool,
+    reporter: &dyn Reporter,
+) -> Result<RunView> {
+    let t0 = Instant::now();
+    let first = period.first_day();
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(plane.control.try_lock_billing(first).await?.ok_or_else(|| {
+            Failure::Refused(format!("busy: another `tenantctl bill` is billing {period}; try again when it has finished"))
+        })?)
+    };
+    let summary = |invoices: Vec<InvoiceView>, total: i64, already: bool| RunView {
+        period: period.to_string(),
+        dry_run,
+        already_billed: already,
+        tenants_billed: invoices.len(),
+        currency: tiers.currency.clone(),
+        total: format_cents(total),
+        upgrade_hints: invoices.iter().filter(|i| i.upgrade_hint.is_some()).count(),
+        duration_ms: t0.elapsed().as_millis(),
+        invoices,
+    };
+    if let Some(run) = plane.control.billing_run(first).await? {
+        if let Some(done) = run.finished_at {
+            reporter.status(&format!(
+                "{period} was billed at {}; nothing to do",
+                done.to_rfc3339()
+            ));
+            return Ok(summary(Vec::new(), 0, true));
+        }
+        if !dry_run {
+            reporter.status(&format!(
+                "finishing the run for {period} started at {} (tenants already invoiced are kept)",
+                run.started_at.to_rfc3339()
+            ));
+        }
+    }
+    if !dry_run {
+        plane
+            .control
+            .start_billing_run(first, &plane.settings.actor)
+            .await?;
+    }
+    let invoices = compute(plane, tiers, period).await?;
+    let total: i64 = invoices.iter().map(|i| i.total_cents).sum();
+    let views: Vec<InvoiceView> = invoices.iter().map(|i| new_view(i, period)).collect();
+    if dry_run {
+        return Ok(summary(views, total, false));
+    }
+    let n = invoices.len();
+    reporter.progress(0, n, "billing");
+    let mut written = 0;
+    for batch in invoices.chunks(plane.settings.bill_batch) {
+        plane.control.insert_invoices(first, batch).await?;
+        written += batch.len();
+        reporter.progress(written, n, "billing");
+        failpoint(plane, "bill:batch");
+    }
+    plane.control.finish_billing_run(first).await?;
+    // Show the invoices as stored (with their ids).
+    let stored = plane.control.invoices(Some(first), None, None).await?;
+    let billed: std::collections::HashSet<&str> =
+        invoices.iter().map(|i| i.slug.as_str()).collect();
+    let views: Vec<InvoiceView> = stored
+        .iter()
+        .filter(|i| billed.contains(i.slug.as_str()))
+        .map(stored_view)
+        .collect();
+    Ok(summary(views, total, false))
+}
+
+/// `invoices list` / `invoices show`.
+pub async fn invoices(
+    plane: &ControlPlane,
+    period: Option<Period>,
+    slug: Option<&str>,
+    id: Option<i64>,
+) -> Result<Vec<InvoiceView>> {
+    let list = plane
+        .control
+        .invoices(period.map(Period::first_day), slug, id)
+        .await?;
+    if id.is_some() && list.is_empty() {
+        return Err(Failure::Refused(format!(
+            "no invoice {}; `tenantctl invoices list` shows them",
+            id.unwrap_or_default()
+        ))
+        .into());
+    }
+    Ok(list.iter().map(stored_view).collect())
+}

@@ -1,0 +1,470 @@
+//! `bill` and `invoices`: proration, overage, exactly once under retries, concurrency and
+//! crashes, dry runs equal to real ones, late usage, upgrade hints.
+
+use std::process::Stdio;
+
+use crate::support::TestEnv;
+
+fn invoices(env: &TestEnv, period: &str) -> serde_json::Value {
+    env.run(&["invoices", "list", "--period", period, "-o", "json"])
+        .expect(0)
+        .json()
+}
+
+fn by_slug<'a>(list: &'a serde_json::Value, slug: &str) -> &'a serde_json::Value {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["slug"] == slug)
+        .unwrap_or_else(|| panic!("no invoice for {slug}: {list}"))
+}
+
+#[test]
+fn proration_overage_and_hard_limits_against_hand_computed_amounts() {
+    let env = TestEnv::new();
+    // Created mid-September: 15 of 30 days.
+    env.provision_at("newco", "premium", "2026-09-16T09:30:00Z");
+    // Active since August, deprovisioned on 10 September: 10 days.
+    env.provision_at("gone", "premium", "2026-08-01T00:00:00Z");
+    env.run(&["deprovision", "gone"]).expect(0);
+    env.backdate("gone", "deprovision", "2026-09-10T12:00:00Z");
+    // A free tenant whose limit was raised by hand: usage past the tier's limit, never billed.
+    env.provision_at("freebie", "free", "2026-08-01T00:00:00Z");
+    env.run(&["quota", "set", "freebie", "api_requests", "5000"])
+        .expect(0);
+    env.run(&[
+        "usage",
+        "record",
+        "freebie",
+        "api_requests",
+        "3000",
+        "--at",
+        "2026-09-05",
+    ])
+    .expect(0);
+    // Overage: 12,345 requests against 10,000 at 0.001 = 2.345 -> 2.35; 13 compute hours
+    // against 10 at 2.00 = 6.00.
+    env.run(&[
+        "usage",
+        "record",
+        "newco",
+        "api_requests",
+        "12345",
+        "--at",
+        "2026-09-20",
+    ])
+    .expect(0);
+    env.run(&[
+        "usage",
+        "record",
+        "newco",
+        "compute_hours",
+        "13",
+        "--at",
+        "2026-09-21",
+    ])
+    .expect(0);
+    // Not billed in September: a tenant created in October.
+    env.run(&[
+        "provision",
+        "later",
+        "--tier",
+        "premium",
+        "-q",
+        "--password-file",
+        "/dev/null",
+    ])
+    .expect(0);
+    env.backdate("later", "provision.start", "2026-10-02T00:00:00Z");
+    env.backdate("later", "provision", "2026-10-02T00:00:00Z");
+
+    let run = env
+        .run(&["bill", "--period", "2026-09", "-o", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(run["tenants_billed"], 3);
+    let list = invoices(&env, "2026-09");
+    assert_eq!(list.as_array().unwrap().len(), 3);
+
+    let newco = by_slug(&list, "newco");
+    assert_eq!(newco["currency"], "USD");
+    let lines = newco["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 3, "{newco}");
+    assert_eq!(
+        (
+            lines[0]["resource"].is_null(),
+            lines[0]["quantity"].as_i64(),
+            lines[0]["amount"].as_str()
+        ),
+        (true, Some(15), Some("249.50"))
+    );
+    assert_eq!(lines[0]["unit_price"], "499.00");
+    let api = lines
+        .iter()
+        .find(|l| l["resource"] == "api_requests")
+        .unwrap();
+    assert_eq!(
+        (
+            api["quantity"].as_i64(),
+            api["unit_price"].as_str(),
+            api["amount"].as_str()
+        ),
+        (Some(2345), Some("0.001"), Some("2.35"))
+    );
+    let compute = lines
+        .iter()
+        .find(|l| l["resource"] == "compute_hours")
+        .unwrap();
+    assert_eq!(
+        (compute["quantity"].as_i64(), compute["amount"].as_str()),
+        (Some(3), Some("6.00"))
+    );
+    assert_eq!(newco["total"], "257.85");
+    for l in lines {
+        for f in [
+            "description",
+            "resource",
+            "quantity",
+            "unit_price",
+            "amount",
+        ] {
+            assert!(l.get(f).is_some(), "line lacks {f}: {l}");
+        }
+    }
+
+    let gone = by_slug(&list, "gone");
+    assert_eq!(gone["lines"][0]["quantity"], 10);
+    assert_eq!(gone["total"], "166.33"); // 499 * 10/30 = 166.333..
+    let freebie = by_slug(&list, "freebie");
+    assert_eq!(
+        freebie["lines"].as_array().unwrap().len(),
+        1,
+        "a hard-limit tier is never billed overage"
+    );
+    assert_eq!(freebie["total"], "0.00");
+    assert_eq!(run["total"], "424.18");
+}
+
+#[test]
+fn a_tier_change_mid_period_bills_each_tier_per_day() {
+    let env = TestEnv::new();
+    env.provision_at("mover", "premium", "2026-08-01T00:00:00Z");
+    env.run(&["set-tier", "mover", "enterprise"]).expect(0);
+    env.backdate("mover", "set-tier", "2026-09-11T15:00:00Z");
+    env.run(&["bill", "--period", "2026-09"]).expect(0);
+    let inv = by_slug(&invoices(&env, "2026-09"), "mover").clone();
+    let lines = inv["lines"].as_array().unwrap();
+    assert_eq!(
+        (
+            lines[0]["tier"].as_str(),
+            lines[0]["quantity"].as_i64(),
+            lines[0]["amount"].as_str()
+        ),
+        (Some("premium"), Some(10), Some("166.33"))
+    );
+    assert_eq!(
+        (
+            lines[1]["tier"].as_str(),
+            lines[1]["quantity"].as_i64(),
+            lines[1]["amount"].as_str()
+        ),
+        (Some("enterprise"), Some(20), Some("3332.67"))
+    );
+    assert_eq!(inv["total"], "3499.00");
+}
+
+#[test]
+fn repeated_and_concurrent_runs_leave_one_invoice_per_tenant() {
+    let env = TestEnv::new();
+    for s in ["a-one", "a-two", "a-three"] {
+        env.provision_at(s, "premium", "2026-08-01T00:00:00Z");
+    }
+    let runs: Vec<_> = (0..3)
+        .map(|_| {
+            env.cmd()
+                .args(["bill", "--period", "2026-09", "-o", "json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut billed = 0;
+    for r in runs {
+        let out = r.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match out.status.code() {
+            Some(0) => {
+                billed += serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+                    ["tenants_billed"]
+                    .as_i64()
+                    .unwrap()
+            }
+            Some(3) => assert!(stderr.contains("busy"), "{stderr}"),
+            other => panic!("exit {other:?}: {stderr}"),
+        }
+    }
+    assert_eq!(billed, 3, "each tenant billed by exactly one run");
+    let count = || {
+        env.scalar_i64(
+            "SELECT count(*) FROM invoices WHERE period = '2026-09-01'",
+            &[],
+        )
+    };
+    assert_eq!(count(), 3);
+    let again = env.run(&["bill", "--period", "2026-09"]).expect(0);
+    assert!(again.stdout.contains("billed already"), "{}", again.stdout);
+    assert_eq!(count(), 3);
+    assert_eq!(env.scalar_i64("SELECT count(*) FROM invoice_lines", &[]), 3);
+}
+
+#[test]
+fn a_run_killed_midway_finishes_the_rest_without_touching_the_finished() {
+    let env = TestEnv::new();
+    for i in 0..5 {
+        env.provision_at(&format!("kill{i}"), "premium", "2026-08-01T00:00:00Z");
+    }
+    let crashed = env.run_env(
+        &["bill", "--period", "2026-09"],
+        &[
+            ("TENANTCTL_FAILPOINT", "bill:batch"),
+            ("TENANTCTL_BILL_BATCH", "2"),
+        ],
+    );
+    assert_eq!(crashed.code, None, "{}", crashed.stderr);
+    let first: Vec<(i64, String)> = env
+        .control()
+        .query("SELECT id, created_at::text FROM invoices ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(first.len(), 2);
+    let finished: Option<String> = env
+        .control()
+        .query_one("SELECT finished_at::text FROM billing_runs", &[])
+        .unwrap()
+        .get(0);
+    assert!(finished.is_none());
+
+    let run = env
+        .run_env(
+            &["bill", "--period", "2026-09", "-o", "json"],
+            &[("TENANTCTL_BILL_BATCH", "2")],
+        )
+        .expect(0);
+    assert!(run.stderr.contains("finishing the run"), "{}", run.stderr);
+    assert_eq!(run.json()["tenants_billed"], 3);
+    let after: Vec<(i64, String)> = env
+        .control()
+        .query("SELECT id, created_at::text FROM invoices ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(after.len(), 5);
+    assert_eq!(
+        &after[..2],
+        &first[..],
+        "the invoices of the first run are untouched"
+    );
+    let (n, total): (i32, i64) = {
+        let r = env
+            .control()
+            .query_one(
+                "SELECT invoices, total_cents FROM billing_runs WHERE finished_at IS NOT NULL",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((n, total), (5, 5 * 49_900));
+}
+
+#[test]
+fn dry_run_prints_exactly_what_the_run_writes_and_writes_nothing() {
+    let env = TestEnv::new();
+    env.provision_at("alpha", "premium", "2026-09-03T00:00:00Z");
+    env.provision_at("bravo", "enterprise", "2026-08-01T00:00:00Z");
+    env.run(&[
+        "usage",
+        "record",
+        "alpha",
+        "sandboxes",
+        "9",
+        "--at",
+        "2026-09-09",
+    ])
+    .expect(0);
+    env.run(&[
+        "usage",
+        "record",
+        "bravo",
+        "api_requests",
+        "123456",
+        "--at",
+        "2026-09-09",
+    ])
+    .expect(0);
+    let strip = |v: &serde_json::Value| -> Vec<serde_json::Value> {
+        v["invoices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                let mut i = i.clone();
+                i.as_object_mut().unwrap().remove("id");
+                i
+            })
+            .collect()
+    };
+    let dry = env
+        .run(&["bill", "--period", "2026-09", "--dry-run", "-o", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(
+        env.scalar_i64("SELECT count(*) FROM invoices", &[])
+            + env.scalar_i64("SELECT count(*) FROM billing_runs", &[]),
+        0
+    );
+    let real = env
+        .run(&["bill", "--period", "2026-09", "-o", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(strip(&dry), strip(&real));
+    assert_eq!(dry["total"], real["total"]);
+    assert_eq!(strip(&real).len(), 2);
+    let csv = env
+        .run(&["invoices", "list", "--period", "2026-09", "-o", "csv"])
+        .expect(0)
+        .stdout;
+    let rows: Vec<&str> = csv.lines().collect();
+    assert!(
+        rows[0].starts_with("invoice_id,slug,period,currency,line_no,kind,description"),
+        "{csv}"
+    );
+    let lines = env.scalar_i64("SELECT count(*) FROM invoice_lines", &[]);
+    assert_eq!(rows.len() as i64, lines + 1);
+}
+
+#[test]
+fn usage_that_arrives_after_its_period_was_billed_is_billed_next_time() {
+    let env = TestEnv::new();
+    env.provision_at("late", "premium", "2026-08-01T00:00:00Z");
+    env.run(&[
+        "usage",
+        "record",
+        "late",
+        "api_requests",
+        "11000",
+        "--at",
+        "2026-09-10",
+    ])
+    .expect(0);
+    env.run(&["bill", "--period", "2026-09"]).expect(0);
+    assert_eq!(
+        by_slug(&invoices(&env, "2026-09"), "late")["total"],
+        "500.00"
+    ); // 499 + 1.00
+       // 2,000 more September requests arrive in October.
+    env.run(&[
+        "usage",
+        "record",
+        "late",
+        "api_requests",
+        "2000",
+        "--at",
+        "2026-09-28",
+    ])
+    .expect(0);
+    env.run(&["bill", "--period", "2026-10"]).expect(0);
+    let oct = by_slug(&invoices(&env, "2026-10"), "late").clone();
+    let adj = oct["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["kind"] == "adjustment")
+        .unwrap_or_else(|| panic!("{oct}"));
+    assert_eq!(
+        (
+            adj["quantity"].as_i64(),
+            adj["amount"].as_str(),
+            adj["usage_period"].as_str()
+        ),
+        (Some(2000), Some("2.00"), Some("2026-09"))
+    );
+    assert_eq!(oct["total"], "501.00");
+    // Billed once: November has no second adjustment for it.
+    env.run(&["bill", "--period", "2026-11"]).expect(0);
+    let nov = by_slug(&invoices(&env, "2026-11"), "late").clone();
+    assert!(
+        nov["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["kind"] != "adjustment"),
+        "{nov}"
+    );
+}
+
+#[test]
+fn an_upgrade_hint_when_the_next_tier_would_cost_less() {
+    let env = TestEnv::new();
+    env.provision_at("heavy", "premium", "2026-08-01T00:00:00Z");
+    env.provision_at("light", "premium", "2026-08-01T00:00:00Z");
+    env.run(&[
+        "usage",
+        "record",
+        "heavy",
+        "api_requests",
+        "12000000",
+        "--at",
+        "2026-09-10",
+    ])
+    .expect(0);
+    let run = env.run(&["bill", "--period", "2026-09"]).expect(0);
+    assert!(run.stdout.contains("1 upgrade hints"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("enterprise would have cost 10949.00 (saving 1540.00)"),
+        "{}",
+        run.stdout
+    );
+    let list = invoices(&env, "2026-09");
+    // premium: 499 + 11,990,000 * 0.001 = 12489.00; enterprise: 4999 + 11,900,000 * 0.0005 = 10949.00
+    assert_eq!(by_slug(&list, "heavy")["total"], "12489.00");
+    assert_eq!(
+        by_slug(&list, "heavy")["upgrade_hint"],
+        serde_json::json!({"tier": "enterprise", "would_cost": "10949.00", "saving": "1540.00"})
+    );
+    assert!(by_slug(&list, "light")["upgrade_hint"].is_null());
+    let id = by_slug(&list, "heavy")["id"].as_i64().unwrap().to_string();
+    let shown = env.run(&["invoices", "show", &id]).expect(0).stdout;
+    assert!(
+        shown.contains("saving 1540.00") && shown.contains("12489.00 USD"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn bad_billing_input() {
+    let env = TestEnv::new();
+    for p in ["2026-13", "2026-9", "last"] {
+        let run = env.run(&["bill", "--period", p]).expect(2);
+        assert!(
+            run.stderr.contains(&format!("invalid period `{p}`")),
+            "{}",
+            run.stderr
+        );
+    }
+    assert!(
+        !env.database_exists(&env.control_db),
+        "bad input created the control database"
+    );
+    env.run(&["invoices", "show", "999"]).expect(3);
+    env.run(&["list", "-o", "csv"]).expect(2);
+    // The default period is the previous month; with no tenants it bills nothing.
+    let v = env.run(&["bill", "-o", "json"]).expect(0).json();
+    assert_eq!(v["tenants_billed"], 0);
+}
