@@ -25,7 +25,11 @@ fn run(url: &str, args: &[&str]) -> f64 {
         .stderr(Stdio::piped())
         .output()
         .unwrap();
-    assert!(out.status.success(), "tenantctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tenantctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     t0.elapsed().as_secs_f64() * 1000.0
 }
 
@@ -33,11 +37,18 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let tenants: usize = std::env::var("BENCH_TENANTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
-    let events: usize = std::env::var("BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let tenants: usize = std::env::var("BENCH_TENANTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let events: usize = std::env::var("BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let c = cluster::cluster();
     let mut pg = postgres::Client::connect(&c.url("postgres"), postgres::NoTls).unwrap();
-    pg.batch_execute("DROP DATABASE IF EXISTS bbench_ctl WITH (FORCE)").unwrap();
+    pg.batch_execute("DROP DATABASE IF EXISTS bbench_ctl WITH (FORCE)")
+        .unwrap();
     let url = c.url("bbench_ctl");
     run(&url, &["list"]); // creates and migrates the control database
 
@@ -62,12 +73,21 @@ fn main() {
          CREATE TABLE floor_invoices (tenant_id uuid, period date, total_cents bigint, lines jsonb, UNIQUE (tenant_id, period));"
     ))
     .unwrap();
-    eprintln!("generated {tenants} tenants and {events} events in {:.1} s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "generated {tenants} tenants and {events} events in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
 
-    let dry = run(&url, &["bill", "--period", "2026-09", "--dry-run", "-o", "json"]);
+    let dry = run(
+        &url,
+        &["bill", "--period", "2026-09", "--dry-run", "-o", "json"],
+    );
     let real = run(&url, &["bill", "--period", "2026-09"]);
     let again = run(&url, &["bill", "--period", "2026-09"]);
-    let n: i64 = ctl.query_one("SELECT count(*) FROM invoices", &[]).unwrap().get(0);
+    let n: i64 = ctl
+        .query_one("SELECT count(*) FROM invoices", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(n as usize, tenants);
 
     let floor_sql = "INSERT INTO floor_invoices (tenant_id, period, total_cents, lines)
@@ -87,10 +107,23 @@ fn main() {
     let bindir = tenantctl::cluster::pg_bindir(None).unwrap();
     let t0 = Instant::now();
     let out = Command::new(bindir.join("psql"))
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &url, "-c", floor_sql])
+        .args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            &url,
+            "-c",
+            floor_sql,
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let floor = t0.elapsed().as_secs_f64() * 1000.0;
     // Same money both ways.
     let diff: i64 = ctl
@@ -105,5 +138,6 @@ fn main() {
     println!("  INSERT … SELECT floor      {floor:>7.0} ms");
     println!("  ratio bill / floor {:.2} (target <= 2); invoices whose totals differ from the floor's: {diff}", real / floor);
     drop(ctl);
-    pg.batch_execute("DROP DATABASE IF EXISTS bbench_ctl WITH (FORCE)").unwrap();
+    pg.batch_execute("DROP DATABASE IF EXISTS bbench_ctl WITH (FORCE)")
+        .unwrap();
 }

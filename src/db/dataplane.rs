@@ -7,6 +7,38 @@ use uuid::Uuid;
 
 use super::{already_exists, ident};
 
+/// A transaction with `tenant`'s context set (`set_config(..., true)`: it ends with the
+/// transaction), the only way rows under forced RLS are reached by a non-superuser owner.
+async fn tenant_tx(client: &mut Client, tenant: Uuid) -> Result<tokio_postgres::Transaction<'_>> {
+    let tx = client
+        .transaction()
+        .await
+        .context("starting a transaction")?;
+    tx.execute(
+        "SELECT set_config('app.tenant_id', $1, true)",
+        &[&tenant.to_string()],
+    )
+    .await
+    .context("setting the tenant context")?;
+    Ok(tx)
+}
+
+/// Every table of the tenant schema: those with a `tenant_id` column (later migrations' tables
+/// included).
+async fn tenant_tables(client: &Client) -> Result<Vec<String>> {
+    Ok(client
+        .query(
+            "SELECT table_name::text FROM information_schema.columns
+             WHERE table_schema = 'public' AND column_name = 'tenant_id' ORDER BY 1",
+            &[],
+        )
+        .await
+        .context("listing the tenant tables")?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
 /// Makes sure a login role for applications exists: LOGIN, and neither SUPERUSER, BYPASSRLS,
 /// CREATEDB nor CREATEROLE, even if a role of that name was there before.
 pub async fn ensure_app_role(admin: &Client, role: &str) -> Result<()> {
@@ -90,16 +122,7 @@ pub async fn upsert_owner(
     full_name: &str,
     password_hash: &str,
 ) -> Result<()> {
-    let tx = client
-        .transaction()
-        .await
-        .context("starting a transaction")?;
-    tx.execute(
-        "SELECT set_config('app.tenant_id', $1, true)",
-        &[&tenant.to_string()],
-    )
-    .await
-    .context("setting the tenant context")?;
+    let tx = tenant_tx(client, tenant).await?;
     tx.execute(
         "INSERT INTO users (tenant_id, email, password_hash, full_name, role)
          VALUES ($1, $2, $3, $4, 'owner')
@@ -126,16 +149,7 @@ pub async fn database_sizes(admin: &Client, dbs: &[&str]) -> Result<Vec<(String,
 /// A siloed tenant's user rows, counted with its context set (so that a table owner under
 /// FORCE RLS counts them too).
 pub async fn count_users(client: &mut Client, tenant: Uuid) -> Result<i64> {
-    let tx = client
-        .transaction()
-        .await
-        .context("starting a transaction")?;
-    tx.execute(
-        "SELECT set_config('app.tenant_id', $1, true)",
-        &[&tenant.to_string()],
-    )
-    .await
-    .context("setting the tenant context")?;
+    let tx = tenant_tx(client, tenant).await?;
     let n: i64 = tx
         .query_one(
             "SELECT count(*) FROM users WHERE tenant_id = $1",
@@ -153,17 +167,7 @@ pub async fn count_users(client: &mut Client, tenant: Uuid) -> Result<i64> {
 /// TOAST) times the tenant's share of the table's row bytes. Reads every tenant's rows, so the
 /// connecting role must bypass row-level security (a superuser, or BYPASSRLS).
 pub async fn pooled_usage(client: &Client) -> Result<Vec<(Uuid, i64, i64)>> {
-    let tables: Vec<String> = client
-        .query(
-            "SELECT table_name::text FROM information_schema.columns
-             WHERE table_schema = 'public' AND column_name = 'tenant_id' ORDER BY 1",
-            &[],
-        )
-        .await
-        .context("listing the tenant tables")?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let tables = tenant_tables(client).await?;
     if tables.is_empty() {
         return Ok(Vec::new());
     }
@@ -267,16 +271,7 @@ pub async fn set_pooled_suspension(
     } else {
         "DELETE FROM tenant_suspensions WHERE tenant_id = $1"
     };
-    let tx = client
-        .transaction()
-        .await
-        .context("starting a transaction")?;
-    tx.execute(
-        "SELECT set_config('app.tenant_id', $1, true)",
-        &[&tenant.to_string()],
-    )
-    .await
-    .context("setting the tenant context")?;
+    let tx = tenant_tx(client, tenant).await?;
     tx.execute(sql, &[&tenant])
         .await
         .context("changing the tenant's suspension")?;
@@ -302,27 +297,8 @@ pub async fn drop_silo(admin: &Client, db: &str, role: &str) -> Result<()> {
 
 /// Deletes every row of a pooled tenant, in every table with a `tenant_id` column.
 pub async fn purge_pooled_rows(client: &mut Client, tenant: Uuid) -> Result<u64> {
-    let tables: Vec<String> = client
-        .query(
-            "SELECT table_name::text FROM information_schema.columns
-             WHERE table_schema = 'public' AND column_name = 'tenant_id' ORDER BY 1",
-            &[],
-        )
-        .await
-        .context("listing the tenant tables")?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let tx = client
-        .transaction()
-        .await
-        .context("starting a transaction")?;
-    tx.execute(
-        "SELECT set_config('app.tenant_id', $1, true)",
-        &[&tenant.to_string()],
-    )
-    .await
-    .context("setting the tenant context")?;
+    let tables = tenant_tables(client).await?;
+    let tx = tenant_tx(client, tenant).await?;
     // First: while it stands, the policies hide the rows even from a non-superuser owner.
     tx.execute(
         "DELETE FROM tenant_suspensions WHERE tenant_id = $1",

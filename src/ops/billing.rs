@@ -22,7 +22,7 @@ use anyhow::Result;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{ControlPlane, Reporter};
+use super::{failpoint, ControlPlane, Reporter};
 use crate::db::billing::{NewInvoice, StoredInvoice};
 use crate::exit::Failure;
 use crate::invoice::{self, format_cents, Line, UpgradeHint};
@@ -190,13 +190,6 @@ fn new_view(i: &NewInvoice, period: Period) -> InvoiceView {
     }
 }
 
-/// Test builds only: abort (as `kill -9` would) at the named point.
-fn failpoint(plane: &ControlPlane, point: &str) {
-    if plane.settings.failpoint.as_deref() == Some(point) {
-        std::process::abort();
-    }
-}
-
 /// `bill`: see the module outline.
 pub async fn bill(
     plane: &ControlPlane,
@@ -259,7 +252,7 @@ pub async fn bill(
         plane.control.insert_invoices(first, batch).await?;
         written += batch.len();
         reporter.progress(written, n, "billing");
-        failpoint(plane, "bill:batch");
+        failpoint(&plane.settings, "bill:batch");
     }
     plane.control.finish_billing_run(first).await?;
     // Show the invoices as stored (with their ids).

@@ -21,7 +21,7 @@ use chrono::Utc;
 use serde::Serialize;
 
 use super::tenants::{self, TenantView};
-use super::{ControlPlane, Reporter};
+use super::{failpoint, ControlPlane, Reporter};
 use crate::db::control::SessionLock;
 use crate::db::{dataplane, migrate};
 use crate::exit::Failure;
@@ -38,18 +38,7 @@ pub async fn set_tier(
     tier: &Tier,
     reporter: &dyn Reporter,
 ) -> Result<TenantView> {
-    let _lock = plane.control.try_lock_tenant(slug.as_str()).await?.ok_or_else(|| {
-        Failure::Refused(format!("tenant `{slug}` is being changed by another tenantctl process; try again when it has finished"))
-    })?;
-    let t = plane
-        .control
-        .find_tenant(slug.as_str())
-        .await?
-        .ok_or_else(|| {
-            Failure::Refused(format!(
-                "no tenant `{slug}`; `tenantctl list` shows the tenants"
-            ))
-        })?;
+    let (_lock, t) = lock_and_find(plane, slug).await?;
     if !matches!(t.status, Status::Active | Status::Suspended) {
         return Err(Failure::Refused(format!(
             "tenant `{slug}` is {}; only an active or suspended tenant can change tiers",
@@ -93,15 +82,7 @@ async fn lock_and_find(plane: &ControlPlane, slug: &Slug) -> Result<(SessionLock
             "tenant `{slug}` is being changed by another tenantctl process; try again when it has finished"
         ))
     })?;
-    let t = plane
-        .control
-        .find_tenant(slug.as_str())
-        .await?
-        .ok_or_else(|| {
-            Failure::Refused(format!(
-                "no tenant `{slug}`; `tenantctl list` shows the tenants"
-            ))
-        })?;
+    let t = tenants::find(plane, slug).await?;
     Ok((lock, t))
 }
 
@@ -111,13 +92,6 @@ fn invalid(t: &Tenant, what: &str, allowed: &str) -> anyhow::Error {
         t.slug, t.status
     ))
     .into()
-}
-
-/// Test builds only: abort (as `kill -9` would) at the named point.
-fn failpoint(plane: &ControlPlane, point: &str) {
-    if plane.settings.failpoint.as_deref() == Some(point) {
-        std::process::abort();
-    }
 }
 
 /// Closes the tenant's data plane (see the module outline). Idempotent; a database that was
@@ -183,7 +157,7 @@ pub async fn suspend(
         return Err(invalid(&t, "suspend", "an active tenant"));
     }
     close(plane, &t).await?;
-    failpoint(plane, "suspend:closed");
+    failpoint(&plane.settings, "suspend:closed");
     let details = serde_json::json!({ "reason": reason });
     plane
         .control
@@ -236,7 +210,7 @@ pub async fn deprovision(
         ));
     }
     close(plane, &t).await?;
-    failpoint(plane, "deprovision:closed");
+    failpoint(&plane.settings, "deprovision:closed");
     let retention = plane.settings.retention_days;
     let details = serde_json::json!({ "reason": reason, "retention_days": retention });
     plane
@@ -324,7 +298,7 @@ async fn purge_locked(plane: &ControlPlane, t: &Tenant) -> Result<Purged> {
             )
             .await?;
     }
-    failpoint(plane, "purge:deleting");
+    failpoint(&plane.settings, "purge:deleting");
     let mut pooled_rows = 0;
     let (database, role) = match t.isolation {
         Isolation::Siloed => {
@@ -343,12 +317,12 @@ async fn purge_locked(plane: &ControlPlane, t: &Tenant) -> Result<Purged> {
             (None, None)
         }
     };
-    failpoint(plane, "purge:data");
+    failpoint(&plane.settings, "purge:data");
     let buckets = bucket_names(&t.slug);
     for b in &buckets {
         plane.store.remove(b)?;
     }
-    failpoint(plane, "purge:buckets");
+    failpoint(&plane.settings, "purge:buckets");
     plane.control.purge_tenant_rows(t, actor).await?;
     Ok(Purged {
         slug: t.slug.clone(),

@@ -71,6 +71,14 @@ impl Reporter for Silent {
     fn progress(&self, _: usize, _: usize, _: &str) {}
 }
 
+/// Test builds only (`Settings::failpoint` is never set in a release build): abort, as
+/// `kill -9` would, at the named point, so the fault tests can crash a run deterministically.
+pub(crate) fn failpoint(settings: &Settings, point: &str) {
+    if settings.failpoint.as_deref() == Some(point) {
+        std::process::abort();
+    }
+}
+
 /// What the operations work on: the settings, the control database, the bucket store.
 pub struct ControlPlane {
     pub settings: Settings,

@@ -30,7 +30,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::tenants::{self, TenantView};
-use super::{ControlPlane, Reporter, StepResult};
+use super::{failpoint, ControlPlane, Reporter, StepResult};
 use crate::config::Settings;
 use crate::db::control::NewTenant;
 use crate::db::{dataplane, migrate};
@@ -418,13 +418,6 @@ impl<'a> Run<'a> {
                 .await
         })
         .await
-    }
-}
-
-/// Test builds only: abort (as `kill -9` would) at the named point.
-fn failpoint(settings: &Settings, point: &str) {
-    if settings.failpoint.as_deref() == Some(point) {
-        std::process::abort();
     }
 }
 

@@ -5,7 +5,8 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::usage::{measure, tenant, tier_of};
+use super::tenants::{find, not_found};
+use super::usage::{measure, tier_of};
 use super::ControlPlane;
 use crate::db::usage::QuotaUsage;
 use crate::exit::Failure;
@@ -64,7 +65,7 @@ async fn lines(
     slug: &Slug,
     measure_first: bool,
 ) -> Result<Vec<QuotaLine>> {
-    let t = tenant(plane, slug).await?;
+    let t = find(plane, slug).await?;
     let tier = tier_of(tiers, &t.slug, &t.tier)?;
     if measure_first {
         measure(plane, std::slice::from_ref(&t)).await?;
@@ -98,7 +99,7 @@ pub async fn set(
     limit: i64,
 ) -> Result<QuotaLine> {
     resource_kind(resource)?;
-    let t = tenant(plane, slug).await?;
+    let t = find(plane, slug).await?;
     if t.status == Status::Deleted {
         return Err(Failure::Refused(format!("tenant `{slug}` is deleted")).into());
     }
@@ -126,7 +127,7 @@ pub async fn reset(
     if let Some(r) = resource {
         resource_kind(r)?;
     }
-    let t = tenant(plane, slug).await?;
+    let t = find(plane, slug).await?;
     let tier = tier_of(tiers, &t.slug, &t.tier)?;
     for (r, limit) in tier.limits.iter() {
         if resource.is_none_or(|want| want == r) {
@@ -181,11 +182,7 @@ pub async fn check(
         .control
         .quota_for_check(slug.as_str(), resource, period.first_day())
         .await?
-        .ok_or_else(|| {
-            Failure::Refused(format!(
-                "no tenant `{slug}`; `tenantctl list` shows the tenants"
-            ))
-        })?;
+        .ok_or_else(|| not_found(slug.as_str()))?;
     let tier = tier_of(tiers, slug.as_str(), &tier_name)?;
     let quota = quota.ok_or_else(|| {
         Failure::Refused(format!(

@@ -93,15 +93,25 @@ pub async fn view(plane: &ControlPlane, t: Tenant) -> Result<TenantView> {
     Ok(assemble(plane, t, quotas))
 }
 
-/// `show <slug>`: not found is a refusal (exit 3).
+/// The refusal (exit 3) for a slug that names no tenant.
+pub fn not_found(slug: &str) -> Failure {
+    Failure::Refused(format!(
+        "no tenant `{slug}`; `tenantctl list` shows the tenants"
+    ))
+}
+
+/// The tenant, or "not found" (exit 3).
+pub async fn find(plane: &ControlPlane, slug: &Slug) -> Result<Tenant> {
+    Ok(plane
+        .control
+        .find_tenant(slug.as_str())
+        .await?
+        .ok_or_else(|| not_found(slug.as_str()))?)
+}
+
+/// `show <slug>`.
 pub async fn show(plane: &ControlPlane, slug: &Slug) -> Result<TenantView> {
-    match plane.control.find_tenant(slug.as_str()).await? {
-        Some(t) => view(plane, t).await,
-        None => Err(Failure::Refused(format!(
-            "no tenant `{slug}`; `tenantctl list` shows the tenants"
-        ))
-        .into()),
-    }
+    view(plane, find(plane, slug).await?).await
 }
 
 /// `list`: every tenant, quotas read in one query.

@@ -14,6 +14,7 @@ use serde::Serialize;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
+use super::tenants::find;
 use super::ControlPlane;
 use crate::db::dataplane;
 use crate::db::usage::{Event, Recorded};
@@ -26,20 +27,6 @@ use crate::usage_file::{self, check_key, check_metered, UsageRow};
 
 /// How many siloed databases are measured at once.
 const MEASURE_CONCURRENCY: usize = 4;
-
-/// The tenant, or "not found" (exit 3).
-pub async fn tenant(plane: &ControlPlane, slug: &Slug) -> Result<Tenant> {
-    plane
-        .control
-        .find_tenant(slug.as_str())
-        .await?
-        .ok_or_else(|| {
-            Failure::Refused(format!(
-                "no tenant `{slug}`; `tenantctl list` shows the tenants"
-            ))
-            .into()
-        })
-}
 
 /// The tenant's tier from the tier table; a tier the table no longer defines is a
 /// configuration error.
@@ -80,7 +67,7 @@ pub async fn record(
     if let Some(k) = key {
         check_key(k).map_err(|e| Failure::BadInput(format!("invalid --key: {e}")))?;
     }
-    let t = tenant(plane, slug).await?;
+    let t = find(plane, slug).await?;
     let hard = tier_of(tiers, &t.slug, &t.tier)?
         .overage
         .price(resource)
@@ -308,7 +295,7 @@ pub struct RefreshView {
 pub async fn refresh(plane: &ControlPlane, slug: Option<&Slug>) -> Result<RefreshView> {
     let t0 = Instant::now();
     let tenants = match slug {
-        Some(s) => vec![tenant(plane, s).await?],
+        Some(s) => vec![find(plane, s).await?],
         None => plane.control.list_tenants().await?,
     };
     let measured = measure(plane, &tenants).await?;
