@@ -226,12 +226,17 @@ impl ControlDb {
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.context("starting a transaction")?;
         let before: i64 = tx
-            .query_one(
+            .query_opt(
                 "SELECT limit_value FROM quotas WHERE tenant_id = $1 AND resource = $2 FOR UPDATE",
                 &[&tenant, &resource],
             )
             .await
             .with_context(|| format!("reading the {resource} quota"))?
+            .ok_or_else(|| {
+                crate::exit::Failure::Refused(format!(
+                    "tenant `{slug}` has no {resource} quota yet; finish its provisioning first"
+                ))
+            })?
             .get(0);
         tx.execute(
             "UPDATE quotas SET limit_value = $3, source = $4, updated_at = now() WHERE tenant_id = $1 AND resource = $2",
