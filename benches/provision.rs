@@ -1,6 +1,7 @@
 //! Provisioning benchmark: N pooled and N siloed tenants provisioned by the `tenantctl` binary
 //! (a whole CLI process each, as an operator or a script runs it), against the floor: the same
-//! work written by hand as plain SQL in one psql session (record, role, database, schema,
+//! work written by hand as plain SQL in one psql session (record, role, database, schema (every
+//! tenant migration),
 //! grants, a bcrypt hash at the same cost via pgcrypto, owner row, quotas, bucket directories,
 //! activation with journal and audit rows). Prints median and p95 ms per tenant and the ratios.
 //!
@@ -82,7 +83,10 @@ fn floor_script(s: &mut String, slug: &str, siloed: bool, root: &Path, marks: &P
         ("floor_pooled".to_owned(), "floor_app".to_owned(), "free")
     };
     let iso = if siloed { "siloed" } else { "pooled" };
-    let schema = include_str!("../sql/tenant/V1__tenant_schema.sql");
+    let schema = concat!(
+        include_str!("../sql/tenant/V1__tenant_schema.sql"),
+        include_str!("../sql/tenant/V2__suspensions.sql")
+    );
     let limits = if siloed {
         "(10000,10,5,1000,5)"
     } else {

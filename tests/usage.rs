@@ -236,13 +236,11 @@ fn only_active_tenants_record_usage() {
     let env = TestEnv::new();
     env.run(&["provision", "acme", "--tier", "premium"])
         .expect(0);
-    for status in ["suspended", "deleted"] {
-        env.control()
-            .execute(
-                "UPDATE tenants SET status = $1 WHERE slug = 'acme'",
-                &[&status],
-            )
-            .unwrap();
+    for (command, status) in [("suspend", "suspended"), ("deprovision", "deleted")] {
+        if command == "deprovision" {
+            env.run(&["resume", "acme"]).expect(0);
+        }
+        env.run(&[command, "acme"]).expect(0);
         let run = env
             .run(&[
                 "usage",
@@ -263,6 +261,19 @@ fn only_active_tenants_record_usage() {
             .run(&["quota", "check", "acme", "api_requests", "-o", "json"])
             .expect(3);
         assert_eq!(run.json()["allowed"], false);
+        let csv = env.dir.path().join("u.csv");
+        std::fs::write(
+            &csv,
+            format!("acme,api_requests,1,2026-11-02,imp-{status}\n"),
+        )
+        .unwrap();
+        let run = env
+            .run(&["usage", "import", csv.to_str().unwrap(), "-o", "json"])
+            .expect(3);
+        assert_eq!(
+            run.json()["refused_rows"][0]["reason"],
+            format!("tenant is {status}")
+        );
     }
     assert_eq!(events(&env, "acme"), 0);
     env.run(&["usage", "record", "ghost", "api_requests", "1"])
