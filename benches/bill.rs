@@ -8,33 +8,17 @@
 #[path = "../tests/support/cluster.rs"]
 #[allow(dead_code)]
 mod cluster;
+#[allow(dead_code)]
+mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tenantctl");
-
 fn run(url: &str, args: &[&str]) -> f64 {
-    let t0 = Instant::now();
-    let out = Command::new(BIN)
-        .args(args)
-        .arg("--quiet")
-        .env("TENANTCTL_DATABASE_URL", url)
-        .env("TENANTCTL_NAME_PREFIX", "bbench_")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "tenantctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    t0.elapsed().as_secs_f64() * 1000.0
+    common::tenantctl(url, "bbench_", &[], args)
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    if common::listing() {
         return;
     }
     let tenants: usize = std::env::var("BENCH_TENANTS")
@@ -104,27 +88,7 @@ fn main() {
             GROUP BY e.tenant_id, e.resource, l.included, l.price
         ) o ON o.tenant_id = t.id
         GROUP BY t.id";
-    let bindir = tenantctl::cluster::pg_bindir(None).unwrap();
-    let t0 = Instant::now();
-    let out = Command::new(bindir.join("psql"))
-        .args([
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            &url,
-            "-c",
-            floor_sql,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let floor = t0.elapsed().as_secs_f64() * 1000.0;
+    let floor = common::psql(&url, &["-c", floor_sql]);
     // Same money both ways.
     let diff: i64 = ctl
         .query_one("SELECT count(*) FROM invoices i JOIN floor_invoices f USING (tenant_id, period) WHERE i.total_cents <> f.total_cents", &[])

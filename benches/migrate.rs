@@ -11,38 +11,25 @@
 #[path = "../tests/support/cluster.rs"]
 #[allow(dead_code)]
 mod cluster;
+#[allow(dead_code)]
+mod common;
 
 use std::fmt::Write as _;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tenantctl");
-
 fn tenantctl(url: &str, args: &[&str]) -> f64 {
-    let t0 = Instant::now();
-    let out = Command::new(BIN)
-        .args(args)
-        .args(["--quiet"])
-        .env("TENANTCTL_DATABASE_URL", url)
-        .env("TENANTCTL_NAME_PREFIX", "mbench_")
-        .env(
-            "TENANTCTL_STORAGE_ROOT",
-            std::env::temp_dir().join("tenantctl-mbench-buckets"),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "tenantctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    t0.elapsed().as_secs_f64() * 1000.0
+    let buckets = std::env::temp_dir().join("tenantctl-mbench-buckets");
+    common::tenantctl(
+        url,
+        "mbench_",
+        &[("TENANTCTL_STORAGE_ROOT", buckets.to_str().unwrap())],
+        args,
+    )
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    if common::listing() {
         return;
     }
     let n: usize = std::env::var("BENCH_SILOS")
@@ -84,7 +71,7 @@ fn main() {
         let children: Vec<_> = chunk
             .iter()
             .map(|s| {
-                Command::new(BIN)
+                Command::new(common::BIN)
                     .args([
                         "provision",
                         s,
@@ -142,27 +129,7 @@ fn main() {
     }
     let file = std::env::temp_dir().join("tenantctl-mbench-floor.sql");
     std::fs::write(&file, script).unwrap();
-    let bindir = tenantctl::cluster::pg_bindir(None).unwrap();
-    let t0 = Instant::now();
-    let out = Command::new(bindir.join("psql"))
-        .args([
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            &c.url("postgres"),
-            "-f",
-        ])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let floor = t0.elapsed().as_secs_f64() * 1000.0;
+    let floor = common::psql(&c.url("postgres"), &["-f", file.to_str().unwrap()]);
     // Leave every database consistent with refinery's own record for the next runs.
     forget();
     tenantctl(&url, &["migrate"]);

@@ -11,61 +11,27 @@
 #[path = "../tests/support/cluster.rs"]
 #[allow(dead_code)]
 mod cluster;
+#[allow(dead_code)]
+mod common;
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Instant;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tenantctl");
-
-fn stats(mut ms: Vec<f64>) -> (f64, f64) {
-    ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let median = if ms.len() % 2 == 1 {
-        ms[ms.len() / 2]
-    } else {
-        (ms[ms.len() / 2 - 1] + ms[ms.len() / 2]) / 2.0
-    };
-    let p95 = ms[((ms.len() as f64 * 0.95).ceil() as usize).clamp(1, ms.len()) - 1];
-    (median, p95)
+fn stats(ms: &[f64]) -> (f64, f64) {
+    (common::median(ms), common::p95(ms))
 }
 
 fn tenantctl(url: &str, root: &Path, args: &[&str]) -> f64 {
-    let t0 = Instant::now();
-    let out = Command::new(BIN)
-        .args(args)
-        .args(["--quiet", "--password-file"])
-        .arg(root.join("pw"))
-        .env("TENANTCTL_DATABASE_URL", url)
-        .env("TENANTCTL_NAME_PREFIX", "bench_")
-        .env("TENANTCTL_STORAGE_ROOT", root.join("buckets"))
-        .env_remove("TENANTCTL_FAILPOINT")
-        .stdout(Stdio::null())
-        .output()
-        .unwrap();
-    let ms = t0.elapsed().as_secs_f64() * 1000.0;
-    assert!(
-        out.status.success(),
-        "tenantctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    ms
-}
-
-fn psql(url: &str, file: &Path) {
-    let bindir = tenantctl::cluster::pg_bindir(None).unwrap();
-    let out = Command::new(bindir.join("psql"))
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f"])
-        .arg(file)
-        .stdout(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "psql {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut all = args.to_vec();
+    let pw = root.join("pw");
+    all.extend(["--password-file", pw.to_str().unwrap()]);
+    let buckets = root.join("buckets");
+    common::tenantctl(
+        url,
+        "bench_",
+        &[("TENANTCTL_STORAGE_ROOT", buckets.to_str().unwrap())],
+        &all,
+    )
 }
 
 fn admin(url: &str) -> postgres::Client {
@@ -158,7 +124,7 @@ fn floor(c: &cluster::Cluster, n: usize, siloed: bool, root: &Path) -> Vec<f64> 
     }
     let file = root.join(format!("floor-{kind}.sql"));
     std::fs::write(&file, script).unwrap();
-    psql(&c.url("floor_ctl"), &file);
+    common::psql(&c.url("floor_ctl"), &["-f", file.to_str().unwrap()]);
     let stamps: Vec<u128> = std::fs::read_to_string(&marks)
         .unwrap()
         .lines()
@@ -251,8 +217,8 @@ fn main() {
         ("siloed", siloed, floor_siloed, 1.2),
     ];
     for (kind, tool, floor, target) in rows {
-        let (tm, tp) = stats(tool);
-        let (fm, fp) = stats(floor);
+        let (tm, tp) = stats(&tool);
+        let (fm, fp) = stats(&floor);
         println!(
             "  {kind}: tenantctl {tm:.1} / {tp:.1}   psql floor {fm:.1} / {fp:.1}   ratio of medians {:.2} (target <= {target})",
             tm / fm

@@ -8,47 +8,20 @@
 #[path = "../tests/support/cluster.rs"]
 #[allow(dead_code)]
 mod cluster;
+#[allow(dead_code)]
+mod common;
 
 use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use clap::Parser;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tenantctl");
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-fn p95(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[((v.len() as f64 * 0.95) as usize).min(v.len() - 1)]
-}
-
-fn run(url: &str, args: &[&str]) -> (f64, Option<i32>) {
-    let t0 = Instant::now();
-    let out = Command::new(BIN)
-        .args(args)
-        .arg("--quiet")
-        .env("TENANTCTL_DATABASE_URL", url)
-        .env("TENANTCTL_NAME_PREFIX", "ubench_")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    let code = out.status.code();
-    assert!(
-        matches!(code, Some(0) | Some(3)),
-        "tenantctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (t0.elapsed().as_secs_f64() * 1000.0, code)
+fn run(url: &str, args: &[&str]) -> f64 {
+    common::tenantctl(url, "ubench_", &[], args)
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    if common::listing() {
         return;
     }
     let events: usize = std::env::var("BENCH_EVENTS")
@@ -110,9 +83,8 @@ fn main() {
     let size_mb = std::fs::metadata(&file).unwrap().len() as f64 / 1e6;
     let path = file.to_str().unwrap();
 
-    let (first, code) = run(&url, &["usage", "import", path]);
-    assert_eq!(code, Some(0));
-    let (replay, _) = run(&url, &["usage", "import", path]);
+    let first = run(&url, &["usage", "import", path]);
+    let replay = run(&url, &["usage", "import", path]);
     let n: i64 = ctl
         .query_one("SELECT count(*) FROM usage_events", &[])
         .unwrap()
@@ -136,19 +108,7 @@ INSERT INTO floor_events (tenant_id, key, resource, quantity, at, period)
         ),
     )
     .unwrap();
-    let bindir = tenantctl::cluster::pg_bindir(None).unwrap();
-    let t0 = Instant::now();
-    let out = Command::new(bindir.join("psql"))
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &url, "-f"])
-        .arg(&script)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let floor = t0.elapsed().as_secs_f64() * 1000.0;
+    let floor = common::psql(&url, &["-f", script.to_str().unwrap()]);
 
     // quota check: in-process (library, warm pool) and as a CLI process.
     let cli = tenantctl::cli::Cli::parse_from([
@@ -181,7 +141,7 @@ INSERT INTO floor_events (tenant_id, key, resource, quantity, at, period)
         v
     });
     let cli_runs: Vec<f64> = (0..50)
-        .map(|_| run(&url, &["quota", "check", "tenant-42", "api_requests"]).0)
+        .map(|_| run(&url, &["quota", "check", "tenant-42", "api_requests"]))
         .collect();
 
     println!("usage import, {events} events for {tenants} tenants ({size_mb:.0} MB CSV)");
@@ -200,13 +160,13 @@ INSERT INTO floor_events (tenant_id, key, resource, quantity, at, period)
     println!("quota check latency");
     println!(
         "  in-process (warm pool)   median {:.3} ms  p95 {:.3} ms",
-        median(in_process.clone()),
-        p95(in_process)
+        common::median(&in_process),
+        common::p95(&in_process)
     );
     println!(
         "  CLI process              median {:.1} ms  p95 {:.1} ms",
-        median(cli_runs.clone()),
-        p95(cli_runs)
+        common::median(&cli_runs),
+        common::p95(&cli_runs)
     );
     drop(ctl);
     pg.batch_execute("DROP DATABASE IF EXISTS ubench_ctl WITH (FORCE)")

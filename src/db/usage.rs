@@ -67,6 +67,28 @@ fn copy_field(out: &mut String, value: &str) {
     }
 }
 
+/// Inserts the events `select` yields (tenant_id, key, resource, quantity, at, period) and adds
+/// to the monthly totals exactly the rows that went in: a key seen before (even by a concurrent
+/// import) is skipped by the primary key and counts nowhere. Yields the count inserted.
+fn insert_counting_totals(select: &str) -> String {
+    format!(
+        "WITH ins AS (
+             INSERT INTO usage_events (tenant_id, key, resource, quantity, at, period)
+             {select}
+             ON CONFLICT (tenant_id, key) DO NOTHING
+             RETURNING tenant_id, resource, period, quantity
+         ), totals AS (
+             INSERT INTO usage_totals (tenant_id, resource, period, quantity)
+             SELECT tenant_id, resource, period, sum(quantity) FROM ins
+             GROUP BY tenant_id, resource, period
+             ORDER BY tenant_id, resource, period
+             ON CONFLICT (tenant_id, resource, period)
+             DO UPDATE SET quantity = usage_totals.quantity + EXCLUDED.quantity
+         )
+         SELECT count(*) FROM ins"
+    )
+}
+
 impl ControlDb {
     /// Records one metered event. With `hard`, the limit check and the write happen in one
     /// transaction that holds the quota row's lock, so concurrent events cannot pass the limit
@@ -357,25 +379,14 @@ impl ControlDb {
         //    cannot make one event count twice.
         let soft_accepted: i64 = tx
             .query_one(
-                "WITH ins AS (
-                     INSERT INTO usage_events (tenant_id, key, resource, quantity, at, period)
-                     SELECT t.id, s.key, s.resource, s.quantity, s.at, date_trunc('month', s.at AT TIME ZONE 'UTC')::date
+                &insert_counting_totals(
+                    "SELECT t.id, s.key, s.resource, s.quantity, s.at, date_trunc('month', s.at AT TIME ZONE 'UTC')::date
                      FROM import_staging s JOIN tenants t ON t.slug = s.slug AND t.status = 'active'
                      WHERE NOT EXISTS (
                          SELECT 1 FROM unnest($1::text[], $2::text[]) AS h(tier, resource)
                          WHERE h.tier = t.tier AND h.resource = s.resource)
-                     ORDER BY t.id, s.key, s.line
-                     ON CONFLICT (tenant_id, key) DO NOTHING
-                     RETURNING tenant_id, resource, period, quantity
-                 ), totals AS (
-                     INSERT INTO usage_totals (tenant_id, resource, period, quantity)
-                     SELECT tenant_id, resource, period, sum(quantity) FROM ins
-                     GROUP BY tenant_id, resource, period
-                     ORDER BY tenant_id, resource, period
-                     ON CONFLICT (tenant_id, resource, period)
-                     DO UPDATE SET quantity = usage_totals.quantity + EXCLUDED.quantity
-                 )
-                 SELECT count(*) FROM ins",
+                     ORDER BY t.id, s.key, s.line",
+                ),
                 &params,
             )
             .await
@@ -429,22 +440,11 @@ impl ControlDb {
         );
         let hard_accepted: i64 = tx
             .query_one(
-                "WITH ins AS (
-                     INSERT INTO usage_events (tenant_id, key, resource, quantity, at, period)
-                     SELECT tenant_id, key, resource, quantity, at, period FROM import_hard
+                &insert_counting_totals(
+                    "SELECT tenant_id, key, resource, quantity, at, period FROM import_hard
                      WHERE NOT duplicate AND line <> ALL($1)
-                     ORDER BY tenant_id, key
-                     ON CONFLICT (tenant_id, key) DO NOTHING
-                     RETURNING tenant_id, resource, period, quantity
-                 ), totals AS (
-                     INSERT INTO usage_totals (tenant_id, resource, period, quantity)
-                     SELECT tenant_id, resource, period, sum(quantity) FROM ins
-                     GROUP BY tenant_id, resource, period
-                     ORDER BY tenant_id, resource, period
-                     ON CONFLICT (tenant_id, resource, period)
-                     DO UPDATE SET quantity = usage_totals.quantity + EXCLUDED.quantity
-                 )
-                 SELECT count(*) FROM ins",
+                     ORDER BY tenant_id, key",
+                ),
                 &[&over_lines],
             )
             .await
