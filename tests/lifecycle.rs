@@ -505,3 +505,34 @@ fn audit_lists_actions_as_json_and_filters() {
         "{table}"
     );
 }
+
+#[test]
+fn a_tenant_deprovisioned_mid_provisioning_restores_to_provisioning_and_finishes() {
+    let env = TestEnv::new();
+    let crashed = env.run_env(
+        &["provision", "half", "--tier", "premium"],
+        &[("TENANTCTL_FAILPOINT", "after-step:3")],
+    );
+    assert_eq!(crashed.code, None);
+    env.run(&["deprovision", "half"]).expect(0);
+    assert_eq!(
+        env.run(&["restore", "half", "-o", "json"]).expect(0).json()["status"],
+        "provisioning"
+    );
+    env.run(&["provision", "half", "--tier", "premium"])
+        .expect(0);
+    assert_eq!(status(&env, "half").as_deref(), Some("active"));
+    env.connect_as(&env.silo("half"), &env.silo("half"))
+        .expect("the finished tenant's role connects");
+    // Crashed before its database existed: deprovision and restore have nothing to close or open.
+    let crashed = env.run_env(
+        &["provision", "early", "--tier", "premium"],
+        &[("TENANTCTL_FAILPOINT", "after-step:1")],
+    );
+    assert_eq!(crashed.code, None);
+    env.run(&["deprovision", "early"]).expect(0);
+    env.run(&["restore", "early"]).expect(0);
+    env.run(&["provision", "early", "--tier", "premium"])
+        .expect(0);
+    assert_eq!(status(&env, "early").as_deref(), Some("active"));
+}

@@ -119,6 +119,12 @@ async fn close(plane: &ControlPlane, t: &Tenant) -> Result<()> {
 /// Reopens the tenant's data plane, migrating it first.
 async fn open(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     let admin = plane.control.admin().await?;
+    if dataplane::accepts_connections(&admin, &t.database)
+        .await?
+        .is_none()
+    {
+        return Ok(()); // never created (deprovisioned mid-provisioning): nothing to reopen
+    }
     match t.isolation {
         Isolation::Siloed => {
             dataplane::allow_connections(&admin, &t.database).await?;
@@ -246,12 +252,19 @@ pub async fn restore(plane: &ControlPlane, slug: &Slug) -> Result<TenantView> {
         .into());
     }
     open(plane, &t).await?;
+    // A tenant deprovisioned before it was ever activated goes back to `provisioning`, for
+    // `provision` to finish; the others back to `active`.
+    let to = if t.activated_at.is_some() {
+        Status::Active
+    } else {
+        Status::Provisioning
+    };
     plane
         .control
         .transition(
             &t,
             &[Status::Deleted],
-            Status::Active,
+            to,
             "restore",
             &plane.settings.actor,
             serde_json::json!({}),
