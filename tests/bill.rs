@@ -1,8 +1,6 @@
 //! `bill` and `invoices`: proration, overage, exactly once under retries, concurrency and
 //! crashes, dry runs equal to real ones, late usage, upgrade hints.
 
-use std::process::Stdio;
-
 use crate::support::TestEnv;
 
 fn invoices(env: &TestEnv, period: &str) -> serde_json::Value {
@@ -179,29 +177,15 @@ fn repeated_and_concurrent_runs_leave_one_invoice_per_tenant() {
     for s in ["a-one", "a-two", "a-three"] {
         env.provision_at(s, "premium", "2026-08-01T00:00:00Z");
     }
-    let runs: Vec<_> = (0..3)
-        .map(|_| {
-            env.cmd()
-                .args(["bill", "--period", "2026-09", "-o", "json"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let argv: Vec<String> = ["bill", "--period", "2026-09", "-o", "json"]
+        .map(String::from)
+        .to_vec();
     let mut billed = 0;
-    for r in runs {
-        let out = r.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        match out.status.code() {
-            Some(0) => {
-                billed += serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-                    ["tenants_billed"]
-                    .as_i64()
-                    .unwrap()
-            }
-            Some(3) => assert!(stderr.contains("busy"), "{stderr}"),
-            other => panic!("exit {other:?}: {stderr}"),
+    for run in env.run_concurrently(&[argv.clone(), argv.clone(), argv]) {
+        match run.code {
+            Some(0) => billed += run.json()["tenants_billed"].as_i64().unwrap(),
+            Some(3) => assert!(run.stderr.contains("busy"), "{}", run.stderr),
+            other => panic!("exit {other:?}: {}", run.stderr),
         }
     }
     assert_eq!(billed, 3, "each tenant billed by exactly one run");

@@ -138,21 +138,13 @@ fn kill_9_at_random_moments_then_rerun_converges() {
 #[test]
 fn six_concurrent_provisions_make_one_tenant() {
     let env = TestEnv::new();
-    let children: Vec<_> = (0..6)
-        .map(|_| {
-            env.cmd()
-                .args(["provision", "delta", "--tier", "premium"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let argv: Vec<String> = ["provision", "delta", "--tier", "premium"]
+        .map(String::from)
+        .to_vec();
     let mut winners = 0;
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        match out.status.code() {
+    for run in env.run_concurrently(&vec![argv; 6]) {
+        let stderr = &run.stderr;
+        match run.code {
             Some(0) => winners += 1,
             Some(3) => assert!(
                 stderr.contains("in progress"),
@@ -176,25 +168,16 @@ fn six_concurrent_provisions_make_one_tenant() {
 #[test]
 fn concurrent_first_runs_on_a_fresh_server_share_the_control_and_pooled_databases() {
     let env = TestEnv::new();
-    let children: Vec<_> = ["p-one", "p-two", "p-three", "p-four"]
+    let argvs: Vec<Vec<String>> = ["p-one", "p-two", "p-three", "p-four"]
         .iter()
         .map(|slug| {
-            env.cmd()
-                .args(["provision", slug, "--tier", "free"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            ["provision", slug, "--tier", "free"]
+                .map(String::from)
+                .to_vec()
         })
         .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    for run in env.run_concurrently(&argvs) {
+        run.expect(0);
     }
     for slug in ["p-one", "p-two", "p-three", "p-four"] {
         assert_converged(&env, slug, false);

@@ -1,41 +1,31 @@
 //! `migrate`: the tenant schema across 20 tenants, one of them broken on purpose, and two runs
 //! at once.
 
-use std::process::Stdio;
-
 use crate::support::TestEnv;
 
 /// Provisions `n` tenants, a few at a time; every fifth is pooled.
 fn provision_many(env: &TestEnv, n: usize) -> Vec<(String, bool)> {
     let tenants: Vec<(String, bool)> = (0..n).map(|i| (format!("m{i:02}"), i % 5 != 4)).collect();
     for chunk in tenants.chunks(5) {
-        let children: Vec<_> = chunk
+        let argvs: Vec<Vec<String>> = chunk
             .iter()
             .map(|(slug, siloed)| {
-                env.cmd()
-                    .args([
-                        "provision",
-                        slug,
-                        "--tier",
-                        if *siloed { "premium" } else { "free" },
-                        "-q",
-                        "--password-file",
-                        "/dev/null",
-                    ])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap()
+                let tier = if *siloed { "premium" } else { "free" };
+                [
+                    "provision",
+                    slug,
+                    "--tier",
+                    tier,
+                    "-q",
+                    "--password-file",
+                    "/dev/null",
+                ]
+                .map(String::from)
+                .to_vec()
             })
             .collect();
-        for c in children {
-            let out = c.wait_with_output().unwrap();
-            assert_eq!(
-                out.status.code(),
-                Some(0),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+        for run in env.run_concurrently(&argvs) {
+            run.expect(0);
         }
     }
     tenants
@@ -172,24 +162,11 @@ fn migrate_twenty_tenants_with_one_broken_then_two_runs_at_once() {
             .cloned()
             .collect::<Vec<_>>(),
     );
-    let runs: Vec<_> = (0..2)
-        .map(|_| {
-            env.cmd()
-                .args(["migrate", "--concurrency", "3", "-q"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for r in runs {
-        let out = r.wait_with_output().unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    let argv: Vec<String> = ["migrate", "--concurrency", "3", "-q"]
+        .map(String::from)
+        .to_vec();
+    for run in env.run_concurrently(&[argv.clone(), argv]) {
+        run.expect(1);
     }
     for db in dbs.iter().filter(|d| **d != broken) {
         assert_eq!(versions(&env, db), [1, 2], "{db}");

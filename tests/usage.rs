@@ -1,7 +1,5 @@
 //! `usage record|import|refresh`: exactly-once events, hard limits without races, bulk import.
 
-use std::process::Stdio;
-
 use crate::support::TestEnv;
 
 fn total(env: &TestEnv, slug: &str, resource: &str) -> i64 {
@@ -21,35 +19,34 @@ fn thirty_two_concurrent_records_against_a_hard_limit_of_10_accept_exactly_10() 
     env.run(&["provision", "acme", "--tier", "free"]).expect(0);
     env.run(&["quota", "set", "acme", "api_requests", "10"])
         .expect(0);
-    let children: Vec<_> = (0..32)
+    let argvs: Vec<Vec<String>> = (0..32)
         .map(|i| {
-            env.cmd()
-                .args([
-                    "usage",
-                    "record",
-                    "acme",
-                    "api_requests",
-                    "1",
-                    "--key",
-                    &format!("req-{i}"),
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            [
+                "usage",
+                "record",
+                "acme",
+                "api_requests",
+                "1",
+                "--key",
+                &format!("req-{i}"),
+            ]
+            .map(String::from)
+            .to_vec()
         })
         .collect();
     let (mut ok, mut refused) = (0, 0);
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        match out.status.code() {
+    for run in env.run_concurrently(&argvs) {
+        match run.code {
             Some(0) => ok += 1,
             Some(3) => {
-                assert!(stderr.contains("over its hard limit of 10"), "{stderr}");
+                assert!(
+                    run.stderr.contains("over its hard limit of 10"),
+                    "{}",
+                    run.stderr
+                );
                 refused += 1;
             }
-            other => panic!("exit {other:?}: {stderr}"),
+            other => panic!("exit {other:?}: {}", run.stderr),
         }
     }
     assert_eq!((ok, refused), (10, 22));

@@ -74,8 +74,11 @@ fn status_of(s: Option<&str>) -> Option<Option<Status>> {
 impl ControlDb {
     /// The period's billing lock, without waiting: `None` if another run holds it.
     pub async fn try_lock_billing(&self, period: NaiveDate) -> Result<Option<SessionLock>> {
-        self.try_session_lock(&format!("tenantctl:bill:{period}"))
-            .await
+        self.try_session_lock(
+            &format!("tenantctl:bill:{period}"),
+            std::time::Duration::ZERO,
+        )
+        .await
     }
 
     pub async fn billing_run(&self, period: NaiveDate) -> Result<Option<RunRow>> {

@@ -139,9 +139,19 @@ impl ControlDb {
     /// ends a moment after the process died; a live run elsewhere makes this exit "in
     /// progress" promptly rather than queue behind it.
     pub async fn try_lock_tenant(&self, slug: &str) -> Result<Option<SessionLock>> {
-        let key = format!("tenantctl:tenant:{slug}");
+        self.try_session_lock(&format!("tenantctl:tenant:{slug}"), TENANT_LOCK_GRACE)
+            .await
+    }
+
+    /// A session lock, retried on one connection for up to `grace`: `None` if another session
+    /// still holds it then.
+    pub(super) async fn try_session_lock(
+        &self,
+        key: &str,
+        grace: std::time::Duration,
+    ) -> Result<Option<SessionLock>> {
         let client = self.server.connect(&self.name).await?;
-        let deadline = std::time::Instant::now() + TENANT_LOCK_GRACE;
+        let deadline = std::time::Instant::now() + grace;
         loop {
             let got: bool = client
                 .query_one(
@@ -159,20 +169,6 @@ impl ControlDb {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-    }
-
-    /// A session lock without waiting: `None` if another session holds it.
-    pub(super) async fn try_session_lock(&self, key: &str) -> Result<Option<SessionLock>> {
-        let client = self.server.connect(&self.name).await?;
-        let got: bool = client
-            .query_one(
-                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
-                &[&key],
-            )
-            .await
-            .with_context(|| format!("taking the lock {key}"))?
-            .get(0);
-        Ok(got.then_some(SessionLock { _client: client }))
     }
 
     /// The lock around changes to the shared pooled database and its role (concurrent GRANTs

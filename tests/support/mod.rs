@@ -106,6 +106,25 @@ impl TestEnv {
         Run::from(cmd.args(args).output().unwrap())
     }
 
+    /// Runs every command line at once, as separate processes, and waits for them all.
+    pub fn run_concurrently(&self, argvs: &[Vec<String>]) -> Vec<Run> {
+        let children: Vec<_> = argvs
+            .iter()
+            .map(|argv| {
+                self.cmd()
+                    .args(argv)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|c| Run::from(c.wait_with_output().unwrap()))
+            .collect()
+    }
+
     /// The siloed database (and role) name of `slug`.
     pub fn silo(&self, slug: &str) -> String {
         format!("{}{slug}", self.prefix)
