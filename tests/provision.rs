@@ -493,3 +493,16 @@ fn set_tier_moves_within_an_isolation_model_and_refuses_across() {
         1
     );
 }
+
+#[test]
+fn quiet_hides_progress_but_still_shows_the_password_once() {
+    let env = TestEnv::new();
+    let run = env
+        .run(&["provision", "acme", "--tier", "free", "--quiet"])
+        .expect(0);
+    assert!(!run.stderr.contains("[1/7]"), "{}", run.stderr);
+    assert!(!run.stderr.contains("PostgreSQL cluster"), "{}", run.stderr);
+    let password = shown_password(&run.stderr);
+    assert_eq!(run.stderr.matches(&password).count(), 1);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+}
