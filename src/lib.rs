@@ -14,6 +14,7 @@
 //! - `output`: tables and JSON on stdout, lines on stderr; the only module that prints.
 //! - `progress`: the terminal implementation of `ops::Reporter`.
 //! - `exit`: typed failures and their exit codes.
+//! - `excerpt`: the short, escaped form in which a bad value appears in a message.
 //! - `slug`, `tenant`, `tier`, `money`, `period`, `usage_file`, `invoice`: the domain types, unit-tested in place.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -23,6 +24,7 @@ pub mod cluster;
 mod commands;
 pub mod config;
 pub mod db;
+pub mod excerpt;
 pub mod exit;
 pub mod invoice;
 pub mod money;

@@ -21,8 +21,10 @@ use crate::ops::tenants::TenantView;
 use crate::ops::usage::{ImportView, RecordView, RefreshView};
 
 /// Prints the error and its causes once, as `error: outer: inner`.
+/// The error and its causes on one line, with anything that could drive the terminal or break
+/// the line (a newline in a server's message, an escape sequence in a value) escaped.
 pub fn error(err: &anyhow::Error) {
-    eprintln!("error: {err:#}");
+    eprintln!("error: {}", crate::excerpt::escape(&format!("{err:#}")));
 }
 
 /// One line for people, on stderr.
