@@ -10,36 +10,73 @@ use crate::exit::Failure;
 use crate::slug::Slug;
 use crate::tier::Isolation;
 
-/// `provisioning → active ⇄ suspended → deleting → deleted`.
+/// `provisioning → active ⇄ suspended`, `active|suspended → deleted → active` (restore), and
+/// `deleting` while a purge runs. Each lifecycle command first writes its own intermediate
+/// status (`suspending`, `resuming`, `deprovisioning`, `restoring`), then changes the data
+/// plane, then writes its final status. An intermediate status promises nothing about the data
+/// plane (it may be open, closed or in between), so the status never claims more closure than
+/// there is; both the interrupted command and its inverse accept it and converge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     Provisioning,
     Active,
+    Suspending,
     Suspended,
-    Deleting,
+    Resuming,
+    Deprovisioning,
     Deleted,
+    Restoring,
+    Deleting,
 }
 
 impl Status {
+    pub const ALL: [Status; 9] = [
+        Status::Provisioning,
+        Status::Active,
+        Status::Suspending,
+        Status::Suspended,
+        Status::Resuming,
+        Status::Deprovisioning,
+        Status::Deleted,
+        Status::Restoring,
+        Status::Deleting,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Provisioning => "provisioning",
             Status::Active => "active",
+            Status::Suspending => "suspending",
             Status::Suspended => "suspended",
-            Status::Deleting => "deleting",
+            Status::Resuming => "resuming",
+            Status::Deprovisioning => "deprovisioning",
             Status::Deleted => "deleted",
+            Status::Restoring => "restoring",
+            Status::Deleting => "deleting",
         }
     }
 
+    /// A status a lifecycle command writes before it touches the data plane and replaces when
+    /// it is done: the data plane may be anywhere between the two ends.
+    pub fn is_intermediate(self) -> bool {
+        matches!(
+            self,
+            Status::Provisioning
+                | Status::Suspending
+                | Status::Resuming
+                | Status::Deprovisioning
+                | Status::Restoring
+                | Status::Deleting
+        )
+    }
+
+    /// Statuses that promise a closed data plane: no login, no connection, no pooled rows.
+    pub fn is_closed(self) -> bool {
+        matches!(self, Status::Suspended | Status::Deleted)
+    }
+
     pub fn parse(s: &str) -> Option<Status> {
-        [
-            Status::Provisioning,
-            Status::Active,
-            Status::Suspended,
-            Status::Deleting,
-            Status::Deleted,
-        ]
-        .into_iter()
+        Status::ALL.into_iter()
         .find(|st| st.as_str() == s)
     }
 }
@@ -149,8 +186,10 @@ mod tests {
 
     #[test]
     fn status_round_trips() {
-        for s in ["provisioning", "active", "suspended", "deleting", "deleted"] {
-            assert_eq!(Status::parse(s).unwrap().as_str(), s);
+        for s in Status::ALL {
+            assert_eq!(Status::parse(s.as_str()), Some(s));
+            // Every status is either a promise of closure, open (active), or in between.
+            assert!(s.is_closed() as u8 + s.is_intermediate() as u8 + (s == Status::Active) as u8 == 1);
         }
         assert!(Status::parse("gone").is_none());
     }

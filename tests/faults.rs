@@ -183,3 +183,236 @@ fn concurrent_first_runs_on_a_fresh_server_share_the_control_and_pooled_database
         assert_converged(&env, slug, false);
     }
 }
+
+/// How far the tenant's data plane is open, as PostgreSQL itself says.
+#[derive(Debug, PartialEq, Eq)]
+enum Openness {
+    Open,
+    Closed,
+    /// Some doors open, some shut (the fields that are open).
+    Partly(Vec<&'static str>),
+}
+
+/// Siloed: can the role log in (`rolcanlogin`), does the database accept connections
+/// (`datallowconn`), may the role connect (CONNECT), does a connection as the role work and
+/// read its rows. Pooled: does the application role see the tenant's rows with its context.
+fn openness(env: &TestEnv, slug: &str, siloed: bool) -> Openness {
+    let mut open = Vec::new();
+    let mut closed = 0;
+    let mut door = |name: &'static str, is_open: bool| {
+        if is_open {
+            open.push(name);
+        } else {
+            closed += 1;
+        }
+    };
+    if siloed {
+        let (db, role) = (env.silo(slug), env.silo(slug));
+        let r = env
+            .admin("postgres")
+            .query_one(
+                "SELECT r.rolcanlogin, d.datallowconn, has_database_privilege(r.rolname, d.datname, 'CONNECT')
+                 FROM pg_roles r, pg_database d WHERE r.rolname = $1 AND d.datname = $2",
+                &[&role, &db],
+            )
+            .unwrap();
+        door("rolcanlogin", r.get(0));
+        door("datallowconn", r.get(1));
+        door("connect privilege", r.get(2));
+        let works = env.connect_as(&role, &db).is_ok_and(|mut c| {
+            c.query_one("SELECT count(*) FROM users", &[])
+                .is_ok_and(|r| r.get::<_, i64>(0) == 1)
+        });
+        door("role connects and reads", works);
+    } else {
+        let id: String = env
+            .control()
+            .query_one("SELECT id::text FROM tenants WHERE slug = $1", &[&slug])
+            .unwrap()
+            .get(0);
+        let mut app = env.connect_as(&env.app_role(), &env.pooled_db()).unwrap();
+        let mut tx = app.transaction().unwrap();
+        tx.execute("SELECT set_config('app.tenant_id', $1, true)", &[&id])
+            .unwrap();
+        let seen: i64 = tx
+            .query_one("SELECT count(*) FROM users", &[])
+            .unwrap()
+            .get(0);
+        door("pooled rows visible", seen == 1);
+    }
+    match (open.is_empty(), closed) {
+        (true, _) => Openness::Closed,
+        (false, 0) => Openness::Open,
+        _ => Openness::Partly(open),
+    }
+}
+
+fn status_of(env: &TestEnv, slug: &str) -> String {
+    env.control()
+        .query_one("SELECT status FROM tenants WHERE slug = $1", &[&slug])
+        .unwrap()
+        .get(0)
+}
+
+/// The status and the data plane agree exactly (after a command finished).
+#[track_caller]
+fn assert_settled(env: &TestEnv, slug: &str, siloed: bool, expected: &str, context: &str) {
+    assert_eq!(status_of(env, slug), expected, "{context}");
+    let want = if expected == "active" {
+        Openness::Open
+    } else {
+        Openness::Closed
+    };
+    assert_eq!(openness(env, slug, siloed), want, "{context}: status {expected}");
+}
+
+/// One interrupted transition: a command, the state it starts from, where it may crash, its
+/// intermediate status and final status, and its inverse.
+struct Case {
+    command: &'static str,
+    start: &'static str,
+    points: &'static [&'static str],
+    /// Points only siloed tenants pass.
+    siloed_only: &'static [&'static str],
+    intermediate: &'static str,
+    end: &'static str,
+    inverse: &'static str,
+}
+
+/// For every crash point, siloed and pooled: crash, check that the data plane is never more
+/// open than the status says, let the inverse command converge back to the start, crash again
+/// at the same point, and let the same command converge to the end.
+fn crash_everywhere(case: &Case) {
+    let env = TestEnv::new();
+    let points = case.points.iter().chain(case.siloed_only);
+    for (i, point) in points.enumerate() {
+        for (tier, siloed) in [("premium", true), ("free", false)] {
+            if !siloed && case.siloed_only.contains(point) {
+                continue;
+            }
+            let slug = format!("c{i}-{tier}");
+            let ctx = |what: &str| format!("{} crashed at {point} ({tier}): {what}", case.command);
+            env.run(&[
+                "provision",
+                &slug,
+                "--tier",
+                tier,
+                "-q",
+                "--password-file",
+                "/dev/null",
+            ])
+            .expect(0);
+            match case.start {
+                "active" => {}
+                "suspended" => drop(env.run(&["suspend", &slug]).expect(0)),
+                "deleted" => drop(env.run(&["deprovision", &slug]).expect(0)),
+                other => unreachable!("{other}"),
+            }
+            assert_settled(&env, &slug, siloed, case.start, &ctx("before"));
+            for (recovery, converged) in [(case.inverse, case.start), (case.command, case.end)] {
+                let crashed = env.run_env(&[case.command, &slug], &[("TENANTCTL_FAILPOINT", point)]);
+                assert_eq!(crashed.code, None, "{}: {}", ctx("crash"), crashed.stderr);
+                // The intermediate status promises nothing; it is never a closed one.
+                assert_eq!(status_of(&env, &slug), case.intermediate, "{}", ctx("status"));
+                env.run(&[recovery, &slug]).expect(0);
+                assert_settled(&env, &slug, siloed, converged, &ctx(&format!("then {recovery}")));
+            }
+        }
+    }
+}
+
+#[test]
+fn an_interrupted_suspend_converges_by_suspend_or_resume() {
+    crash_everywhere(&Case {
+        command: "suspend",
+        start: "active",
+        points: &["suspend:marked", "suspend:closed"],
+        siloed_only: &[],
+        intermediate: "suspending",
+        end: "suspended",
+        inverse: "resume",
+    });
+}
+
+#[test]
+fn an_interrupted_resume_converges_by_resume_or_suspend() {
+    crash_everywhere(&Case {
+        command: "resume",
+        start: "suspended",
+        points: &["resume:marked", "resume:migrated", "resume:opened"],
+        siloed_only: &["resume:connections-allowed"],
+        intermediate: "resuming",
+        end: "active",
+        inverse: "suspend",
+    });
+}
+
+#[test]
+fn an_interrupted_deprovision_converges_by_deprovision_or_restore() {
+    crash_everywhere(&Case {
+        command: "deprovision",
+        start: "active",
+        points: &["deprovision:marked", "deprovision:closed"],
+        siloed_only: &[],
+        intermediate: "deprovisioning",
+        end: "deleted",
+        inverse: "restore",
+    });
+}
+
+#[test]
+fn an_interrupted_restore_converges_by_restore_or_deprovision() {
+    crash_everywhere(&Case {
+        command: "restore",
+        start: "deleted",
+        points: &["restore:marked", "restore:migrated", "restore:opened"],
+        siloed_only: &["restore:connections-allowed"],
+        intermediate: "restoring",
+        end: "active",
+        inverse: "deprovision",
+    });
+}
+
+/// The issue's report: `resume` killed after reopening left a tenant that logs in while its
+/// status said `suspended`, and `suspend` refused it. Now it says `resuming`, and a purge, too,
+/// takes a tenant in any intermediate status.
+#[test]
+fn a_killed_resume_never_shows_suspended_and_a_purge_takes_any_intermediate_status() {
+    let env = TestEnv::new();
+    env.run(&["provision", "acme", "--tier", "premium"])
+        .expect(0);
+    env.run(&["suspend", "acme"]).expect(0);
+    let crashed = env.run_env(&["resume", "acme"], &[("TENANTCTL_FAILPOINT", "resume:opened")]);
+    assert_eq!(crashed.code, None);
+    assert_eq!(openness(&env, "acme", true), Openness::Open);
+    assert_eq!(status_of(&env, "acme"), "resuming");
+    let v = env.run(&["show", "acme", "-o", "json"]).expect(0).json();
+    assert_eq!(v["status"], "resuming");
+    // Not active: usage is refused, as for a suspended tenant.
+    env.run(&["quota", "check", "acme", "api_requests", "--amount", "1"])
+        .expect(3);
+    env.run(&["suspend", "acme"]).expect(0);
+    assert_settled(&env, "acme", true, "suspended", "suspend after a killed resume");
+
+    for (cmd, point, status) in [
+        ("suspend", "suspend:marked", "suspending"),
+        ("restore", "restore:migrated", "restoring"),
+        ("deprovision", "deprovision:closed", "deprovisioning"),
+    ] {
+        let slug = format!("p-{cmd}");
+        env.run(&["provision", &slug, "--tier", "premium"])
+            .expect(0);
+        if cmd == "restore" {
+            env.run(&["deprovision", &slug]).expect(0);
+        }
+        env.run_env(&[cmd, &slug], &[("TENANTCTL_FAILPOINT", point)]);
+        assert_eq!(status_of(&env, &slug), status);
+        env.run(&["deprovision", &slug, "--purge", "--yes"])
+            .expect(0);
+        assert!(!env.database_exists(&env.silo(&slug)));
+        assert_eq!(
+            env.scalar_i64("SELECT count(*) FROM tenants WHERE slug = $1", &[&slug]),
+            0
+        );
+    }
+}

@@ -22,7 +22,8 @@ pub struct AuditEntry {
 
 impl ControlDb {
     /// Moves the tenant from one of `from` to `to` and audits it, in one transaction.
-    /// `suspended_at` and `deleted_at` follow the status. Returns false (and changes nothing)
+    /// `suspended_at` and `deleted_at` follow the status (kept while it is being resumed,
+    /// restored or purged). Returns false (and changes nothing)
     /// when the tenant was not in one of `from`.
     pub async fn transition(
         &self,
@@ -39,8 +40,8 @@ impl ControlDb {
         let previous: Option<String> = tx
             .query_opt(
                 "UPDATE tenants t SET status = $2, updated_at = now(),
-                     suspended_at = CASE WHEN $2 = 'suspended' THEN now() END,
-                     deleted_at = CASE WHEN $2 = 'deleted' THEN now() WHEN $2 = 'deleting' THEN t.deleted_at END
+                     suspended_at = CASE WHEN $2 = 'suspended' THEN now() WHEN $2 = 'resuming' THEN t.suspended_at END,
+                     deleted_at = CASE WHEN $2 = 'deleted' THEN now() WHEN $2 IN ('deleting', 'restoring') THEN t.deleted_at END
                  FROM (SELECT id, status FROM tenants WHERE id = $1 FOR UPDATE) old
                  WHERE t.id = old.id AND old.status = ANY($3)
                  RETURNING old.status",

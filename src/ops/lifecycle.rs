@@ -3,11 +3,9 @@
 //!
 //! - **suspend**: siloed: the role loses LOGIN and CONNECT, the database refuses every new
 //!   connection, live sessions are terminated; pooled: the tenant enters `tenant_suspensions`
-//!   and the row-level policies hide its rows even with its context set. The data plane is
-//!   closed first, then the status written: a crash in between leaves a closed tenant that
-//!   `suspend` finishes, never an open "suspended" one.
+//!   and the row-level policies hide its rows even with its context set.
 //! - **resume**: pending tenant migrations are applied (with the role still locked out), then
-//!   exactly what provisioning granted is given back; then the status.
+//!   exactly what provisioning granted is given back.
 //! - **deprovision**: a soft delete: closed as when suspended, status `deleted`, data kept for
 //!   the retention period, slug reserved. **restore** reopens it within that period.
 //! - **purge** (`deprovision --purge`, `purge --expired`): `deleting`, then database and role
@@ -15,6 +13,15 @@
 //!   idempotent: a purge killed midway is finished by running it again.
 //! - **set_tier**: a move between tiers of the same isolation model, where only the bill and the
 //!   limits change; pooled↔siloed needs a data migration and is refused.
+//!
+//! Every status change follows one table (`Move`): a command first writes its intermediate
+//! status (`suspending`, `resuming`, `deprovisioning`, `restoring`, `deleting`; audit action
+//! `<command>.start`), then changes the data plane, then writes its final status. An
+//! intermediate status promises nothing about the data plane, and the final one is written
+//! only once the data plane matches it, so the status is never more closed than the data plane
+//! at any instant. A command killed at any point leaves its intermediate status, which both the
+//! same command and its inverse (suspend ⇄ resume, deprovision ⇄ restore) accept: re-running
+//! either converges, each step being idempotent.
 
 use anyhow::Result;
 use chrono::Utc;
@@ -28,6 +35,122 @@ use crate::exit::Failure;
 use crate::slug::Slug;
 use crate::tenant::{bucket_names, Status, Tenant};
 use crate::tier::{Isolation, Tier};
+
+/// One lifecycle command's moves: the statuses it starts from (its own intermediate status and
+/// its inverse's included, so that either finishes an interrupted run), and the intermediate
+/// status it writes before touching the data plane. Its final status follows from the command.
+#[derive(Debug)]
+struct Move {
+    action: &'static str,
+    from: &'static [Status],
+    via: Status,
+    /// For refusals: who may take this move.
+    allowed: &'static str,
+}
+
+const SUSPEND: Move = Move {
+    action: "suspend",
+    from: &[Status::Active, Status::Suspending, Status::Resuming],
+    via: Status::Suspending,
+    allowed: "an active tenant, or one being suspended or resumed,",
+};
+
+const RESUME: Move = Move {
+    action: "resume",
+    from: &[Status::Suspended, Status::Resuming, Status::Suspending],
+    via: Status::Resuming,
+    allowed: "a suspended tenant, or one being suspended or resumed,",
+};
+
+const DEPROVISION: Move = Move {
+    action: "deprovision",
+    from: &[
+        Status::Provisioning,
+        Status::Active,
+        Status::Suspended,
+        Status::Suspending,
+        Status::Resuming,
+        Status::Deprovisioning,
+        Status::Restoring,
+    ],
+    via: Status::Deprovisioning,
+    allowed: "an active, suspended or provisioning tenant, or one being suspended, resumed, deprovisioned or restored,",
+};
+
+const RESTORE: Move = Move {
+    action: "restore",
+    from: &[Status::Deleted, Status::Restoring, Status::Deprovisioning],
+    via: Status::Restoring,
+    allowed: "a deprovisioned (deleted) tenant, or one being deprovisioned or restored,",
+};
+
+/// Purge starts from anything: it removes everything.
+const PURGE: Move = Move {
+    action: "purge",
+    from: &Status::ALL,
+    via: Status::Deleting,
+    allowed: "any tenant",
+};
+
+/// Writes `mv`'s intermediate status (audit action `<command>.start`) unless the tenant is in
+/// it already. Returns the tenant as it now is.
+async fn begin(
+    plane: &ControlPlane,
+    t: &Tenant,
+    mv: &Move,
+    details: &serde_json::Value,
+) -> Result<Tenant> {
+    if !mv.from.contains(&t.status) {
+        return Err(invalid(t, mv.action, mv.allowed));
+    }
+    if t.status != mv.via {
+        let moved = plane
+            .control
+            .transition(
+                t,
+                mv.from,
+                mv.via,
+                &format!("{}.start", mv.action),
+                &plane.settings.actor,
+                details.clone(),
+            )
+            .await?;
+        if !moved {
+            return Err(changed_meanwhile(t));
+        }
+    }
+    failpoint(&plane.settings, &format!("{}:marked", mv.action));
+    let mut t = t.clone();
+    t.status = mv.via;
+    Ok(t)
+}
+
+/// Replaces `mv`'s intermediate status with `to`, once the data plane matches `to`.
+async fn finish(
+    plane: &ControlPlane,
+    t: &Tenant,
+    mv: &Move,
+    to: Status,
+    details: serde_json::Value,
+) -> Result<()> {
+    let moved = plane
+        .control
+        .transition(t, &[mv.via], to, mv.action, &plane.settings.actor, details)
+        .await?;
+    if moved {
+        Ok(())
+    } else {
+        Err(changed_meanwhile(t))
+    }
+}
+
+/// Cannot happen under the tenant's lock, unless someone edits the control database by hand.
+fn changed_meanwhile(t: &Tenant) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the status of tenant `{}` changed while tenantctl held its lock; run the command again",
+        t.slug
+    )
+}
 
 /// Moves the tenant to `tier_name`: the tier column, the quota rows seeded from the tier (not
 /// the overrides), and an audit entry, in one transaction under the tenant's lock.
@@ -116,8 +239,9 @@ async fn close(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     }
 }
 
-/// Reopens the tenant's data plane, migrating it first.
-async fn open(plane: &ControlPlane, t: &Tenant) -> Result<()> {
+/// Reopens the tenant's data plane, migrating it first. Idempotent; `action` names the
+/// failpoints (`<action>:connections-allowed`, `<action>:migrated`).
+async fn open(plane: &ControlPlane, t: &Tenant, action: &str) -> Result<()> {
     let admin = plane.control.admin().await?;
     if dataplane::accepts_connections(&admin, &t.database)
         .await?
@@ -128,9 +252,11 @@ async fn open(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     match t.isolation {
         Isolation::Siloed => {
             dataplane::allow_connections(&admin, &t.database).await?;
+            failpoint(&plane.settings, &format!("{action}:connections-allowed"));
             let mut client = plane.control.server().connect(&t.database).await?;
             migrate::tenant(&mut client).await?;
             dataplane::grant_app_access(&client, &t.role).await?;
+            failpoint(&plane.settings, &format!("{action}:migrated"));
             dataplane::open_silo_to_tenant(&admin, &t.database, &t.role).await
         }
         Isolation::Pooled => {
@@ -138,6 +264,7 @@ async fn open(plane: &ControlPlane, t: &Tenant) -> Result<()> {
             let mut client = plane.control.server().connect(&t.database).await?;
             migrate::tenant(&mut client).await?;
             dataplane::grant_app_access(&client, &t.role).await?;
+            failpoint(&plane.settings, &format!("{action}:migrated"));
             dataplane::set_pooled_suspension(&mut client, t.id, false).await
         }
     }
@@ -152,106 +279,71 @@ async fn reread(plane: &ControlPlane, slug: &Slug) -> Result<TenantView> {
     tenants::view(plane, t).await
 }
 
-/// `suspend`.
+/// `suspend`: `suspending`, close, `suspended`.
 pub async fn suspend(
     plane: &ControlPlane,
     slug: &Slug,
     reason: Option<&str>,
 ) -> Result<TenantView> {
     let (_lock, t) = lock_and_find(plane, slug).await?;
-    if t.status != Status::Active {
-        return Err(invalid(&t, "suspend", "an active tenant"));
-    }
+    let details = serde_json::json!({ "reason": reason });
+    let t = begin(plane, &t, &SUSPEND, &details).await?;
     close(plane, &t).await?;
     failpoint(&plane.settings, "suspend:closed");
-    let details = serde_json::json!({ "reason": reason });
-    plane
-        .control
-        .transition(
-            &t,
-            &[Status::Active],
-            Status::Suspended,
-            "suspend",
-            &plane.settings.actor,
-            details,
-        )
-        .await?;
+    finish(plane, &t, &SUSPEND, Status::Suspended, details).await?;
     reread(plane, slug).await
 }
 
-/// `resume`.
+/// `resume`: `resuming`, migrate and reopen, `active`.
 pub async fn resume(plane: &ControlPlane, slug: &Slug) -> Result<TenantView> {
     let (_lock, t) = lock_and_find(plane, slug).await?;
-    if t.status != Status::Suspended {
-        return Err(invalid(&t, "resume", "a suspended tenant"));
-    }
-    open(plane, &t).await?;
-    plane
-        .control
-        .transition(
-            &t,
-            &[Status::Suspended],
-            Status::Active,
-            "resume",
-            &plane.settings.actor,
-            serde_json::json!({}),
-        )
-        .await?;
+    let details = serde_json::json!({});
+    let t = begin(plane, &t, &RESUME, &details).await?;
+    open(plane, &t, "resume").await?;
+    failpoint(&plane.settings, "resume:opened");
+    finish(plane, &t, &RESUME, Status::Active, details).await?;
     reread(plane, slug).await
 }
 
-/// `deprovision` without `--purge`: a soft delete.
+/// `deprovision` without `--purge`, a soft delete: `deprovisioning`, close, `deleted`.
 pub async fn deprovision(
     plane: &ControlPlane,
     slug: &Slug,
     reason: Option<&str>,
 ) -> Result<TenantView> {
     let (_lock, t) = lock_and_find(plane, slug).await?;
-    let from = [Status::Active, Status::Suspended, Status::Provisioning];
-    if !from.contains(&t.status) {
-        return Err(invalid(
-            &t,
-            "deprovision",
-            "an active, suspended or provisioning tenant",
-        ));
-    }
-    close(plane, &t).await?;
-    failpoint(&plane.settings, "deprovision:closed");
     let retention = plane.settings.retention_days;
     let details = serde_json::json!({ "reason": reason, "retention_days": retention });
-    plane
-        .control
-        .transition(
-            &t,
-            &from,
-            Status::Deleted,
-            "deprovision",
-            &plane.settings.actor,
-            details,
-        )
-        .await?;
+    let t = begin(plane, &t, &DEPROVISION, &details).await?;
+    close(plane, &t).await?;
+    failpoint(&plane.settings, "deprovision:closed");
+    finish(plane, &t, &DEPROVISION, Status::Deleted, details).await?;
     reread(plane, slug).await
 }
 
-/// `restore`: within the retention period, back to active.
+/// `restore`, within the retention period: `restoring`, migrate and reopen, `active`.
 pub async fn restore(plane: &ControlPlane, slug: &Slug) -> Result<TenantView> {
     let (_lock, t) = lock_and_find(plane, slug).await?;
-    if t.status != Status::Deleted {
-        return Err(invalid(&t, "restore", "a deprovisioned (deleted) tenant"));
+    // The retention period bounds the start of a restore; one under way (`restoring`) or an
+    // interrupted deprovision is not deleted yet.
+    if t.status == Status::Deleted {
+        let deleted_at = t.deleted_at.unwrap_or_else(Utc::now);
+        let until = deleted_at + chrono::Duration::days(i64::from(plane.settings.retention_days));
+        if Utc::now() > until {
+            return Err(Failure::Refused(format!(
+                "cannot restore tenant `{slug}`: its retention period ended at {} (deleted {}, retention {} days); \
+                 `tenantctl purge --expired` removes it",
+                until.to_rfc3339(),
+                deleted_at.to_rfc3339(),
+                plane.settings.retention_days
+            ))
+            .into());
+        }
     }
-    let deleted_at = t.deleted_at.unwrap_or_else(Utc::now);
-    let until = deleted_at + chrono::Duration::days(i64::from(plane.settings.retention_days));
-    if Utc::now() > until {
-        return Err(Failure::Refused(format!(
-            "cannot restore tenant `{slug}`: its retention period ended at {} (deleted {}, retention {} days); \
-             `tenantctl purge --expired` removes it",
-            until.to_rfc3339(),
-            deleted_at.to_rfc3339(),
-            plane.settings.retention_days
-        ))
-        .into());
-    }
-    open(plane, &t).await?;
+    let details = serde_json::json!({});
+    let t = begin(plane, &t, &RESTORE, &details).await?;
+    open(plane, &t, "restore").await?;
+    failpoint(&plane.settings, "restore:opened");
     // A tenant deprovisioned before it was ever activated goes back to `provisioning`, for
     // `provision` to finish; the others back to `active`.
     let to = if t.activated_at.is_some() {
@@ -259,17 +351,7 @@ pub async fn restore(plane: &ControlPlane, slug: &Slug) -> Result<TenantView> {
     } else {
         Status::Provisioning
     };
-    plane
-        .control
-        .transition(
-            &t,
-            &[Status::Deleted],
-            to,
-            "restore",
-            &plane.settings.actor,
-            serde_json::json!({}),
-        )
-        .await?;
+    finish(plane, &t, &RESTORE, to, details).await?;
     reread(plane, slug).await
 }
 
@@ -292,25 +374,8 @@ pub async fn purge(plane: &ControlPlane, slug: &Slug) -> Result<Purged> {
 
 async fn purge_locked(plane: &ControlPlane, t: &Tenant) -> Result<Purged> {
     let actor = &plane.settings.actor;
-    if t.status != Status::Deleting {
-        let from = [
-            Status::Provisioning,
-            Status::Active,
-            Status::Suspended,
-            Status::Deleted,
-        ];
-        plane
-            .control
-            .transition(
-                t,
-                &from,
-                Status::Deleting,
-                "purge.start",
-                actor,
-                serde_json::json!({}),
-            )
-            .await?;
-    }
+    // `deleting` is written before anything is removed: from then on only a purge may follow.
+    let t = &begin(plane, t, &PURGE, &serde_json::json!({})).await?;
     failpoint(&plane.settings, "purge:deleting");
     let mut pooled_rows = 0;
     let (database, role) = match t.isolation {

@@ -3,6 +3,9 @@
 //! migrated under its own advisory lock (refinery takes none), so two runs at once do each
 //! migration once. One failing database does not stop the others. Suspended and deleted silos
 //! refuse connections and are skipped: `resume` and `restore` migrate them before reopening.
+//! A silo closed while the run is under way (its tenant suspended or deprovisioned after the
+//! tenants were listed) is skipped too, not failed: a failure is checked against the tenant's
+//! status and its database as they are then.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -11,7 +14,8 @@ use std::time::Instant;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::{ControlPlane, Reporter};
+use super::{pause_point, ControlPlane, Reporter};
+use crate::db::control::ControlDb;
 use crate::db::{dataplane, migrate, Server};
 use crate::tenant::{Status, Tenant};
 use crate::tier::Isolation;
@@ -52,6 +56,9 @@ pub struct DatabaseState {
     /// Why the state could not be read (a suspended silo refuses connections).
     pub note: Option<String>,
 }
+
+/// Why a skipped silo is no worry.
+const MIGRATED_LATER: &str = "it is migrated when resumed or restored";
 
 /// Splits the tenants into databases to migrate and silos to skip (with the reason).
 fn targets(tenants: &[Tenant]) -> (Vec<Target>, Vec<(Target, String)>) {
@@ -102,6 +109,30 @@ async fn migrate_one(server: &Server, target: &Target) -> Result<Vec<String>> {
     Ok(applied)
 }
 
+/// Why a silo that failed to migrate is closed now (its tenant is no longer active, or its
+/// database refuses connections or is gone), if it is: then it was closed during the run, and
+/// it is skipped rather than failed. `None` for the pooled database, and for an open silo.
+async fn closed_meanwhile(control: &ControlDb, target: &Target) -> Option<String> {
+    if target.isolation != Isolation::Siloed {
+        return None;
+    }
+    let slug = target.slugs.first()?;
+    let status = match control.find_tenant(slug).await {
+        Ok(Some(t)) => t.status,
+        Ok(None) => return Some("tenant was purged during the run".to_owned()),
+        Err(_) => return None, // cannot tell: report the failure
+    };
+    if status != Status::Active {
+        return Some(format!("tenant became {status} during the run"));
+    }
+    let admin = control.admin().await.ok()?;
+    match dataplane::accepts_connections(&admin, &target.database).await {
+        Ok(Some(false)) => Some("database stopped accepting connections during the run".to_owned()),
+        Ok(None) => Some("database was dropped during the run".to_owned()),
+        Ok(Some(true)) | Err(_) => None,
+    }
+}
+
 /// `migrate`: every target, `concurrency` at a time. Results in database order.
 pub async fn migrate(
     plane: &ControlPlane,
@@ -110,6 +141,7 @@ pub async fn migrate(
 ) -> Result<Vec<DatabaseResult>> {
     let tenants = plane.control.list_tenants().await?;
     let (run, skipped) = targets(&tenants);
+    pause_point(&plane.settings, reporter, "migrate:listed");
     let total = run.len();
     let queue = Arc::new(Mutex::new(run.into_iter().collect::<VecDeque<Target>>()));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<DatabaseResult>();
@@ -135,7 +167,10 @@ pub async fn migrate(
                 let (result, applied, error) = match outcome {
                     Ok(a) if a.is_empty() => ("current", a, None),
                     Ok(a) => ("migrated", a, None),
-                    Err(e) => ("failed", Vec::new(), Some(format!("{e:#}"))),
+                    Err(e) => match closed_meanwhile(&control, &target).await {
+                        Some(why) => ("skipped", Vec::new(), Some(format!("{why}; {MIGRATED_LATER}"))),
+                        None => ("failed", Vec::new(), Some(format!("{e:#}"))),
+                    },
                 };
                 let _ = tx.send(DatabaseResult {
                     database: target.database.clone(),
@@ -167,7 +202,7 @@ pub async fn migrate(
             result: "skipped".to_owned(),
             applied: Vec::new(),
             duration_ms: 0,
-            error: Some(format!("{why}; it is migrated when resumed or restored")),
+            error: Some(format!("{why}; {MIGRATED_LATER}")),
         });
     }
     results.sort_by(|a, b| a.database.cmp(&b.database));

@@ -79,6 +79,21 @@ pub(crate) fn failpoint(settings: &Settings, point: &str) {
     }
 }
 
+/// Test builds only: with `TENANTCTL_FAILPOINT=pause:<point>`, stop at the named point, say so
+/// on stderr and wait for a line on stdin, so that a test can change the world at exactly that
+/// moment (suspend a tenant while `migrate` runs) and then let the run go on.
+pub(crate) fn pause_point(settings: &Settings, reporter: &dyn Reporter, point: &str) {
+    let armed = settings
+        .failpoint
+        .as_deref()
+        .and_then(|f| f.strip_prefix("pause:"));
+    if armed == Some(point) {
+        reporter.status(&format!("failpoint {point}: paused until a line on stdin"));
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+    }
+}
+
 /// What the operations work on: the settings, the control database, the bucket store.
 pub struct ControlPlane {
     pub settings: Settings,
