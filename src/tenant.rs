@@ -76,8 +76,7 @@ impl Status {
     }
 
     pub fn parse(s: &str) -> Option<Status> {
-        Status::ALL.into_iter()
-        .find(|st| st.as_str() == s)
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 
@@ -189,7 +188,9 @@ mod tests {
         for s in Status::ALL {
             assert_eq!(Status::parse(s.as_str()), Some(s));
             // Every status is either a promise of closure, open (active), or in between.
-            assert!(s.is_closed() as u8 + s.is_intermediate() as u8 + (s == Status::Active) as u8 == 1);
+            assert!(
+                s.is_closed() as u8 + s.is_intermediate() as u8 + (s == Status::Active) as u8 == 1
+            );
         }
         assert!(Status::parse("gone").is_none());
     }

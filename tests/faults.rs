@@ -206,6 +206,20 @@ fn openness(env: &TestEnv, slug: &str, siloed: bool) -> Openness {
             closed += 1;
         }
     };
+    let id: String = env
+        .control()
+        .query_one("SELECT id::text FROM tenants WHERE slug = $1", &[&slug])
+        .unwrap()
+        .get(0);
+    // The tenant's user rows, read with its context set (without it the policies show none).
+    let rows_seen = |c: &mut postgres::Client| -> i64 {
+        let mut tx = c.transaction().unwrap();
+        tx.execute("SELECT set_config('app.tenant_id', $1, true)", &[&id])
+            .unwrap();
+        tx.query_one("SELECT count(*) FROM users", &[])
+            .map(|r| r.get(0))
+            .unwrap_or(-1)
+    };
     if siloed {
         let (db, role) = (env.silo(slug), env.silo(slug));
         let r = env
@@ -219,26 +233,13 @@ fn openness(env: &TestEnv, slug: &str, siloed: bool) -> Openness {
         door("rolcanlogin", r.get(0));
         door("datallowconn", r.get(1));
         door("connect privilege", r.get(2));
-        let works = env.connect_as(&role, &db).is_ok_and(|mut c| {
-            c.query_one("SELECT count(*) FROM users", &[])
-                .is_ok_and(|r| r.get::<_, i64>(0) == 1)
-        });
+        let works = env
+            .connect_as(&role, &db)
+            .is_ok_and(|mut c| rows_seen(&mut c) == 1);
         door("role connects and reads", works);
     } else {
-        let id: String = env
-            .control()
-            .query_one("SELECT id::text FROM tenants WHERE slug = $1", &[&slug])
-            .unwrap()
-            .get(0);
         let mut app = env.connect_as(&env.app_role(), &env.pooled_db()).unwrap();
-        let mut tx = app.transaction().unwrap();
-        tx.execute("SELECT set_config('app.tenant_id', $1, true)", &[&id])
-            .unwrap();
-        let seen: i64 = tx
-            .query_one("SELECT count(*) FROM users", &[])
-            .unwrap()
-            .get(0);
-        door("pooled rows visible", seen == 1);
+        door("pooled rows visible", rows_seen(&mut app) == 1);
     }
     match (open.is_empty(), closed) {
         (true, _) => Openness::Closed,
@@ -263,7 +264,11 @@ fn assert_settled(env: &TestEnv, slug: &str, siloed: bool, expected: &str, conte
     } else {
         Openness::Closed
     };
-    assert_eq!(openness(env, slug, siloed), want, "{context}: status {expected}");
+    assert_eq!(
+        openness(env, slug, siloed),
+        want,
+        "{context}: status {expected}"
+    );
 }
 
 /// One interrupted transition: a command, the state it starts from, where it may crash, its
@@ -277,6 +282,19 @@ struct Case {
     intermediate: &'static str,
     end: &'static str,
     inverse: &'static str,
+}
+
+/// Where a crash at `point` leaves the data plane (so each point is a distinct state).
+fn left_at(point: &str, start: &str, siloed: bool) -> Openness {
+    match point.split(':').nth(1).unwrap() {
+        "marked" if start == "active" => Openness::Open,
+        "marked" | "closed" => Openness::Closed,
+        "opened" => Openness::Open,
+        "connections-allowed" => Openness::Partly(vec!["datallowconn"]),
+        "migrated" if siloed => Openness::Partly(vec!["datallowconn"]),
+        "migrated" => Openness::Closed,
+        other => unreachable!("{other}"),
+    }
 }
 
 /// For every crash point, siloed and pooled: crash, check that the data plane is never more
@@ -310,12 +328,31 @@ fn crash_everywhere(case: &Case) {
             }
             assert_settled(&env, &slug, siloed, case.start, &ctx("before"));
             for (recovery, converged) in [(case.inverse, case.start), (case.command, case.end)] {
-                let crashed = env.run_env(&[case.command, &slug], &[("TENANTCTL_FAILPOINT", point)]);
+                let crashed =
+                    env.run_env(&[case.command, &slug], &[("TENANTCTL_FAILPOINT", point)]);
                 assert_eq!(crashed.code, None, "{}: {}", ctx("crash"), crashed.stderr);
-                // The intermediate status promises nothing; it is never a closed one.
-                assert_eq!(status_of(&env, &slug), case.intermediate, "{}", ctx("status"));
+                // The intermediate status promises nothing (it is never a closed one), so the
+                // data plane, wherever the crash left it, is never more open than it says.
+                assert_eq!(
+                    status_of(&env, &slug),
+                    case.intermediate,
+                    "{}",
+                    ctx("status")
+                );
+                assert_eq!(
+                    openness(&env, &slug, siloed),
+                    left_at(point, case.start, siloed),
+                    "{}",
+                    ctx("data plane")
+                );
                 env.run(&[recovery, &slug]).expect(0);
-                assert_settled(&env, &slug, siloed, converged, &ctx(&format!("then {recovery}")));
+                assert_settled(
+                    &env,
+                    &slug,
+                    siloed,
+                    converged,
+                    &ctx(&format!("then {recovery}")),
+                );
             }
         }
     }
@@ -382,7 +419,10 @@ fn a_killed_resume_never_shows_suspended_and_a_purge_takes_any_intermediate_stat
     env.run(&["provision", "acme", "--tier", "premium"])
         .expect(0);
     env.run(&["suspend", "acme"]).expect(0);
-    let crashed = env.run_env(&["resume", "acme"], &[("TENANTCTL_FAILPOINT", "resume:opened")]);
+    let crashed = env.run_env(
+        &["resume", "acme"],
+        &[("TENANTCTL_FAILPOINT", "resume:opened")],
+    );
     assert_eq!(crashed.code, None);
     assert_eq!(openness(&env, "acme", true), Openness::Open);
     assert_eq!(status_of(&env, "acme"), "resuming");
@@ -392,7 +432,13 @@ fn a_killed_resume_never_shows_suspended_and_a_purge_takes_any_intermediate_stat
     env.run(&["quota", "check", "acme", "api_requests", "--amount", "1"])
         .expect(3);
     env.run(&["suspend", "acme"]).expect(0);
-    assert_settled(&env, "acme", true, "suspended", "suspend after a killed resume");
+    assert_settled(
+        &env,
+        "acme",
+        true,
+        "suspended",
+        "suspend after a killed resume",
+    );
 
     for (cmd, point, status) in [
         ("suspend", "suspend:marked", "suspending"),

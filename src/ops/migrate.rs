@@ -168,7 +168,11 @@ pub async fn migrate(
                     Ok(a) if a.is_empty() => ("current", a, None),
                     Ok(a) => ("migrated", a, None),
                     Err(e) => match closed_meanwhile(&control, &target).await {
-                        Some(why) => ("skipped", Vec::new(), Some(format!("{why}; {MIGRATED_LATER}"))),
+                        Some(why) => (
+                            "skipped",
+                            Vec::new(),
+                            Some(format!("{why}; {MIGRATED_LATER}")),
+                        ),
                         None => ("failed", Vec::new(), Some(format!("{e:#}"))),
                     },
                 };
