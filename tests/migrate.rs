@@ -1,7 +1,10 @@
-//! `migrate`: the tenant schema across 20 tenants, one of them broken on purpose, and two runs
-//! at once.
+//! `migrate`: the tenant schema across 20 tenants, one of them broken on purpose, two runs at
+//! once, and silos closed while a run is under way.
 
-use crate::support::TestEnv;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::Stdio;
+
+use crate::support::{Run, TestEnv};
 
 /// Provisions `n` tenants, a few at a time; every fifth is pooled.
 fn provision_many(env: &TestEnv, n: usize) -> Vec<(String, bool)> {
@@ -185,4 +188,122 @@ fn migrate_twenty_tenants_with_one_broken_then_two_runs_at_once() {
         .map(|s| s["database"].as_str().unwrap())
         .collect();
     assert_eq!(still, [broken.as_str()]);
+}
+
+/// Runs `migrate -o json` paused after it listed the tenants (a debug-build failpoint), calls
+/// `meanwhile`, then lets it go on.
+fn migrate_paused_after_listing(env: &TestEnv, meanwhile: impl FnOnce()) -> Run {
+    let mut child = env
+        .cmd()
+        .args(["migrate", "--concurrency", "2", "-o", "json"])
+        .env("TENANTCTL_FAILPOINT", "pause:migrate:listed")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "migrate ended before its pause:\n{seen}"
+        );
+        seen.push_str(&line);
+        if line.contains("failpoint migrate:listed: paused") {
+            break;
+        }
+    }
+    meanwhile();
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    stderr.read_to_string(&mut seen).unwrap();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    Run {
+        code: child.wait().unwrap().code(),
+        stdout,
+        stderr: seen,
+    }
+}
+
+#[test]
+fn silos_suspended_or_deprovisioned_during_a_run_are_skipped_not_failed() {
+    let env = TestEnv::new();
+    for (slug, tier) in [
+        ("run-a", "premium"),
+        ("run-b", "premium"),
+        ("run-c", "premium"),
+        ("run-d", "free"),
+    ] {
+        env.run(&[
+            "provision",
+            slug,
+            "--tier",
+            tier,
+            "-q",
+            "--password-file",
+            "/dev/null",
+        ])
+        .expect(0);
+    }
+    let silos = [env.silo("run-a"), env.silo("run-b"), env.silo("run-c")];
+    let mut dbs = silos.to_vec();
+    dbs.push(env.pooled_db());
+    forget_v2(&env, &dbs);
+
+    // Listed as active, closed before they are migrated.
+    let run = migrate_paused_after_listing(&env, || {
+        env.run(&["suspend", "run-a"]).expect(0);
+        env.run(&["deprovision", "run-b"]).expect(0);
+    })
+    .expect(0);
+    assert!(!run.stderr.contains("failed"), "{}", run.stderr);
+    let results = run.json();
+    let of = |db: &str| {
+        results
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["database"] == db)
+            .unwrap_or_else(|| panic!("no result for {db}: {results}"))
+            .clone()
+    };
+    for (db, status) in [(&silos[0], "suspended"), (&silos[1], "deleted")] {
+        let r = of(db);
+        assert_eq!(r["result"], "skipped", "{r}");
+        let why = r["error"].as_str().unwrap();
+        assert!(
+            why.contains(&format!("tenant became {status} during the run")),
+            "{why}"
+        );
+    }
+    // They are migrated when they come back.
+    env.run(&["resume", "run-a"]).expect(0);
+    assert_eq!(versions(&env, &silos[0]), [1, 2]);
+    assert_eq!(of(&silos[2])["result"], "migrated");
+    assert_eq!(of(&env.pooled_db())["result"], "migrated");
+
+    // A real failure is still a failure.
+    env.admin(&silos[2])
+        .execute("DELETE FROM refinery_schema_history WHERE version = 2", &[])
+        .unwrap();
+    env.admin(&silos[2])
+        .batch_execute("DROP TABLE api_keys")
+        .unwrap();
+    let run = migrate_paused_after_listing(&env, || {}).expect(1);
+    let failed: Vec<serde_json::Value> = run
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["result"] == "failed")
+        .map(|r| r["database"].clone())
+        .collect();
+    assert_eq!(failed, [silos[2].as_str()], "{}", run.stdout);
 }
