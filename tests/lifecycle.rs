@@ -542,3 +542,55 @@ fn a_tenant_deprovisioned_mid_provisioning_restores_to_provisioning_and_finishes
         .expect(0);
     assert_eq!(status(&env, "early").as_deref(), Some("active"));
 }
+
+/// Billing reads completed transitions only: a tenant left `resuming` is billed as the suspended
+/// tenant it still was (every day), one left `restoring` as the deleted tenant it still was
+/// (no day after its deletion).
+#[test]
+fn interrupted_resume_and_restore_bill_like_where_they_started() {
+    let env = TestEnv::new();
+    env.provision_at("halfback", "premium", "2026-09-01T00:00:00Z");
+    env.run(&["suspend", "halfback"]).expect(0);
+    env.backdate("halfback", "suspend.start", "2026-10-05T00:00:00Z");
+    env.backdate("halfback", "suspend", "2026-10-05T00:00:01Z");
+    let crashed = env.run_env(
+        &["resume", "halfback"],
+        &[("TENANTCTL_FAILPOINT", "resume:opened")],
+    );
+    assert_eq!(crashed.code, None);
+    env.backdate("halfback", "resume.start", "2026-10-10T00:00:00Z");
+
+    env.provision_at("halfgone", "premium", "2026-09-01T00:00:00Z");
+    env.run(&["deprovision", "halfgone"]).expect(0);
+    env.backdate("halfgone", "deprovision.start", "2026-10-05T12:00:00Z");
+    env.backdate("halfgone", "deprovision", "2026-10-05T12:00:01Z");
+    let crashed = env.run_env(
+        &["restore", "halfgone"],
+        &[("TENANTCTL_FAILPOINT", "restore:opened")],
+    );
+    assert_eq!(crashed.code, None);
+    env.backdate("halfgone", "restore.start", "2026-10-10T00:00:00Z");
+    assert_eq!(
+        (status(&env, "halfback"), status(&env, "halfgone")),
+        (Some("resuming".into()), Some("restoring".into()))
+    );
+
+    let dry = env
+        .run(&["bill", "--period", "2026-10", "--dry-run", "-o", "json"])
+        .expect(0)
+        .json();
+    let base_days = |slug: &str| {
+        let inv = dry["invoices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["slug"] == slug)
+            .unwrap_or_else(|| panic!("no invoice for {slug}: {dry}"));
+        let base = &inv["lines"][0];
+        assert!(base["resource"].is_null(), "{inv}");
+        (base["quantity"].as_i64().unwrap(), base["amount"].clone())
+    };
+    // 499.00 for all 31 days; 499.00 × 5 / 31 = 80.48.
+    assert_eq!(base_days("halfback"), (31, serde_json::json!("499.00")));
+    assert_eq!(base_days("halfgone"), (5, serde_json::json!("80.48")));
+}
