@@ -435,3 +435,26 @@ pub async fn purge_expired(plane: &ControlPlane, reporter: &dyn Reporter) -> Res
     }
     Ok(done)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An interrupted command leaves its intermediate status: the command and its inverse
+    /// both take it, and no command starts from a status it cannot finish from.
+    #[test]
+    fn every_intermediate_status_is_taken_by_its_command_and_its_inverse() {
+        for (mv, inverse) in [
+            (&SUSPEND, &RESUME),
+            (&RESUME, &SUSPEND),
+            (&DEPROVISION, &RESTORE),
+            (&RESTORE, &DEPROVISION),
+        ] {
+            assert!(mv.via.is_intermediate(), "{mv:?}");
+            assert!(mv.from.contains(&mv.via), "{mv:?}");
+            assert!(inverse.from.contains(&mv.via), "{mv:?} / {inverse:?}");
+        }
+        assert!(DEPROVISION.from.iter().all(|s| *s != Status::Deleting));
+        assert!(PURGE.from.contains(&Status::Deleting));
+    }
+}
