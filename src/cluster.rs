@@ -14,6 +14,8 @@ use anyhow::{bail, Context, Result};
 
 /// The superuser `initdb` creates in the local cluster.
 pub const SUPERUSER: &str = "postgres";
+/// The local cluster's port: no TCP listener, only the name of its socket file `.s.PGSQL.5432`.
+pub const PORT: u16 = 5432;
 /// A unix socket path may hold 107 bytes; the socket's file name takes 13 of them.
 const MAX_SOCKET_DIR: usize = 107 - ".s.PGSQL.5432".len() - 1;
 
@@ -68,10 +70,19 @@ pub fn server_account() -> Result<Option<(u32, u32)>> {
 }
 
 /// A command that runs as `account` when one is given, from `/` so that a cwd the server
-/// account cannot read does not matter.
+/// account cannot read does not matter, with no `PG*` variable of ours: PostgreSQL's programs
+/// read `PGDATA`, `PGPORT` and others as defaults, and the operator's shell often holds them for
+/// another server. Callers set what they mean. The rest of the environment (`PATH`, locale)
+/// is kept, which is why this is not `env_clear`.
 pub fn command_as(program: &Path, account: Option<(u32, u32)>) -> Command {
     let mut cmd = Command::new(program);
     cmd.current_dir("/").stdin(Stdio::null());
+    // Not a setting, so not config.rs's business: only the names, to take them away.
+    for (name, _) in std::env::vars_os() {
+        if name.as_encoded_bytes().starts_with(b"PG") {
+            cmd.env_remove(name);
+        }
+    }
     if let Some((uid, gid)) = account {
         // std drops root's supplementary groups when it sets the uid.
         cmd.uid(uid).gid(gid);
@@ -150,10 +161,78 @@ fn check_reachable(dir: &Path, account: Option<(u32, u32)>) -> Result<()> {
 pub struct ClusterStatus {
     pub data_dir: String,
     pub pgdata: String,
+    /// Where tenantctl expects the server's socket.
     pub socket_dir: String,
     pub initialized: bool,
     pub running: bool,
+    /// The postmaster's pid, from its `postmaster.pid`.
     pub pid: Option<u32>,
+    /// The socket file the running server says it listens on (`postmaster.pid`).
+    pub socket: Option<String>,
+    /// The running server's own state: `starting`, `ready`, `stopping`, `standby`.
+    pub state: Option<String>,
+    /// Whether tenantctl could connect to the running server.
+    pub reachable: bool,
+    /// Why a running server is not reachable.
+    pub problem: Option<String>,
+}
+
+/// The lines of a running server's `postmaster.pid` that tenantctl uses: PostgreSQL writes
+/// its pid, data directory, start time, port, first socket directory, listen address, shared
+/// memory key and state, one a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Postmaster {
+    pub pid: u32,
+    pub port: Option<u16>,
+    pub socket_dir: Option<PathBuf>,
+    pub state: Option<String>,
+}
+
+impl Postmaster {
+    /// `None` when the file does not name a pid (empty, or cut short while being written).
+    pub fn parse(text: &str) -> Option<Postmaster> {
+        let lines: Vec<&str> = text.lines().collect();
+        let field = |i: usize| lines.get(i).map(|l| l.trim()).filter(|l| !l.is_empty());
+        let pid = field(0)?.parse().ok().filter(|&p: &u32| p > 0)?;
+        Some(Postmaster {
+            pid,
+            port: field(3).and_then(|p| p.parse().ok()),
+            socket_dir: field(4).map(PathBuf::from),
+            state: field(7).map(str::to_owned),
+        })
+    }
+
+    /// The socket file the server listens on, if it listens on one.
+    pub fn socket(&self) -> Option<PathBuf> {
+        Some(
+            self.socket_dir
+                .as_ref()?
+                .join(format!(".s.PGSQL.{}", self.port?)),
+        )
+    }
+}
+
+/// Whether `pid` is alive and is the postmaster of `pgdata`: a postmaster works in its data
+/// directory, so its `/proc/<pid>/cwd` is that directory. This guards against a stale
+/// `postmaster.pid` whose pid now belongs to another process. When `/proc` does not let us
+/// look (another user's process), liveness alone decides.
+fn is_postmaster_of(pid: u32, pgdata: &Path) -> bool {
+    let Ok(pid_t) = i32::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    let alive = unsafe { libc::kill(pid_t, 0) } == 0
+        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    if !alive {
+        return false;
+    }
+    match fs::read_link(format!("/proc/{pid}/cwd")) {
+        Ok(cwd) => match fs::canonicalize(pgdata) {
+            Ok(pgdata) => cwd == pgdata,
+            Err(_) => false,
+        },
+        Err(e) => e.kind() == std::io::ErrorKind::PermissionDenied,
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -186,33 +265,79 @@ impl LocalCluster {
         self.pgdata.join("PG_VERSION").is_file()
     }
 
-    /// The postmaster's pid if it is alive (from `postmaster.pid`).
-    pub fn running_pid(&self) -> Option<u32> {
-        let text = fs::read_to_string(self.pgdata.join("postmaster.pid")).ok()?;
-        let pid: i32 = text.lines().next()?.trim().parse().ok()?;
-        // SAFETY: kill with signal 0 only checks that the process exists.
-        let alive = unsafe { libc::kill(pid, 0) } == 0
-            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-        (alive && self.socket_dir.join(".s.PGSQL.5432").exists()).then_some(pid as u32)
+    /// The socket file tenantctl connects to.
+    fn expected_socket(&self) -> PathBuf {
+        self.socket_dir.join(format!(".s.PGSQL.{PORT}"))
     }
 
+    /// The server running on this cluster's data directory, found from its own
+    /// `postmaster.pid` whatever port or socket it listens on; `None` if none is running.
+    pub fn postmaster(&self) -> Option<Postmaster> {
+        let text = fs::read_to_string(self.pgdata.join("postmaster.pid")).ok()?;
+        let pm = Postmaster::parse(&text)?;
+        is_postmaster_of(pm.pid, &self.pgdata).then_some(pm)
+    }
+
+    /// Why tenantctl cannot use the running server `pm`, if it listens elsewhere than where
+    /// tenantctl connects (as one started with an inherited `PGPORT` did).
+    pub fn misplaced(&self, pm: &Postmaster) -> Option<String> {
+        let expected = self.expected_socket();
+        if pm.socket().as_deref() == Some(expected.as_path()) {
+            return None;
+        }
+        let actual = match pm.socket() {
+            Some(s) => format!("listens on {}", s.display()),
+            None => "has no unix socket".to_owned(),
+        };
+        Some(format!(
+            "the local cluster in {} is running (pid {}) but {actual}, not on {}; \
+             stop it with `tenantctl local stop` and it starts where tenantctl expects it",
+            self.data_dir.display(),
+            pm.pid,
+            expected.display()
+        ))
+    }
+
+    /// The running server's pid, `None` if none is running, an error if one is running that
+    /// tenantctl cannot reach because it listens elsewhere.
+    pub fn running_pid(&self) -> Result<Option<u32>> {
+        let Some(pm) = self.postmaster() else {
+            return Ok(None);
+        };
+        if let Some(problem) = self.misplaced(&pm) {
+            bail!("{problem}");
+        }
+        Ok(Some(pm.pid))
+    }
+
+    /// The status as the files show it; `ops::local` adds whether a connection succeeds.
     pub fn status(&self) -> ClusterStatus {
-        let pid = self.running_pid();
+        let pm = self.postmaster();
         ClusterStatus {
             data_dir: self.data_dir.display().to_string(),
             pgdata: self.pgdata.display().to_string(),
             socket_dir: self.socket_dir.display().to_string(),
             initialized: self.is_initialized(),
-            running: pid.is_some(),
-            pid,
+            running: pm.is_some(),
+            pid: pm.as_ref().map(|p| p.pid),
+            socket: pm
+                .as_ref()
+                .and_then(Postmaster::socket)
+                .map(|s| s.display().to_string()),
+            state: pm.as_ref().and_then(|p| p.state.clone()),
+            reachable: false,
+            problem: pm.as_ref().and_then(|p| self.misplaced(p)),
         }
     }
 
     /// Initialises the cluster if needed and starts it if it is not running, under a file lock
     /// so that concurrent tenantctl processes do it once. Returns true if it started it now.
     pub fn ensure_running(&self) -> Result<bool> {
-        if self.running_pid().is_some() {
-            return Ok(false);
+        // A server still starting has no socket yet: wait for its starter's lock below.
+        if let Some(pm) = self.postmaster() {
+            if pm.state.as_deref() == Some("ready") {
+                return self.running_pid().map(|_| false);
+            }
         }
         let socket_len = self.socket_dir.as_os_str().len();
         if socket_len > MAX_SOCKET_DIR {
@@ -234,7 +359,7 @@ impl LocalCluster {
             .with_context(|| format!("opening {}", lock_path.display()))?;
         lock.lock()
             .with_context(|| format!("locking {}", lock_path.display()))?;
-        if self.running_pid().is_some() {
+        if self.running_pid()?.is_some() {
             return Ok(false);
         }
         let bindir = pg_bindir(self.bindir_hint.as_deref())?;
@@ -242,7 +367,10 @@ impl LocalCluster {
             self.init(&bindir, account)?;
         }
         private_dir(&self.socket_dir, account)?;
+        // The server takes its port from PGPORT when postgresql.conf does not set one.
         let out = command_as(&bindir.join("pg_ctl"), account)
+            .env("PGPORT", PORT.to_string())
+            .env("PGDATA", &self.pgdata)
             .arg("start")
             .arg("-D")
             .arg(&self.pgdata)
@@ -285,13 +413,16 @@ impl LocalCluster {
             .with_context(|| format!("moving the new cluster to {}", self.pgdata.display()))
     }
 
-    /// Stops the cluster; false if it was not running.
+    /// Stops the server running on the cluster's data directory, wherever it listens; false
+    /// if none was running. `pg_ctl stop` signals the pid of `postmaster.pid` and waits for the
+    /// server to exit; `postmaster()` has checked that the pid is that data directory's server.
     pub fn stop(&self) -> Result<bool> {
-        if self.running_pid().is_none() {
+        if self.postmaster().is_none() {
             return Ok(false);
         }
         let bindir = pg_bindir(self.bindir_hint.as_deref())?;
         let out = command_as(&bindir.join("pg_ctl"), server_account()?)
+            .env("PGDATA", &self.pgdata)
             .arg("stop")
             .arg("-D")
             .arg(&self.pgdata)
@@ -302,13 +433,56 @@ impl LocalCluster {
         Ok(true)
     }
 
-    /// Connection settings for one database of the cluster.
+    /// Connection settings for one database of the cluster, every one spelled out: nothing
+    /// may come from libpq's `PG*` variables, which name the operator's other servers.
     pub fn connect_config(&self, dbname: &str) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
         c.host_path(&self.socket_dir)
-            .port(5432)
+            .port(PORT)
             .user(SUPERUSER)
-            .dbname(dbname);
+            .dbname(dbname)
+            .options("")
+            .application_name("tenantctl")
+            .ssl_mode(tokio_postgres::config::SslMode::Disable)
+            .connect_timeout(std::time::Duration::from_secs(10));
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postmaster_pid_lines() {
+        let text = "4242\n/var/lib/tenantctl/pg\n1764000000\n55999\n/var/lib/tenantctl/run\n\n  5432001    163840\nready   \n";
+        let pm = Postmaster::parse(text).unwrap();
+        assert_eq!(pm.pid, 4242);
+        assert_eq!(pm.port, Some(55999));
+        assert_eq!(pm.state.as_deref(), Some("ready"));
+        assert_eq!(
+            pm.socket(),
+            Some(PathBuf::from("/var/lib/tenantctl/run/.s.PGSQL.55999"))
+        );
+    }
+
+    #[test]
+    fn postmaster_pid_cut_short() {
+        assert_eq!(Postmaster::parse(""), None);
+        assert_eq!(Postmaster::parse("\n"), None);
+        let pm = Postmaster::parse("17\n/x/pg\n").unwrap();
+        assert_eq!((pm.pid, pm.port, pm.socket()), (17, None, None));
+    }
+
+    #[test]
+    fn misplaced_names_both_sockets() {
+        let cluster = LocalCluster::new(Path::new("/d"), None);
+        let mut pm = Postmaster::parse("9\n/d/pg\n0\n5432\n/d/run\n\n0 0\nready\n").unwrap();
+        assert_eq!(cluster.misplaced(&pm), None);
+        pm.port = Some(55999);
+        let problem = cluster.misplaced(&pm).unwrap();
+        assert!(problem.contains("/d/run/.s.PGSQL.55999"), "{problem}");
+        assert!(problem.contains("/d/run/.s.PGSQL.5432"), "{problem}");
+        assert!(problem.contains("tenantctl local stop"), "{problem}");
     }
 }

@@ -156,8 +156,20 @@ impl Output {
                 (
                     "running",
                     match s.pid {
-                        Some(pid) => format!("yes (pid {pid})"),
+                        Some(pid) => format!(
+                            "yes (pid {pid}, {})",
+                            s.state.as_deref().unwrap_or("state unknown")
+                        ),
                         None => "no".to_owned(),
+                    },
+                ),
+                ("socket", s.socket.clone().unwrap_or_default()),
+                (
+                    "reachable",
+                    match (&s.problem, s.reachable) {
+                        (_, true) => "yes".to_owned(),
+                        (Some(problem), false) => format!("no: {problem}"),
+                        (None, false) => "no".to_owned(),
                     },
                 ),
             ])),

@@ -7,9 +7,9 @@ use crate::config::Settings;
 use crate::ops::local;
 use crate::output::Output;
 
-pub fn run(settings: &Settings, cmd: LocalCommand, out: &Output) -> Result<()> {
+pub async fn run(settings: &Settings, cmd: LocalCommand, out: &Output) -> Result<()> {
     match cmd {
-        LocalCommand::Status => out.cluster_status(&local::status(settings)),
+        LocalCommand::Status => out.cluster_status(&local::status(settings).await),
         LocalCommand::Stop => {
             let stopped = local::stop(settings)?;
             let text = if stopped {

@@ -49,6 +49,6 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         Command::Invoices(cmd) => bill::invoices(settings, cmd, &out, &reporter).await,
         Command::Quota(cmd) => quota::run(settings, cmd, &out, &reporter).await,
         Command::Usage(cmd) => usage::run(settings, cmd, &out, &reporter).await,
-        Command::Local(cmd) => local::run(&settings, cmd, &out),
+        Command::Local(cmd) => local::run(&settings, cmd, &out).await,
     }
 }

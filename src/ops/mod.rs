@@ -153,7 +153,7 @@ fn server(settings: &Settings, reporter: &dyn Reporter, start: bool) -> Result<O
                     cluster.data_dir().display(),
                     cluster.socket_dir().display()
                 ));
-            } else if cluster.running_pid().is_none() {
+            } else if cluster.running_pid()?.is_none() {
                 return Ok(None);
             }
             let config = cluster.connect_config(crate::config::DEFAULT_CONTROL_DB);
