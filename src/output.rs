@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::cli::OutputFormat;
 use crate::cluster::ClusterStatus;
 use crate::db::lifecycle::AuditEntry;
+use crate::excerpt::escape;
 use crate::ops::billing::{InvoiceView, RunView};
 use crate::ops::lifecycle::Purged;
 use crate::ops::migrate::{DatabaseResult, DatabaseState};
@@ -67,7 +68,7 @@ impl Output {
         t.load_preset(presets::NOTHING)
             .set_content_arrangement(ContentArrangement::Disabled);
         for (k, v) in rows {
-            t.add_row(vec![k.to_owned(), v]);
+            t.add_row(vec![k.to_owned(), escape(&v)]);
         }
         format!("{}\n", t.trim_fmt())
     }
@@ -102,7 +103,7 @@ impl Output {
                 for v in list {
                     t.add_row(vec![
                         v.slug.clone(),
-                        v.name.clone(),
+                        escape(&v.name),
                         v.tier.clone(),
                         v.isolation.to_string(),
                         v.status.clone(),
@@ -289,14 +290,16 @@ impl Output {
                 let mut t =
                     Self::table(&["AT", "ACTOR", "ACTION", "SLUG", "FROM", "TO", "DETAILS"]);
                 for e in entries {
+                    // Stored text is escaped: rows written before its characters were
+                    // checked may hold a raw newline or escape sequence (from `--actor`).
                     t.add_row(vec![
                         e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
-                        e.actor.clone(),
-                        e.action.clone(),
-                        e.slug.clone().unwrap_or_default(),
-                        e.from_status.clone().unwrap_or_default(),
-                        e.to_status.clone().unwrap_or_default(),
-                        e.details.to_string(),
+                        escape(&e.actor),
+                        escape(&e.action),
+                        escape(e.slug.as_deref().unwrap_or_default()),
+                        escape(e.from_status.as_deref().unwrap_or_default()),
+                        escape(e.to_status.as_deref().unwrap_or_default()),
+                        escape(&e.details.to_string()),
                     ]);
                 }
                 emit(&format!("{}\n", t.trim_fmt()))
