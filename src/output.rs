@@ -28,6 +28,39 @@ pub fn error(err: &anyhow::Error) {
     eprintln!("error: {}", crate::excerpt::escape(&format!("{err:#}")));
 }
 
+/// A command-line error from clap, on one line like every other error: clap's first line,
+/// with the value or argument it quotes shortened and escaped (clap prints them raw, so a
+/// megabyte argument or an escape sequence would reach the terminal), and a pointer to --help.
+pub fn usage_error(err: &clap::Error) {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        eprintln!("error: a subcommand is required; see --help for the subcommands");
+        return;
+    }
+    let mut text = err.render().to_string();
+    for kind in [ContextKind::InvalidValue, ContextKind::InvalidArg] {
+        if let Some(ContextValue::String(v)) = err.get(kind) {
+            if !v.is_empty() {
+                text = text.replace(v.as_str(), &crate::excerpt::excerpt(v));
+            }
+        }
+    }
+    // The first paragraph: the message, and the list of missing arguments if any.
+    let first = text
+        .split("\n\n")
+        .next()
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let first = first.strip_prefix("error: ").unwrap_or(&first);
+    eprintln!(
+        "error: {} (see --help)",
+        crate::excerpt::excerpt_n(first, 300)
+    );
+}
+
 /// One line for people, on stderr.
 pub fn stderr_line(line: &str) {
     eprintln!("{line}");
