@@ -6,6 +6,7 @@ mod support;
 mod bill;
 mod cli;
 mod faults;
+mod input;
 mod isolation;
 mod lifecycle;
 mod local;
