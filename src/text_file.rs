@@ -43,6 +43,12 @@ pub fn shown(path: &Path) -> String {
 pub fn read(path: &Path, what: &str, limits: Limits) -> Result<String, Failure> {
     let shown = shown(path);
     let bad = |why: String| Failure::BadInput(format!("cannot read {what} {shown}: {why}"));
+    if path.as_os_str() == "-" {
+        return Err(bad(
+            "`-` is not supported: standard input cannot be checked as a regular file; give a file path"
+                .to_owned(),
+        ));
+    }
     // O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOCTTY: a terminal device
     // named by mistake must not become the controlling terminal.
     let file = std::fs::OpenOptions::new()

@@ -5,6 +5,7 @@ mod support;
 
 mod bill;
 mod cli;
+mod corpus;
 mod faults;
 mod input;
 mod isolation;
