@@ -9,7 +9,6 @@
 //! runs it (ignored until those fixes are merged).
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::{cluster, TestEnv};
