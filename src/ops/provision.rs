@@ -128,8 +128,8 @@ fn valid_email(e: &str) -> bool {
 }
 
 /// `--password-file` must name a new file in an existing directory, or an existing regular
-/// file of the running user that is not a symlink (it is replaced), or a character device
-/// such as `/dev/null` (written to, never chmod-ed). Checked before anything is done, and
+/// file of the running user that is not a symlink (it is replaced), or the null device
+/// (`/dev/null`: written to, never chmod-ed). Checked before anything is done, and
 /// again when the file is written (`write_secret_file`), which never follows a symlink.
 fn check_password_file(path: &Path) -> Result<(), Failure> {
     let bad = |why: &str| {
@@ -160,7 +160,13 @@ fn existing_secret_target(meta: &std::fs::Metadata) -> Result<(), String> {
         return Err("it is a symbolic link; name the file itself".to_owned());
     }
     if ft.is_char_device() {
-        return Ok(());
+        // Only the null device: writing a secret to /dev/tty or /dev/mem is never meant.
+        let null = std::fs::metadata("/dev/null").map(|m| m.rdev()).ok();
+        return if Some(meta.rdev()) == null {
+            Ok(())
+        } else {
+            Err("it is a device other than /dev/null".to_owned())
+        };
     }
     if !ft.is_file() {
         return Err("it exists and is not a regular file".to_owned());
@@ -563,16 +569,20 @@ async fn create_owner(
 }
 
 /// Writes `secret` to `path`, readable by its owner only. A regular file is never written in
-/// place: the secret goes to a new temporary file (created exclusively, mode 0600, in the same
-/// directory) that is renamed over `path`, so a symlink or another user's file at `path` is
-/// replaced, never written through. A character device (`/dev/null`) is opened without
-/// following symlinks, written to and never chmod-ed: as root, making `/dev/null` 0600 would
-/// break every other user of the machine. Anything else is refused (bad input).
+/// place: the secret goes to a new temporary file (created exclusively without following
+/// links, mode 0600, in the same directory) that is renamed over `path`. What
+/// `check_password_file` refuses (a symlink, another user's file, a device other than
+/// `/dev/null`) is checked again here without following links; should one appear after that
+/// check, the rename replaces it rather than writing through it. `/dev/null` is written to and
+/// never chmod-ed: as root, making it 0600 would break every other user of the machine.
 fn write_secret_file(path: &Path, secret: &str) -> Result<()> {
     use std::os::unix::fs::FileTypeExt;
     let shown = crate::text_file::shown(path);
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_char_device() => {
+            existing_secret_target(&meta).map_err(|why| {
+                Failure::BadInput(format!("invalid --password-file `{shown}`: {why}"))
+            })?;
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
                 .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
