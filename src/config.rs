@@ -130,7 +130,8 @@ impl Settings {
         let retention_days = match env("TENANTCTL_RETENTION_DAYS") {
             Some(v) => v.parse::<i64>().ok().ok_or_else(|| {
                 Failure::BadInput(format!(
-                    "invalid TENANTCTL_RETENTION_DAYS `{v}`: a whole number of days from 0 to 3650"
+                    "invalid TENANTCTL_RETENTION_DAYS `{}`: a whole number of days from 0 to 3650",
+                    crate::excerpt::excerpt(&v)
                 ))
             })?,
             None => file.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS),
@@ -189,9 +190,7 @@ fn load_file(args: &GlobalArgs) -> Result<(FileConfig, Option<PathBuf>), Failure
             p
         }
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        Failure::BadInput(format!("cannot read config file {}: {e}", path.display()))
-    })?;
+    let text = crate::text_file::read(&path, "config file", crate::text_file::SMALL_TOML)?;
     let file: FileConfig = toml::from_str(&text).map_err(|e| {
         let line = e
             .span()
@@ -199,8 +198,8 @@ fn load_file(args: &GlobalArgs) -> Result<(FileConfig, Option<PathBuf>), Failure
             .unwrap_or_default();
         Failure::BadInput(format!(
             "invalid config file {}{line}: {}",
-            path.display(),
-            e.message().trim().replace('\n', " ")
+            crate::text_file::shown(&path),
+            crate::excerpt::excerpt_n(&e.message().trim().replace('\n', " "), 200)
         ))
     })?;
     let dir = absolute(path)?.parent().map(Path::to_path_buf);

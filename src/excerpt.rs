@@ -10,9 +10,15 @@ pub const MAX_CHARS: usize = 40;
 /// escapes (`\n`, `\u{1b}`, `\u{202e}`), and a value longer than `MAX_CHARS` is cut with
 /// `…` and its length in bytes.
 pub fn excerpt(s: &str) -> String {
+    excerpt_n(s, MAX_CHARS)
+}
+
+/// `excerpt` with another cut: for values that are legitimately longer (a path, a parser's
+/// message that quotes the input).
+pub fn excerpt_n(s: &str, max_chars: usize) -> String {
     let mut out = String::new();
     for (n, c) in s.chars().enumerate() {
-        if n == MAX_CHARS {
+        if n == max_chars {
             out.push_str(&format!("… ({} bytes)", s.len()));
             return out;
         }

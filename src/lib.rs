@@ -15,6 +15,8 @@
 //! - `progress`: the terminal implementation of `ops::Reporter`.
 //! - `exit`: typed failures and their exit codes.
 //! - `excerpt`: the short, escaped form in which a bad value appears in a message.
+//! - `field`: the length and character rules of the free text tenantctl stores.
+//! - `text_file`: bounded reading of a file a user names (tiers, config, usage import).
 //! - `slug`, `tenant`, `tier`, `money`, `period`, `usage_file`, `invoice`: the domain types, unit-tested in place.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -26,6 +28,7 @@ pub mod config;
 pub mod db;
 pub mod excerpt;
 pub mod exit;
+pub mod field;
 pub mod invoice;
 pub mod money;
 pub mod ops;
@@ -35,6 +38,7 @@ pub mod progress;
 pub mod slug;
 pub mod storage;
 pub mod tenant;
+pub mod text_file;
 pub mod tier;
 pub mod usage_file;
 

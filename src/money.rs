@@ -29,7 +29,10 @@ impl FromStr for Money {
     /// "0.0005".
     fn from_str(s: &str) -> Result<Self, String> {
         let err = || {
-            format!("`{s}` is not an amount (a decimal such as \"499.00\", at most 6 decimals, not negative)")
+            format!(
+                "`{}` is not an amount (a decimal such as \"499.00\", at most 6 decimals, not negative)",
+                crate::excerpt::excerpt(s)
+            )
         };
         let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
         if whole.is_empty()

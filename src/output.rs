@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::cli::OutputFormat;
 use crate::cluster::ClusterStatus;
 use crate::db::lifecycle::AuditEntry;
+use crate::excerpt::escape;
 use crate::ops::billing::{InvoiceView, RunView};
 use crate::ops::lifecycle::Purged;
 use crate::ops::migrate::{DatabaseResult, DatabaseState};
@@ -25,6 +26,39 @@ use crate::ops::usage::{ImportView, RecordView, RefreshView};
 /// the line (a newline in a server's message, an escape sequence in a value) escaped.
 pub fn error(err: &anyhow::Error) {
     eprintln!("error: {}", crate::excerpt::escape(&format!("{err:#}")));
+}
+
+/// A command-line error from clap, on one line like every other error: clap's first line,
+/// with the value or argument it quotes shortened and escaped (clap prints them raw, so a
+/// megabyte argument or an escape sequence would reach the terminal), and a pointer to --help.
+pub fn usage_error(err: &clap::Error) {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        eprintln!("error: a subcommand is required; see --help for the subcommands");
+        return;
+    }
+    let mut text = err.render().to_string();
+    for kind in [ContextKind::InvalidValue, ContextKind::InvalidArg] {
+        if let Some(ContextValue::String(v)) = err.get(kind) {
+            if !v.is_empty() {
+                text = text.replace(v.as_str(), &crate::excerpt::excerpt(v));
+            }
+        }
+    }
+    // The first paragraph: the message, and the list of missing arguments if any.
+    let first = text
+        .split("\n\n")
+        .next()
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let first = first.strip_prefix("error: ").unwrap_or(&first);
+    eprintln!(
+        "error: {} (see --help)",
+        crate::excerpt::excerpt_n(first, 300)
+    );
 }
 
 /// One line for people, on stderr.
@@ -67,7 +101,7 @@ impl Output {
         t.load_preset(presets::NOTHING)
             .set_content_arrangement(ContentArrangement::Disabled);
         for (k, v) in rows {
-            t.add_row(vec![k.to_owned(), v]);
+            t.add_row(vec![k.to_owned(), escape(&v)]);
         }
         format!("{}\n", t.trim_fmt())
     }
@@ -102,7 +136,7 @@ impl Output {
                 for v in list {
                     t.add_row(vec![
                         v.slug.clone(),
-                        v.name.clone(),
+                        escape(&v.name),
                         v.tier.clone(),
                         v.isolation.to_string(),
                         v.status.clone(),
@@ -301,14 +335,16 @@ impl Output {
                 let mut t =
                     Self::table(&["AT", "ACTOR", "ACTION", "SLUG", "FROM", "TO", "DETAILS"]);
                 for e in entries {
+                    // Stored text is escaped: rows written before its characters were
+                    // checked may hold a raw newline or escape sequence (from `--actor`).
                     t.add_row(vec![
                         e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
-                        e.actor.clone(),
-                        e.action.clone(),
-                        e.slug.clone().unwrap_or_default(),
-                        e.from_status.clone().unwrap_or_default(),
-                        e.to_status.clone().unwrap_or_default(),
-                        e.details.to_string(),
+                        escape(&e.actor),
+                        escape(&e.action),
+                        escape(e.slug.as_deref().unwrap_or_default()),
+                        escape(e.from_status.as_deref().unwrap_or_default()),
+                        escape(e.to_status.as_deref().unwrap_or_default()),
+                        escape(&e.details.to_string()),
                     ]);
                 }
                 emit(&format!("{}\n", t.trim_fmt()))

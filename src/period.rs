@@ -60,7 +60,12 @@ impl FromStr for Period {
 
     /// `YYYY-MM`.
     fn from_str(s: &str) -> Result<Period, String> {
-        let err = || format!("invalid period `{s}`: expected a month as YYYY-MM, such as 2026-11");
+        let err = || {
+            format!(
+                "invalid period `{}`: expected a month as YYYY-MM, such as 2026-11",
+                crate::excerpt::excerpt(s)
+            )
+        };
         let (y, m) = s.split_once('-').ok_or_else(err)?;
         if y.len() != 4 || m.len() != 2 {
             return Err(err());
@@ -83,7 +88,8 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
         return Ok(d.and_time(NaiveTime::MIN).and_utc());
     }
     Err(format!(
-        "invalid time `{s}`: expected RFC 3339 (2026-11-05T10:00:00Z) or a date (2026-11-05)"
+        "invalid time `{}`: expected RFC 3339 (2026-11-05T10:00:00Z) or a date (2026-11-05)",
+        crate::excerpt::excerpt(s)
     ))
 }
 

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::excerpt::excerpt;
 use crate::exit::Failure;
 
 /// Words a tenant may not take: PostgreSQL's own databases and roles, names tenantctl uses for
@@ -54,7 +55,8 @@ impl FromStr for Slug {
     type Err = Failure;
 
     fn from_str(s: &str) -> Result<Self, Failure> {
-        let bad = |why: &str| Failure::BadInput(format!("invalid slug `{s}`: {why}; {RULE}"));
+        let bad =
+            |why: &str| Failure::BadInput(format!("invalid slug `{}`: {why}; {RULE}", excerpt(s)));
         let bytes = s.as_bytes();
         if !(3..=40).contains(&bytes.len()) {
             return Err(bad(&format!("it has {} characters", s.chars().count())));
@@ -66,7 +68,10 @@ impl FromStr for Slug {
             .chars()
             .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
         {
-            return Err(bad(&format!("`{c}` is not allowed")));
+            return Err(bad(&format!(
+                "`{}` is not allowed",
+                excerpt(&c.to_string())
+            )));
         }
         if s.ends_with('-') {
             return Err(bad("it ends with '-'"));
@@ -76,7 +81,8 @@ impl FromStr for Slug {
         }
         if RESERVED.contains(&s) {
             return Err(Failure::BadInput(format!(
-                "invalid slug `{s}`: it is reserved (reserved: {})",
+                "invalid slug `{}`: it is reserved (reserved: {})",
+                excerpt(s),
                 RESERVED.join(", ")
             )));
         }
@@ -122,7 +128,7 @@ mod tests {
             "pooled",
         ] {
             let err = bad.parse::<Slug>().unwrap_err().to_string();
-            assert!(err.contains(&format!("`{bad}`")), "{err}");
+            assert!(err.contains(&format!("`{}`", excerpt(bad))), "{err}");
         }
     }
 }

@@ -133,7 +133,8 @@ impl Naming {
             && !prefix.starts_with("pg_");
         if !ok {
             return Err(Failure::BadInput(format!(
-                "invalid name prefix `{prefix}`: use 1 to 20 of a-z, 0-9 and '_', starting with a letter, not `pg_`"
+                "invalid name prefix `{}`: use 1 to 20 of a-z, 0-9 and '_', starting with a letter, not `pg_`",
+                crate::excerpt::excerpt(prefix)
             )));
         }
         Ok(Naming {

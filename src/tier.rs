@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::excerpt::{excerpt, excerpt_n};
 use crate::exit::Failure;
 use crate::money::Money;
 
@@ -70,7 +71,8 @@ pub fn resource_kind(resource: &str) -> Result<Kind, Failure> {
         "users" | "storage_mb" => Ok(Kind::Measured),
         "sandboxes" | "compute_hours" | "api_requests" => Ok(Kind::Metered),
         other => Err(Failure::BadInput(format!(
-            "unknown resource `{other}`: the resources are {}",
+            "unknown resource `{}`: the resources are {}",
+            excerpt(other),
             RESOURCES.join(", ")
         ))),
     }
@@ -153,10 +155,8 @@ pub struct Tiers {
 impl Tiers {
     /// Reads and validates a tier file; every error names the file, the line and the key.
     pub fn load(path: &Path) -> Result<Tiers, Failure> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Failure::BadInput(format!("cannot read tiers file {}: {e}", path.display()))
-        })?;
-        Tiers::parse(&text, &path.display().to_string())
+        let text = crate::text_file::read(path, "tiers file", crate::text_file::SMALL_TOML)?;
+        Tiers::parse(&text, &crate::text_file::shown(path))
     }
 
     pub fn builtin() -> Tiers {
@@ -177,10 +177,12 @@ impl Tiers {
                 }
                 None => (String::new(), None),
             };
-            let key = key.map(|k| format!(", key `{k}`")).unwrap_or_default();
+            let key = key
+                .map(|k| format!(", key `{}`", excerpt(&k)))
+                .unwrap_or_default();
             Failure::BadInput(format!(
                 "invalid tiers file {origin}{line}{key}: {}",
-                e.message().trim().replace('\n', " ")
+                excerpt_n(&e.message().trim().replace('\n', " "), 200)
             ))
         })?;
         let bad = |msg: String| Failure::BadInput(format!("invalid tiers file {origin}: {msg}"));
@@ -192,7 +194,7 @@ impl Tiers {
         if !currency_ok {
             return Err(bad(format!(
                 "key `currency`: `{}` is not an ISO 4217 code such as \"USD\"",
-                tiers.currency
+                excerpt(&tiers.currency)
             )));
         }
         for name in tiers.tiers.keys() {
@@ -203,7 +205,8 @@ impl Tiers {
                 });
             if !valid {
                 return Err(bad(format!(
-                    "tier name `{name}`: use lowercase letters, digits, '-' and '_', starting with a letter, at most 32"
+                    "tier name `{}`: use lowercase letters, digits, '-' and '_', starting with a letter, at most 32",
+                    excerpt(name)
                 )));
             }
         }
@@ -214,7 +217,8 @@ impl Tiers {
     pub fn get(&self, name: &str) -> Result<&Tier, Failure> {
         self.tiers.get(name).ok_or_else(|| {
             Failure::BadInput(format!(
-                "unknown tier `{name}`: the tiers are {}",
+                "unknown tier `{}`: the tiers are {}",
+                excerpt(name),
                 self.names().join(", ")
             ))
         })

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::excerpt::excerpt;
 use crate::exit::Failure;
 use crate::period::parse_time;
 use crate::slug::Slug;
@@ -25,14 +26,16 @@ pub struct UsageRow {
     pub key: String,
 }
 
-/// An idempotency key: 1 to 200 characters, no control characters.
+/// An idempotency key: see `field::KEY_MAX` and `field::check`.
 pub fn check_key(key: &str) -> Result<(), String> {
-    if key.is_empty() || key.chars().count() > 200 || key.chars().any(char::is_control) {
-        return Err(format!(
-            "key `{key}` must be 1 to 200 characters without control characters"
-        ));
+    match crate::field::problem(key, crate::field::KEY_MAX) {
+        None => Ok(()),
+        Some(why) => Err(format!(
+            "key `{}`: {why}; a key is {}",
+            excerpt(key),
+            crate::field::rule(crate::field::KEY_MAX)
+        )),
     }
-    Ok(())
 }
 
 /// A metered resource name (measured ones are not recorded).
@@ -40,8 +43,9 @@ pub fn check_metered(resource: &str) -> Result<(), Failure> {
     match resource_kind(resource)? {
         Kind::Metered => Ok(()),
         Kind::Measured => Err(Failure::BadInput(format!(
-            "resource `{resource}` is measured, not metered: `tenantctl usage refresh` measures it; \
-             the metered resources are sandboxes, compute_hours, api_requests"
+            "resource `{}` is measured, not metered: `tenantctl usage refresh` measures it; \
+             the metered resources are sandboxes, compute_hours, api_requests",
+            excerpt(resource)
         ))),
     }
 }
@@ -57,11 +61,12 @@ fn parse_row(line: i64, fields: &[&str]) -> Result<UsageRow, String> {
     let slug: Slug = fields[0].parse().map_err(|e: Failure| e.to_string())?;
     let resource = fields[1].to_owned();
     check_metered(&resource).map_err(|e| e.to_string())?;
-    let quantity: i64 = fields[2]
-        .parse()
-        .ok()
-        .filter(|q| *q > 0)
-        .ok_or_else(|| format!("quantity `{}` is not a positive integer", fields[2]))?;
+    let quantity: i64 = fields[2].parse().ok().filter(|q| *q > 0).ok_or_else(|| {
+        format!(
+            "quantity `{}` is not a positive integer",
+            excerpt(fields[2])
+        )
+    })?;
     let at = parse_time(fields[3])?;
     check_key(fields[4])?;
     Ok(UsageRow {
@@ -112,6 +117,8 @@ fn split_line(line: &str) -> Result<Vec<String>, String> {
 pub fn parse(text: &str, origin: &str) -> Result<Vec<UsageRow>, Failure> {
     let mut rows = Vec::new();
     let mut errors = Vec::new();
+    // A byte-order mark is not part of the first slug (spreadsheets write one).
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (i, raw) in text.lines().enumerate() {
         let line = i as i64 + 1;
         if raw.trim().is_empty() {
@@ -190,6 +197,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 1: a quoted field is not closed"), "{e}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_field() {
+        let rows = parse("\u{feff}acme,api_requests,5,2026-11-03,k1\n", "u.csv").unwrap();
+        assert_eq!(rows[0].slug, "acme");
+        let rows = parse(
+            "\u{feff}slug,resource,quantity,time,key\nacme,api_requests,5,2026-11-03,k1\n",
+            "u.csv",
+        )
+        .unwrap();
+        assert_eq!(rows.len(), 1);
     }
 
     #[test]

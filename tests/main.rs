@@ -5,7 +5,9 @@ mod support;
 
 mod bill;
 mod cli;
+mod corpus;
 mod faults;
+mod input;
 mod isolation;
 mod lifecycle;
 mod local;

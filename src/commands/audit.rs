@@ -23,6 +23,8 @@ pub async fn run(
         .as_deref()
         .map(|s| parse_time(s).map_err(|e| Failure::BadInput(format!("invalid --since: {e}"))))
         .transpose()?;
-    let plane = ControlPlane::open(settings, reporter).await?;
-    out.audit(&audit::entries(&plane, slug.as_ref(), since).await?)
+    match ControlPlane::open_read_only(settings, reporter, true).await? {
+        Some(plane) => out.audit(&audit::entries(&plane, slug.as_ref(), since).await?),
+        None => out.audit(&[]),
+    }
 }

@@ -6,7 +6,7 @@ use chrono::Utc;
 use crate::cli::{BillArgs, InvoicesCommand};
 use crate::config::Settings;
 use crate::exit::Failure;
-use crate::ops::{billing, ControlPlane};
+use crate::ops::{billing, ControlPlane, Reporter};
 use crate::output::Output;
 use crate::period::Period;
 use crate::progress::TerminalReporter;
@@ -29,7 +29,18 @@ pub async fn run(
     let period = period(args.period.as_deref())?
         .unwrap_or_else(|| Period::containing(Utc::now()).previous());
     let tiers = settings.load_tiers()?;
-    let plane = ControlPlane::open(settings, reporter).await?;
+    let plane = if args.dry_run {
+        // A preview changes nothing, not even by creating a missing control database.
+        match ControlPlane::open_read_only(settings, reporter, false).await? {
+            Some(plane) => plane,
+            None => {
+                reporter.status("no control database yet: there is nothing to bill");
+                return out.bill_run(&billing::RunView::empty(period, &tiers.currency, true));
+            }
+        }
+    } else {
+        ControlPlane::open(settings, reporter).await?
+    };
     let run = billing::bill(&plane, &tiers, period, args.dry_run, reporter).await?;
     out.bill_run(&run)
 }
@@ -44,13 +55,17 @@ pub async fn invoices(
         InvoicesCommand::List { period: p, slug } => {
             let p = period(p.as_deref())?;
             let slug: Option<Slug> = slug.as_deref().map(str::parse).transpose()?;
-            let plane = ControlPlane::open(settings, reporter).await?;
+            let Some(plane) = ControlPlane::open_read_only(settings, reporter, true).await? else {
+                return out.invoices(&[]);
+            };
             out.invoices(
                 &billing::invoices(&plane, p, slug.as_ref().map(Slug::as_str), None).await?,
             )
         }
         InvoicesCommand::Show { id } => {
-            let plane = ControlPlane::open(settings, reporter).await?;
+            let Some(plane) = ControlPlane::open_read_only(settings, reporter, true).await? else {
+                return Err(billing::no_invoice(id).into());
+            };
             let list = billing::invoices(&plane, None, None, Some(id)).await?;
             out.invoice(&list[0])
         }

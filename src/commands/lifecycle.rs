@@ -19,6 +19,7 @@ pub async fn suspend(
     reporter: &TerminalReporter,
 ) -> Result<()> {
     let slug: Slug = args.slug.parse()?;
+    check_reason(args.reason.as_deref())?;
     let plane = ControlPlane::open(settings, reporter).await?;
     out.tenant(&lifecycle::suspend(&plane, &slug, args.reason.as_deref()).await?)
 }
@@ -43,6 +44,14 @@ pub async fn restore(
     let slug: Slug = args.slug.parse()?;
     let plane = ControlPlane::open(settings, reporter).await?;
     out.tenant(&lifecycle::restore(&plane, &slug).await?)
+}
+
+/// A reason is stored in the audit log: bounded, printable text (`field::REASON_MAX`).
+fn check_reason(reason: Option<&str>) -> Result<(), Failure> {
+    match reason {
+        Some(r) => crate::field::check("--reason", r, crate::field::REASON_MAX),
+        None => Ok(()),
+    }
 }
 
 /// A purge destroys data: on a terminal, ask for the word; elsewhere, require `--yes`.
@@ -76,6 +85,7 @@ pub async fn deprovision(
     reporter: &TerminalReporter,
 ) -> Result<()> {
     let slug: Slug = args.slug.parse()?;
+    check_reason(args.reason.as_deref())?;
     if args.purge {
         confirm(
             args.yes,

@@ -14,10 +14,14 @@ pub async fn run(
     out: &Output,
     reporter: &TerminalReporter,
 ) -> Result<()> {
-    let plane = ControlPlane::open(settings, reporter).await?;
     if args.dry_run || matches!(args.command, Some(MigrateCommand::Status)) {
-        return out.schema_states(&migrate::states(&plane).await?);
+        // Reads only: a missing control database has no tenant databases to report.
+        return match ControlPlane::open_read_only(settings, reporter, false).await? {
+            Some(plane) => out.schema_states(&migrate::states(&plane).await?),
+            None => out.schema_states(&[]),
+        };
     }
+    let plane = ControlPlane::open(settings, reporter).await?;
     let results = migrate::migrate(&plane, usize::from(args.concurrency), reporter).await?;
     out.migrated(&results)?;
     let failed: Vec<String> = results

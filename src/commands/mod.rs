@@ -29,6 +29,12 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         )
         .into());
     }
+    // The actor is stored in every audit entry: bounded, printable text.
+    crate::field::check(
+        "actor (--actor, TENANTCTL_ACTOR, `actor` in the config file or $USER)",
+        &settings.actor,
+        crate::field::ACTOR_MAX,
+    )?;
     let out = Output::new(settings.output);
     let reporter = TerminalReporter::new(settings.quiet, settings.output);
     match command {

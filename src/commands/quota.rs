@@ -5,7 +5,7 @@ use anyhow::Result;
 use crate::cli::QuotaCommand;
 use crate::config::Settings;
 use crate::exit::Failure;
-use crate::ops::{quota, ControlPlane};
+use crate::ops::{quota, tenants, ControlPlane};
 use crate::output::Output;
 use crate::progress::TerminalReporter;
 use crate::slug::Slug;
@@ -20,7 +20,9 @@ pub async fn run(
     match cmd {
         QuotaCommand::Show { slug } => {
             let slug: Slug = slug.parse()?;
-            let plane = ControlPlane::open(settings, reporter).await?;
+            let Some(plane) = ControlPlane::open_read_only(settings, reporter, true).await? else {
+                return Err(tenants::not_found(slug.as_str()).into());
+            };
             out.quota_lines(&quota::show(&plane, &tiers, &slug).await?)
         }
         QuotaCommand::Set {
@@ -48,7 +50,9 @@ pub async fn run(
         } => {
             let slug: Slug = slug.parse()?;
             crate::tier::resource_kind(&resource)?;
-            let plane = ControlPlane::open(settings, reporter).await?;
+            let Some(plane) = ControlPlane::open_read_only(settings, reporter, true).await? else {
+                return Err(tenants::not_found(slug.as_str()).into());
+            };
             let check = quota::check(&plane, &tiers, &slug, &resource, amount).await?;
             out.check(&check)?;
             if check.allowed {

@@ -16,6 +16,8 @@ pub async fn run(
     reporter: &TerminalReporter,
 ) -> Result<()> {
     let slug: Slug = args.slug.parse()?;
-    let plane = ControlPlane::open(settings, reporter).await?;
+    let Some(plane) = ControlPlane::open_read_only(settings, reporter, true).await? else {
+        return Err(tenants::not_found(slug.as_str()).into());
+    };
     out.tenant(&tenants::show(&plane, &slug).await?)
 }

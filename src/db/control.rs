@@ -111,6 +111,21 @@ impl ControlDb {
         Ok(Some(ControlDb { pool, server, name }))
     }
 
+    /// Opens the control database only if it exists, applying its pending migrations as
+    /// `open` does, but never creating it: `None` when it does not exist (read-only commands).
+    pub async fn open_if_exists(server: Server) -> Result<Option<ControlDb>> {
+        let name = server.control_database().to_owned();
+        let mut client = match server.connect(&name).await {
+            Ok(c) => c,
+            Err(e) if database_missing(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        migrate::control(&mut client).await?;
+        drop(client);
+        let pool = server.pool(&name, 4)?;
+        Ok(Some(ControlDb { pool, server, name }))
+    }
+
     pub fn server(&self) -> &Server {
         &self.server
     }

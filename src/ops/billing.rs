@@ -70,6 +70,23 @@ pub struct RunView {
     pub invoices: Vec<InvoiceView>,
 }
 
+impl RunView {
+    /// A run that found nothing to bill (there is no control database yet).
+    pub fn empty(period: Period, currency: &str, dry_run: bool) -> RunView {
+        RunView {
+            period: period.to_string(),
+            dry_run,
+            already_billed: false,
+            tenants_billed: 0,
+            currency: currency.to_owned(),
+            total: format_cents(0),
+            upgrade_hints: 0,
+            duration_ms: 0,
+            invoices: Vec::new(),
+        }
+    }
+}
+
 fn line_view(l: &Line) -> LineView {
     LineView {
         kind: l.kind.as_str().to_owned(),
@@ -268,6 +285,13 @@ pub async fn bill(
 }
 
 /// `invoices list` / `invoices show`.
+/// The refusal for an invoice id that does not exist.
+pub fn no_invoice(id: i64) -> Failure {
+    Failure::Refused(format!(
+        "no invoice {id}; `tenantctl invoices list` shows them"
+    ))
+}
+
 pub async fn invoices(
     plane: &ControlPlane,
     period: Option<Period>,
@@ -278,12 +302,8 @@ pub async fn invoices(
         .control
         .invoices(period.map(Period::first_day), slug, id)
         .await?;
-    if id.is_some() && list.is_empty() {
-        return Err(Failure::Refused(format!(
-            "no invoice {}; `tenantctl invoices list` shows them",
-            id.unwrap_or_default()
-        ))
-        .into());
+    if let (Some(id), true) = (id, list.is_empty()) {
+        return Err(no_invoice(id).into());
     }
     Ok(list.iter().map(stored_view).collect())
 }

@@ -136,6 +136,41 @@ impl ControlPlane {
     }
 }
 
+impl ControlPlane {
+    /// For commands that only read (`list`, `show`, `audit`, `invoices`, `quota show|check`,
+    /// `migrate status` and the dry runs of `bill` and `migrate`): `None` when there is no
+    /// control database yet, which such a command reports as an empty result or "not found".
+    /// It never creates anything: not the control database, not the local cluster (one that
+    /// was initialised is started, as any command does). `migrate_schema`: bring an existing
+    /// control database up to date as `open` would; dry runs pass false and change nothing.
+    pub async fn open_read_only(
+        settings: Settings,
+        reporter: &dyn Reporter,
+        migrate_schema: bool,
+    ) -> Result<Option<ControlPlane>> {
+        if let DatabaseTarget::Local = &settings.database {
+            let cluster = LocalCluster::new(&settings.data_dir, settings.pg_bindir.as_deref());
+            if !cluster.is_initialized() {
+                return Ok(None);
+            }
+        }
+        let server = server(&settings, reporter, true)?.expect("started on demand");
+        let control = if migrate_schema {
+            ControlDb::open_if_exists(server).await?
+        } else {
+            ControlDb::open_existing(server).await?
+        };
+        Ok(control.map(|control| {
+            let store = Box::new(LocalDirStore::new(settings.storage_root.clone()));
+            ControlPlane {
+                settings,
+                control,
+                store,
+            }
+        }))
+    }
+}
+
 /// The server to use; for the local cluster, started if `start` (else `None` when it is not
 /// running).
 fn server(settings: &Settings, reporter: &dyn Reporter, start: bool) -> Result<Option<Server>> {

@@ -34,7 +34,9 @@ use super::{failpoint, ControlPlane, Reporter, StepResult};
 use crate::config::Settings;
 use crate::db::control::NewTenant;
 use crate::db::{dataplane, migrate};
+use crate::excerpt::{excerpt, is_unsafe_char};
 use crate::exit::Failure;
+use crate::field;
 use crate::slug::Slug;
 use crate::tenant::{bucket_names, Status, Tenant};
 use crate::tier::{Isolation, Tier};
@@ -83,40 +85,22 @@ impl Request {
         let tiers = settings.load_tiers()?;
         let tier = tiers.get(args.tier)?.clone();
         let name = args.name.unwrap_or(slug.as_str()).trim().to_owned();
-        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-            return Err(Failure::BadInput(format!(
-                "invalid --name `{name}`: 1 to 200 printable characters"
-            )));
-        }
+        field::check("--name", &name, field::NAME_MAX)?;
         let owner_email = match args.owner_email {
             Some(e) => e.trim().to_owned(),
             None => format!("owner@{slug}.localhost"),
         };
         if !valid_email(&owner_email) {
             return Err(Failure::BadInput(format!(
-                "invalid --owner-email `{owner_email}`: expected one address such as ops@acme.example"
+                "invalid --owner-email `{}`: expected one address such as ops@acme.example, at most {} bytes, without spaces or control characters",
+                excerpt(&owner_email),
+                field::EMAIL_MAX
             )));
         }
         let owner_name = args.owner_name.unwrap_or("Owner").trim().to_owned();
-        if owner_name.is_empty()
-            || owner_name.chars().count() > 200
-            || owner_name.chars().any(char::is_control)
-        {
-            return Err(Failure::BadInput(format!(
-                "invalid --owner-name `{owner_name}`: 1 to 200 printable characters"
-            )));
-        }
+        field::check("--owner-name", &owner_name, field::OWNER_NAME_MAX)?;
         if let Some(path) = args.password_file {
-            let parent = match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p,
-                _ => Path::new("."),
-            };
-            if !parent.is_dir() || path.is_dir() {
-                return Err(Failure::BadInput(format!(
-                    "invalid --password-file `{}`: it must be a file in an existing directory",
-                    path.display()
-                )));
-            }
+            check_password_file(path)?;
         }
         Ok(Request {
             slug,
@@ -139,8 +123,63 @@ fn valid_email(e: &str) -> bool {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !domain.contains('@')
-        && e.len() <= 254
-        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+        && e.len() <= field::EMAIL_MAX
+        && !e.chars().any(|c| c.is_whitespace() || is_unsafe_char(c))
+}
+
+/// `--password-file` must name a new file in an existing directory, or an existing regular
+/// file of the running user that is not a symlink (it is replaced), or the null device
+/// (`/dev/null`: written to, never chmod-ed). Checked before anything is done, and
+/// again when the file is written (`write_secret_file`), which never follows a symlink.
+fn check_password_file(path: &Path) -> Result<(), Failure> {
+    let bad = |why: &str| {
+        Failure::BadInput(format!(
+            "invalid --password-file `{}`: {why}",
+            crate::text_file::shown(path)
+        ))
+    };
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(bad("its directory does not exist"));
+    }
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(bad(&e.to_string())),
+        Ok(meta) => existing_secret_target(&meta).map_err(|why| bad(&why)),
+    }
+}
+
+/// Whether an existing path (not followed) may receive the password: `Err` says why not.
+fn existing_secret_target(meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        return Err("it is a symbolic link; name the file itself".to_owned());
+    }
+    if ft.is_char_device() {
+        // Only the null device: writing a secret to /dev/tty or /dev/mem is never meant.
+        let null = std::fs::metadata("/dev/null").map(|m| m.rdev()).ok();
+        return if Some(meta.rdev()) == null {
+            Ok(())
+        } else {
+            Err("it is a device other than /dev/null".to_owned())
+        };
+    }
+    if !ft.is_file() {
+        return Err("it exists and is not a regular file".to_owned());
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(format!(
+            "it exists and belongs to uid {}, not to the running user (uid {me}); remove it or choose another path",
+            meta.uid()
+        ));
+    }
+    Ok(())
 }
 
 /// What `provision` did.
@@ -529,25 +568,69 @@ async fn create_owner(
     Ok(())
 }
 
-/// Writes `secret` to `path`, readable by its owner only, also when the file existed. A path
-/// that is not a regular file (`/dev/null`, a FIFO) is written to but never chmod-ed: as root,
-/// making `/dev/null` 0600 would break every other user of the machine.
+/// Writes `secret` to `path`, readable by its owner only. A regular file is never written in
+/// place: the secret goes to a new temporary file (created exclusively without following
+/// links, mode 0600, in the same directory) that is renamed over `path`. What
+/// `check_password_file` refuses (a symlink, another user's file, a device other than
+/// `/dev/null`) is checked again here without following links; should one appear after that
+/// check, the rename replaces it rather than writing through it. `/dev/null` is written to and
+/// never chmod-ed: as root, making it 0600 would break every other user of the machine.
 fn write_secret_file(path: &Path, secret: &str) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("opening the password file {}", path.display()))?;
-    let meta = f
-        .metadata()
-        .with_context(|| format!("inspecting the password file {}", path.display()))?;
-    if meta.is_file() {
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("restricting the password file {}", path.display()))?;
+    use std::os::unix::fs::FileTypeExt;
+    let shown = crate::text_file::shown(path);
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_char_device() => {
+            existing_secret_target(&meta).map_err(|why| {
+                Failure::BadInput(format!("invalid --password-file `{shown}`: {why}"))
+            })?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
+                .open(path)
+                .with_context(|| format!("opening the password file {shown}"))?;
+            return writeln!(f, "{secret}")
+                .with_context(|| format!("writing the password file {shown}"));
+        }
+        Ok(meta) => existing_secret_target(&meta).map_err(|why| {
+            Failure::BadInput(format!("invalid --password-file `{shown}`: {why}"))
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("inspecting the password file {shown}")),
     }
-    writeln!(f, "{secret}").with_context(|| format!("writing the password file {}", path.display()))
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "password".to_owned());
+    let tmp = dir.join(format!(
+        ".{file_name}.{}.{}.tmp",
+        std::process::id(),
+        rand::distr::Alphanumeric.sample_string(&mut rand::rng(), 8)
+    ));
+    let written = (|| -> Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+            .with_context(|| format!("creating the password file {shown}"))?;
+        // The umask may have narrowed it further; never wider than 0600.
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting the password file {shown}"))?;
+        writeln!(f, "{secret}").with_context(|| format!("writing the password file {shown}"))?;
+        f.sync_all()
+            .with_context(|| format!("writing the password file {shown}"))?;
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("moving the password file into place at {shown}"))
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Step 5.

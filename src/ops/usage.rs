@@ -131,10 +131,8 @@ pub struct ImportView {
 
 /// Reads and checks a usage file; a malformed row is bad input and nothing is imported.
 pub fn read_file(path: &std::path::Path) -> Result<Vec<UsageRow>, Failure> {
-    let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::BadInput(format!("cannot read usage file {origin}: {e}")))?;
-    usage_file::parse(&text, &origin)
+    let text = crate::text_file::read(path, "usage file", crate::text_file::USAGE_CSV)?;
+    usage_file::parse(&text, &crate::text_file::shown(path))
 }
 
 /// `usage import`: the rows of one file (see `read_file`) in one transaction.
