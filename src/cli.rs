@@ -91,6 +91,10 @@ pub enum Command {
     Restore(SlugArg),
     /// Remove for good every deprovisioned tenant past its retention period (for cron)
     Purge(PurgeArgs),
+    /// Mark the unmarked database and role of a tenant provisioned by a tenantctl without
+    /// ownership marks as this control plane's. Run it only after checking they are the
+    /// tenant's: tenantctl changes and drops only what carries its mark
+    Adopt(SlugArg),
     /// The audit log of lifecycle actions
     Audit(AuditArgs),
     /// Apply pending tenant-schema migrations to every tenant database

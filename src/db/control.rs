@@ -48,7 +48,7 @@ pub struct SessionLock {
 
 pub(super) const TENANT_COLUMNS: &str =
     "id, slug, name, tier, isolation, status, database_name, role_name, \
-                              owner_email, created_at, activated_at, deleted_at";
+                              owner_email, created_at, activated_at, deleted_at, purge_after";
 
 pub(super) fn tenant_from(row: &Row) -> Result<Tenant> {
     let isolation: String = row.get("isolation");
@@ -68,6 +68,7 @@ pub(super) fn tenant_from(row: &Row) -> Result<Tenant> {
         created_at: row.get("created_at"),
         activated_at: row.get("activated_at"),
         deleted_at: row.get("deleted_at"),
+        purge_after: row.get("purge_after"),
     })
 }
 
