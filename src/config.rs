@@ -128,7 +128,9 @@ impl Settings {
                     naming.check_foreign("database user", user)?;
                 }
             }
-            DatabaseTarget::Local => naming.check_foreign("control database", DEFAULT_CONTROL_DB)?,
+            DatabaseTarget::Local => {
+                naming.check_foreign("control database", DEFAULT_CONTROL_DB)?
+            }
         }
 
         let actor = args

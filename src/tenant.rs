@@ -182,7 +182,9 @@ mod tests {
     #[test]
     fn foreign_names_under_the_prefix_are_refused() {
         let n = Naming::new("tenant_").unwrap();
-        assert!(n.check_foreign("control database", "tenant_control").is_err());
+        assert!(n
+            .check_foreign("control database", "tenant_control")
+            .is_err());
         assert!(n.check_foreign("control database", "tenantctl").is_ok());
         assert!(Naming::new("a_b_").is_ok());
     }

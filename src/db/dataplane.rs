@@ -70,21 +70,25 @@ pub enum Found {
 /// connecting role owns it. Reads only.
 pub async fn lookup(admin: &Client, obj: Object<'_>) -> Result<Option<(Option<String>, bool)>> {
     let row = match obj {
-        Object::Database(name) => admin
-            .query_opt(
-                "SELECT shobj_description(d.oid, 'pg_database'),
+        Object::Database(name) => {
+            admin
+                .query_opt(
+                    "SELECT shobj_description(d.oid, 'pg_database'),
                         d.datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user)
                  FROM pg_database d WHERE d.datname = $1",
-                &[&name],
-            )
-            .await,
-        Object::Role(name) => admin
-            .query_opt(
-                "SELECT shobj_description(r.oid, 'pg_authid'), false
+                    &[&name],
+                )
+                .await
+        }
+        Object::Role(name) => {
+            admin
+                .query_opt(
+                    "SELECT shobj_description(r.oid, 'pg_authid'), false
                  FROM pg_roles r WHERE r.rolname = $1",
-                &[&name],
-            )
-            .await,
+                    &[&name],
+                )
+                .await
+        }
     }
     .with_context(|| format!("reading the mark of {obj}"))?;
     Ok(row.map(|r| (r.get(0), r.get(1))))
@@ -106,7 +110,10 @@ pub async fn inspect(admin: &Client, obj: Object<'_>, mark: &Mark) -> Result<Fou
 pub fn refusal(obj: Object<'_>, comment: Option<&str>) -> Failure {
     let why = match comment {
         Some(c) if c.starts_with("tenantctl:") => {
-            format!("it is marked `{}`, for another tenant or control plane", excerpt(c))
+            format!(
+                "it is marked `{}`, for another tenant or control plane",
+                excerpt(c)
+            )
         }
         _ => "it carries no tenantctl mark".to_owned(),
     };
@@ -193,7 +200,9 @@ pub async fn ensure_app_role(admin: &Client, role: &str, mark: &Mark) -> Result<
         let lit = postgres_protocol::escape::escape_literal(mark.as_str());
         let q = ident::quote(role);
         match admin
-            .batch_execute(&format!("CREATE ROLE {q} {attrs}; COMMENT ON ROLE {q} IS {lit}"))
+            .batch_execute(&format!(
+                "CREATE ROLE {q} {attrs}; COMMENT ON ROLE {q} IS {lit}"
+            ))
             .await
         {
             Ok(()) => return Ok(()),

@@ -68,7 +68,12 @@ pub async fn check_new(
 /// Makes sure database `name` exists and carries `mark`: creates and marks it when absent, and
 /// finishes the marking of one a killed run created (its claim stands and the connecting role
 /// owns it). Anything else of that name is refused.
-pub async fn ensure_database(plane: &ControlPlane, admin: &Client, name: &str, mark: &Mark) -> Result<()> {
+pub async fn ensure_database(
+    plane: &ControlPlane,
+    admin: &Client,
+    name: &str,
+    mark: &Mark,
+) -> Result<()> {
     let obj = Object::Database(name);
     match dataplane::inspect(admin, obj, mark).await? {
         Found::Ours => {}
