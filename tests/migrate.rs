@@ -1,7 +1,7 @@
 //! `migrate`: the tenant schema across 20 tenants, one of them broken on purpose, and two runs
 //! at once.
 
-use crate::support::TestEnv;
+use crate::support::{tenant_migrations, TestEnv};
 
 /// Provisions `n` tenants, a few at a time; every fifth is pooled.
 fn provision_many(env: &TestEnv, n: usize) -> Vec<(String, bool)> {
@@ -31,13 +31,29 @@ fn provision_many(env: &TestEnv, n: usize) -> Vec<(String, bool)> {
     tenants
 }
 
-/// Makes every tenant database "behind": forgets that V2 was applied (V2 is re-runnable).
-fn forget_v2(env: &TestEnv, dbs: &[String]) {
+/// Makes every tenant database "behind": forgets that the latest migration was applied (every
+/// migration after V1 is re-runnable).
+fn forget_latest(env: &TestEnv, dbs: &[String]) {
+    let latest = tenant_migrations().last().unwrap().0;
     for db in dbs {
         env.admin(db)
-            .execute("DELETE FROM refinery_schema_history WHERE version = 2", &[])
+            .execute(
+                "DELETE FROM refinery_schema_history WHERE version = $1",
+                &[&latest],
+            )
             .unwrap();
     }
+}
+
+/// Every tenant migration's version, and all but the latest.
+fn all_versions() -> Vec<i32> {
+    tenant_migrations().iter().map(|m| m.0).collect()
+}
+
+fn all_but_latest() -> Vec<i32> {
+    let mut v = all_versions();
+    v.pop();
+    v
 }
 
 fn versions(env: &TestEnv, db: &str) -> Vec<i32> {
@@ -63,8 +79,8 @@ fn migrate_twenty_tenants_with_one_broken_then_two_runs_at_once() {
         .collect();
     dbs.push(env.pooled_db());
     let broken = env.silo("m07");
-    forget_v2(&env, &dbs);
-    // Break one: V2 alters the policy of api_keys, which is gone here.
+    forget_latest(&env, &dbs);
+    // Break one: the latest migration (V3) alters api_keys, which is gone here.
     env.admin(&broken)
         .batch_execute("DROP TABLE api_keys")
         .unwrap();
@@ -93,10 +109,11 @@ fn migrate_twenty_tenants_with_one_broken_then_two_runs_at_once() {
         .iter()
         .find(|s| s["database"] == env.silo("m00"))
         .unwrap();
-    assert_eq!(first["pending"], serde_json::json!(["V2__suspensions"]));
+    let latest = tenant_migrations().last().unwrap().1.clone();
+    assert_eq!(first["pending"], serde_json::json!([latest]));
     assert_eq!(
         versions(&env, &env.silo("m00")),
-        [1],
+        all_but_latest(),
         "dry run changed nothing"
     );
 
@@ -145,17 +162,17 @@ fn migrate_twenty_tenants_with_one_broken_then_two_runs_at_once() {
         .iter()
         .filter(|d| **d != broken && **d != env.silo("m03"))
     {
-        assert_eq!(versions(&env, db), [1, 2], "{db}");
+        assert_eq!(versions(&env, db), all_versions(), "{db}");
     }
-    assert_eq!(versions(&env, &broken), [1]);
+    assert_eq!(versions(&env, &broken), all_but_latest());
 
     // Resume migrates the skipped one before reopening it.
     env.run(&["resume", "m03"]).expect(0);
-    assert_eq!(versions(&env, &env.silo("m03")), [1, 2]);
+    assert_eq!(versions(&env, &env.silo("m03")), all_versions());
 
     // Two runs at once over databases that are behind again: each migration applied once,
     // and the tenants still work.
-    forget_v2(
+    forget_latest(
         &env,
         &dbs.iter()
             .filter(|d| **d != broken)
@@ -169,7 +186,7 @@ fn migrate_twenty_tenants_with_one_broken_then_two_runs_at_once() {
         run.expect(1);
     }
     for db in dbs.iter().filter(|d| **d != broken) {
-        assert_eq!(versions(&env, db), [1, 2], "{db}");
+        assert_eq!(versions(&env, db), all_versions(), "{db}");
     }
     let mut app = env.connect_as(&env.silo("m00"), &env.silo("m00")).unwrap();
     app.query_one("SELECT count(*) FROM users", &[]).unwrap();

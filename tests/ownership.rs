@@ -175,6 +175,18 @@ fn an_object_that_lost_its_mark_is_never_changed_or_dropped_until_adopted() {
         );
         assert_eq!(status(&env, "acme").as_deref(), Some("active"), "{args:?}");
     }
+    let run = env.run(&["migrate", "-o", "json"]).expect(1);
+    let failed: Vec<serde_json::Value> = run
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["result"] == "failed")
+        .cloned()
+        .collect();
+    assert_eq!(failed.len(), 1, "{}", run.stdout);
+    assert_eq!(failed[0]["database"], name.as_str());
+    assert!(failed[0]["error"].as_str().unwrap().contains("no tenantctl mark"));
     assert!(env.database_exists(&name));
     let mut c = env.connect_as(&name, &name).expect("still open");
     c.batch_execute("SELECT 1").unwrap();
