@@ -186,7 +186,10 @@ fn an_object_that_lost_its_mark_is_never_changed_or_dropped_until_adopted() {
         .collect();
     assert_eq!(failed.len(), 1, "{}", run.stdout);
     assert_eq!(failed[0]["database"], name.as_str());
-    assert!(failed[0]["error"].as_str().unwrap().contains("no tenantctl mark"));
+    assert!(failed[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("no tenantctl mark"));
     assert!(env.database_exists(&name));
     let mut c = env.connect_as(&name, &name).expect("still open");
     c.batch_execute("SELECT 1").unwrap();
@@ -237,6 +240,17 @@ fn a_run_killed_between_create_and_mark_is_finished_by_the_next() {
         env.scalar_i64("SELECT count(*) FROM database_claims", &[]),
         0
     );
+
+    // Killed in the same gap, then purged instead of finished: the claim makes it ours.
+    let crashed = env.run_env(
+        &["provision", "beta", "--tier", "premium", "-q"],
+        &[("TENANTCTL_FAILPOINT", "create-database:unmarked")],
+    );
+    assert_ne!(crashed.code, Some(0), "{}", crashed.stderr);
+    assert_eq!(comment(&env, "pg_database", &env.silo("beta")), None);
+    env.run(&["deprovision", "beta", "--purge", "--yes"])
+        .expect(0);
+    assert!(!env.database_exists(&env.silo("beta")));
 }
 
 #[test]

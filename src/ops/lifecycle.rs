@@ -106,7 +106,7 @@ async fn close(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     }
     match t.isolation {
         Isolation::Siloed => {
-            let mark = ownership::mark(plane, t).await?;
+            let mark = ownership::settled_mark(plane, t).await?;
             dataplane::close_silo(&admin, &mark, &t.database, &t.role).await
         }
         Isolation::Pooled => {
@@ -130,7 +130,7 @@ async fn open(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     }
     match t.isolation {
         Isolation::Siloed => {
-            let mark = ownership::mark(plane, t).await?;
+            let mark = ownership::settled_mark(plane, t).await?;
             dataplane::allow_connections(&admin, &mark, &t.database).await?;
             let mut client = ownership::connect(plane, t).await?;
             migrate::tenant(&mut client).await?;
@@ -320,7 +320,7 @@ async fn purge_locked(plane: &ControlPlane, t: &Tenant) -> Result<Purged> {
     let mut pooled_rows = 0;
     let (database, role) = match t.isolation {
         Isolation::Siloed => {
-            let mark = ownership::mark(plane, t).await?;
+            let mark = ownership::settled_mark(plane, t).await?;
             let admin = plane.control.admin().await?;
             dataplane::drop_silo(&admin, &mark, &t.database, &t.role).await?;
             (Some(t.database.clone()), Some(t.role.clone()))

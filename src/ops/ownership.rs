@@ -24,6 +24,39 @@ pub async fn mark(plane: &ControlPlane, t: &Tenant) -> Result<Mark> {
     })
 }
 
+/// `mark`, after finishing the marking of `t`'s database if a run was killed between creating
+/// and marking it (see `ensure_database`): a tenant left so can then be suspended, deprovisioned
+/// or purged, not only provisioned.
+pub async fn settled_mark(plane: &ControlPlane, t: &Tenant) -> Result<Mark> {
+    let mark = mark(plane, t).await?;
+    let admin = plane.control.admin().await?;
+    settle_claim(plane, &admin, &t.database, &mark).await?;
+    Ok(mark)
+}
+
+/// Writes `mark` on database `name` if this control plane's claim on it stands, the database
+/// has no comment at all and the connecting role owns it: the trace of a run killed between
+/// `CREATE DATABASE` and `COMMENT`. True if it did.
+async fn settle_claim(
+    plane: &ControlPlane,
+    admin: &Client,
+    name: &str,
+    mark: &Mark,
+) -> Result<bool> {
+    let obj = Object::Database(name);
+    match dataplane::inspect(admin, obj, mark).await? {
+        Found::Foreign {
+            comment: None,
+            owned_by_us: true,
+        } if plane.control.database_claimed(name, mark.as_str()).await? => {
+            dataplane::write_mark(admin, obj, mark).await?;
+            plane.control.release_database_claim(name).await?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
 /// A connection to `t`'s database, after checking that the database carries its mark.
 pub async fn connect(plane: &ControlPlane, t: &Tenant) -> Result<Client> {
     let mark = mark(plane, t).await?;
@@ -75,14 +108,11 @@ pub async fn ensure_database(
     mark: &Mark,
 ) -> Result<()> {
     let obj = Object::Database(name);
+    if settle_claim(plane, admin, name, mark).await? {
+        return Ok(());
+    }
     match dataplane::inspect(admin, obj, mark).await? {
         Found::Ours => {}
-        Found::Foreign {
-            comment: None,
-            owned_by_us: true,
-        } if plane.control.database_claimed(name, mark.as_str()).await? => {
-            dataplane::write_mark(admin, obj, mark).await?;
-        }
         Found::Foreign { comment, .. } => {
             return Err(dataplane::refusal(obj, comment.as_deref()).into())
         }
@@ -107,7 +137,7 @@ pub async fn ensure_database(
 /// mark, and its database is neither the control database nor the shared pooled one (a pooled
 /// tenant's purge deletes rows, never the database).
 pub async fn check_purge(plane: &ControlPlane, t: &Tenant) -> Result<()> {
-    let mark = mark(plane, t).await?;
+    let mark = settled_mark(plane, t).await?;
     let admin = plane.control.admin().await?;
     if t.isolation == Isolation::Siloed
         && (t.database == plane.control.name()
