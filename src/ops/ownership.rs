@@ -117,9 +117,15 @@ pub async fn ensure_database(
             return Err(dataplane::refusal(obj, comment.as_deref()).into())
         }
         Found::Absent => {
+            let claimed_before = plane.control.database_claimed(name, mark.as_str()).await?;
             plane.control.claim_database(name, mark.as_str()).await?;
             if !dataplane::create_database(admin, name).await? {
-                // Created by someone else since the look-up: ours only if it is marked so.
+                // Created since the look-up: by a killed run of ours whose CREATE the server was
+                // still finishing (its claim stood before this run), or by someone else, whose
+                // database is ours only if it is marked so.
+                if claimed_before && settle_claim(plane, admin, name, mark).await? {
+                    return Ok(());
+                }
                 plane.control.release_database_claim(name).await?;
                 if !dataplane::ensure_ours(admin, obj, mark).await? {
                     anyhow::bail!("database `{name}` vanished while it was being created");
