@@ -9,7 +9,8 @@ Exit codes:
   0  success
   1  the operation failed (server unreachable, a step failed)
   2  bad input or usage (invalid slug, unknown tier, invalid tiers.toml); nothing changed
-  3  refused by state (not found, invalid transition, in progress, over a hard limit, busy)";
+  3  refused by state (not found, invalid transition, in progress, over a hard limit, busy,
+     a database or role tenantctl did not create)";
 
 #[derive(Debug, Parser)]
 #[command(

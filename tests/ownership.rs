@@ -484,3 +484,47 @@ fn marks_work_without_superuser() {
     .unwrap();
     pg.batch_execute(&format!("DROP ROLE \"{admin}\"")).unwrap();
 }
+
+#[test]
+fn migration_v5_backfills_purge_after_from_the_audited_retention() {
+    let env = TestEnv::new();
+    env.admin("postgres")
+        .batch_execute(&format!("CREATE DATABASE \"{}\"", env.control_db))
+        .unwrap();
+    let mut c = env.control();
+    let sql = |v: &str| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/control");
+        let file = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(v))
+            .unwrap();
+        std::fs::read_to_string(file).unwrap()
+    };
+    for v in ["V1__", "V2__", "V3__", "V4__"] {
+        c.batch_execute(&sql(v)).unwrap();
+    }
+    // Deleted before V5: one audited with 7 days, one with no retention in its entry.
+    c.batch_execute(
+        "INSERT INTO tenants (slug, name, tier, isolation, status, database_name, role_name,
+                              owner_email, owner_name, deleted_at)
+         VALUES ('seven', 's', 'premium', 'siloed', 'deleted', 'x_seven', 'x_seven', 'o@s.example', 'O',
+                 '2026-11-01T00:00:00Z'),
+                ('plain', 'p', 'premium', 'siloed', 'deleted', 'x_plain', 'x_plain', 'o@p.example', 'O',
+                 '2026-11-01T00:00:00Z');
+         INSERT INTO audit_log (actor, action, tenant_id, slug, details)
+         SELECT 'ops', 'deprovision', id, slug, '{\"retention_days\": 7}' FROM tenants WHERE slug = 'seven';",
+    )
+    .unwrap();
+    c.batch_execute(&sql("V5__")).unwrap();
+    let mut after = |slug: &str| -> String {
+        c.query_one(
+            "SELECT to_char(purge_after AT TIME ZONE 'UTC', 'YYYY-MM-DD') FROM tenants WHERE slug = $1",
+            &[&slug],
+        )
+        .unwrap()
+        .get(0)
+    };
+    assert_eq!(after("seven"), "2026-11-08");
+    assert_eq!(after("plain"), "2026-12-01");
+}
