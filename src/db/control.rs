@@ -95,7 +95,7 @@ impl ControlDb {
     /// (for `--dry-run`).
     pub async fn open_existing(server: Server) -> Result<Option<ControlDb>> {
         let name = server.control_database().to_owned();
-        let client = match server.connect(&name).await {
+        let mut client = match server.connect(&name).await {
             Ok(c) => c,
             Err(e) if database_missing(&e) => return Ok(None),
             Err(e) => return Err(e),
@@ -107,6 +107,15 @@ impl ControlDb {
             .get(0);
         if !migrated {
             return Ok(None);
+        }
+        // A control database left behind by an older tenantctl lacks columns every read
+        // needs; migrating it would change something, so say what to do instead.
+        let pending = migrate::control_pending(&mut client).await?;
+        if !pending.is_empty() {
+            anyhow::bail!(
+                "the control database `{name}` lacks migrations {} of this tenantctl; run a command without --dry-run once to apply them",
+                pending.join(", ")
+            );
         }
         let pool = server.pool(&name, 2)?;
         Ok(Some(ControlDb { pool, server, name }))
