@@ -9,7 +9,8 @@ Exit codes:
   0  success
   1  the operation failed (server unreachable, a step failed)
   2  bad input or usage (invalid slug, unknown tier, invalid tiers.toml); nothing changed
-  3  refused by state (not found, invalid transition, in progress, over a hard limit, busy)";
+  3  refused by state (not found, invalid transition, in progress, over a hard limit, busy,
+     a database or role tenantctl did not create)";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -91,6 +92,10 @@ pub enum Command {
     Restore(SlugArg),
     /// Remove for good every deprovisioned tenant past its retention period (for cron)
     Purge(PurgeArgs),
+    /// Mark the unmarked database and role of a tenant provisioned by a tenantctl without
+    /// ownership marks as this control plane's. Run it only after checking they are the
+    /// tenant's: tenantctl changes and drops only what carries its mark
+    Adopt(SlugArg),
     /// The audit log of lifecycle actions
     Audit(AuditArgs),
     /// Apply pending tenant-schema migrations to every tenant database

@@ -116,6 +116,22 @@ impl Settings {
             .or(file.name_prefix)
             .unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
         let naming = Naming::new(&prefix)?;
+        // Before anything connects: no slug may produce the control database's name (or the
+        // admin role's), or `provision` could grant a tenant the control database.
+        match &database {
+            DatabaseTarget::Url { config, .. } => {
+                naming.check_foreign(
+                    "control database",
+                    config.get_dbname().unwrap_or(DEFAULT_CONTROL_DB),
+                )?;
+                if let Some(user) = config.get_user() {
+                    naming.check_foreign("database user", user)?;
+                }
+            }
+            DatabaseTarget::Local => {
+                naming.check_foreign("control database", DEFAULT_CONTROL_DB)?
+            }
+        }
 
         let actor = args
             .actor

@@ -16,6 +16,7 @@ use crate::excerpt::escape;
 use crate::ops::billing::{InvoiceView, RunView};
 use crate::ops::lifecycle::Purged;
 use crate::ops::migrate::{DatabaseResult, DatabaseState};
+use crate::ops::ownership::Adopted;
 use crate::ops::provision::{Outcome, Plan};
 use crate::ops::quota::{Check, QuotaLine};
 use crate::ops::tenants::TenantView;
@@ -324,6 +325,28 @@ impl Output {
                     text.push_str("nothing to purge\n");
                 }
                 emit(&text)
+            }
+        }
+    }
+
+    pub fn adopted(&self, a: &Adopted) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(a),
+            OutputFormat::Table | OutputFormat::Csv => {
+                let list = |v: &[String]| {
+                    if v.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        v.join(", ")
+                    }
+                };
+                emit(&format!(
+                    "tenant `{}`: marked {}; already marked {}; missing {}\n",
+                    a.slug,
+                    list(&a.marked),
+                    list(&a.already_marked),
+                    list(&a.missing)
+                ))
             }
         }
     }

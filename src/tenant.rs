@@ -100,8 +100,11 @@ pub struct Tenant {
     pub owner_email: String,
     pub created_at: DateTime<Utc>,
     pub activated_at: Option<DateTime<Utc>>,
-    /// Set while the tenant is softly deleted; retention counts from it.
+    /// Set while the tenant is softly deleted.
     pub deleted_at: Option<DateTime<Utc>>,
+    /// Fixed when the tenant is deleted (`deleted_at` + the retention then): `restore` works
+    /// until then, `purge --expired` removes it after.
+    pub purge_after: Option<DateTime<Utc>>,
 }
 
 /// The bucket kinds every tenant gets, as `<slug>-<kind>`.
@@ -112,8 +115,12 @@ pub fn bucket_names(slug: &str) -> Vec<String> {
 }
 
 /// Derives database and role names from slugs under one prefix, so that several control planes
-/// (or parallel tests) can share a server. Slugs cannot be `pooled`, `app` or `owner`, so the
-/// shared names never collide with a tenant's.
+/// (or parallel tests) can share a server.
+///
+/// No two names collide: a prefix ends with `_` and a slug has no `_`, so the prefix of a name
+/// is everything up to its last `_` (`tenant_` + `acme` and `tenant_a` + `cme` cannot both be
+/// made: `tenant_a` is no prefix). The shared names use the reserved slugs `pooled` and `app`,
+/// and the control database may not start with the prefix (`Naming::check_foreign`).
 #[derive(Clone, Debug)]
 pub struct Naming {
     prefix: String,
@@ -122,24 +129,39 @@ pub struct Naming {
 pub const DEFAULT_PREFIX: &str = "tenant_";
 
 impl Naming {
-    /// A prefix is 1 to 20 characters of `[a-z0-9_]` starting with a letter, and not `pg_`:
-    /// with a 40-character slug that stays under PostgreSQL's 63-byte identifier limit.
+    /// A prefix is 2 to 20 characters of `[a-z0-9_]`, starting with a letter, ending with `_`,
+    /// and not `pg_`: with a 40-character slug that stays under PostgreSQL's 63-byte limit.
     pub fn new(prefix: &str) -> Result<Naming, Failure> {
-        let ok = (1..=20).contains(&prefix.len())
+        let ok = (2..=20).contains(&prefix.len())
             && prefix.starts_with(|c: char| c.is_ascii_lowercase())
+            && prefix.ends_with('_')
             && prefix
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
             && !prefix.starts_with("pg_");
         if !ok {
             return Err(Failure::BadInput(format!(
-                "invalid name prefix `{}`: use 1 to 20 of a-z, 0-9 and '_', starting with a letter, not `pg_`",
+                "invalid name prefix `{}`: use 2 to 20 of a-z, 0-9 and '_', starting with a letter, ending with '_', not `pg_`",
                 crate::excerpt::excerpt(prefix)
             )));
         }
         Ok(Naming {
             prefix: prefix.to_owned(),
         })
+    }
+
+    /// Refuses a name that is not tenantctl's but that this prefix could produce for a
+    /// tenant (the control database, the admin role): every name starting with the prefix is
+    /// one some slug or shared object may take.
+    pub fn check_foreign(&self, what: &str, name: &str) -> Result<(), Failure> {
+        if name.starts_with(&self.prefix) {
+            return Err(Failure::BadInput(format!(
+                "invalid {what} `{}`: it starts with the name prefix `{}`, which tenantctl keeps for tenant databases and roles; use another name or another prefix",
+                crate::excerpt::excerpt(name),
+                self.prefix
+            )));
+        }
+        Ok(())
     }
 
     pub fn prefix(&self) -> &str {
@@ -168,7 +190,7 @@ mod tests {
 
     #[test]
     fn names_stay_within_postgres_limits() {
-        let n = Naming::new("abcdefghijklmnopqrst").unwrap();
+        let n = Naming::new("abcdefghijklmnopqrs_").unwrap();
         let slug: Slug = format!("a{}", "b".repeat(39)).parse().unwrap();
         assert!(n.siloed(&slug).len() <= 63);
         assert_eq!(
@@ -179,9 +201,28 @@ mod tests {
 
     #[test]
     fn prefixes_are_checked() {
-        for bad in ["", "pg_x", "Tenant", "a-b", "abcdefghijklmnopqrstu"] {
+        for bad in [
+            "",
+            "_",
+            "pg_x_",
+            "Tenant_",
+            "a-b_",
+            "tenant",
+            "tenant_a",
+            "abcdefghijklmnopqrst_",
+        ] {
             assert!(Naming::new(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn foreign_names_under_the_prefix_are_refused() {
+        let n = Naming::new("tenant_").unwrap();
+        assert!(n
+            .check_foreign("control database", "tenant_control")
+            .is_err());
+        assert!(n.check_foreign("control database", "tenantctl").is_ok());
+        assert!(Naming::new("a_b_").is_ok());
     }
 
     #[test]

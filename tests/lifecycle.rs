@@ -391,7 +391,8 @@ fn purge_expired_honours_retention() {
     let old_id = tenant_id(&env, "old");
     env.control()
         .execute(
-            "UPDATE tenants SET deleted_at = now() - interval '31 days' WHERE slug = 'old'",
+            "UPDATE tenants SET deleted_at = now() - interval '31 days', purge_after = now() - interval '1 day'
+             WHERE slug = 'old'",
             &[],
         )
         .unwrap();
@@ -411,7 +412,7 @@ fn purge_expired_honours_retention() {
     assert_eq!(v[0]["slug"], "old");
     assert_gone(&env, "old", &old_id, true);
     assert_eq!(status(&env, "new").as_deref(), Some("deleted"));
-    // A shorter retention makes it expire too.
+    // Retention is fixed at deletion: a shorter one configured later does not expire it.
     let v = env
         .run_env(
             &["purge", "--expired", "--yes", "-o", "json"],
@@ -419,7 +420,8 @@ fn purge_expired_honours_retention() {
         )
         .expect(0)
         .json();
-    assert_eq!(v[0]["slug"], "new");
+    assert_eq!(v, serde_json::json!([]));
+    assert_eq!(status(&env, "new").as_deref(), Some("deleted"));
     env.run_env(&["list"], &[("TENANTCTL_RETENTION_DAYS", "forever")])
         .expect(2);
 }

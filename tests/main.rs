@@ -12,6 +12,7 @@ mod isolation;
 mod lifecycle;
 mod local;
 mod migrate;
+mod ownership;
 mod provision;
 mod quota;
 mod show;

@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::Stdio;
 
-use crate::support::{Run, TestEnv};
+use crate::support::{tenant_migrations, Run, TestEnv};
 
 /// Provisions `n` tenants, a few at a time; every fifth is pooled.
 fn provision_many(env: &TestEnv, n: usize) -> Vec<(String, bool)> {
@@ -34,13 +34,29 @@ fn provision_many(env: &TestEnv, n: usize) -> Vec<(String, bool)> {
     tenants
 }
 
-/// Makes every tenant database "behind": forgets that V2 was applied (V2 is re-runnable).
-fn forget_v2(env: &TestEnv, dbs: &[String]) {
+/// Makes every tenant database "behind": forgets that the latest migration was applied (every
+/// migration after V1 is re-runnable).
+fn forget_latest(env: &TestEnv, dbs: &[String]) {
+    let latest = tenant_migrations().last().unwrap().0;
     for db in dbs {
         env.admin(db)
-            .execute("DELETE FROM refinery_schema_history WHERE version = 2", &[])
+            .execute(
+                "DELETE FROM refinery_schema_history WHERE version = $1",
+                &[&latest],
+            )
             .unwrap();
     }
+}
+
+/// Every tenant migration's version, and all but the latest.
+fn all_versions() -> Vec<i32> {
+    tenant_migrations().iter().map(|m| m.0).collect()
+}
+
+fn all_but_latest() -> Vec<i32> {
+    let mut v = all_versions();
+    v.pop();
+    v
 }
 
 fn versions(env: &TestEnv, db: &str) -> Vec<i32> {
@@ -66,8 +82,8 @@ fn migrate_twenty_tenants_with_one_broken_then_two_runs_at_once() {
         .collect();
     dbs.push(env.pooled_db());
     let broken = env.silo("m07");
-    forget_v2(&env, &dbs);
-    // Break one: V2 alters the policy of api_keys, which is gone here.
+    forget_latest(&env, &dbs);
+    // Break one: the latest migration (V3) alters api_keys, which is gone here.
     env.admin(&broken)
         .batch_execute("DROP TABLE api_keys")
         .unwrap();
@@ -96,10 +112,11 @@ fn migrate_twenty_tenants_with_one_broken_then_two_runs_at_once() {
         .iter()
         .find(|s| s["database"] == env.silo("m00"))
         .unwrap();
-    assert_eq!(first["pending"], serde_json::json!(["V2__suspensions"]));
+    let latest = tenant_migrations().last().unwrap().1.clone();
+    assert_eq!(first["pending"], serde_json::json!([latest]));
     assert_eq!(
         versions(&env, &env.silo("m00")),
-        [1],
+        all_but_latest(),
         "dry run changed nothing"
     );
 
@@ -148,17 +165,17 @@ fn migrate_twenty_tenants_with_one_broken_then_two_runs_at_once() {
         .iter()
         .filter(|d| **d != broken && **d != env.silo("m03"))
     {
-        assert_eq!(versions(&env, db), [1, 2], "{db}");
+        assert_eq!(versions(&env, db), all_versions(), "{db}");
     }
-    assert_eq!(versions(&env, &broken), [1]);
+    assert_eq!(versions(&env, &broken), all_but_latest());
 
     // Resume migrates the skipped one before reopening it.
     env.run(&["resume", "m03"]).expect(0);
-    assert_eq!(versions(&env, &env.silo("m03")), [1, 2]);
+    assert_eq!(versions(&env, &env.silo("m03")), all_versions());
 
     // Two runs at once over databases that are behind again: each migration applied once,
     // and the tenants still work.
-    forget_v2(
+    forget_latest(
         &env,
         &dbs.iter()
             .filter(|d| **d != broken)
@@ -172,7 +189,7 @@ fn migrate_twenty_tenants_with_one_broken_then_two_runs_at_once() {
         run.expect(1);
     }
     for db in dbs.iter().filter(|d| **d != broken) {
-        assert_eq!(versions(&env, db), [1, 2], "{db}");
+        assert_eq!(versions(&env, db), all_versions(), "{db}");
     }
     let mut app = env.connect_as(&env.silo("m00"), &env.silo("m00")).unwrap();
     app.query_one("SELECT count(*) FROM users", &[]).unwrap();
@@ -255,7 +272,7 @@ fn silos_suspended_or_deprovisioned_during_a_run_are_skipped_not_failed() {
     let silos = [env.silo("run-a"), env.silo("run-b"), env.silo("run-c")];
     let mut dbs = silos.to_vec();
     dbs.push(env.pooled_db());
-    forget_v2(&env, &dbs);
+    forget_latest(&env, &dbs);
 
     // Listed as active, closed before they are migrated.
     let run = migrate_paused_after_listing(&env, || {
@@ -285,14 +302,12 @@ fn silos_suspended_or_deprovisioned_during_a_run_are_skipped_not_failed() {
     }
     // They are migrated when they come back.
     env.run(&["resume", "run-a"]).expect(0);
-    assert_eq!(versions(&env, &silos[0]), [1, 2]);
+    assert_eq!(versions(&env, &silos[0]), all_versions());
     assert_eq!(of(&silos[2])["result"], "migrated");
     assert_eq!(of(&env.pooled_db())["result"], "migrated");
 
     // A real failure is still a failure.
-    env.admin(&silos[2])
-        .execute("DELETE FROM refinery_schema_history WHERE version = 2", &[])
-        .unwrap();
+    forget_latest(&env, std::slice::from_ref(&silos[2]));
     env.admin(&silos[2])
         .batch_execute("DROP TABLE api_keys")
         .unwrap();

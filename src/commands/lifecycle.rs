@@ -112,5 +112,19 @@ pub async fn purge(
         "purge",
     )?;
     let plane = ControlPlane::open(settings, reporter).await?;
-    out.purged(&lifecycle::purge_expired(&plane, reporter).await?)
+    let done = lifecycle::purge_expired(&plane, reporter).await?;
+    out.purged(&done.purged)?;
+    if done.failed.is_empty() {
+        return Ok(());
+    }
+    let failed: Vec<String> = done
+        .failed
+        .iter()
+        .map(|(slug, e)| format!("`{slug}` ({e})"))
+        .collect();
+    Err(anyhow::anyhow!(
+        "purge failed for {} tenant(s): {}; the others were purged",
+        failed.len(),
+        failed.join("; ")
+    ))
 }

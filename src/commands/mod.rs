@@ -1,5 +1,6 @@
 //! One file per subcommand: arguments → one `ops` call → render. No SQL here.
 
+mod adopt;
 mod audit;
 mod bill;
 mod lifecycle;
@@ -49,6 +50,7 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         }
         Command::Restore(args) => lifecycle::restore(settings, &args, &out, &reporter).await,
         Command::Purge(args) => lifecycle::purge(settings, &args, &out, &reporter).await,
+        Command::Adopt(args) => adopt::run(settings, &args, &out, &reporter).await,
         Command::Audit(args) => audit::run(settings, &args, &out, &reporter).await,
         Command::Migrate(args) => migrate::run(settings, &args, &out, &reporter).await,
         Command::Bill(args) => bill::run(settings, &args, &out, &reporter).await,

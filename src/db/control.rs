@@ -48,7 +48,7 @@ pub struct SessionLock {
 
 pub(super) const TENANT_COLUMNS: &str =
     "id, slug, name, tier, isolation, status, database_name, role_name, \
-                              owner_email, created_at, activated_at, deleted_at";
+                              owner_email, created_at, activated_at, deleted_at, purge_after";
 
 pub(super) fn tenant_from(row: &Row) -> Result<Tenant> {
     let isolation: String = row.get("isolation");
@@ -68,6 +68,7 @@ pub(super) fn tenant_from(row: &Row) -> Result<Tenant> {
         created_at: row.get("created_at"),
         activated_at: row.get("activated_at"),
         deleted_at: row.get("deleted_at"),
+        purge_after: row.get("purge_after"),
     })
 }
 
@@ -94,7 +95,7 @@ impl ControlDb {
     /// (for `--dry-run`).
     pub async fn open_existing(server: Server) -> Result<Option<ControlDb>> {
         let name = server.control_database().to_owned();
-        let client = match server.connect(&name).await {
+        let mut client = match server.connect(&name).await {
             Ok(c) => c,
             Err(e) if database_missing(&e) => return Ok(None),
             Err(e) => return Err(e),
@@ -106,6 +107,15 @@ impl ControlDb {
             .get(0);
         if !migrated {
             return Ok(None);
+        }
+        // A control database left behind by an older tenantctl lacks columns every read
+        // needs; migrating it would change something, so say what to do instead.
+        let pending = migrate::control_pending(&mut client).await?;
+        if !pending.is_empty() {
+            anyhow::bail!(
+                "the control database `{name}` lacks migrations {} of this tenantctl; run a command without --dry-run once to apply them",
+                pending.join(", ")
+            );
         }
         let pool = server.pool(&name, 2)?;
         Ok(Some(ControlDb { pool, server, name }))

@@ -1,11 +1,162 @@
 //! The data plane: tenant databases and login roles, who may connect to them, and the rows
 //! provisioning writes into the tenant schema.
+//!
+//! Ownership: every database and role tenantctl creates carries a `Mark` as its comment,
+//! written in the step that creates it, and every function here that changes, revokes or drops
+//! a database or role first calls `ensure_ours`, the one place the mark is read. An object that
+//! exists without the expected mark is refused (exit 3), never adopted, changed or dropped.
+
+use std::fmt;
 
 use anyhow::{Context, Result};
 use tokio_postgres::Client;
 use uuid::Uuid;
 
 use super::{already_exists, ident};
+use crate::excerpt::excerpt;
+use crate::exit::Failure;
+
+/// The comment that marks a database or role as made by tenantctl:
+/// `tenantctl:<control plane id>:<tenant id>` for a siloed tenant's database and role,
+/// `tenantctl:<control plane id>:pooled` for the shared pooled database and application role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mark(String);
+
+impl Mark {
+    pub fn tenant(control_plane: Uuid, tenant: Uuid) -> Mark {
+        Mark(format!("tenantctl:{control_plane}:{tenant}"))
+    }
+
+    pub fn pooled(control_plane: Uuid) -> Mark {
+        Mark(format!("tenantctl:{control_plane}:pooled"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A database or a role, by name.
+#[derive(Clone, Copy, Debug)]
+pub enum Object<'a> {
+    Database(&'a str),
+    Role(&'a str),
+}
+
+impl fmt::Display for Object<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Object::Database(n) => write!(f, "database `{n}`"),
+            Object::Role(n) => write!(f, "role `{n}`"),
+        }
+    }
+}
+
+/// What a look-up of an object found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Found {
+    Absent,
+    /// It carries the expected mark.
+    Ours,
+    /// It exists without the expected mark: its comment, and (databases) whether the
+    /// connecting role owns it.
+    Foreign {
+        comment: Option<String>,
+        owned_by_us: bool,
+    },
+}
+
+/// Whether `obj` exists: `None` if not, else its comment and (databases) whether the
+/// connecting role owns it. Reads only.
+pub async fn lookup(admin: &Client, obj: Object<'_>) -> Result<Option<(Option<String>, bool)>> {
+    let row = match obj {
+        Object::Database(name) => {
+            admin
+                .query_opt(
+                    "SELECT shobj_description(d.oid, 'pg_database'),
+                        d.datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+                 FROM pg_database d WHERE d.datname = $1",
+                    &[&name],
+                )
+                .await
+        }
+        Object::Role(name) => {
+            admin
+                .query_opt(
+                    "SELECT shobj_description(r.oid, 'pg_authid'), false
+                 FROM pg_roles r WHERE r.rolname = $1",
+                    &[&name],
+                )
+                .await
+        }
+    }
+    .with_context(|| format!("reading the mark of {obj}"))?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+/// Reads `obj`'s comment and compares it with `mark`. Reads only.
+pub async fn inspect(admin: &Client, obj: Object<'_>, mark: &Mark) -> Result<Found> {
+    Ok(match lookup(admin, obj).await? {
+        None => Found::Absent,
+        Some((comment, _)) if comment.as_deref() == Some(mark.as_str()) => Found::Ours,
+        Some((comment, owned_by_us)) => Found::Foreign {
+            comment,
+            owned_by_us,
+        },
+    })
+}
+
+/// The refusal for an object that exists without the expected mark.
+pub fn refusal(obj: Object<'_>, comment: Option<&str>) -> Failure {
+    let why = match comment {
+        Some(c) if c.starts_with("tenantctl:") => {
+            format!(
+                "it is marked `{}`, for another tenant or control plane",
+                excerpt(c)
+            )
+        }
+        _ => "it carries no tenantctl mark".to_owned(),
+    };
+    Failure::Refused(format!(
+        "refusing to touch {obj}: it exists but was not created by this control plane for this tenant ({why}); \
+         tenantctl never adopts, changes or drops what it did not create (a tenant provisioned before \
+         marks existed: see `tenantctl adopt`)"
+    ))
+}
+
+/// The guard every change of a database or role passes first: true when `obj` carries `mark`,
+/// false when it does not exist, a refusal (exit 3) naming it when it exists without the mark.
+pub async fn ensure_ours(admin: &Client, obj: Object<'_>, mark: &Mark) -> Result<bool> {
+    match inspect(admin, obj, mark).await? {
+        Found::Ours => Ok(true),
+        Found::Absent => Ok(false),
+        Found::Foreign { comment, .. } => Err(refusal(obj, comment.as_deref()).into()),
+    }
+}
+
+/// `ensure_ours` for an object the change needs: its absence is an error too.
+async fn require_ours(admin: &Client, obj: Object<'_>, mark: &Mark) -> Result<()> {
+    if ensure_ours(admin, obj, mark).await? {
+        Ok(())
+    } else {
+        anyhow::bail!("{obj} does not exist")
+    }
+}
+
+/// Writes `mark` on `obj`: after the creation of a database (its `CREATE` cannot share a
+/// transaction with the comment), or by `adopt`. COMMENT ON DATABASE needs its ownership,
+/// COMMENT ON ROLE the CREATEROLE attribute: no superuser needed.
+pub async fn write_mark(admin: &Client, obj: Object<'_>, mark: &Mark) -> Result<()> {
+    let lit = postgres_protocol::escape::escape_literal(mark.as_str());
+    let sql = match obj {
+        Object::Database(n) => format!("COMMENT ON DATABASE {} IS {lit}", ident::quote(n)),
+        Object::Role(n) => format!("COMMENT ON ROLE {} IS {lit}", ident::quote(n)),
+    };
+    admin
+        .batch_execute(&sql)
+        .await
+        .with_context(|| format!("marking {obj}"))
+}
 
 /// A transaction with `tenant`'s context set (`set_config(..., true)`: it ends with the
 /// transaction), the only way rows under forced RLS are reached by a non-superuser owner.
@@ -39,22 +190,24 @@ async fn tenant_tables(client: &Client) -> Result<Vec<String>> {
         .collect())
 }
 
-/// Makes sure a login role for applications exists: LOGIN, and neither SUPERUSER, BYPASSRLS,
-/// CREATEDB nor CREATEROLE, even if a role of that name was there before.
-pub async fn ensure_app_role(admin: &Client, role: &str) -> Result<()> {
+/// Makes sure a login role for applications exists and is ours: LOGIN, and neither
+/// SUPERUSER, BYPASSRLS, CREATEDB nor CREATEROLE. A new role is created and marked in one
+/// transaction (a multi-statement query is one); an existing one must carry `mark`.
+pub async fn ensure_app_role(admin: &Client, role: &str, mark: &Mark) -> Result<()> {
     let attrs = "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION";
-    let exists = admin
-        .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
-        .await
-        .with_context(|| format!("looking up role `{role}`"))?
-        .is_some();
-    if !exists {
+    let obj = Object::Role(role);
+    if !ensure_ours(admin, obj, mark).await? {
+        let lit = postgres_protocol::escape::escape_literal(mark.as_str());
+        let q = ident::quote(role);
         match admin
-            .batch_execute(&format!("CREATE ROLE {} {attrs}", ident::quote(role)))
+            .batch_execute(&format!(
+                "CREATE ROLE {q} {attrs}; COMMENT ON ROLE {q} IS {lit}"
+            ))
             .await
         {
             Ok(()) => return Ok(()),
-            Err(e) if already_exists(&e) => {}
+            // Someone else created it meanwhile: ours only if it carries our mark.
+            Err(e) if already_exists(&e) => require_ours(admin, obj, mark).await?,
             Err(e) => return Err(e).with_context(|| format!("creating role `{role}`")),
         }
     }
@@ -64,17 +217,10 @@ pub async fn ensure_app_role(admin: &Client, role: &str) -> Result<()> {
         .with_context(|| format!("setting the attributes of role `{role}`"))
 }
 
-/// Creates database `name` unless it exists; true if this call created it. `CREATE DATABASE`
-/// cannot run in a transaction, so this is one statement on its own.
-pub async fn ensure_database(admin: &Client, name: &str) -> Result<bool> {
-    let exists = admin
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .await
-        .with_context(|| format!("looking up database `{name}`"))?
-        .is_some();
-    if exists {
-        return Ok(false);
-    }
+/// Creates database `name`, owned by the connecting role; false if it already existed (a
+/// concurrent creator won). No check and no mark: the caller claims the name first and marks
+/// the database after (`write_mark`). `CREATE DATABASE` cannot run in a transaction.
+pub async fn create_database(admin: &Client, name: &str) -> Result<bool> {
     match admin
         .batch_execute(&format!("CREATE DATABASE {}", ident::quote(name)))
         .await
@@ -86,7 +232,9 @@ pub async fn ensure_database(admin: &Client, name: &str) -> Result<bool> {
 }
 
 /// Only `role` may connect to `db` (besides superusers): a new database lets PUBLIC connect.
-pub async fn restrict_connect(admin: &Client, db: &str, role: &str) -> Result<()> {
+pub async fn restrict_connect(admin: &Client, mark: &Mark, db: &str, role: &str) -> Result<()> {
+    require_ours(admin, Object::Database(db), mark).await?;
+    require_ours(admin, Object::Role(role), mark).await?;
     let (db_q, role_q) = (ident::quote(db), ident::quote(role));
     admin
         .batch_execute(&format!(
@@ -203,7 +351,9 @@ pub async fn pooled_usage(client: &Client) -> Result<Vec<(Uuid, i64, i64)>> {
 
 /// Cuts a siloed tenant off: its role cannot log in or connect, its database refuses every new
 /// connection (superusers too), and live sessions are terminated. Idempotent.
-pub async fn close_silo(admin: &Client, db: &str, role: &str) -> Result<()> {
+pub async fn close_silo(admin: &Client, mark: &Mark, db: &str, role: &str) -> Result<()> {
+    require_ours(admin, Object::Database(db), mark).await?;
+    require_ours(admin, Object::Role(role), mark).await?;
     let (db_q, role_q) = (ident::quote(db), ident::quote(role));
     admin
         .batch_execute(&format!(
@@ -226,7 +376,8 @@ pub async fn close_silo(admin: &Client, db: &str, role: &str) -> Result<()> {
 
 /// Lets connections into a closed silo again, for tenantctl only: the role stays NOLOGIN and
 /// without CONNECT until `open_silo_to_tenant`.
-pub async fn allow_connections(admin: &Client, db: &str) -> Result<()> {
+pub async fn allow_connections(admin: &Client, mark: &Mark, db: &str) -> Result<()> {
+    require_ours(admin, Object::Database(db), mark).await?;
     admin
         .batch_execute(&format!(
             "ALTER DATABASE {} ALLOW_CONNECTIONS true",
@@ -237,7 +388,9 @@ pub async fn allow_connections(admin: &Client, db: &str) -> Result<()> {
 }
 
 /// Gives the tenant's role back its login and its CONNECT: exactly what provisioning set.
-pub async fn open_silo_to_tenant(admin: &Client, db: &str, role: &str) -> Result<()> {
+pub async fn open_silo_to_tenant(admin: &Client, mark: &Mark, db: &str, role: &str) -> Result<()> {
+    require_ours(admin, Object::Database(db), mark).await?;
+    require_ours(admin, Object::Role(role), mark).await?;
     let (db_q, role_q) = (ident::quote(db), ident::quote(role));
     admin
         .batch_execute(&format!(
@@ -280,19 +433,28 @@ pub async fn set_pooled_suspension(
         .context("committing the tenant's suspension")
 }
 
-/// Removes a siloed tenant's database (closing its sessions) and role, if they exist.
-pub async fn drop_silo(admin: &Client, db: &str, role: &str) -> Result<()> {
-    admin
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            ident::quote(db)
-        ))
-        .await
-        .with_context(|| format!("dropping database `{db}`"))?;
-    admin
-        .batch_execute(&format!("DROP ROLE IF EXISTS {}", ident::quote(role)))
-        .await
-        .with_context(|| format!("dropping role `{role}`"))
+/// Removes a siloed tenant's database (closing its sessions) and role, if they exist and carry
+/// `mark`; an unmarked one is refused, never dropped.
+pub async fn drop_silo(admin: &Client, mark: &Mark, db: &str, role: &str) -> Result<()> {
+    // Both checked before either is dropped: a refusal leaves the silo whole.
+    let has_db = ensure_ours(admin, Object::Database(db), mark).await?;
+    let has_role = ensure_ours(admin, Object::Role(role), mark).await?;
+    if has_db {
+        admin
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                ident::quote(db)
+            ))
+            .await
+            .with_context(|| format!("dropping database `{db}`"))?;
+    }
+    if has_role {
+        admin
+            .batch_execute(&format!("DROP ROLE IF EXISTS {}", ident::quote(role)))
+            .await
+            .with_context(|| format!("dropping role `{role}`"))?;
+    }
+    Ok(())
 }
 
 /// Deletes every row of a pooled tenant, in every table with a `tenant_id` column.

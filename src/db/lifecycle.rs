@@ -23,8 +23,10 @@ pub struct AuditEntry {
 impl ControlDb {
     /// Moves the tenant from one of `from` to `to` and audits it, in one transaction.
     /// `suspended_at` and `deleted_at` follow the status (kept while it is being resumed,
-    /// restored or purged). Returns false (and changes nothing)
-    /// when the tenant was not in one of `from`.
+    /// restored or purged). A move to `deleted` fixes
+    /// `purge_after` from `details.retention_days`, the retention its audit entry records (the
+    /// table refuses a deleted tenant without one). Returns false (and changes nothing) when the
+    /// tenant was not in one of `from`.
     pub async fn transition(
         &self,
         tenant: &Tenant,
@@ -41,11 +43,14 @@ impl ControlDb {
             .query_opt(
                 "UPDATE tenants t SET status = $2, updated_at = now(),
                      suspended_at = CASE WHEN $2 = 'suspended' THEN now() WHEN $2 = 'resuming' THEN t.suspended_at END,
-                     deleted_at = CASE WHEN $2 = 'deleted' THEN now() WHEN $2 IN ('deleting', 'restoring') THEN t.deleted_at END
+                     deleted_at = CASE WHEN $2 = 'deleted' THEN now() WHEN $2 IN ('deleting', 'restoring') THEN t.deleted_at END,
+                     purge_after = CASE
+                         WHEN $2 = 'deleted' THEN now() + make_interval(days => ($4::jsonb ->> 'retention_days')::int)
+                         WHEN $2 IN ('deleting', 'restoring') THEN t.purge_after END
                  FROM (SELECT id, status FROM tenants WHERE id = $1 FOR UPDATE) old
                  WHERE t.id = old.id AND old.status = ANY($3)
                  RETURNING old.status",
-                &[&tenant.id, &to.as_str(), &from],
+                &[&tenant.id, &to.as_str(), &from, &details],
             )
             .await
             .with_context(|| format!("changing the status of tenant {}", tenant.slug))?
@@ -64,8 +69,9 @@ impl ControlDb {
         Ok(true)
     }
 
-    /// The deleted tenants whose retention has run out, and purges that were interrupted.
-    pub async fn expired(&self, retention_days: i32) -> Result<Vec<Tenant>> {
+    /// The deleted tenants whose retention (fixed at deletion) has run out, and purges that
+    /// were interrupted.
+    pub async fn expired(&self) -> Result<Vec<Tenant>> {
         let rows = self
             .conn()
             .await?
@@ -73,10 +79,10 @@ impl ControlDb {
                 &format!(
                     "SELECT {TENANT_COLUMNS} FROM tenants
                      WHERE status = 'deleting'
-                        OR (status = 'deleted' AND deleted_at < now() - make_interval(days => $1))
+                        OR (status = 'deleted' AND purge_after <= now())
                      ORDER BY slug"
                 ),
-                &[&retention_days],
+                &[],
             )
             .await
             .context("listing expired tenants")?;

@@ -31,6 +31,24 @@ pub async fn tenant(client: &mut Client) -> Result<Vec<String>> {
         .context("applying the tenant schema")
 }
 
+/// The control migrations the database `client` is connected to lacks. Reads only.
+pub async fn control_pending(client: &mut Client) -> Result<Vec<String>> {
+    let runner = control::migrations::runner();
+    let applied: Vec<i32> = runner
+        .get_applied_migrations_async(client)
+        .await
+        .context("reading the control database's migration history")?
+        .iter()
+        .map(|m| m.version())
+        .collect();
+    Ok(runner
+        .get_migrations()
+        .iter()
+        .filter(|m| !applied.contains(&m.version()))
+        .map(|m| format!("V{}__{}", m.version(), m.name()))
+        .collect())
+}
+
 /// The tenant schema's newest version.
 pub fn tenant_latest() -> i32 {
     tenant::migrations::runner()

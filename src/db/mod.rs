@@ -8,6 +8,7 @@
 //! - `migrate`: the refinery migrations of both schemas, each run under an advisory lock.
 //! - `lifecycle`: status transitions, purge of control rows, the audit log.
 //! - `ident`: the one place identifiers are quoted.
+//! - `ownership`: this control plane's id and the claims on databases being created.
 
 pub mod billing;
 pub mod control;
@@ -15,6 +16,7 @@ pub mod dataplane;
 pub mod ident;
 pub mod lifecycle;
 pub mod migrate;
+pub mod ownership;
 pub mod usage;
 
 use anyhow::{Context, Result};

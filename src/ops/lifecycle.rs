@@ -28,7 +28,7 @@ use chrono::Utc;
 use serde::Serialize;
 
 use super::tenants::{self, TenantView};
-use super::{failpoint, ControlPlane, Reporter};
+use super::{failpoint, ownership, ControlPlane, Reporter};
 use crate::db::control::SessionLock;
 use crate::db::{dataplane, migrate};
 use crate::exit::Failure;
@@ -103,6 +103,8 @@ async fn begin(
     if !mv.from.contains(&t.status) {
         return Err(invalid(t, mv.action, mv.allowed));
     }
+    // A refusal over a foreign object must change nothing, not even the status.
+    ownership::check_ours(plane, t).await?;
     if t.status != mv.via {
         let moved = plane
             .control
@@ -228,10 +230,13 @@ async fn close(plane: &ControlPlane, t: &Tenant) -> Result<()> {
         return Ok(());
     }
     match t.isolation {
-        Isolation::Siloed => dataplane::close_silo(&admin, &t.database, &t.role).await,
+        Isolation::Siloed => {
+            let mark = ownership::settled_mark(plane, t).await?;
+            dataplane::close_silo(&admin, &mark, &t.database, &t.role).await
+        }
         Isolation::Pooled => {
             let _pooled = plane.control.lock_pooled().await?;
-            let mut client = plane.control.server().connect(&t.database).await?;
+            let mut client = ownership::connect(plane, t).await?;
             migrate::tenant(&mut client).await?;
             dataplane::grant_app_access(&client, &t.role).await?;
             dataplane::set_pooled_suspension(&mut client, t.id, true).await
@@ -251,17 +256,18 @@ async fn open(plane: &ControlPlane, t: &Tenant, action: &str) -> Result<()> {
     }
     match t.isolation {
         Isolation::Siloed => {
-            dataplane::allow_connections(&admin, &t.database).await?;
+            let mark = ownership::settled_mark(plane, t).await?;
+            dataplane::allow_connections(&admin, &mark, &t.database).await?;
             failpoint(&plane.settings, &format!("{action}:connections-allowed"));
-            let mut client = plane.control.server().connect(&t.database).await?;
+            let mut client = ownership::connect(plane, t).await?;
             migrate::tenant(&mut client).await?;
             dataplane::grant_app_access(&client, &t.role).await?;
             failpoint(&plane.settings, &format!("{action}:migrated"));
-            dataplane::open_silo_to_tenant(&admin, &t.database, &t.role).await
+            dataplane::open_silo_to_tenant(&admin, &mark, &t.database, &t.role).await
         }
         Isolation::Pooled => {
             let _pooled = plane.control.lock_pooled().await?;
-            let mut client = plane.control.server().connect(&t.database).await?;
+            let mut client = ownership::connect(plane, t).await?;
             migrate::tenant(&mut client).await?;
             dataplane::grant_app_access(&client, &t.role).await?;
             failpoint(&plane.settings, &format!("{action}:migrated"));
@@ -327,15 +333,15 @@ pub async fn restore(plane: &ControlPlane, slug: &Slug) -> Result<TenantView> {
     // The retention period bounds the start of a restore; one under way (`restoring`) or an
     // interrupted deprovision is not deleted yet.
     if t.status == Status::Deleted {
+        // The retention fixed at deletion, whatever retention_days says now.
         let deleted_at = t.deleted_at.unwrap_or_else(Utc::now);
-        let until = deleted_at + chrono::Duration::days(i64::from(plane.settings.retention_days));
+        let until = t.purge_after.unwrap_or(deleted_at);
         if Utc::now() > until {
             return Err(Failure::Refused(format!(
-                "cannot restore tenant `{slug}`: its retention period ended at {} (deleted {}, retention {} days); \
+                "cannot restore tenant `{slug}`: its retention period ended at {} (deleted {}); \
                  `tenantctl purge --expired` removes it",
                 until.to_rfc3339(),
                 deleted_at.to_rfc3339(),
-                plane.settings.retention_days
             ))
             .into());
         }
@@ -380,7 +386,9 @@ async fn purge_locked(plane: &ControlPlane, t: &Tenant) -> Result<Purged> {
     let mut pooled_rows = 0;
     let (database, role) = match t.isolation {
         Isolation::Siloed => {
-            dataplane::drop_silo(&*plane.control.admin().await?, &t.database, &t.role).await?;
+            let mark = ownership::settled_mark(plane, t).await?;
+            let admin = plane.control.admin().await?;
+            dataplane::drop_silo(&admin, &mark, &t.database, &t.role).await?;
             (Some(t.database.clone()), Some(t.role.clone()))
         }
         Isolation::Pooled => {
@@ -389,7 +397,7 @@ async fn purge_locked(plane: &ControlPlane, t: &Tenant) -> Result<Purged> {
                 .await?
                 .is_some()
             {
-                let mut client = plane.control.server().connect(&t.database).await?;
+                let mut client = ownership::connect(plane, t).await?;
                 pooled_rows = dataplane::purge_pooled_rows(&mut client, t.id).await?;
             }
             (None, None)
@@ -412,28 +420,56 @@ async fn purge_locked(plane: &ControlPlane, t: &Tenant) -> Result<Purged> {
     })
 }
 
-/// `purge --expired`: every deleted tenant past its retention period.
-pub async fn purge_expired(plane: &ControlPlane, reporter: &dyn Reporter) -> Result<Vec<Purged>> {
-    let mut done = Vec::new();
-    for t in plane.control.expired(plane.settings.retention_days).await? {
-        let slug: Slug = t.slug.parse()?;
-        let Some(_lock) = plane.control.try_lock_tenant(slug.as_str()).await? else {
-            reporter.status(&format!(
-                "skipping `{slug}`: another tenantctl process holds it"
-            ));
-            continue;
-        };
-        // Re-read under the lock: it may have been restored meanwhile.
-        let Some(t) = plane.control.find_tenant(slug.as_str()).await? else {
-            continue;
-        };
-        if !matches!(t.status, Status::Deleted | Status::Deleting) {
-            continue;
+/// What `purge --expired` did: the tenants purged, and those whose purge failed (slug, error).
+#[derive(Debug)]
+pub struct ExpiredPurge {
+    pub purged: Vec<Purged>,
+    pub failed: Vec<(String, String)>,
+}
+
+/// `purge --expired`: every deleted tenant past the retention fixed at its deletion, and every
+/// interrupted purge. One tenant's failure (or refusal) does not stop the others.
+pub async fn purge_expired(plane: &ControlPlane, reporter: &dyn Reporter) -> Result<ExpiredPurge> {
+    let mut done = ExpiredPurge {
+        purged: Vec::new(),
+        failed: Vec::new(),
+    };
+    for t in plane.control.expired().await? {
+        let slug = t.slug.clone();
+        match purge_expired_one(plane, t, reporter).await {
+            Ok(Some(p)) => done.purged.push(p),
+            Ok(None) => {}
+            Err(e) => {
+                let e = format!("{e:#}");
+                reporter.status(&format!("purging `{slug}` failed: {e}"));
+                done.failed.push((slug, e));
+            }
         }
-        reporter.status(&format!("purging `{slug}`"));
-        done.push(purge_locked(plane, &t).await?);
     }
     Ok(done)
+}
+
+async fn purge_expired_one(
+    plane: &ControlPlane,
+    t: Tenant,
+    reporter: &dyn Reporter,
+) -> Result<Option<Purged>> {
+    let slug: Slug = t.slug.parse()?;
+    let Some(_lock) = plane.control.try_lock_tenant(slug.as_str()).await? else {
+        reporter.status(&format!(
+            "skipping `{slug}`: another tenantctl process holds it"
+        ));
+        return Ok(None);
+    };
+    // Re-read under the lock: it may have been restored meanwhile.
+    let Some(t) = plane.control.find_tenant(slug.as_str()).await? else {
+        return Ok(None);
+    };
+    if !matches!(t.status, Status::Deleted | Status::Deleting) {
+        return Ok(None);
+    }
+    reporter.status(&format!("purging `{slug}`"));
+    purge_locked(plane, &t).await.map(Some)
 }
 
 #[cfg(test)]

@@ -16,7 +16,8 @@ use serde::Serialize;
 
 use super::{pause_point, ControlPlane, Reporter};
 use crate::db::control::ControlDb;
-use crate::db::{dataplane, migrate, Server};
+use crate::db::dataplane::{self, Mark, Object};
+use crate::db::migrate;
 use crate::tenant::{Status, Tenant};
 use crate::tier::Isolation;
 
@@ -27,6 +28,8 @@ struct Target {
     role: String,
     slugs: Vec<String>,
     isolation: Isolation,
+    /// The siloed tenant's id (its mark); unused for the pooled database.
+    tenant_id: uuid::Uuid,
 }
 
 /// The outcome for one database. JSON field names are a contract.
@@ -78,6 +81,7 @@ fn targets(tenants: &[Tenant]) -> (Vec<Target>, Vec<(Target, String)>) {
                         role: t.role.clone(),
                         slugs: Vec::new(),
                         isolation: Isolation::Pooled,
+                        tenant_id: uuid::Uuid::nil(),
                     })
                     .slugs
                     .push(t.slug.clone());
@@ -88,6 +92,7 @@ fn targets(tenants: &[Tenant]) -> (Vec<Target>, Vec<(Target, String)>) {
                     role: t.role.clone(),
                     slugs: vec![t.slug.clone()],
                     isolation: Isolation::Siloed,
+                    tenant_id: t.id,
                 };
                 match t.status {
                     Status::Active => run.push(target),
@@ -101,9 +106,24 @@ fn targets(tenants: &[Tenant]) -> (Vec<Target>, Vec<(Target, String)>) {
     (all, skipped)
 }
 
-/// Migrates one database and grants its application role any new tables.
-async fn migrate_one(server: &Server, target: &Target) -> Result<Vec<String>> {
-    let mut client = server.connect(&target.database).await?;
+/// Migrates one database and grants its application role any new tables; only a database
+/// that carries this control plane's mark (a tenant's, or the pooled one).
+async fn migrate_one(control: &ControlDb, target: &Target) -> Result<Vec<String>> {
+    let plane_id = control.plane_id().await?;
+    let mark = match target.isolation {
+        Isolation::Siloed => Mark::tenant(plane_id, target.tenant_id),
+        Isolation::Pooled => Mark::pooled(plane_id),
+    };
+    if !dataplane::ensure_ours(
+        &*control.admin().await?,
+        Object::Database(&target.database),
+        &mark,
+    )
+    .await?
+    {
+        anyhow::bail!("database `{}` does not exist", target.database);
+    }
+    let mut client = control.server().connect(&target.database).await?;
     let applied = migrate::tenant(&mut client).await?;
     dataplane::grant_app_access(&client, &target.role).await?;
     Ok(applied)
@@ -147,7 +167,7 @@ pub async fn migrate(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<DatabaseResult>();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency.max(1) {
-        let (queue, tx, server) = (queue.clone(), tx.clone(), plane.control.server().clone());
+        let (queue, tx) = (queue.clone(), tx.clone());
         let control = plane.control.clone();
         workers.spawn(async move {
             loop {
@@ -161,7 +181,7 @@ pub async fn migrate(
                         Isolation::Pooled => Some(control.lock_pooled().await?),
                         Isolation::Siloed => None,
                     };
-                    migrate_one(&server, &target).await
+                    migrate_one(&control, &target).await
                 }
                 .await;
                 let (result, applied, error) = match outcome {

@@ -10,12 +10,14 @@
 //! - `usage`: metered events and measured levels (`usage record|import|refresh`).
 //! - `tenants`: reading tenants (`list`, `show`).
 //! - `local`: the local cluster (`local status`, `local stop`).
+//! - `ownership`: the marks on tenant databases and roles, and `adopt`.
 
 pub mod audit;
 pub mod billing;
 pub mod lifecycle;
 pub mod local;
 pub mod migrate;
+pub mod ownership;
 pub mod provision;
 pub mod quota;
 pub mod tenants;

@@ -3,8 +3,9 @@
 //! 1. **record tenant**: the `tenants` row (status `provisioning`), in one transaction with
 //!    its journal and audit entries. Re-run: the row is found and the step skipped.
 //! 2. **create database**: siloed: the tenant's login role and database, connectable by that
-//!    role only; pooled: the shared database and its application role. Existing objects are
-//!    kept, and a concurrent creator's win counts as done.
+//!    role only; pooled: the shared database and its application role. Each is marked as this
+//!    control plane's (its comment) when it is created; an existing object is kept only if it
+//!    carries that mark, else refused (exit 3). A new tenant's names are checked before step 1.
 //! 3. **apply schema**: the refinery migrations of `sql/tenant`, under an advisory lock, then
 //!    table grants to the application role. Applied migrations are not re-run.
 //! 4. **create owner**: a random password (≥ 128 bits), its bcrypt hash upserted into `users`,
@@ -30,7 +31,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::tenants::{self, TenantView};
-use super::{failpoint, ControlPlane, Reporter, StepResult};
+use super::{failpoint, ownership, ControlPlane, Reporter, StepResult};
 use crate::config::Settings;
 use crate::db::control::NewTenant;
 use crate::db::{dataplane, migrate};
@@ -338,7 +339,13 @@ pub async fn provision(
             run.skip(1);
             t
         }
-        None => run.step(1, || record_tenant(plane, req)).await?,
+        None => {
+            // A database or role of the new tenant's names that exists is not ours: refuse
+            // before recording anything.
+            let (database, role) = names_for(&plane.settings, req);
+            ownership::check_new(plane, req.tier.isolation, &database, &role).await?;
+            run.step(1, || record_tenant(plane, req)).await?
+        }
     };
     // One lock for steps 2 and 3 of a pooled tenant, one connection to its database for 3 and 4.
     let pooled_lock = match tenant.isolation {
@@ -486,11 +493,14 @@ async fn record_tenant(plane: &ControlPlane, req: &Request) -> Result<Tenant> {
 
 /// Step 2. (A pooled tenant's caller holds the pooled lock: concurrent GRANTs on one object
 /// fail with "tuple concurrently updated".)
+/// Each object is marked in the statement that creates it (the role), or right after with a
+/// claim covering the gap (the database); an existing one must carry the tenant's mark.
 async fn create_database(plane: &ControlPlane, t: &Tenant) -> Result<()> {
+    let mark = ownership::mark(plane, t).await?;
     let admin = plane.control.admin().await?;
-    dataplane::ensure_app_role(&admin, &t.role).await?;
-    dataplane::ensure_database(&admin, &t.database).await?;
-    dataplane::restrict_connect(&admin, &t.database, &t.role).await
+    dataplane::ensure_app_role(&admin, &t.role, &mark).await?;
+    ownership::ensure_database(plane, &admin, &t.database, &mark).await?;
+    dataplane::restrict_connect(&admin, &mark, &t.database, &t.role).await
 }
 
 /// The tenant database's connection, opened on first use.
@@ -500,7 +510,7 @@ async fn tenant_conn<'c>(
     slot: &'c mut Option<Client>,
 ) -> Result<&'c mut Client> {
     if slot.is_none() {
-        *slot = Some(plane.control.server().connect(&t.database).await?);
+        *slot = Some(ownership::connect(plane, t).await?);
     }
     Ok(slot.as_mut().expect("just connected"))
 }

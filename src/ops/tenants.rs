@@ -30,8 +30,11 @@ pub struct TenantView {
     pub owner_email: String,
     pub created_at: DateTime<Utc>,
     pub activated_at: Option<DateTime<Utc>>,
-    /// Set while softly deleted: `restore` works until `deleted_at` + the retention period.
+    /// Set while softly deleted.
     pub deleted_at: Option<DateTime<Utc>>,
+    /// Set while softly deleted: `restore` works until then, `purge --expired` removes the
+    /// tenant after. Fixed at deletion from the retention configured then.
+    pub purge_after: Option<DateTime<Utc>>,
     pub buckets: Vec<BucketView>,
     pub quotas: BTreeMap<String, QuotaView>,
 }
@@ -82,6 +85,7 @@ fn assemble(plane: &ControlPlane, t: Tenant, quotas: Vec<QuotaRow>) -> TenantVie
         created_at: t.created_at,
         activated_at: t.activated_at,
         deleted_at: t.deleted_at,
+        purge_after: t.purge_after,
         buckets,
         quotas,
     }

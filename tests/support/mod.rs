@@ -245,6 +245,23 @@ impl Drop for TestEnv {
     }
 }
 
+/// The tenant schema's migrations in order, as `(version, "V2__suspensions")`, read from
+/// `sql/tenant` so that a new migration does not need every test to be edited.
+pub fn tenant_migrations() -> Vec<(i32, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/tenant");
+    let mut all: Vec<(i32, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            let stem = name.trim_end_matches(".sql").to_owned();
+            let version = stem[1..stem.find("__").unwrap()].parse().unwrap();
+            (version, stem)
+        })
+        .collect();
+    all.sort();
+    all
+}
+
 /// The binary with an environment that points it nowhere.
 pub fn bare_cmd() -> Command {
     let mut cmd = Command::new(BIN);

@@ -1,0 +1,86 @@
+//! Ownership in the control database: this control plane's id (the middle of every mark), and
+//! the claims that cover the moment between `CREATE DATABASE` and the `COMMENT` that marks it.
+
+use anyhow::{Context, Result};
+use uuid::Uuid;
+
+use super::control::ControlDb;
+use crate::tenant::Tenant;
+
+impl ControlDb {
+    /// This control plane's id, generated once by migration V5.
+    pub async fn plane_id(&self) -> Result<Uuid> {
+        Ok(self
+            .conn()
+            .await?
+            .query_one("SELECT id FROM control_plane", &[])
+            .await
+            .context("reading the control plane's id")?
+            .get(0))
+    }
+
+    /// Records that this control plane is about to create database `name` with `mark`.
+    /// Written only after the name was seen free.
+    pub async fn claim_database(&self, name: &str, mark: &str) -> Result<()> {
+        self.conn()
+            .await?
+            .execute(
+                "INSERT INTO database_claims (database_name, mark) VALUES ($1, $2)
+                 ON CONFLICT (database_name) DO UPDATE SET mark = EXCLUDED.mark, claimed_at = now()",
+                &[&name, &mark],
+            )
+            .await
+            .with_context(|| format!("claiming database `{name}`"))?;
+        Ok(())
+    }
+
+    /// Whether a claim for `name` with `mark` stands (a run died between creating and marking).
+    pub async fn database_claimed(&self, name: &str, mark: &str) -> Result<bool> {
+        Ok(self
+            .conn()
+            .await?
+            .query_opt(
+                "SELECT 1 FROM database_claims WHERE database_name = $1 AND mark = $2",
+                &[&name, &mark],
+            )
+            .await
+            .with_context(|| format!("reading the claim on database `{name}`"))?
+            .is_some())
+    }
+
+    /// Removes the claim on `name` (the database is marked, or was never created).
+    pub async fn release_database_claim(&self, name: &str) -> Result<()> {
+        self.conn()
+            .await?
+            .execute(
+                "DELETE FROM database_claims WHERE database_name = $1",
+                &[&name],
+            )
+            .await
+            .with_context(|| format!("releasing the claim on database `{name}`"))?;
+        Ok(())
+    }
+}
+
+impl ControlDb {
+    /// An audit entry that changes no status (`adopt`).
+    pub async fn audit_entry(
+        &self,
+        tenant: &Tenant,
+        action: &str,
+        actor: &str,
+        details: serde_json::Value,
+    ) -> Result<()> {
+        let status = tenant.status.as_str();
+        self.conn()
+            .await?
+            .execute(
+                "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
+                 VALUES ($1, $2, $3, $4, $5, $5, $6)",
+                &[&actor, &action, &tenant.id, &tenant.slug, &status, &details],
+            )
+            .await
+            .context("writing the audit log")?;
+        Ok(())
+    }
+}

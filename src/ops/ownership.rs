@@ -1,0 +1,222 @@
+//! Ownership of the data plane, for the operations: which mark a tenant's database and role
+//! carry, creating a database with its mark, the guarded way into a tenant database, the checks
+//! before provisioning and purging, and `adopt` for tenants provisioned before marks existed.
+//! The mark itself is read in one place, `dataplane::ensure_ours`.
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use super::{failpoint, tenants, ControlPlane};
+use crate::db::dataplane::{self, Found, Mark, Object};
+use crate::exit::Failure;
+use crate::slug::Slug;
+use crate::tenant::Tenant;
+use crate::tier::Isolation;
+
+/// The mark `t`'s database and role carry: its own for a siloed tenant, the shared pooled mark
+/// for a pooled one.
+pub async fn mark(plane: &ControlPlane, t: &Tenant) -> Result<Mark> {
+    let id = plane.control.plane_id().await?;
+    Ok(match t.isolation {
+        Isolation::Siloed => Mark::tenant(id, t.id),
+        Isolation::Pooled => Mark::pooled(id),
+    })
+}
+
+/// `mark`, after finishing the marking of `t`'s database if a run was killed between creating
+/// and marking it (see `ensure_database`): a tenant left so can then be suspended, deprovisioned
+/// or purged, not only provisioned.
+pub async fn settled_mark(plane: &ControlPlane, t: &Tenant) -> Result<Mark> {
+    let mark = mark(plane, t).await?;
+    let admin = plane.control.admin().await?;
+    settle_claim(plane, &admin, &t.database, &mark).await?;
+    Ok(mark)
+}
+
+/// Writes `mark` on database `name` if this control plane's claim on it stands, the database
+/// has no comment at all and the connecting role owns it: the trace of a run killed between
+/// `CREATE DATABASE` and `COMMENT`. True if it did.
+async fn settle_claim(
+    plane: &ControlPlane,
+    admin: &Client,
+    name: &str,
+    mark: &Mark,
+) -> Result<bool> {
+    let obj = Object::Database(name);
+    match dataplane::inspect(admin, obj, mark).await? {
+        Found::Foreign {
+            comment: None,
+            owned_by_us: true,
+        } if plane.control.database_claimed(name, mark.as_str()).await? => {
+            dataplane::write_mark(admin, obj, mark).await?;
+            plane.control.release_database_claim(name).await?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// A connection to `t`'s database, after checking that the database carries its mark.
+pub async fn connect(plane: &ControlPlane, t: &Tenant) -> Result<Client> {
+    let mark = mark(plane, t).await?;
+    let admin = plane.control.admin().await?;
+    if !dataplane::ensure_ours(&admin, Object::Database(&t.database), &mark).await? {
+        anyhow::bail!("database `{}` does not exist", t.database);
+    }
+    plane.control.server().connect(&t.database).await
+}
+
+/// Before a new tenant is recorded: its database and role must not exist (siloed), or be the
+/// shared ones this control plane marked (pooled). Refuses (exit 3) naming the object.
+pub async fn check_new(
+    plane: &ControlPlane,
+    isolation: Isolation,
+    database: &str,
+    role: &str,
+) -> Result<()> {
+    if database == plane.control.name() {
+        return Err(dataplane::refusal(Object::Database(database), None).into());
+    }
+    let admin = plane.control.admin().await?;
+    let objects = [Object::Database(database), Object::Role(role)];
+    match isolation {
+        Isolation::Siloed => {
+            for obj in objects {
+                if let Some((comment, _)) = dataplane::lookup(&admin, obj).await? {
+                    return Err(dataplane::refusal(obj, comment.as_deref()).into());
+                }
+            }
+        }
+        Isolation::Pooled => {
+            let mark = Mark::pooled(plane.control.plane_id().await?);
+            for obj in objects {
+                dataplane::ensure_ours(&admin, obj, &mark).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes sure database `name` exists and carries `mark`: creates and marks it when absent, and
+/// finishes the marking of one a killed run created (its claim stands and the connecting role
+/// owns it). Anything else of that name is refused.
+pub async fn ensure_database(
+    plane: &ControlPlane,
+    admin: &Client,
+    name: &str,
+    mark: &Mark,
+) -> Result<()> {
+    let obj = Object::Database(name);
+    if settle_claim(plane, admin, name, mark).await? {
+        return Ok(());
+    }
+    match dataplane::inspect(admin, obj, mark).await? {
+        Found::Ours => {}
+        Found::Foreign { comment, .. } => {
+            return Err(dataplane::refusal(obj, comment.as_deref()).into())
+        }
+        Found::Absent => {
+            let claimed_before = plane.control.database_claimed(name, mark.as_str()).await?;
+            plane.control.claim_database(name, mark.as_str()).await?;
+            if !dataplane::create_database(admin, name).await? {
+                // Created since the look-up: by a killed run of ours whose CREATE the server was
+                // still finishing (its claim stood before this run), or by someone else, whose
+                // database is ours only if it is marked so.
+                if claimed_before && settle_claim(plane, admin, name, mark).await? {
+                    return Ok(());
+                }
+                plane.control.release_database_claim(name).await?;
+                if !dataplane::ensure_ours(admin, obj, mark).await? {
+                    anyhow::bail!("database `{name}` vanished while it was being created");
+                }
+                return Ok(());
+            }
+            failpoint(&plane.settings, "create-database:unmarked");
+            dataplane::write_mark(admin, obj, mark).await?;
+        }
+    }
+    plane.control.release_database_claim(name).await
+}
+
+/// Before a lifecycle command changes anything (its intermediate status included): the
+/// tenant's database and role are absent or carry its mark, and a silo's database is neither
+/// the control database nor the shared pooled one (a pooled tenant's purge deletes rows, never
+/// the database).
+pub async fn check_ours(plane: &ControlPlane, t: &Tenant) -> Result<()> {
+    let mark = settled_mark(plane, t).await?;
+    let admin = plane.control.admin().await?;
+    if t.isolation == Isolation::Siloed
+        && (t.database == plane.control.name()
+            || t.database == plane.settings.naming.pooled_database())
+    {
+        return Err(dataplane::refusal(Object::Database(&t.database), None).into());
+    }
+    dataplane::ensure_ours(&admin, Object::Database(&t.database), &mark).await?;
+    if t.isolation == Isolation::Siloed {
+        dataplane::ensure_ours(&admin, Object::Role(&t.role), &mark).await?;
+    }
+    Ok(())
+}
+
+/// What `adopt` did. JSON field names are a contract.
+#[derive(Debug, Serialize)]
+pub struct Adopted {
+    pub slug: String,
+    /// Objects that had no comment and now carry the mark.
+    pub marked: Vec<String>,
+    /// Objects that already carried it.
+    pub already_marked: Vec<String>,
+    /// Objects that do not exist (nothing to mark).
+    pub missing: Vec<String>,
+}
+
+/// `adopt <slug>`: the operator's statement that the unmarked database and role recorded for a
+/// tenant (provisioned by a tenantctl without marks) are that tenant's. Marks only objects
+/// without any comment; one marked for someone else, or with a comment of another kind, is
+/// refused. Audited. tenantctl never does this by itself.
+pub async fn adopt(plane: &ControlPlane, slug: &Slug) -> Result<Adopted> {
+    let _lock = plane.control.try_lock_tenant(slug.as_str()).await?.ok_or_else(|| {
+        Failure::Refused(format!(
+            "tenant `{slug}` is being changed by another tenantctl process; try again when it has finished"
+        ))
+    })?;
+    let t = tenants::find(plane, slug).await?;
+    let mark = mark(plane, &t).await?;
+    let admin = plane.control.admin().await?;
+    let objects = [Object::Database(&t.database), Object::Role(&t.role)];
+    let mut to_mark = Vec::new();
+    let mut done = Adopted {
+        slug: t.slug.clone(),
+        marked: Vec::new(),
+        already_marked: Vec::new(),
+        missing: Vec::new(),
+    };
+    // Everything checked before anything is marked.
+    for obj in objects {
+        match dataplane::inspect(&admin, obj, &mark).await? {
+            Found::Ours => done.already_marked.push(obj.to_string()),
+            Found::Absent => done.missing.push(obj.to_string()),
+            Found::Foreign { comment: None, .. } => to_mark.push(obj),
+            Found::Foreign { comment, .. } => {
+                return Err(dataplane::refusal(obj, comment.as_deref()).into())
+            }
+        }
+    }
+    if t.database == plane.control.name() {
+        return Err(dataplane::refusal(Object::Database(&t.database), None).into());
+    }
+    for obj in to_mark {
+        dataplane::write_mark(&admin, obj, &mark).await?;
+        done.marked.push(obj.to_string());
+    }
+    if !done.marked.is_empty() {
+        let details = serde_json::json!({ "marked": done.marked, "mark": mark.as_str() });
+        plane
+            .control
+            .audit_entry(&t, "adopt", &plane.settings.actor, details)
+            .await
+            .context("auditing the adoption")?;
+    }
+    Ok(done)
+}
