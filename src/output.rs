@@ -356,7 +356,9 @@ impl Output {
         } else {
             format!(
                 "{}{} tenants for {}: total {} {} in {} ms ({} upgrade hints)",
-                if run.dry_run {
+                if run.unfinished {
+                    "preview of an unfinished month (usage so far), nothing written: would bill "
+                } else if run.dry_run {
                     "dry run, nothing written: would bill "
                 } else {
                     "billed "

@@ -1,5 +1,6 @@
 //! Quotas: showing limits against usage, overriding and resetting limits, and the check a
-//! script branches on. A limit is hard when the tier has no overage price for the resource.
+//! script branches on. A limit is hard when the tier has no overage price for the resource;
+//! that is stored with the limit (`quotas.hard`) when the tier is applied.
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -50,7 +51,7 @@ fn line(q: &QuotaUsage, tier: &Tier, period: Period) -> Result<QuotaLine, Failur
         limit: q.limit,
         used,
         remaining: (q.limit - used).max(0),
-        hard: price.is_none(),
+        hard: q.hard.unwrap_or(price.is_none()),
         overage: (used - q.limit).max(0),
         overage_price: price,
         source: q.source.clone(),

@@ -19,10 +19,10 @@ use super::ControlPlane;
 use crate::db::dataplane;
 use crate::db::usage::{Event, Recorded};
 use crate::exit::Failure;
-use crate::period::Period;
+use crate::period::{check_usage_time, Period};
 use crate::slug::Slug;
 use crate::tenant::{bucket_names, Status, Tenant};
-use crate::tier::{resource_kind, Kind, Tier, Tiers, RESOURCES};
+use crate::tier::{resource_kind, Kind, Tier, Tiers, MAX_QUANTITY, RESOURCES};
 use crate::usage_file::{self, check_key, check_metered, UsageRow};
 
 /// How many siloed databases are measured at once.
@@ -67,11 +67,21 @@ pub async fn record(
     if let Some(k) = key {
         check_key(k).map_err(|e| Failure::BadInput(format!("invalid --key: {e}")))?;
     }
+    if !(1..=MAX_QUANTITY).contains(&quantity) {
+        return Err(Failure::BadInput(format!(
+            "quantity {quantity} is out of range: 1 to {MAX_QUANTITY}; nothing recorded"
+        ))
+        .into());
+    }
     let t = find(plane, slug).await?;
-    let hard = tier_of(tiers, &t.slug, &t.tier)?
+    // The tier file must still define the tenant's tier (a file that lacks it is a
+    // configuration error), but the limit and its hardness are the tenant's stored ones.
+    let file_hard = tier_of(tiers, &t.slug, &t.tier)?
         .overage
         .price(resource)
         .is_none();
+    check_usage_time(at, t.created_at, Utc::now())
+        .map_err(|e| Failure::BadInput(format!("invalid --at: {e}; nothing recorded")))?;
     let key = key
         .map(str::to_owned)
         .unwrap_or_else(|| format!("auto:{}", Uuid::new_v4()));
@@ -84,7 +94,7 @@ pub async fn record(
         period: period.first_day(),
         key: &key,
     };
-    let outcome = plane.control.record_event(&event, hard).await?;
+    let outcome = plane.control.record_event(&event, file_hard).await?;
     let view = |counted, total| RecordView {
         slug: slug.to_string(),
         resource: resource.to_owned(),
@@ -101,6 +111,10 @@ pub async fn record(
         Recorded::OverLimit { used, limit } => Err(Failure::Refused(format!(
             "refused: {quantity} {resource} for `{slug}` would make {} in {period}, over its hard limit of {limit}; nothing recorded",
             used + quantity
+        ))
+        .into()),
+        Recorded::TooLarge { used } => Err(Failure::BadInput(format!(
+            "{quantity} {resource} for `{slug}` would make the {period} total pass {MAX_QUANTITY} (it is {used}); nothing recorded"
         ))
         .into()),
         Recorded::NotActive(status) => Err(Failure::Refused(format!(
@@ -157,7 +171,11 @@ pub async fn import(
                 .map(move |r| (name.clone(), (*r).to_owned()))
         })
         .collect();
-    let done = plane.control.import_events(rows, &hard).await?;
+    let names = tiers.names();
+    let done = plane
+        .control
+        .import_events(origin, rows, &names, &hard, Utc::now())
+        .await?;
     Ok(ImportView {
         file: origin.to_owned(),
         rows: rows.len(),
