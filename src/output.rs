@@ -252,10 +252,18 @@ impl Output {
     }
 
     pub fn refreshed(&self, v: &RefreshView) -> Result<()> {
-        self.message(
-            &format!("measured {} tenants in {} ms", v.tenants, v.duration_ms),
-            v,
-        )
+        let mut text = format!("measured {} tenants in {} ms", v.tenants, v.duration_ms);
+        for (what, list) in [("skipped", &v.skipped), ("failed", &v.failed)] {
+            for u in list {
+                text.push_str(&format!(
+                    "\n{what} `{}`: {} kept from the last measurement ({})",
+                    u.slug,
+                    u.kept.join(", "),
+                    crate::excerpt::excerpt(&u.reason)
+                ));
+            }
+        }
+        self.message(&text, v)
     }
 
     pub fn purged(&self, list: &[Purged]) -> Result<()> {

@@ -21,7 +21,7 @@ pub async fn run(
         QuotaCommand::Show { slug } => {
             let slug: Slug = slug.parse()?;
             let plane = ControlPlane::open(settings, reporter).await?;
-            out.quota_lines(&quota::show(&plane, &tiers, &slug).await?)
+            out.quota_lines(&quota::show(&plane, &tiers, &slug, reporter).await?)
         }
         QuotaCommand::Set {
             slug,

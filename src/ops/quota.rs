@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::tenants::{find, not_found};
 use super::usage::{measure, tier_of};
-use super::ControlPlane;
+use super::{ControlPlane, Reporter};
 use crate::db::usage::QuotaUsage;
 use crate::exit::Failure;
 use crate::money::Money;
@@ -64,12 +64,26 @@ async fn lines(
     plane: &ControlPlane,
     tiers: &Tiers,
     slug: &Slug,
-    measure_first: bool,
+    measure_first: Option<&dyn Reporter>,
 ) -> Result<Vec<QuotaLine>> {
     let t = find(plane, slug).await?;
     let tier = tier_of(tiers, &t.slug, &t.tier)?;
-    if measure_first {
-        measure(plane, std::slice::from_ref(&t)).await?;
+    if let Some(reporter) = measure_first {
+        let m = measure(plane, std::slice::from_ref(&t)).await?;
+        if let Some(f) = m.failed.first() {
+            return Err(anyhow::anyhow!(
+                "could not measure {} of `{slug}` (the last measurement is kept): {}",
+                f.kept.join(", "),
+                crate::excerpt::excerpt(&f.reason)
+            ));
+        }
+        for s in &m.skipped {
+            reporter.status(&format!(
+                "{} of `{slug}` not measured now ({}): showing the last measurement",
+                s.kept.join(", "),
+                s.reason
+            ));
+        }
     }
     let period = Period::containing(Utc::now());
     let rows = plane.control.quota_usage(t.id, period.first_day()).await?;
@@ -87,8 +101,15 @@ async fn lines(
 }
 
 /// `quota show`: measures the tenant's measured resources now, then every line.
-pub async fn show(plane: &ControlPlane, tiers: &Tiers, slug: &Slug) -> Result<Vec<QuotaLine>> {
-    lines(plane, tiers, slug, true).await
+/// A suspended silo accepts no connections: its users keep their last measurement (said on
+/// `reporter`); a measurement that fails is an error, never a 0.
+pub async fn show(
+    plane: &ControlPlane,
+    tiers: &Tiers,
+    slug: &Slug,
+    reporter: &dyn Reporter,
+) -> Result<Vec<QuotaLine>> {
+    lines(plane, tiers, slug, Some(reporter)).await
 }
 
 /// `quota set`: a per-tenant override, audited.
@@ -115,7 +136,7 @@ pub async fn set(
             &plane.settings.actor,
         )
         .await?;
-    pick(lines(plane, tiers, slug, false).await?, resource)
+    pick(lines(plane, tiers, slug, None).await?, resource)
 }
 
 /// `quota reset`: back to the tier's limits (one resource, or all), audited.
@@ -139,7 +160,7 @@ pub async fn reset(
                 .await?;
         }
     }
-    let all = lines(plane, tiers, slug, false).await?;
+    let all = lines(plane, tiers, slug, None).await?;
     Ok(all
         .into_iter()
         .filter(|l| resource.is_none_or(|r| r == l.resource))
