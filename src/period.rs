@@ -161,7 +161,12 @@ mod tests {
             "2026-11-05T00:00:00+00:00"
         );
         assert!(parse_time("yesterday").unwrap_err().contains("`yesterday`"));
-        for bad in ["0000-01-01", "0000-01-01T00:00:00Z", "1969-12-31", "+10000-01-01"] {
+        for bad in [
+            "0000-01-01",
+            "0000-01-01T00:00:00Z",
+            "1969-12-31",
+            "+10000-01-01",
+        ] {
             assert!(parse_time(bad).is_err(), "{bad}");
         }
         assert!(parse_time("9999-12-31T23:59:59Z").is_ok());

@@ -393,11 +393,20 @@ mod tests {
             e.contains("line 8, key `sandboxes`") && e.contains("at most 1000000000000"),
             "{e}"
         );
-        Tiers::parse(&BASE.replace("sandboxes = 1", "sandboxes = 1000000000000"), "t").unwrap();
+        Tiers::parse(
+            &BASE.replace("sandboxes = 1", "sandboxes = 1000000000000"),
+            "t",
+        )
+        .unwrap();
         let e = err(&BASE.replace("\"0\"", "\"1000000.01\""));
         assert!(e.contains("line 4, key `monthly_price`"), "{e}");
-        let e = err(&format!("{BASE}[tiers.free.overage]\nusers = \"1000.000001\"\n"));
-        assert!(e.contains("line 12, key `users`") && e.contains("1000.00"), "{e}");
+        let e = err(&format!(
+            "{BASE}[tiers.free.overage]\nusers = \"1000.000001\"\n"
+        ));
+        assert!(
+            e.contains("line 12, key `users`") && e.contains("1000.00"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -63,7 +63,7 @@ fn parse_row(line: i64, fields: &[&str]) -> Result<UsageRow, String> {
         .filter(|q| (1..=MAX_QUANTITY).contains(q))
         .ok_or_else(|| {
             format!(
-                "quantity `{}` is not an integer from 1 to {MAX_QUANTITY}",
+                "quantity `{}` is not a positive integer (1 to {MAX_QUANTITY})",
                 crate::excerpt::excerpt(fields[2])
             )
         })?;

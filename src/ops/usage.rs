@@ -357,11 +357,7 @@ pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measure
                 .size(&bucket)
                 .with_context(|| format!("measuring bucket {bucket}"))
                 .and_then(|b| i64::try_from(b).context("bucket size out of range"))
-                .and_then(|b| {
-                    bytes
-                        .checked_add(b)
-                        .context("storage size out of range")
-                });
+                .and_then(|b| bytes.checked_add(b).context("storage size out of range"));
             match size {
                 Ok(total) => bytes = total,
                 Err(e) => {
@@ -381,7 +377,8 @@ pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measure
         .flat_map(|m| {
             [
                 m.users.map(|u| (m.tenant, "users", u)),
-                m.storage_bytes.map(|b| (m.tenant, "storage_mb", storage_mb(b))),
+                m.storage_bytes
+                    .map(|b| (m.tenant, "storage_mb", storage_mb(b))),
             ]
         })
         .flatten()
