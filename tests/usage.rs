@@ -791,3 +791,49 @@ fn an_import_racing_a_purge_refuses_the_purged_tenants_rows_and_applies_the_rest
         0
     );
 }
+
+#[test]
+fn a_limit_whose_hardness_is_not_stored_takes_it_from_the_tier_file() {
+    let env = TestEnv::new();
+    env.run(&["provision", "acme", "--tier", "free"]).expect(0);
+    // As the V7 backfill leaves rows of tiers it does not know.
+    env.control()
+        .execute("UPDATE quotas SET hard = NULL", &[])
+        .unwrap();
+    let builtin =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tiers.toml")).unwrap();
+    let softfree = env.dir.path().join("softfree.toml");
+    std::fs::write(
+        &softfree,
+        builtin.replacen(
+            "api_requests = 1000\n",
+            "api_requests = 1000\n\n[tiers.free.overage]\napi_requests = \"0.01\"\n",
+            1,
+        ),
+    )
+    .unwrap();
+    env.run(&["usage", "record", "acme", "api_requests", "1001"])
+        .expect(3);
+    let tiers = softfree.to_str().unwrap();
+    env.run(&[
+        "--tiers",
+        tiers,
+        "usage",
+        "record",
+        "acme",
+        "api_requests",
+        "1001",
+    ])
+    .expect(0);
+    let csv = env.dir.path().join("u.csv");
+    std::fs::write(
+        &csv,
+        format!("acme,api_requests,5,{},k\n", at(&env, "-1 minute")),
+    )
+    .unwrap();
+    env.run(&["usage", "import", csv.to_str().unwrap()])
+        .expect(3);
+    env.run(&["--tiers", tiers, "usage", "import", csv.to_str().unwrap()])
+        .expect(0);
+    assert_eq!(total(&env, "acme", "api_requests"), 1006);
+}
