@@ -254,7 +254,8 @@ pub enum QuotaCommand {
         slug: String,
         /// users, storage_mb, sandboxes, compute_hours or api_requests
         resource: String,
-        #[arg(value_parser = clap::value_parser!(i64).range(0..))]
+        /// 0 to 1000000000000
+        #[arg(value_parser = clap::value_parser!(i64).range(0..=crate::tier::MAX_QUANTITY))]
         limit: i64,
     },
     /// Return one limit (or all) to the tier's value (audited)
@@ -267,7 +268,7 @@ pub enum QuotaCommand {
     Check {
         slug: String,
         resource: String,
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..))]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=crate::tier::MAX_QUANTITY))]
         amount: i64,
     },
 }
@@ -280,7 +281,8 @@ pub enum UsageCommand {
         slug: String,
         /// sandboxes, compute_hours or api_requests
         resource: String,
-        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        /// 1 to 1000000000000
+        #[arg(value_parser = clap::value_parser!(i64).range(1..=crate::tier::MAX_QUANTITY))]
         quantity: i64,
         /// When it happened: RFC 3339 or YYYY-MM-DD (UTC) [default: now]
         #[arg(long)]

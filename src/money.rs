@@ -13,11 +13,11 @@ const SCALE: i64 = 1_000_000;
 pub struct Money(i64);
 
 impl Money {
-    pub fn from_micros(micros: i64) -> Self {
+    pub const fn from_micros(micros: i64) -> Self {
         Money(micros)
     }
 
-    pub fn micros(self) -> i64 {
+    pub const fn micros(self) -> i64 {
         self.0
     }
 }

@@ -299,10 +299,18 @@ impl Output {
     }
 
     pub fn refreshed(&self, v: &RefreshView) -> Result<()> {
-        self.message(
-            &format!("measured {} tenants in {} ms", v.tenants, v.duration_ms),
-            v,
-        )
+        let mut text = format!("measured {} tenants in {} ms", v.tenants, v.duration_ms);
+        for (what, list) in [("skipped", &v.skipped), ("failed", &v.failed)] {
+            for u in list {
+                text.push_str(&format!(
+                    "\n{what} `{}`: {} kept from the last measurement ({})",
+                    u.slug,
+                    u.kept.join(", "),
+                    crate::excerpt::excerpt(&u.reason)
+                ));
+            }
+        }
+        self.message(&text, v)
     }
 
     pub fn purged(&self, list: &[Purged]) -> Result<()> {
@@ -427,7 +435,9 @@ impl Output {
         } else {
             format!(
                 "{}{} tenants for {}: total {} {} in {} ms ({} upgrade hints)",
-                if run.dry_run {
+                if run.unfinished {
+                    "preview of an unfinished month (usage so far), nothing written: would bill "
+                } else if run.dry_run {
                     "dry run, nothing written: would bill "
                 } else {
                     "billed "

@@ -6,6 +6,10 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Utc};
 
+/// The years the calendar code handles: periods and usage times outside them are bad input.
+pub const FIRST_YEAR: i32 = 1970;
+pub const LAST_YEAR: i32 = 9999;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Period {
     first: NaiveDate,
@@ -62,7 +66,7 @@ impl FromStr for Period {
     fn from_str(s: &str) -> Result<Period, String> {
         let err = || {
             format!(
-                "invalid period `{}`: expected a month as YYYY-MM, such as 2026-11",
+                "invalid period `{}`: expected a month as YYYY-MM, such as 2026-11, in the years {FIRST_YEAR} to {LAST_YEAR}",
                 crate::excerpt::excerpt(s)
             )
         };
@@ -72,7 +76,7 @@ impl FromStr for Period {
         }
         let (y, m): (i32, u32) = (y.parse().map_err(|_| err())?, m.parse().map_err(|_| err())?);
         let first = NaiveDate::from_ymd_opt(y, m, 1)
-            .filter(|_| y >= 1970)
+            .filter(|_| (FIRST_YEAR..=LAST_YEAR).contains(&y))
             .ok_or_else(err)?;
         Ok(Period { first })
     }
@@ -80,17 +84,53 @@ impl FromStr for Period {
 
 /// A time as users write it: RFC 3339 (`2026-11-05T10:00:00Z`, any offset) or a date
 /// (`2026-11-05`, midnight UTC).
+/// Years outside `FIRST_YEAR..=LAST_YEAR` are refused here, the same for every caller (PostgreSQL
+/// has no year 0, so `0000-01-01` would otherwise fail later and differently).
 pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
+    let t = if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        t.with_timezone(&Utc)
+    } else if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        d.and_time(NaiveTime::MIN).and_utc()
+    } else {
+        return Err(format!(
+            "invalid time `{}`: expected RFC 3339 (2026-11-05T10:00:00Z) or a date (2026-11-05)",
+            crate::excerpt::excerpt(s)
+        ));
+    };
+    if !(FIRST_YEAR..=LAST_YEAR).contains(&t.year()) {
+        return Err(format!(
+            "invalid time `{}`: years {FIRST_YEAR} to {LAST_YEAR} only",
+            crate::excerpt::excerpt(s)
+        ));
     }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d.and_time(NaiveTime::MIN).and_utc());
+    Ok(t)
+}
+
+/// How far a usage time may lie before the tenant's creation or after now: clocks of the
+/// systems that report usage disagree a little, never by more than this.
+pub const USAGE_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// A usage time must lie within [created - USAGE_SKEW, now + USAGE_SKEW]; the error says why not.
+pub fn check_usage_time(
+    at: DateTime<Utc>,
+    created: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    if at < created - USAGE_SKEW {
+        return Err(format!(
+            "time {} is before the tenant was created ({}, 5 minutes of clock skew allowed)",
+            at.to_rfc3339(),
+            created.to_rfc3339()
+        ));
     }
-    Err(format!(
-        "invalid time `{}`: expected RFC 3339 (2026-11-05T10:00:00Z) or a date (2026-11-05)",
-        crate::excerpt::excerpt(s)
-    ))
+    if at > now + USAGE_SKEW {
+        return Err(format!(
+            "time {} is in the future (now {}, 5 minutes of clock skew allowed)",
+            at.to_rfc3339(),
+            now.to_rfc3339()
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -121,5 +161,16 @@ mod tests {
             "2026-11-05T00:00:00+00:00"
         );
         assert!(parse_time("yesterday").unwrap_err().contains("`yesterday`"));
+        for bad in [
+            "0000-01-01",
+            "0000-01-01T00:00:00Z",
+            "1969-12-31",
+            "+10000-01-01",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+        assert!(parse_time("9999-12-31T23:59:59Z").is_ok());
+        let e = "0999-01".parse::<Period>().unwrap_err();
+        assert!(e.contains("1970 to 9999"), "{e}");
     }
 }

@@ -46,6 +46,18 @@ impl fmt::Display for Isolation {
     }
 }
 
+/// The largest quantity tenantctl accepts anywhere: one usage event, a limit (tiers.toml,
+/// `quota set`), a `quota check` amount, and a tenant's monthly total of one resource. 10^12
+/// keeps every product with a price (at most `MAX_PRICE`) inside a 64-bit count of cents.
+pub const MAX_QUANTITY: i64 = 1_000_000_000_000;
+
+/// The largest monthly price in a tier file: 1,000,000.00.
+pub const MAX_PRICE: Money = Money::from_micros(1_000_000_000_000);
+
+/// The largest overage price of one unit, 1,000.00: an overage line is then at most
+/// 10^12 units x 10^9 micros = 10^17 cents, far inside an i64.
+pub const MAX_UNIT_PRICE: Money = Money::from_micros(1_000_000_000);
+
 /// The resources every tier limits, in display order.
 pub const RESOURCES: [&str; 5] = [
     "users",
@@ -145,6 +157,18 @@ pub struct Tier {
     pub overage: Overage,
 }
 
+impl Tier {
+    /// (resource, limit, hard) as the quota rows store them: a limit is hard when the tier
+    /// has no overage price for it.
+    pub fn quota_rows(&self) -> Vec<(&'static str, u64, bool)> {
+        self.limits
+            .iter()
+            .into_iter()
+            .map(|(r, l)| (r, l, self.overage.price(r).is_none()))
+            .collect()
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tiers {
@@ -197,6 +221,7 @@ impl Tiers {
                 excerpt(&tiers.currency)
             )));
         }
+        tiers.check_ranges(text, origin)?;
         for name in tiers.tiers.keys() {
             let valid = name.len() <= 32
                 && name.starts_with(|c: char| c.is_ascii_lowercase())
@@ -213,6 +238,54 @@ impl Tiers {
         Ok(tiers)
     }
 
+    /// Every limit at most `MAX_QUANTITY`, every monthly price at most `MAX_PRICE`, every
+    /// overage price at most `MAX_UNIT_PRICE`: the error names the file, the line and the key,
+    /// before anything is created.
+    fn check_ranges(&self, text: &str, origin: &str) -> Result<(), Failure> {
+        for (name, tier) in &self.tiers {
+            let mut checks: Vec<(String, &str, bool, String)> = Vec::new();
+            checks.push((
+                format!("[tiers.{name}]"),
+                "monthly_price",
+                tier.monthly_price <= MAX_PRICE,
+                format!("at most {MAX_PRICE}"),
+            ));
+            for (r, l) in tier.limits.iter() {
+                checks.push((
+                    format!("[tiers.{name}.limits]"),
+                    r,
+                    l <= MAX_QUANTITY as u64,
+                    format!("at most {MAX_QUANTITY}"),
+                ));
+            }
+            for r in RESOURCES {
+                if let Some(p) = tier.overage.price(r) {
+                    checks.push((
+                        format!("[tiers.{name}.overage]"),
+                        r,
+                        p <= MAX_UNIT_PRICE,
+                        format!("at most {MAX_UNIT_PRICE} per unit"),
+                    ));
+                }
+            }
+            if let Some((table, key, _, allowed)) = checks.into_iter().find(|c| !c.2) {
+                let line = line_of(text, &table, key)
+                    .map(|l| format!(", line {l}"))
+                    .unwrap_or_default();
+                let shown = match table.ends_with(".limits]") {
+                    true => tier.limits.get(key).unwrap_or_default().to_string(),
+                    false if key == "monthly_price" => tier.monthly_price.to_string(),
+                    false => tier.overage.price(key).unwrap_or_default().to_string(),
+                };
+                return Err(Failure::BadInput(format!(
+                    "invalid tiers file {origin}{line}, key `{key}`: {} is out of range ({allowed})",
+                    crate::excerpt::excerpt(&shown)
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The named tier, or a bad-input error listing the tiers there are.
     pub fn get(&self, name: &str) -> Result<&Tier, Failure> {
         self.tiers.get(name).ok_or_else(|| {
@@ -227,6 +300,20 @@ impl Tiers {
     pub fn names(&self) -> Vec<&str> {
         self.tiers.keys().map(String::as_str).collect()
     }
+}
+
+/// The line (1-based) of `key = ...` inside the table headed `table`, if it is written that way.
+fn line_of(text: &str, table: &str, key: &str) -> Option<usize> {
+    let mut inside = false;
+    for (i, l) in text.lines().enumerate() {
+        let t = l.trim();
+        if t.starts_with('[') {
+            inside = t.replace(' ', "") == table;
+        } else if inside && t.split_once('=').is_some_and(|(k, _)| k.trim() == key) {
+            return Some(i + 1);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -299,6 +386,31 @@ mod tests {
         );
         let e = err(&BASE.replace("\"pooled\"", "\"shared\""));
         assert!(e.contains("key `isolation`") && e.contains("shared"), "{e}");
+    }
+
+    #[test]
+    fn limits_and_prices_beyond_the_range_name_line_and_key() {
+        let e = err(&BASE.replace("sandboxes = 1", "sandboxes = 18446744073709551615"));
+        assert!(e.contains("line 8, key `sandboxes`"), "{e}");
+        let e = err(&BASE.replace("sandboxes = 1", "sandboxes = 1000000000001"));
+        assert!(
+            e.contains("line 8, key `sandboxes`") && e.contains("at most 1000000000000"),
+            "{e}"
+        );
+        Tiers::parse(
+            &BASE.replace("sandboxes = 1", "sandboxes = 1000000000000"),
+            "t",
+        )
+        .unwrap();
+        let e = err(&BASE.replace("\"0\"", "\"1000000.01\""));
+        assert!(e.contains("line 4, key `monthly_price`"), "{e}");
+        let e = err(&format!(
+            "{BASE}[tiers.free.overage]\nusers = \"1000.000001\"\n"
+        ));
+        assert!(
+            e.contains("line 12, key `users`") && e.contains("1000.00"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::excerpt::excerpt;
 use crate::exit::Failure;
 use crate::period::parse_time;
 use crate::slug::Slug;
-use crate::tier::{resource_kind, Kind};
+use crate::tier::{resource_kind, Kind, MAX_QUANTITY};
 
 pub const HEADER: [&str; 5] = ["slug", "resource", "quantity", "time", "key"];
 
@@ -61,12 +61,16 @@ fn parse_row(line: i64, fields: &[&str]) -> Result<UsageRow, String> {
     let slug: Slug = fields[0].parse().map_err(|e: Failure| e.to_string())?;
     let resource = fields[1].to_owned();
     check_metered(&resource).map_err(|e| e.to_string())?;
-    let quantity: i64 = fields[2].parse().ok().filter(|q| *q > 0).ok_or_else(|| {
-        format!(
-            "quantity `{}` is not a positive integer",
-            excerpt(fields[2])
-        )
-    })?;
+    let quantity: i64 = fields[2]
+        .parse()
+        .ok()
+        .filter(|q| (1..=MAX_QUANTITY).contains(q))
+        .ok_or_else(|| {
+            format!(
+                "quantity `{}` is not a positive integer (1 to {MAX_QUANTITY})",
+                excerpt(fields[2])
+            )
+        })?;
     let at = parse_time(fields[3])?;
     check_key(fields[4])?;
     Ok(UsageRow {
@@ -179,7 +183,7 @@ mod tests {
 
     #[test]
     fn every_malformed_row_is_named_by_line() {
-        let text = "acme,api_requests,5,2026-11-03,k1\nacme,api_requests,x,2026-11-03,k2\nAcme,api_requests,1,2026-11-03,k3\nacme,users,1,2026-11-03,k4\nacme,api_requests,1,soon,k5\nacme,api_requests,1,2026-11-03\nacme,api_requests,0,2026-11-03,k7\n";
+        let text = "acme,api_requests,5,2026-11-03,k1\nacme,api_requests,x,2026-11-03,k2\nAcme,api_requests,1,2026-11-03,k3\nacme,users,1,2026-11-03,k4\nacme,api_requests,1,soon,k5\nacme,api_requests,1,2026-11-03\nacme,api_requests,0,2026-11-03,k7\nacme,api_requests,1000000000001,2026-11-03,k8\nacme,api_requests,1,0000-01-01,k9\n";
         let e = parse(text, "u.csv").unwrap_err().to_string();
         for needle in [
             "line 2: quantity `x`",
@@ -188,7 +192,9 @@ mod tests {
             "line 5: invalid time `soon`",
             "line 6: 4 fields",
             "line 7: quantity `0`",
-            "(6 malformed rows; nothing imported)",
+            "line 8: quantity `1000000000001`",
+            "line 9: invalid time `0000-01-01`: years 1970 to 9999 only",
+            "(8 malformed rows; nothing imported)",
         ] {
             assert!(e.contains(needle), "`{needle}` missing from: {e}");
         }

@@ -379,9 +379,12 @@ fn usage_that_arrives_after_its_period_was_billed_is_billed_next_time() {
         (Some(2000), Some("2.00"), Some("2026-09"))
     );
     assert_eq!(oct["total"], "501.00");
-    // Billed once: November has no second adjustment for it.
-    env.run(&["bill", "--period", "2026-11"]).expect(0);
-    let nov = by_slug(&invoices(&env, "2026-11"), "late").clone();
+    // Billed once: November (previewed: it has not ended) has no second adjustment for it.
+    let preview = env
+        .run(&["bill", "--dry-run", "--period", "2026-11", "-o", "json"])
+        .expect(0)
+        .json();
+    let nov = by_slug(&preview["invoices"], "late").clone();
     assert!(
         nov["lines"]
             .as_array()
@@ -451,4 +454,78 @@ fn bad_billing_input() {
     // The default period is the previous month; with no tenants it bills nothing.
     let v = env.run(&["bill", "-o", "json"]).expect(0).json();
     assert_eq!(v["tenants_billed"], 0);
+}
+
+/// The month `offset` months from the current one (UTC), as YYYY-MM: tests of "not ended yet"
+/// follow the real clock.
+fn month(env: &TestEnv, offset: i32) -> String {
+    env.control()
+        .query_one(
+            "SELECT to_char(date_trunc('month', now() AT TIME ZONE 'UTC') + make_interval(months => $1), 'YYYY-MM')",
+            &[&offset],
+        )
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn a_month_that_has_not_ended_is_never_billed_only_previewed() {
+    let env = TestEnv::new();
+    env.provision_at("acme", "premium", "2026-08-01T00:00:00Z");
+    let (current, next) = (month(&env, 0), month(&env, 1));
+    let written = |env: &TestEnv| {
+        env.scalar_i64(
+            "SELECT (SELECT count(*) FROM billing_runs) + (SELECT count(*) FROM invoices)",
+            &[],
+        )
+    };
+    for args in [
+        vec!["bill", "--period", &current],
+        vec!["bill", "--period", &next],
+        vec!["bill", "--period", &next, "--dry-run"],
+        vec!["bill", "--period", "9999-12"],
+    ] {
+        let run = env.run(&args).expect(2);
+        assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("has not ended"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert_eq!(written(&env), 0, "{args:?}");
+    }
+    for bad in ["0999-01", "10000-01", "0000-01"] {
+        let run = env.run(&["bill", "--period", bad]).expect(2);
+        assert!(run.stderr.contains("1970 to 9999"), "{bad}: {}", run.stderr);
+    }
+    // The current month may be previewed, labelled as unfinished, writing nothing.
+    let preview = env
+        .run(&["bill", "--dry-run", "--period", &current, "-o", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(preview["unfinished"], true, "{preview}");
+    assert_eq!(preview["dry_run"], true);
+    by_slug(&preview["invoices"], "acme");
+    let table = env
+        .run(&["bill", "--dry-run", "--period", &current])
+        .expect(0);
+    assert!(
+        table.stdout.contains("preview of an unfinished month"),
+        "{}",
+        table.stdout
+    );
+    // A finished month is not labelled so.
+    let last = env
+        .run(&[
+            "bill",
+            "--dry-run",
+            "--period",
+            &month(&env, -1),
+            "-o",
+            "json",
+        ])
+        .expect(0)
+        .json();
+    assert_eq!(last["unfinished"], false);
+    assert_eq!(written(&env), 0);
 }

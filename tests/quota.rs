@@ -16,6 +16,7 @@ fn show_matches_the_rows() {
     let env = TestEnv::new();
     env.run(&["provision", "acme", "--tier", "premium"])
         .expect(0);
+    env.backdate_creation("acme", "2020-01-01T00:00:00Z"); // usage of earlier days below
     env.run(&["usage", "record", "acme", "api_requests", "12000"])
         .expect(0);
     env.run(&["usage", "record", "acme", "compute_hours", "3"])

@@ -59,6 +59,7 @@ fn a_retried_key_counts_once_forever() {
     let env = TestEnv::new();
     env.run(&["provision", "acme", "--tier", "premium"])
         .expect(0);
+    env.backdate_creation("acme", "2026-10-01T00:00:00Z"); // usage of earlier days below
     let first = env
         .run(&[
             "usage",
@@ -133,6 +134,7 @@ fn an_import_with_a_bad_line_applies_nothing() {
     let env = TestEnv::new();
     env.run(&["provision", "acme", "--tier", "premium"])
         .expect(0);
+    env.backdate_creation("acme", "2026-10-01T00:00:00Z"); // usage of earlier days below
     let csv = env.dir.path().join("bad.csv");
     std::fs::write(
         &csv,
@@ -160,6 +162,8 @@ fn import_counts_and_refuses_past_a_hard_limit_in_file_order() {
     env.run(&["provision", "acme", "--tier", "free"]).expect(0);
     env.run(&["provision", "bigco", "--tier", "premium"])
         .expect(0);
+    env.backdate_creation("acme", "2026-10-01T00:00:00Z"); // usage of earlier days below
+    env.backdate_creation("bigco", "2026-10-01T00:00:00Z");
     env.run(&[
         "usage",
         "record",
@@ -233,6 +237,7 @@ fn only_active_tenants_record_usage() {
     let env = TestEnv::new();
     env.run(&["provision", "acme", "--tier", "premium"])
         .expect(0);
+    env.backdate_creation("acme", "2026-10-01T00:00:00Z"); // usage of earlier days below
     for (command, status) in [("suspend", "suspended"), ("deprovision", "deleted")] {
         if command == "deprovision" {
             env.run(&["resume", "acme"]).expect(0);
@@ -356,4 +361,479 @@ fn refresh_measures_users_and_storage_of_every_tenant() {
         get("pool", "storage_mb") >= 1 && get("pool", "storage_mb") < 8,
         "{measured:?}"
     );
+}
+
+/// Now plus `offset` (a PostgreSQL interval such as '-1 minute'), as RFC 3339 UTC: usage times
+/// are bounded by the real clock.
+fn at(env: &TestEnv, offset: &str) -> String {
+    env.control()
+        .query_one(
+            "SELECT to_char((now() + $1::text::interval) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+            &[&offset],
+        )
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn usage_times_lie_within_the_tenants_life_give_or_take_five_minutes() {
+    let env = TestEnv::new();
+    env.run(&["provision", "acme", "--tier", "premium"])
+        .expect(0);
+    let (tomorrow, soon, just_before) = (
+        at(&env, "1 day"),
+        at(&env, "2 minutes"),
+        at(&env, "-2 minutes"),
+    );
+    for (when, needle) in [
+        ("0000-01-01", "years 1970 to 9999"),
+        ("2000-01-01", "before the tenant was created"),
+        (tomorrow.as_str(), "in the future"),
+    ] {
+        let run = env
+            .run(&["usage", "record", "acme", "api_requests", "1", "--at", when])
+            .expect(2);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert!(run.stderr.contains(needle), "{when}: {}", run.stderr);
+        // The import refuses the same time the same way, naming the line, applying nothing.
+        let csv = env.dir.path().join("t.csv");
+        std::fs::write(
+            &csv,
+            format!("acme,api_requests,1,{soon},ok-1\nacme,api_requests,1,{when},bad-2\n"),
+        )
+        .unwrap();
+        let run = env
+            .run(&["usage", "import", csv.to_str().unwrap()])
+            .expect(2);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert!(
+            run.stderr.contains("line 2:") && run.stderr.contains(needle),
+            "{when}: {}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("COPY"), "{}", run.stderr);
+        assert_eq!(events(&env, "acme"), 0, "{when}");
+    }
+    // Within the skew: a little before the creation, a little ahead of now.
+    for when in [&just_before, &soon] {
+        env.run(&["usage", "record", "acme", "api_requests", "1", "--at", when])
+            .expect(0);
+    }
+    assert_eq!(total(&env, "acme", "api_requests"), 2);
+}
+
+#[test]
+fn quantities_and_monthly_totals_cannot_overflow() {
+    let env = TestEnv::new();
+    env.run(&["provision", "dave", "--tier", "premium"])
+        .expect(0);
+    for q in [
+        "9223372036854775807",
+        "1000000000001",
+        "99999999999999999999",
+    ] {
+        let run = env
+            .run(&["usage", "record", "dave", "sandboxes", q])
+            .expect(2);
+        assert!(run.stderr.contains(&format!("'{q}'")), "{}", run.stderr);
+    }
+    assert_eq!(events(&env, "dave"), 0);
+    env.run(&["usage", "record", "dave", "sandboxes", "1000000000000"])
+        .expect(0);
+    // The next unit would pass the monthly maximum: refused, nothing recorded.
+    let run = env
+        .run(&["usage", "record", "dave", "sandboxes", "1"])
+        .expect(2);
+    assert!(run.stderr.contains("would make the"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("out of range for type"),
+        "{}",
+        run.stderr
+    );
+    // Many in-range rows of one import cannot push the total past it either.
+    let csv = env.dir.path().join("big.csv");
+    let rows: String = (0..3)
+        .map(|i| {
+            format!(
+                "dave,compute_hours,400000000000,{},c{i}\n",
+                at(&env, "-1 minute")
+            )
+        })
+        .collect();
+    std::fs::write(
+        &csv,
+        format!("dave,sandboxes,1,{},s1\n{rows}", at(&env, "-1 minute")),
+    )
+    .unwrap();
+    let run = env
+        .run(&["usage", "import", csv.to_str().unwrap()])
+        .expect(2);
+    assert!(
+        run.stderr.contains("line 1: the sandboxes total")
+            && run.stderr.contains("line 4: the compute_hours total"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(events(&env, "dave"), 1);
+    assert_eq!(total(&env, "dave", "sandboxes"), 1_000_000_000_000);
+    // The bill shows the true overage: (10^12 - 5) × 25.00.
+    let preview = env
+        .run(&[
+            "bill",
+            "--dry-run",
+            "--period",
+            &at(&env, "0 s")[..7],
+            "-o",
+            "json",
+        ])
+        .expect(0)
+        .json();
+    let lines = preview["invoices"][0]["lines"].as_array().unwrap().clone();
+    let over = lines
+        .iter()
+        .find(|l| l["kind"] == "overage")
+        .unwrap_or_else(|| panic!("{preview}"));
+    assert_eq!(over["amount"], "24999999999875.00", "{preview}");
+}
+
+#[test]
+fn tier_file_limits_and_prices_beyond_the_range_are_refused_before_anything_is_created() {
+    let env = TestEnv::new();
+    let builtin =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tiers.toml")).unwrap();
+    for (from, to, key) in [
+        (
+            "sandboxes = 5\n",
+            "sandboxes = 18446744073709551615\n",
+            "sandboxes",
+        ),
+        (
+            "api_requests = 10000\n",
+            "api_requests = 1000000000001\n",
+            "api_requests",
+        ),
+        ("users = \"15.00\"", "users = \"1000.01\"", "users"),
+        (
+            "monthly_price = \"499.00\"",
+            "monthly_price = \"1000000.01\"",
+            "monthly_price",
+        ),
+    ] {
+        let file = env.dir.path().join("big.toml");
+        assert!(builtin.contains(from), "{from}");
+        std::fs::write(&file, builtin.replacen(from, to, 1)).unwrap();
+        for dry in [true, false] {
+            let mut args = vec![
+                "--tiers",
+                file.to_str().unwrap(),
+                "provision",
+                "acme",
+                "--tier",
+                "premium",
+            ];
+            if dry {
+                args.push("--dry-run");
+            }
+            let run = env.run(&args).expect(2);
+            assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+            assert!(
+                run.stderr.contains("big.toml, line ")
+                    && run.stderr.contains(&format!("key `{key}`"))
+                    && run.stderr.contains("out of range"),
+                "{}",
+                run.stderr
+            );
+            assert!(!run.stderr.contains("password"), "{}", run.stderr);
+        }
+    }
+    assert!(!env.database_exists(&env.silo("acme")));
+}
+
+#[test]
+fn the_tenants_stored_hard_limit_applies_whatever_the_tier_file() {
+    let env = TestEnv::new();
+    env.run(&["provision", "acme", "--tier", "free"]).expect(0);
+    assert_eq!(
+        env.scalar_i64("SELECT count(*) FROM quotas q JOIN tenants t ON t.id = q.tenant_id WHERE t.slug = 'acme' AND q.hard", &[]),
+        5
+    );
+    let builtin =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tiers.toml")).unwrap();
+    // A tier file without `free`, and one whose `free` has overage prices (soft limits).
+    let notfree = env.dir.path().join("notfree.toml");
+    let start = builtin.find("[tiers.free]").unwrap();
+    let end = builtin.find("[tiers.premium]").unwrap();
+    std::fs::write(
+        &notfree,
+        format!("{}{}", &builtin[..start], &builtin[end..]),
+    )
+    .unwrap();
+    let softfree = env.dir.path().join("softfree.toml");
+    std::fs::write(
+        &softfree,
+        builtin.replacen(
+            "api_requests = 1000\n",
+            "api_requests = 1000\n\n[tiers.free.overage]\napi_requests = \"0.01\"\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let now = at(&env, "-1 minute");
+    let csv = env.dir.path().join("u.csv");
+    std::fs::write(
+        &csv,
+        format!("acme,api_requests,600,{now},a\nacme,api_requests,600,{now},b\nacme,api_requests,400,{now},c\n"),
+    )
+    .unwrap();
+    let tiers = notfree.to_str().unwrap();
+    let run = env
+        .run(&["--tiers", tiers, "usage", "import", csv.to_str().unwrap()])
+        .expect(2);
+    assert!(run.stderr.contains("tier `free`"), "{}", run.stderr);
+    let run = env
+        .run(&[
+            "--tiers",
+            tiers,
+            "usage",
+            "record",
+            "acme",
+            "api_requests",
+            "1600",
+        ])
+        .expect(2);
+    assert!(run.stderr.contains("tier `free`"), "{}", run.stderr);
+    assert_eq!(events(&env, "acme"), 0);
+    // The tier file says soft; the tenant's stored limit is hard: 1,600 never pass 1,000.
+    let tiers = softfree.to_str().unwrap();
+    let v = env
+        .run(&[
+            "--tiers",
+            tiers,
+            "usage",
+            "import",
+            csv.to_str().unwrap(),
+            "-o",
+            "json",
+        ])
+        .expect(3)
+        .json();
+    assert_eq!(
+        (v["accepted"].as_i64(), v["refused"].as_i64()),
+        (Some(1), Some(2)),
+        "{v}"
+    );
+    env.run(&[
+        "--tiers",
+        tiers,
+        "usage",
+        "record",
+        "acme",
+        "api_requests",
+        "401",
+    ])
+    .expect(3);
+    assert_eq!(total(&env, "acme", "api_requests"), 600);
+    let q = env
+        .run(&[
+            "--tiers",
+            tiers,
+            "quota",
+            "check",
+            "acme",
+            "api_requests",
+            "--amount",
+            "401",
+            "-o",
+            "json",
+        ])
+        .expect(3)
+        .json();
+    assert_eq!(q["hard"], true, "{q}");
+}
+
+#[test]
+fn refresh_measures_what_it_can_around_a_suspended_silo_and_names_failures() {
+    let env = TestEnv::new();
+    for (slug, tier) in [("closed", "premium"), ("open", "premium"), ("pool", "free")] {
+        env.run(&["provision", slug, "--tier", tier]).expect(0);
+    }
+    env.run(&["usage", "refresh"]).expect(0);
+    let when = |slug: &str, r: &str| -> String {
+        env.control()
+            .query_one(
+                "SELECT m.measured_at::text FROM measured_usage m JOIN tenants t ON t.id = m.tenant_id WHERE t.slug = $1 AND m.resource = $2",
+                &[&slug, &r],
+            )
+            .unwrap()
+            .get(0)
+    };
+    let before = (
+        when("closed", "users"),
+        when("closed", "storage_mb"),
+        when("pool", "users"),
+    );
+    env.run(&["suspend", "closed"]).expect(0);
+    // Closed by design: exit 0, its users kept and said so, its size measured all the same.
+    let run = env.run(&["usage", "refresh"]).expect(0);
+    assert!(
+        run.stdout.contains("skipped `closed`: users kept"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(when("closed", "users"), before.0);
+    assert_ne!(when("closed", "storage_mb"), before.1);
+    assert_ne!(when("pool", "users"), before.2);
+    let run = env.run(&["quota", "show", "closed"]).expect(0);
+    assert!(run.stderr.contains("not measured now"), "{}", run.stderr);
+    let v = env
+        .run(&["usage", "refresh", "-o", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(v["skipped"][0]["slug"], "closed", "{v}");
+    assert_eq!(v["failed"].as_array().map(Vec::len), Some(0), "{v}");
+    // An active silo that cannot be reached: exit 1 naming it, never a stored 0, and the
+    // others are measured all the same.
+    env.admin("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS false",
+            env.silo("open")
+        ))
+        .unwrap();
+    let (open_users, pool_users) = (when("open", "users"), when("pool", "users"));
+    let run = env.run(&["usage", "refresh"]).expect(1);
+    assert!(run.stderr.contains("`open`"), "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert_eq!(when("open", "users"), open_users);
+    assert_ne!(when("pool", "users"), pool_users);
+    assert_eq!(
+        env.scalar_i64("SELECT m.quantity FROM measured_usage m JOIN tenants t ON t.id = m.tenant_id WHERE t.slug = 'open' AND m.resource = 'users'", &[]),
+        1
+    );
+    let run = env.run(&["quota", "show", "open"]).expect(1);
+    assert!(
+        run.stderr.contains("could not measure users"),
+        "{}",
+        run.stderr
+    );
+    env.admin("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS true",
+            env.silo("open")
+        ))
+        .unwrap();
+}
+
+#[test]
+fn an_import_racing_a_purge_refuses_the_purged_tenants_rows_and_applies_the_rest() {
+    let env = TestEnv::new();
+    for slug in ["victim", "other"] {
+        env.run(&["provision", slug, "--tier", "premium"]).expect(0);
+    }
+    let now = at(&env, "-1 minute");
+    let csv = env.dir.path().join("u.csv");
+    std::fs::write(
+        &csv,
+        format!("other,api_requests,5,{now},o1\nvictim,api_requests,7,{now},v1\nother,api_requests,6,{now},o2\n"),
+    )
+    .unwrap();
+    // A purge's last transaction, in flight while the import starts: it commits once the
+    // import is waiting on it.
+    let mut purge = env.control();
+    let mut tx = purge.transaction().unwrap();
+    tx.execute(
+        "DELETE FROM usage_events WHERE tenant_id = (SELECT id FROM tenants WHERE slug = 'victim')",
+        &[],
+    )
+    .unwrap();
+    tx.execute("DELETE FROM tenants WHERE slug = 'victim'", &[])
+        .unwrap();
+    let mut cmd = env.cmd();
+    cmd.args(["usage", "import", csv.to_str().unwrap(), "-o", "json"]);
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let db = env.control_db.clone();
+    let mut watcher = env.admin("postgres");
+    let t0 = std::time::Instant::now();
+    loop {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+                &[&db],
+            )
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            t0.elapsed().as_secs() < 20,
+            "the import never waited on the purge"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    tx.commit().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["accepted"].as_i64(), v["refused"].as_i64()),
+        (Some(2), Some(1)),
+        "{v}"
+    );
+    assert_eq!(v["refused_rows"][0]["slug"], "victim", "{v}");
+    assert_eq!(total(&env, "other", "api_requests"), 11);
+    assert_eq!(
+        env.scalar_i64("SELECT count(*) FROM usage_events WHERE key = 'v1'", &[]),
+        0
+    );
+}
+
+#[test]
+fn a_limit_whose_hardness_is_not_stored_takes_it_from_the_tier_file() {
+    let env = TestEnv::new();
+    env.run(&["provision", "acme", "--tier", "free"]).expect(0);
+    // As the V7 backfill leaves rows of tiers it does not know.
+    env.control()
+        .execute("UPDATE quotas SET hard = NULL", &[])
+        .unwrap();
+    let builtin =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tiers.toml")).unwrap();
+    let softfree = env.dir.path().join("softfree.toml");
+    std::fs::write(
+        &softfree,
+        builtin.replacen(
+            "api_requests = 1000\n",
+            "api_requests = 1000\n\n[tiers.free.overage]\napi_requests = \"0.01\"\n",
+            1,
+        ),
+    )
+    .unwrap();
+    env.run(&["usage", "record", "acme", "api_requests", "1001"])
+        .expect(3);
+    let tiers = softfree.to_str().unwrap();
+    env.run(&[
+        "--tiers",
+        tiers,
+        "usage",
+        "record",
+        "acme",
+        "api_requests",
+        "1001",
+    ])
+    .expect(0);
+    let csv = env.dir.path().join("u.csv");
+    std::fs::write(
+        &csv,
+        format!("acme,api_requests,5,{},k\n", at(&env, "-1 minute")),
+    )
+    .unwrap();
+    env.run(&["usage", "import", csv.to_str().unwrap()])
+        .expect(3);
+    env.run(&["--tiers", tiers, "usage", "import", csv.to_str().unwrap()])
+        .expect(0);
+    assert_eq!(total(&env, "acme", "api_requests"), 1006);
 }

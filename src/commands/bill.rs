@@ -26,8 +26,16 @@ pub async fn run(
     out: &Output,
     reporter: &TerminalReporter,
 ) -> Result<()> {
-    let period = period(args.period.as_deref())?
-        .unwrap_or_else(|| Period::containing(Utc::now()).previous());
+    let current = Period::containing(Utc::now());
+    let period = period(args.period.as_deref())?.unwrap_or_else(|| current.previous());
+    // A month is billed once, when it has ended: billing it earlier would close it with days
+    // and usage still to come. A dry run may preview the current month (labelled unfinished).
+    if period > current || (period == current && !args.dry_run) {
+        return Err(Failure::BadInput(format!(
+            "invalid --period: {period} has not ended (now is {current}); only months before {current} are billed; `--dry-run --period {current}` previews the current month"
+        ))
+        .into());
+    }
     let tiers = settings.load_tiers()?;
     let plane = if args.dry_run {
         // A preview changes nothing, not even by creating a missing control database.

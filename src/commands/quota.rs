@@ -23,7 +23,7 @@ pub async fn run(
             let Some(plane) = ControlPlane::open_read_only(settings, reporter, true).await? else {
                 return Err(tenants::not_found(slug.as_str()).into());
             };
-            out.quota_lines(&quota::show(&plane, &tiers, &slug).await?)
+            out.quota_lines(&quota::show(&plane, &tiers, &slug, reporter).await?)
         }
         QuotaCommand::Set {
             slug,

@@ -66,7 +66,21 @@ pub async fn run(
         UsageCommand::Refresh { slug } => {
             let slug: Option<Slug> = slug.map(|s| s.parse()).transpose()?;
             let plane = ControlPlane::open(settings, reporter).await?;
-            out.refreshed(&usage::refresh(&plane, slug.as_ref()).await?)
+            let view = usage::refresh(&plane, slug.as_ref()).await?;
+            out.refreshed(&view)?;
+            if !view.failed.is_empty() {
+                let names: Vec<String> = view
+                    .failed
+                    .iter()
+                    .map(|f| format!("`{}` ({})", f.slug, crate::excerpt::excerpt(&f.reason)))
+                    .collect();
+                return Err(anyhow::anyhow!(
+                    "could not measure {} tenant(s), their last measurements kept: {}",
+                    names.len(),
+                    names.join(", ")
+                ));
+            }
+            Ok(())
         }
     }
 }

@@ -318,15 +318,16 @@ impl ControlDb {
     }
 
     /// Step 5: one row per resource; rows that exist (an earlier run, an override) are kept.
-    pub async fn seed_quotas(&self, tenant: Uuid, limits: &[(&str, u64)]) -> Result<()> {
-        let (resources, values) = limit_columns(limits)?;
+    /// `limits`: (resource, limit, hard).
+    pub async fn seed_quotas(&self, tenant: Uuid, limits: &[(&str, u64, bool)]) -> Result<()> {
+        let (resources, values, hard) = limit_columns(limits)?;
         self.conn()
             .await?
             .execute(
-                "INSERT INTO quotas (tenant_id, resource, limit_value)
-                 SELECT $1, r, l FROM unnest($2::text[], $3::bigint[]) AS q(r, l)
+                "INSERT INTO quotas (tenant_id, resource, limit_value, hard)
+                 SELECT $1, r, l, h FROM unnest($2::text[], $3::bigint[], $4::bool[]) AS q(r, l, h)
                  ON CONFLICT (tenant_id, resource) DO NOTHING",
-                &[&tenant, &resources, &values],
+                &[&tenant, &resources, &values, &hard],
             )
             .await
             .context("seeding quotas")?;
@@ -382,10 +383,10 @@ impl ControlDb {
         &self,
         tenant: &Tenant,
         tier: &str,
-        limits: &[(&str, u64)],
+        limits: &[(&str, u64, bool)],
         actor: &str,
     ) -> Result<()> {
-        let (resources, values) = limit_columns(limits)?;
+        let (resources, values, hard) = limit_columns(limits)?;
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.context("starting a transaction")?;
         tx.execute(
@@ -395,11 +396,12 @@ impl ControlDb {
         .await
         .context("changing the tier")?;
         tx.execute(
-            "INSERT INTO quotas (tenant_id, resource, limit_value)
-             SELECT $1, r, l FROM unnest($2::text[], $3::bigint[]) AS q(r, l)
-             ON CONFLICT (tenant_id, resource) DO UPDATE SET limit_value = EXCLUDED.limit_value, updated_at = now()
-             WHERE quotas.source = 'tier'",
-            &[&tenant.id, &resources, &values],
+            "INSERT INTO quotas (tenant_id, resource, limit_value, hard)
+             SELECT $1, r, l, h FROM unnest($2::text[], $3::bigint[], $4::bool[]) AS q(r, l, h)
+             ON CONFLICT (tenant_id, resource) DO UPDATE SET
+                 limit_value = CASE WHEN quotas.source = 'tier' THEN EXCLUDED.limit_value ELSE quotas.limit_value END,
+                 hard = EXCLUDED.hard, updated_at = now()",
+            &[&tenant.id, &resources, &values, &hard],
         )
         .await
         .context("updating the tier's quotas")?;
@@ -467,13 +469,18 @@ impl ControlDb {
 }
 
 /// `(resource, limit)` pairs as the two arrays an `unnest` insert binds.
-fn limit_columns<'a>(limits: &[(&'a str, u64)]) -> Result<(Vec<&'a str>, Vec<i64>)> {
-    let resources = limits.iter().map(|(r, _)| *r).collect();
+type LimitColumns<'a> = (Vec<&'a str>, Vec<i64>, Vec<bool>);
+
+fn limit_columns<'a>(limits: &[(&'a str, u64, bool)]) -> Result<LimitColumns<'a>> {
+    let resources = limits.iter().map(|(r, _, _)| *r).collect();
     let values = limits
         .iter()
-        .map(|(r, l)| i64::try_from(*l).with_context(|| format!("the {r} limit {l} is too large")))
+        .map(|(r, l, _)| {
+            i64::try_from(*l).with_context(|| format!("the {r} limit {l} is too large"))
+        })
         .collect::<Result<Vec<i64>>>()?;
-    Ok((resources, values))
+    let hard = limits.iter().map(|(_, _, h)| *h).collect();
+    Ok((resources, values, hard))
 }
 
 /// Creates the control database from a maintenance database (`postgres`, else `template1`).

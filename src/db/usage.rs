@@ -8,6 +8,9 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::control::ControlDb;
+use crate::exit::Failure;
+use crate::period::{check_usage_time, USAGE_SKEW};
+use crate::tier::MAX_QUANTITY;
 use crate::usage_file::UsageRow;
 
 /// What recording one metered event did.
@@ -21,6 +24,8 @@ pub enum Recorded {
     OverLimit { used: i64, limit: i64 },
     /// The tenant is not active (its status): nothing recorded.
     NotActive(String),
+    /// The period's total would pass `tier::MAX_QUANTITY`: nothing recorded.
+    TooLarge { used: i64 },
 }
 
 /// One event to record.
@@ -43,6 +48,8 @@ pub struct QuotaUsage {
     pub metered: i64,
     /// The last measurement, if any.
     pub measured: Option<(i64, DateTime<Utc>)>,
+    /// Whether the limit is hard, as stored with it (None: not stored yet, ask the tier).
+    pub hard: Option<bool>,
 }
 
 /// What an import did, row by row for the refused ones.
@@ -53,6 +60,14 @@ pub struct Imported {
     /// (line, slug, resource, reason)
     pub refused: Vec<(i64, String, String, String)>,
 }
+
+/// Whether the limit of an import row (`s`, its tenant `t`) is hard: the tenant's stored
+/// `quotas.hard`; where that is not stored yet, the tier file's (`$1`, `$2`: its hard
+/// (tier, resource) pairs).
+const HARD: &str = "coalesce(
+    (SELECT q.hard FROM quotas q WHERE q.tenant_id = t.id AND q.resource = s.resource),
+    EXISTS (SELECT 1 FROM unnest($1::text[], $2::text[]) AS h(tier, resource)
+            WHERE h.tier = t.tier AND h.resource = s.resource))";
 
 /// COPY text format: backslash, tab, newline and carriage return escaped.
 fn copy_field(out: &mut String, value: &str) {
@@ -90,10 +105,12 @@ fn insert_counting_totals(select: &str) -> String {
 }
 
 impl ControlDb {
-    /// Records one metered event. With `hard`, the limit check and the write happen in one
-    /// transaction that holds the quota row's lock, so concurrent events cannot pass the limit
-    /// together. The tenant row is share-locked: a concurrent status change waits for us.
-    pub async fn record_event(&self, e: &Event<'_>, hard: bool) -> Result<Recorded> {
+    /// Records one metered event. The quota row is locked for the limit check and the write,
+    /// so concurrent events cannot pass a hard limit together; whether the limit is hard is the
+    /// tenant's stored `quotas.hard` (`file_hard` only where that is not stored yet). The tenant
+    /// row is share-locked: a concurrent status change waits for us. No total passes
+    /// `MAX_QUANTITY`, so the arithmetic here cannot overflow.
+    pub async fn record_event(&self, e: &Event<'_>, file_hard: bool) -> Result<Recorded> {
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.context("starting a transaction")?;
         let status: String = tx
@@ -107,17 +124,16 @@ impl ControlDb {
         if status != "active" {
             return Ok(Recorded::NotActive(status));
         }
-        let limit: i64 = if hard {
-            tx.query_one(
-                "SELECT limit_value FROM quotas WHERE tenant_id = $1 AND resource = $2 FOR UPDATE",
+        let (limit, hard): (i64, bool) = tx
+            .query_opt(
+                "SELECT limit_value, hard FROM quotas WHERE tenant_id = $1 AND resource = $2 FOR UPDATE",
                 &[&e.tenant, &e.resource],
             )
             .await
             .with_context(|| format!("locking the {} quota", e.resource))?
-            .get(0)
-        } else {
-            i64::MAX
-        };
+            .map_or((i64::MAX, file_hard), |r| {
+                (r.get(0), r.get::<_, Option<bool>>(1).unwrap_or(file_hard))
+            });
         let seen = tx
             .query_opt(
                 "SELECT 1 FROM usage_events WHERE tenant_id = $1 AND key = $2",
@@ -129,18 +145,20 @@ impl ControlDb {
         if seen {
             return Ok(Recorded::Duplicate);
         }
-        if hard {
-            let used: i64 = tx
-                .query_opt(
-                    "SELECT quantity FROM usage_totals WHERE tenant_id = $1 AND resource = $2 AND period = $3",
-                    &[&e.tenant, &e.resource, &e.period],
-                )
-                .await
-                .context("reading the period's usage")?
-                .map_or(0, |r| r.get(0));
-            if used.saturating_add(e.quantity) > limit {
-                return Ok(Recorded::OverLimit { used, limit });
-            }
+        let used: i64 = tx
+            .query_opt(
+                "SELECT quantity FROM usage_totals WHERE tenant_id = $1 AND resource = $2 AND period = $3",
+                &[&e.tenant, &e.resource, &e.period],
+            )
+            .await
+            .context("reading the period's usage")?
+            .map_or(0, |r| r.get(0));
+        let after = used.checked_add(e.quantity);
+        if after.is_none_or(|a| a > MAX_QUANTITY) {
+            return Ok(Recorded::TooLarge { used });
+        }
+        if hard && after.is_some_and(|a| a > limit) {
+            return Ok(Recorded::OverLimit { used, limit });
         }
         let inserted = tx
             .execute(
@@ -180,7 +198,7 @@ impl ControlDb {
             .conn()
             .await?
             .query(
-                "SELECT q.resource, q.limit_value, q.source, coalesce(t.quantity, 0), m.quantity, m.measured_at
+                "SELECT q.resource, q.limit_value, q.source, coalesce(t.quantity, 0), m.quantity, m.measured_at, q.hard
                  FROM quotas q
                  LEFT JOIN usage_totals t ON t.tenant_id = q.tenant_id AND t.resource = q.resource AND t.period = $2
                  LEFT JOIN measured_usage m ON m.tenant_id = q.tenant_id AND m.resource = q.resource
@@ -197,6 +215,7 @@ impl ControlDb {
                 source: r.get(2),
                 metered: r.get(3),
                 measured: r.get::<_, Option<i64>>(4).map(|q| (q, r.get(5))),
+                hard: r.get(6),
             })
             .collect())
     }
@@ -213,7 +232,7 @@ impl ControlDb {
             .conn()
             .await?
             .query_opt(
-                "SELECT t.status, t.tier, q.resource, q.limit_value, q.source, coalesce(u.quantity, 0), m.quantity, m.measured_at
+                "SELECT t.status, t.tier, q.resource, q.limit_value, q.source, coalesce(u.quantity, 0), m.quantity, m.measured_at, q.hard
                  FROM tenants t
                  LEFT JOIN quotas q ON q.tenant_id = t.id AND q.resource = $2
                  LEFT JOIN usage_totals u ON u.tenant_id = t.id AND u.resource = $2 AND u.period = $3
@@ -230,6 +249,7 @@ impl ControlDb {
                 source: r.get(4),
                 metered: r.get(5),
                 measured: r.get::<_, Option<i64>>(6).map(|q| (q, r.get(7))),
+                hard: r.get(8),
             });
             (r.get(0), r.get(1), quota)
         }))
@@ -305,10 +325,21 @@ impl ControlDb {
     /// earlier in the file; refused if its tenant is unknown or not active, or if, taken in file
     /// order, it would pass a hard limit (`hard`: the (tier, resource) pairs without overage
     /// price). Everything else is inserted and added to the monthly totals.
+    ///
+    /// Before anything is applied, in this order: the rows' tenants are share-locked in a fixed
+    /// order (a purge or status change waits for the import, or, committed first, leaves the
+    /// tenant unknown or inactive: its rows are refused, never a raw foreign-key error); every
+    /// known tenant's tier must be in `tier_names` (the tier file), every time within the
+    /// tenant's bounds (`check_usage_time`), and no monthly total may pass `MAX_QUANTITY`.
+    /// Any of these is bad input naming the lines, and the transaction rolls back. Whether a
+    /// limit is hard is the tenant's stored `quotas.hard` (`hard` only where it is not stored).
     pub async fn import_events(
         &self,
+        origin: &str,
         rows: &[UsageRow],
+        tier_names: &[&str],
         hard: &[(String, String)],
+        now: DateTime<Utc>,
     ) -> Result<Imported> {
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.context("starting a transaction")?;
@@ -353,10 +384,109 @@ impl ControlDb {
 
         let hard_tiers: Vec<&str> = hard.iter().map(|(t, _)| t.as_str()).collect();
         let hard_resources: Vec<&str> = hard.iter().map(|(_, r)| r.as_str()).collect();
-        let params: [&(dyn ToSql + Sync); 2] = [&hard_tiers, &hard_resources];
         tx.batch_execute("ANALYZE import_staging")
             .await
             .context("analysing the staging table")?;
+
+        // 0. Lock the tenants, then check tiers, times and totals (see above).
+        tx.execute(
+            "SELECT 1 FROM tenants WHERE slug IN (SELECT slug FROM import_staging)
+             ORDER BY id FOR SHARE",
+            &[],
+        )
+        .await
+        .context("locking the import's tenants")?;
+        let bad = |lines: Vec<String>| {
+            Err(Failure::BadInput(format!(
+                "invalid usage file {origin}: {}; nothing imported",
+                lines.join("; ")
+            ))
+            .into())
+        };
+        let missing: Vec<String> = tx
+            .query(
+                "SELECT t.slug, t.tier, min(s.line) FROM import_staging s JOIN tenants t ON t.slug = s.slug
+                 WHERE t.tier <> ALL($1::text[]) GROUP BY t.slug, t.tier ORDER BY 3 LIMIT 10",
+                &[&tier_names],
+            )
+            .await
+            .context("checking the tenants' tiers")?
+            .iter()
+            .map(|r| {
+                format!(
+                    "line {}: tenant `{}` is on tier `{}`, which the tier table does not define (it has {})",
+                    r.get::<_, i64>(2),
+                    r.get::<_, String>(0),
+                    r.get::<_, String>(1),
+                    tier_names.join(", ")
+                )
+            })
+            .collect();
+        if !missing.is_empty() {
+            return bad(missing);
+        }
+        let skew = USAGE_SKEW.num_seconds() as f64;
+        let out_of_bounds: Vec<String> = tx
+            .query(
+                "SELECT s.line, s.at, t.created_at FROM import_staging s JOIN tenants t ON t.slug = s.slug
+                 WHERE s.at < t.created_at - make_interval(secs => $1)
+                    OR s.at > $2::timestamptz + make_interval(secs => $1)
+                 ORDER BY s.line LIMIT 10",
+                &[&skew, &now],
+            )
+            .await
+            .context("checking the times")?
+            .iter()
+            .map(|r| {
+                let e = check_usage_time(r.get(1), r.get(2), now)
+                    .err()
+                    .unwrap_or_else(|| "time out of bounds".to_owned());
+                format!("line {}: {e}", r.get::<_, i64>(0))
+            })
+            .collect();
+        if !out_of_bounds.is_empty() {
+            return bad(out_of_bounds);
+        }
+
+        let params: [&(dyn ToSql + Sync); 2] = [&hard_tiers, &hard_resources];
+        // Only rows under soft limits can grow a total without bound (a hard limit is at
+        // most MAX_QUANTITY); summed as numeric, so the check itself cannot overflow.
+        let too_large: Vec<String> = tx
+            .query(
+                &format!(
+                    "WITH r AS (
+                         SELECT s.line, t.id AS tenant_id, s.resource, s.quantity,
+                                date_trunc('month', s.at AT TIME ZONE 'UTC')::date AS period,
+                                row_number() OVER (PARTITION BY t.id, s.key ORDER BY s.line) > 1
+                                  OR EXISTS (SELECT 1 FROM usage_events e WHERE e.tenant_id = t.id AND e.key = s.key) AS duplicate
+                         FROM import_staging s JOIN tenants t ON t.slug = s.slug AND t.status = 'active'
+                         WHERE NOT {HARD}
+                     ), c AS (
+                         SELECT r.*, sum(r.quantity::numeric) OVER (PARTITION BY tenant_id, resource, period ORDER BY line) AS cum
+                         FROM r WHERE NOT duplicate
+                     )
+                     SELECT c.line, c.resource, to_char(c.period, 'YYYY-MM') FROM c
+                     LEFT JOIN usage_totals u ON u.tenant_id = c.tenant_id AND u.resource = c.resource AND u.period = c.period
+                     WHERE c.cum + coalesce(u.quantity, 0) > {MAX_QUANTITY}
+                     ORDER BY c.line LIMIT 10"
+                ),
+                &params,
+            )
+            .await
+            .context("checking the monthly totals")?
+            .iter()
+            .map(|r| {
+                format!(
+                    "line {}: the {} total of {} would pass {MAX_QUANTITY}",
+                    r.get::<_, i64>(0),
+                    r.get::<_, String>(1),
+                    r.get::<_, String>(2)
+                )
+            })
+            .collect();
+        if !too_large.is_empty() {
+            return bad(too_large);
+        }
 
         // 1. Rows of unknown or inactive tenants are refused.
         let mut refused: Vec<(i64, String, String, String)> = tx
@@ -379,13 +509,12 @@ impl ControlDb {
         //    cannot make one event count twice.
         let soft_accepted: i64 = tx
             .query_one(
-                &insert_counting_totals(
+                &insert_counting_totals(&format!(
                     "SELECT t.id, s.key, s.resource, s.quantity, s.at, date_trunc('month', s.at AT TIME ZONE 'UTC')::date
                      FROM import_staging s JOIN tenants t ON t.slug = s.slug AND t.status = 'active'
-                     WHERE NOT EXISTS (
-                         SELECT 1 FROM unnest($1::text[], $2::text[]) AS h(tier, resource)
-                         WHERE h.tier = t.tier AND h.resource = s.resource)
-                     ORDER BY t.id, s.key, s.line",
+                     WHERE NOT {HARD}
+                     ORDER BY t.id, s.key, s.line"
+                    ),
                 ),
                 &params,
             )
@@ -397,13 +526,14 @@ impl ControlDb {
         //    imports and `usage record` cannot pass a limit together), then, in file order, refuse
         //    from the first row that would pass the limit.
         tx.execute(
-            "CREATE TEMP TABLE import_hard ON COMMIT DROP AS
+            &format!("CREATE TEMP TABLE import_hard ON COMMIT DROP AS
              SELECT s.*, t.id AS tenant_id, date_trunc('month', s.at AT TIME ZONE 'UTC')::date AS period,
                     row_number() OVER (PARTITION BY t.id, s.key ORDER BY s.line) > 1
                       OR EXISTS (SELECT 1 FROM usage_events e WHERE e.tenant_id = t.id AND e.key = s.key) AS duplicate
              FROM import_staging s
              JOIN tenants t ON t.slug = s.slug AND t.status = 'active'
-             JOIN unnest($1::text[], $2::text[]) AS h(tier, resource) ON h.tier = t.tier AND h.resource = s.resource",
+             WHERE {HARD}"
+            ),
             &params,
         )
         .await

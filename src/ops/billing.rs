@@ -60,6 +60,8 @@ pub struct InvoiceView {
 pub struct RunView {
     pub period: String,
     pub dry_run: bool,
+    /// True for a dry run of the current month: a preview of a month that has not ended.
+    pub unfinished: bool,
     /// True when the period was billed by an earlier run and nothing was done.
     pub already_billed: bool,
     pub tenants_billed: usize,
@@ -76,6 +78,7 @@ impl RunView {
         RunView {
             period: period.to_string(),
             dry_run,
+            unfinished: period >= Period::containing(chrono::Utc::now()),
             already_billed: false,
             tenants_billed: 0,
             currency: currency.to_owned(),
@@ -110,6 +113,14 @@ pub fn stored_view(i: &StoredInvoice) -> InvoiceView {
         lines: i.lines.iter().map(line_view).collect(),
         upgrade_hint: i.upgrade_hint.clone(),
     }
+}
+
+/// A sum of cents that fails instead of wrapping (each line is bounded by tiers.toml's
+/// maxima; a sum of very many could still pass i64).
+fn checked_sum(mut cents: impl Iterator<Item = i64>) -> Result<i64> {
+    cents
+        .try_fold(0i64, i64::checked_add)
+        .ok_or_else(|| anyhow::anyhow!("an invoice total overflows 64-bit cents"))
 }
 
 /// Step 3: the invoices of every tenant without one for the period.
@@ -172,7 +183,7 @@ async fn compute(plane: &ControlPlane, tiers: &Tiers, period: Period) -> Result<
                 ));
             }
         }
-        let total: i64 = lines.iter().map(|l| l.amount_cents).sum();
+        let total = checked_sum(lines.iter().map(|l| l.amount_cents))?;
         let hint: Option<UpgradeHint> = invoice::upgrade_hint(
             tiers,
             &last_tier,
@@ -227,6 +238,7 @@ pub async fn bill(
     let summary = |invoices: Vec<InvoiceView>, total: i64, already: bool| RunView {
         period: period.to_string(),
         dry_run,
+        unfinished: period >= Period::containing(chrono::Utc::now()),
         already_billed: already,
         tenants_billed: invoices.len(),
         currency: tiers.currency.clone(),
@@ -257,7 +269,7 @@ pub async fn bill(
             .await?;
     }
     let invoices = compute(plane, tiers, period).await?;
-    let total: i64 = invoices.iter().map(|i| i.total_cents).sum();
+    let total = checked_sum(invoices.iter().map(|i| i.total_cents))?;
     let views: Vec<InvoiceView> = invoices.iter().map(|i| new_view(i, period)).collect();
     if dry_run {
         return Ok(summary(views, total, false));

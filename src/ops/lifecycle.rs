@@ -186,7 +186,7 @@ pub async fn set_tier(
     }
     plane
         .control
-        .set_tier(&t, tier_name, &tier.limits.iter(), &plane.settings.actor)
+        .set_tier(&t, tier_name, &tier.quota_rows(), &plane.settings.actor)
         .await?;
     reporter.status(&format!(
         "tenant `{slug}` moved from tier `{}` to `{tier_name}`",

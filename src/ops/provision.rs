@@ -645,7 +645,7 @@ fn write_secret_file(path: &Path, secret: &str) -> Result<()> {
 
 /// Step 5.
 async fn seed_quotas(plane: &ControlPlane, t: &Tenant, tier: &Tier) -> Result<()> {
-    plane.control.seed_quotas(t.id, &tier.limits.iter()).await
+    plane.control.seed_quotas(t.id, &tier.quota_rows()).await
 }
 
 /// Step 6.

@@ -1,5 +1,6 @@
 //! Quotas: showing limits against usage, overriding and resetting limits, and the check a
-//! script branches on. A limit is hard when the tier has no overage price for the resource.
+//! script branches on. A limit is hard when the tier has no overage price for the resource;
+//! that is stored with the limit (`quotas.hard`) when the tier is applied.
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -7,7 +8,7 @@ use serde::Serialize;
 
 use super::tenants::{find, not_found};
 use super::usage::{measure, tier_of};
-use super::ControlPlane;
+use super::{ControlPlane, Reporter};
 use crate::db::usage::QuotaUsage;
 use crate::exit::Failure;
 use crate::money::Money;
@@ -50,7 +51,7 @@ fn line(q: &QuotaUsage, tier: &Tier, period: Period) -> Result<QuotaLine, Failur
         limit: q.limit,
         used,
         remaining: (q.limit - used).max(0),
-        hard: price.is_none(),
+        hard: q.hard.unwrap_or(price.is_none()),
         overage: (used - q.limit).max(0),
         overage_price: price,
         source: q.source.clone(),
@@ -63,12 +64,26 @@ async fn lines(
     plane: &ControlPlane,
     tiers: &Tiers,
     slug: &Slug,
-    measure_first: bool,
+    measure_first: Option<&dyn Reporter>,
 ) -> Result<Vec<QuotaLine>> {
     let t = find(plane, slug).await?;
     let tier = tier_of(tiers, &t.slug, &t.tier)?;
-    if measure_first {
-        measure(plane, std::slice::from_ref(&t)).await?;
+    if let Some(reporter) = measure_first {
+        let m = measure(plane, std::slice::from_ref(&t)).await?;
+        if let Some(f) = m.failed.first() {
+            return Err(anyhow::anyhow!(
+                "could not measure {} of `{slug}` (the last measurement is kept): {}",
+                f.kept.join(", "),
+                crate::excerpt::excerpt(&f.reason)
+            ));
+        }
+        for s in &m.skipped {
+            reporter.status(&format!(
+                "{} of `{slug}` not measured now ({}): showing the last measurement",
+                s.kept.join(", "),
+                s.reason
+            ));
+        }
     }
     let period = Period::containing(Utc::now());
     let rows = plane.control.quota_usage(t.id, period.first_day()).await?;
@@ -86,8 +101,15 @@ async fn lines(
 }
 
 /// `quota show`: measures the tenant's measured resources now, then every line.
-pub async fn show(plane: &ControlPlane, tiers: &Tiers, slug: &Slug) -> Result<Vec<QuotaLine>> {
-    lines(plane, tiers, slug, true).await
+/// A suspended silo accepts no connections: its users keep their last measurement (said on
+/// `reporter`); a measurement that fails is an error, never a 0.
+pub async fn show(
+    plane: &ControlPlane,
+    tiers: &Tiers,
+    slug: &Slug,
+    reporter: &dyn Reporter,
+) -> Result<Vec<QuotaLine>> {
+    lines(plane, tiers, slug, Some(reporter)).await
 }
 
 /// `quota set`: a per-tenant override, audited.
@@ -114,7 +136,7 @@ pub async fn set(
             &plane.settings.actor,
         )
         .await?;
-    pick(lines(plane, tiers, slug, false).await?, resource)
+    pick(lines(plane, tiers, slug, None).await?, resource)
 }
 
 /// `quota reset`: back to the tier's limits (one resource, or all), audited.
@@ -138,7 +160,7 @@ pub async fn reset(
                 .await?;
         }
     }
-    let all = lines(plane, tiers, slug, false).await?;
+    let all = lines(plane, tiers, slug, None).await?;
     Ok(all
         .into_iter()
         .filter(|l| resource.is_none_or(|r| r == l.resource))

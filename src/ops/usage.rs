@@ -19,10 +19,10 @@ use super::ControlPlane;
 use crate::db::dataplane;
 use crate::db::usage::{Event, Recorded};
 use crate::exit::Failure;
-use crate::period::Period;
+use crate::period::{check_usage_time, Period};
 use crate::slug::Slug;
 use crate::tenant::{bucket_names, Status, Tenant};
-use crate::tier::{resource_kind, Kind, Tier, Tiers, RESOURCES};
+use crate::tier::{resource_kind, Kind, Tier, Tiers, MAX_QUANTITY, RESOURCES};
 use crate::usage_file::{self, check_key, check_metered, UsageRow};
 
 /// How many siloed databases are measured at once.
@@ -67,11 +67,21 @@ pub async fn record(
     if let Some(k) = key {
         check_key(k).map_err(|e| Failure::BadInput(format!("invalid --key: {e}")))?;
     }
+    if !(1..=MAX_QUANTITY).contains(&quantity) {
+        return Err(Failure::BadInput(format!(
+            "quantity {quantity} is out of range: 1 to {MAX_QUANTITY}; nothing recorded"
+        ))
+        .into());
+    }
     let t = find(plane, slug).await?;
-    let hard = tier_of(tiers, &t.slug, &t.tier)?
+    // The tier file must still define the tenant's tier (a file that lacks it is a
+    // configuration error), but the limit and its hardness are the tenant's stored ones.
+    let file_hard = tier_of(tiers, &t.slug, &t.tier)?
         .overage
         .price(resource)
         .is_none();
+    check_usage_time(at, t.created_at, Utc::now())
+        .map_err(|e| Failure::BadInput(format!("invalid --at: {e}; nothing recorded")))?;
     let key = key
         .map(str::to_owned)
         .unwrap_or_else(|| format!("auto:{}", Uuid::new_v4()));
@@ -84,7 +94,7 @@ pub async fn record(
         period: period.first_day(),
         key: &key,
     };
-    let outcome = plane.control.record_event(&event, hard).await?;
+    let outcome = plane.control.record_event(&event, file_hard).await?;
     let view = |counted, total| RecordView {
         slug: slug.to_string(),
         resource: resource.to_owned(),
@@ -101,6 +111,10 @@ pub async fn record(
         Recorded::OverLimit { used, limit } => Err(Failure::Refused(format!(
             "refused: {quantity} {resource} for `{slug}` would make {} in {period}, over its hard limit of {limit}; nothing recorded",
             used + quantity
+        ))
+        .into()),
+        Recorded::TooLarge { used } => Err(Failure::BadInput(format!(
+            "{quantity} {resource} for `{slug}` would make the {period} total pass {MAX_QUANTITY} (it is {used}); nothing recorded"
         ))
         .into()),
         Recorded::NotActive(status) => Err(Failure::Refused(format!(
@@ -155,7 +169,11 @@ pub async fn import(
                 .map(move |r| (name.clone(), (*r).to_owned()))
         })
         .collect();
-    let done = plane.control.import_events(rows, &hard).await?;
+    let names = tiers.names();
+    let done = plane
+        .control
+        .import_events(origin, rows, &names, &hard, Utc::now())
+        .await?;
     Ok(ImportView {
         file: origin.to_owned(),
         rows: rows.len(),
@@ -176,28 +194,50 @@ pub async fn import(
     })
 }
 
-/// One tenant's measured levels.
+/// One tenant's measured levels; `None` where the level could not be (or was not) measured,
+/// so that its last stored measurement is kept rather than overwritten.
 #[derive(Debug, Clone, Copy)]
 pub struct Measurement {
     pub tenant: Uuid,
-    pub users: i64,
-    pub storage_bytes: i64,
+    pub users: Option<i64>,
+    pub storage_bytes: Option<i64>,
 }
 
-impl Measurement {
-    pub fn storage_mb(&self) -> i64 {
-        (self.storage_bytes + (1 << 20) - 1) >> 20
-    }
+/// Bytes to whole MiB, rounded up.
+fn storage_mb(bytes: i64) -> i64 {
+    bytes / (1 << 20) + i64::from(bytes % (1 << 20) != 0)
 }
 
-/// Measures `tenants` and stores the result. Siloed databases are measured a few at a time;
-/// the pooled database in one query for all its tenants.
-pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Vec<Measurement>> {
+/// A tenant measured only in part, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unmeasured {
+    pub slug: String,
+    /// The resources whose last measurement was kept.
+    pub kept: Vec<&'static str>,
+    pub reason: String,
+}
+
+/// What `measure` did: every tenant's levels, the tenants skipped in part by design (a
+/// suspended silo refuses every connection, so its users are not counted), and the failures.
+#[derive(Debug, Default)]
+pub struct Measured {
+    pub measurements: Vec<Measurement>,
+    pub skipped: Vec<Unmeasured>,
+    pub failed: Vec<Unmeasured>,
+}
+
+/// Measures `tenants` and stores what was measured; a level that could not be measured is
+/// never stored (the last measurement stays) and the tenant is reported, skipped or failed:
+/// one tenant never stops the others. Database sizes are read without connecting to the
+/// databases (`pg_database_size`), so a suspended silo's storage is measured too. Siloed
+/// user counts are taken a few databases at a time; the pooled database in one query.
+pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measured> {
     let tenants: Vec<&Tenant> = tenants
         .iter()
         .filter(|t| matches!(t.status, Status::Active | Status::Suspended))
         .collect();
-    let mut found: Vec<Measurement> = Vec::with_capacity(tenants.len());
+    let mut out = Measured::default();
+    let mut failures: Vec<(Uuid, &'static str, String)> = Vec::new();
 
     let silos: Vec<&Tenant> = tenants
         .iter()
@@ -215,25 +255,50 @@ pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Vec<Mea
         let server = plane.control.server().clone();
         let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(MEASURE_CONCURRENCY));
         for t in &silos {
+            match sizes.get(&t.database) {
+                Some(b) => out.measurements.push(Measurement {
+                    tenant: t.id,
+                    users: None,
+                    storage_bytes: Some(*b),
+                }),
+                None => {
+                    out.measurements.push(Measurement {
+                        tenant: t.id,
+                        users: None,
+                        storage_bytes: None,
+                    });
+                    failures.push((
+                        t.id,
+                        "storage_mb",
+                        format!("database {} not found", t.database),
+                    ));
+                }
+            }
+            if t.status == Status::Suspended {
+                continue; // closed to every connection, by design: users are kept below
+            }
             let (server, sem, db, id) = (server.clone(), sem.clone(), t.database.clone(), t.id);
             jobs.spawn(async move {
                 let _permit = sem.acquire_owned().await.expect("never closed");
-                let mut client = server.connect(&db).await?;
-                anyhow::Ok((id, dataplane::count_users(&mut client, id).await?))
+                let counted = async {
+                    let mut client = server.connect(&db).await?;
+                    dataplane::count_users(&mut client, id).await
+                }
+                .await;
+                (id, counted)
             });
         }
         while let Some(joined) = jobs.join_next().await {
-            let (id, users) = joined.context("measuring a siloed tenant")??;
-            let t = silos
-                .iter()
-                .find(|t| t.id == id)
+            let (id, counted) = joined.context("measuring a siloed tenant")?;
+            let m = out
+                .measurements
+                .iter_mut()
+                .find(|m| m.tenant == id)
                 .expect("spawned for a silo");
-            let db_bytes = sizes.get(&t.database).copied().unwrap_or(0);
-            found.push(Measurement {
-                tenant: id,
-                users,
-                storage_bytes: db_bytes,
-            });
+            match counted {
+                Ok(n) => m.users = Some(n),
+                Err(e) => failures.push((id, "users", format!("{e:#}"))),
+            }
         }
     }
 
@@ -243,53 +308,118 @@ pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Vec<Mea
         .filter(|t| t.isolation == crate::tier::Isolation::Pooled)
         .collect();
     if let Some(first) = pooled.first() {
-        let client = plane.control.server().connect(&first.database).await?;
-        let usage: std::collections::HashMap<Uuid, (i64, i64)> = dataplane::pooled_usage(&client)
-            .await?
-            .into_iter()
-            .map(|(id, u, b)| (id, (u, b)))
-            .collect();
-        for t in &pooled {
-            let (users, bytes) = usage.get(&t.id).copied().unwrap_or((0, 0));
-            found.push(Measurement {
-                tenant: t.id,
-                users,
-                storage_bytes: bytes,
-            });
+        let usage = async {
+            let client = plane.control.server().connect(&first.database).await?;
+            dataplane::pooled_usage(&client).await
+        }
+        .await;
+        match usage {
+            Ok(rows) => {
+                // A tenant without rows in the shared tables has none: 0 is measured, not assumed.
+                let usage: std::collections::HashMap<Uuid, (i64, i64)> =
+                    rows.into_iter().map(|(id, u, b)| (id, (u, b))).collect();
+                for t in &pooled {
+                    let (users, bytes) = usage.get(&t.id).copied().unwrap_or((0, 0));
+                    out.measurements.push(Measurement {
+                        tenant: t.id,
+                        users: Some(users),
+                        storage_bytes: Some(bytes),
+                    });
+                }
+            }
+            Err(e) => {
+                for t in &pooled {
+                    out.measurements.push(Measurement {
+                        tenant: t.id,
+                        users: None,
+                        storage_bytes: None,
+                    });
+                    failures.push((t.id, "users", format!("{e:#}")));
+                    failures.push((t.id, "storage_mb", format!("{e:#}")));
+                }
+            }
         }
     }
 
-    for m in &mut found {
+    for m in &mut out.measurements {
         let t = tenants
             .iter()
             .find(|t| t.id == m.tenant)
             .expect("measured tenants come from the list");
+        let Some(mut bytes) = m.storage_bytes else {
+            continue;
+        };
         for bucket in bucket_names(&t.slug) {
-            m.storage_bytes += i64::try_from(plane.store.size(&bucket)?).unwrap_or(i64::MAX);
+            let size = plane
+                .store
+                .size(&bucket)
+                .with_context(|| format!("measuring bucket {bucket}"))
+                .and_then(|b| i64::try_from(b).context("bucket size out of range"))
+                .and_then(|b| bytes.checked_add(b).context("storage size out of range"));
+            match size {
+                Ok(total) => bytes = total,
+                Err(e) => {
+                    failures.push((t.id, "storage_mb", format!("{e:#}")));
+                    m.storage_bytes = None;
+                    break;
+                }
+            }
+        }
+        if m.storage_bytes.is_some() {
+            m.storage_bytes = Some(bytes);
         }
     }
-    let rows: Vec<(Uuid, &str, i64)> = found
+    let rows: Vec<(Uuid, &str, i64)> = out
+        .measurements
         .iter()
         .flat_map(|m| {
             [
-                (m.tenant, "users", m.users),
-                (m.tenant, "storage_mb", m.storage_mb()),
+                m.users.map(|u| (m.tenant, "users", u)),
+                m.storage_bytes
+                    .map(|b| (m.tenant, "storage_mb", storage_mb(b))),
             ]
         })
+        .flatten()
         .collect();
     if !rows.is_empty() {
         plane.control.store_measurements(&rows).await?;
     }
-    Ok(found)
+
+    for t in &tenants {
+        let theirs: Vec<&(Uuid, &'static str, String)> =
+            failures.iter().filter(|f| f.0 == t.id).collect();
+        if !theirs.is_empty() {
+            let mut kept: Vec<&'static str> = theirs.iter().map(|f| f.1).collect();
+            kept.dedup();
+            out.failed.push(Unmeasured {
+                slug: t.slug.clone(),
+                kept,
+                reason: theirs[0].2.clone(),
+            });
+        } else if t.status == Status::Suspended && t.isolation == crate::tier::Isolation::Siloed {
+            out.skipped.push(Unmeasured {
+                slug: t.slug.clone(),
+                kept: vec!["users"],
+                reason: "suspended: its database accepts no connections".to_owned(),
+            });
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Serialize)]
 pub struct RefreshView {
+    /// Tenants measured (in full or in part).
     pub tenants: usize,
+    /// Tenants closed by design (suspended silos): storage measured, users kept from before.
+    pub skipped: Vec<Unmeasured>,
+    /// Tenants whose measurement failed: what failed kept its last value.
+    pub failed: Vec<Unmeasured>,
     pub duration_ms: u128,
 }
 
-/// `usage refresh [slug]`: measures every active or suspended tenant (or one).
+/// `usage refresh [slug]`: measures every active or suspended tenant (or one). The caller
+/// exits 1 when `failed` is not empty.
 pub async fn refresh(plane: &ControlPlane, slug: Option<&Slug>) -> Result<RefreshView> {
     let t0 = Instant::now();
     let tenants = match slug {
@@ -298,7 +428,9 @@ pub async fn refresh(plane: &ControlPlane, slug: Option<&Slug>) -> Result<Refres
     };
     let measured = measure(plane, &tenants).await?;
     Ok(RefreshView {
-        tenants: measured.len(),
+        tenants: measured.measurements.len(),
+        skipped: measured.skipped,
+        failed: measured.failed,
         duration_ms: t0.elapsed().as_millis(),
     })
 }

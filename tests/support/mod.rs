@@ -219,6 +219,20 @@ impl TestEnv {
         .expect(0);
         self.backdate(slug, "provision.start", at);
         self.backdate(slug, "provision", at);
+        self.backdate_creation(slug, at);
+    }
+
+    /// Test fixture: moves `slug`'s creation time to `at`, so that usage of earlier days lies
+    /// within its life (usage times before a tenant's creation are refused).
+    pub fn backdate_creation(&self, slug: &str, at: &str) {
+        let n = self
+            .control()
+            .execute(
+                "UPDATE tenants SET created_at = $2::text::timestamptz WHERE slug = $1",
+                &[&slug, &at],
+            )
+            .unwrap();
+        assert_eq!(n, 1, "no tenant {slug}");
     }
 
     /// One value from the control database.
