@@ -285,12 +285,13 @@ pub struct Purged {
 }
 
 /// `deprovision --purge`: removes everything of the tenant, from any status.
-pub async fn purge(plane: &ControlPlane, slug: &Slug) -> Result<Purged> {
+pub async fn purge(plane: &ControlPlane, slug: &Slug, reporter: &dyn Reporter) -> Result<Purged> {
     let (_lock, t) = lock_and_find(plane, slug).await?;
-    purge_locked(plane, &t).await
+    purge_locked(plane, &t, reporter).await
 }
 
-async fn purge_locked(plane: &ControlPlane, t: &Tenant) -> Result<Purged> {
+async fn purge_locked(plane: &ControlPlane, t: &Tenant, reporter: &dyn Reporter) -> Result<Purged> {
+    super::billing::warn_unbilled_usage(plane, t.id, &t.slug, reporter).await?;
     let actor = &plane.settings.actor;
     if t.status != Status::Deleting {
         let from = [
@@ -366,7 +367,7 @@ pub async fn purge_expired(plane: &ControlPlane, reporter: &dyn Reporter) -> Res
             continue;
         }
         reporter.status(&format!("purging `{slug}`"));
-        done.push(purge_locked(plane, &t).await?);
+        done.push(purge_locked(plane, &t, reporter).await?);
     }
     Ok(done)
 }
