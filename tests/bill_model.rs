@@ -324,10 +324,10 @@ fn bill_model(tenants: &mut [Tenant], m: Month) -> Vec<ExpInvoice> {
                     i128::from(next.monthly_micros) * billed.len() as i128,
                     i128::from(m.days()),
                 );
-                for r in 0..3 {
-                    match over_cents(next, r, used[r]) {
+                for (r, &u) in used.iter().enumerate() {
+                    match over_cents(next, r, u) {
                         Some((_, c)) => cost += c,
-                        None if used[r] > next.limits[r] => return None,
+                        None if u > next.limits[r] => return None,
                         None => {}
                     }
                 }
