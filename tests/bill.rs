@@ -680,3 +680,31 @@ fn purging_a_tenant_with_unbilled_usage_warns() {
         warned.stderr
     );
 }
+
+/// V8 gives invoices written before it the zero coverage rows they lacked, so late usage of
+/// their months is billed too.
+#[test]
+fn v8_backfills_the_zero_coverage_of_earlier_invoices() {
+    let env = TestEnv::new();
+    env.provision_at("legacy", "premium", "2026-07-01T00:00:00Z");
+    env.run(&["bill", "--period", "2026-07"]).expect(0);
+    // As an invoice written before V8 left it: no rows for resources without usage.
+    let mut c = env.control();
+    c.execute("DELETE FROM billed_usage WHERE quantity = 0", &[])
+        .unwrap();
+    let sql = include_str!("../sql/control/V8__billing_lines_explain.sql");
+    let backfill = &sql[sql.find("INSERT INTO billed_usage").unwrap()..];
+    assert_eq!(c.execute(backfill, &[]).unwrap(), 3);
+    let tier: String = c
+        .query_one("SELECT DISTINCT tier FROM billed_usage", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(tier, "premium");
+    record(&env, "legacy", "sandboxes", "7", "2026-07-09", "s1");
+    env.run(&["bill", "--period", "2026-08"]).expect(0);
+    // (7 − 5) × 25.00
+    assert_eq!(
+        by_slug(&invoices(&env, "2026-08"), "legacy")["total"],
+        "549.00"
+    );
+}
