@@ -2,13 +2,19 @@
 //! on which tier, the base and overage lines, rounding, and the upgrade hint.
 //!
 //! Policy (docs/decisions.md says why):
-//! - A day (UTC) is billed when the tenant was active *or suspended* at any moment of it;
-//!   provisioning, deleted and purged days are not. The day's tier is the last one it had that
-//!   day while billable.
+//! - A day (UTC) is billed when the tenant was billable at any moment of it: every status but
+//!   provisioning, deleting, deleted and purged is billable (active, suspended, and statuses
+//!   this file does not know, such as an intermediate `resuming`). The day's tier is the last
+//!   one it had that day while billable.
 //! - The base line of a tier is its monthly price × billed days on it / days in the period.
 //! - Overage: metered usage of the period past the *tier's* included limit (of the period's last
 //!   tier), at that tier's unit price; resources without a price (hard limits) are never billed.
+//! - Adjustment: late usage of an already billed month, priced at the tier that month was
+//!   billed under: the overage of the new total minus the overage already billed, each rounded.
 //! - Each line is rounded once, half up, to cents; the total is the sum of the lines.
+//! - Every line carries what checks it: `quantity` is the billed units (days for a base line),
+//!   and overage and adjustment lines carry the `included` limit, the month's usage and (for
+//!   adjustments) the late units.
 
 use std::collections::BTreeMap;
 
@@ -17,18 +23,38 @@ use serde::Serialize;
 
 use crate::money::Money;
 use crate::period::Period;
-use crate::tenant::Status;
 use crate::tier::{Tier, Tiers};
 
 /// Micros per cent.
 const MICROS_PER_CENT: i128 = 10_000;
 
+/// Whether a tenant's days are billed while it is in a status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    Billable,
+    NotBillable,
+}
+
+impl Standing {
+    /// The standing of a status as the audit log spells it. Only the statuses in which a
+    /// tenant is not yet or no longer usable are unbilled; any other, including one added
+    /// after this was written (an intermediate `resuming` or `restoring`), bills like active,
+    /// so a new status can never make days disappear from invoices.
+    pub fn of_status(status: &str) -> Standing {
+        match status {
+            "provisioning" | "deleting" | "deleted" => Standing::NotBillable,
+            _ => Standing::Billable,
+        }
+    }
+}
+
 /// One change in a tenant's history, from its audit log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
     pub at: DateTime<Utc>,
-    /// The new status; `Some(None)`: the tenant is gone (purged).
-    pub status: Option<Option<Status>>,
+    /// The new standing, if the change moved the tenant to a status (or purged it: not
+    /// billable).
+    pub status: Option<Standing>,
     /// The new tier.
     pub tier: Option<String>,
 }
@@ -57,10 +83,10 @@ pub fn format_cents(c: i64) -> String {
 pub fn billed_days(history: &[Change], period: Period) -> Vec<(NaiveDate, String)> {
     // Billable segments [from, to) with their tier.
     let mut segments: Vec<(DateTime<Utc>, DateTime<Utc>, String)> = Vec::new();
-    let (mut status, mut tier): (Option<Status>, Option<String>) = (None, None);
+    let (mut status, mut tier): (Option<Standing>, Option<String>) = (None, None);
     let mut since: Option<DateTime<Utc>> = None;
     let end_of_time = period.next_first_day().and_time(NaiveTime::MIN).and_utc();
-    let billable = |s: Option<Status>| matches!(s, Some(Status::Active | Status::Suspended));
+    let billable = |s: Option<Standing>| s == Some(Standing::Billable);
     for c in history {
         if let (Some(from), true, Some(t)) = (since, billable(status), tier.as_ref()) {
             if c.at > from {
@@ -68,7 +94,7 @@ pub fn billed_days(history: &[Change], period: Period) -> Vec<(NaiveDate, String
             }
         }
         if let Some(s) = c.status {
-            status = s;
+            status = Some(s);
         }
         if let Some(t) = &c.tier {
             tier = Some(t.clone());
@@ -123,13 +149,21 @@ pub struct Line {
     /// `None` for a base line.
     pub resource: Option<String>,
     pub tier: String,
-    /// Days (base), units over the limit (overage), or late units (adjustment).
+    /// The billed units: days (base), units over the limit (overage), units newly over the
+    /// limit (adjustment).
     pub quantity: i64,
     /// The monthly price (base) or the price of one unit.
     pub unit_price: Money,
     pub amount_cents: i64,
     /// The month whose usage an overage or adjustment line bills.
     pub usage_period: Option<Period>,
+    /// The tier's included limit (overage and adjustment lines).
+    pub included: Option<i64>,
+    /// The month's usage the line accounts for: all of it (overage), its total now, late
+    /// units included (adjustment).
+    pub month_usage: Option<i64>,
+    /// Units recorded after the month's invoice (adjustment lines).
+    pub late_units: Option<i64>,
 }
 
 /// Base lines, one per tier the tenant had in the period, in order of first use.
@@ -158,6 +192,9 @@ pub fn base_lines(days: &[(NaiveDate, String)], tiers: &Tiers, period: Period) -
                     i128::from(period.days()),
                 ),
                 usage_period: None,
+                included: None,
+                month_usage: None,
+                late_units: None,
             })
         })
         .collect()
@@ -187,11 +224,11 @@ pub fn overage_line(
     if over == 0 {
         return None;
     }
-    let included = tier.limits.get(resource).unwrap_or(0);
+    let included = included_of(tier, resource);
     Some(Line {
         kind: LineKind::Overage,
         description: format!(
-            "{resource} over the {tier_name} limit of {included} in {period}: {over} × {}",
+            "{resource} over the {tier_name} limit of {included} in {period}: {used} used, {over} over × {}",
             tier.overage.price(resource)?
         ),
         resource: Some(resource.to_owned()),
@@ -200,11 +237,22 @@ pub fn overage_line(
         unit_price: tier.overage.price(resource)?,
         amount_cents: amount,
         usage_period: Some(period),
+        included: Some(included),
+        month_usage: Some(used),
+        late_units: None,
     })
 }
 
+fn included_of(tier: &Tier, resource: &str) -> i64 {
+    tier.limits
+        .get(resource)
+        .map_or(0, |l| i64::try_from(l).unwrap_or(i64::MAX))
+}
+
 /// An adjustment for usage of an earlier, already billed period that arrived after its
-/// invoice: the overage of the new total minus what was billed for the old one.
+/// invoice: the overage of the new total minus the overage of what was billed, each rounded
+/// once. `quantity` is the units newly over the limit; no line when that costs nothing
+/// (late units that still fit under the limit).
 pub fn adjustment_line(
     tier_name: &str,
     tier: &Tier,
@@ -217,22 +265,31 @@ pub fn adjustment_line(
     if late <= 0 {
         return None;
     }
-    let (_, before) = overage_cents(tier, resource, billed)?;
-    let (_, after) = overage_cents(tier, resource, now)?;
+    let (over_before, before) = overage_cents(tier, resource, billed)?;
+    let (over_after, after) = overage_cents(tier, resource, now)?;
     if after == before {
         return None;
     }
+    let price = tier.overage.price(resource)?;
+    let included = included_of(tier, resource);
     Some(Line {
         kind: LineKind::Adjustment,
         description: format!(
-            "{resource}: {late} units of {usage_period} recorded after its invoice"
+            "{resource} of {usage_period}: {late} units recorded after its invoice; {now} used \
+             against the {tier_name} limit of {included}: {over_after} over × {price} = {} \
+             minus {} billed for {over_before} over",
+            format_cents(after),
+            format_cents(before)
         ),
         resource: Some(resource.to_owned()),
         tier: tier_name.to_owned(),
-        quantity: late,
-        unit_price: tier.overage.price(resource)?,
+        quantity: over_after - over_before,
+        unit_price: price,
         amount_cents: after - before,
         usage_period: Some(usage_period),
+        included: Some(included),
+        month_usage: Some(now),
+        late_units: Some(late),
     })
 }
 
@@ -245,15 +302,16 @@ pub struct UpgradeHint {
     pub saving: String,
 }
 
-/// The next tier up in price from `current`: would it have cost less than `total_cents`?
-/// A tier whose hard limit the usage passes is no candidate.
+/// The next tier up in price from `current`: would it have cost less than `period_cents`, what
+/// the period's own days and usage cost (base and overage lines: adjustments for earlier months
+/// are not part of the comparison)? A tier whose hard limit the usage passes is no candidate.
 pub fn upgrade_hint(
     tiers: &Tiers,
     current: &str,
     days: i64,
     period: Period,
     usage: &BTreeMap<String, i64>,
-    total_cents: i64,
+    period_cents: i64,
 ) -> Option<UpgradeHint> {
     let current_price = tiers.tiers.get(current)?.monthly_price;
     let (name, next) = tiers
@@ -276,10 +334,10 @@ pub fn upgrade_hint(
             None => {}
         }
     }
-    (cost < total_cents).then(|| UpgradeHint {
+    (cost < period_cents).then(|| UpgradeHint {
         tier: name.clone(),
         would_cost: format_cents(cost),
-        saving: format_cents(total_cents - cost),
+        saving: format_cents(period_cents - cost),
     })
 }
 
@@ -291,10 +349,10 @@ mod tests {
         crate::period::parse_time(s).unwrap()
     }
 
-    fn change(s: &str, status: Option<Option<Status>>, tier: Option<&str>) -> Change {
+    fn change(s: &str, status: Option<&str>, tier: Option<&str>) -> Change {
         Change {
             at: at(s),
-            status,
+            status: status.map(Standing::of_status),
             tier: tier.map(str::to_owned),
         }
     }
@@ -314,51 +372,54 @@ mod tests {
         let created = [
             change(
                 "2026-11-16T09:00:00Z",
-                Some(Some(Status::Provisioning)),
+                Some("provisioning"),
                 Some("premium"),
             ),
-            change(
-                "2026-11-16T09:00:01Z",
-                Some(Some(Status::Active)),
-                Some("premium"),
-            ),
+            change("2026-11-16T09:00:01Z", Some("active"), Some("premium")),
         ];
         let days = billed_days(&created, nov);
         assert_eq!(days.len(), 15);
         assert_eq!(days[0].0.to_string(), "2026-11-16");
         let deleted = [
-            change(
-                "2026-10-01T00:00:00Z",
-                Some(Some(Status::Active)),
-                Some("premium"),
-            ),
-            change("2026-11-10T12:00:00Z", Some(Some(Status::Deleted)), None),
+            change("2026-10-01T00:00:00Z", Some("active"), Some("premium")),
+            change("2026-11-10T12:00:00Z", Some("deleted"), None),
         ];
         let days = billed_days(&deleted, nov);
         assert_eq!(days.len(), 10, "1st to 10th, the day of deletion included");
         // Suspended days count; a restore counts again from its day.
         let restored = [
-            change(
-                "2026-10-01T00:00:00Z",
-                Some(Some(Status::Active)),
-                Some("free"),
-            ),
-            change("2026-11-05T00:00:00Z", Some(Some(Status::Suspended)), None),
-            change("2026-11-10T00:00:00Z", Some(Some(Status::Deleted)), None),
-            change("2026-11-20T08:00:00Z", Some(Some(Status::Active)), None),
+            change("2026-10-01T00:00:00Z", Some("active"), Some("free")),
+            change("2026-11-05T00:00:00Z", Some("suspended"), None),
+            change("2026-11-10T00:00:00Z", Some("deleted"), None),
+            change("2026-11-20T08:00:00Z", Some("active"), None),
         ];
         assert_eq!(billed_days(&restored, nov).len(), 9 + 11);
+    }
+
+    #[test]
+    fn unknown_statuses_bill_like_active_and_only_closed_ones_do_not() {
+        let nov: Period = "2026-11".parse().unwrap();
+        // A later intermediate status (`resuming`, `restoring`, ...) must not drop days.
+        let history = [
+            change("2026-10-01T00:00:00Z", Some("active"), Some("premium")),
+            change("2026-11-05T00:00:00Z", Some("suspending"), None),
+            change("2026-11-05T00:00:01Z", Some("suspended"), None),
+            change("2026-11-10T00:00:00Z", Some("deprovisioning"), None),
+            change("2026-11-10T00:00:01Z", Some("deleted"), None),
+            change("2026-11-20T08:00:00Z", Some("restoring"), None),
+            change("2026-11-20T08:00:01Z", Some("active"), None),
+        ];
+        assert_eq!(billed_days(&history, nov).len(), 10 + 11);
+        for s in ["provisioning", "deleting", "deleted"] {
+            assert_eq!(Standing::of_status(s), Standing::NotBillable, "{s}");
+        }
     }
 
     #[test]
     fn a_tier_change_bills_each_tier_for_its_days() {
         let nov: Period = "2026-11".parse().unwrap();
         let history = [
-            change(
-                "2026-10-01T00:00:00Z",
-                Some(Some(Status::Active)),
-                Some("premium"),
-            ),
+            change("2026-10-01T00:00:00Z", Some("active"), Some("premium")),
             change("2026-11-11T15:00:00Z", None, Some("enterprise")),
         ];
         let days = billed_days(&history, nov);
@@ -384,6 +445,19 @@ mod tests {
         assert!(overage_line("free", t.get("free").unwrap(), "api_requests", 5_000, nov).is_none());
         let adj = adjustment_line("premium", premium, "api_requests", 12_345, 13_345, nov).unwrap();
         assert_eq!((adj.quantity, adj.amount_cents), (1_000, 100)); // 3.345 -> 3.35 minus 2.35
+        assert_eq!(
+            (adj.included, adj.month_usage, adj.late_units),
+            (Some(10_000), Some(13_345), Some(1_000))
+        );
+        // Late units partly under the limit: quantity is the units billed, not the late units.
+        let adj = adjustment_line("premium", premium, "compute_hours", 0, 30, nov).unwrap();
+        assert_eq!((adj.quantity, adj.amount_cents), (20, 4_000)); // (30 - 10) * 2.00
+        assert_eq!(adj.late_units, Some(30));
+        // Two separately rounded amounts: 2,346 over is 2.346 -> 2.35, as 2,345 was.
+        assert!(
+            adjustment_line("premium", premium, "api_requests", 12_345, 12_346, nov).is_none(),
+            "no line when the rounded amounts are equal"
+        );
         assert!(
             adjustment_line("premium", premium, "api_requests", 100, 200, nov).is_none(),
             "still within the limit"

@@ -489,16 +489,20 @@ impl Output {
                     ("upgrade hint", hint_text(i)),
                 ]);
                 let mut t = Self::table(&[
+                    "KIND",
                     "DESCRIPTION",
                     "RESOURCE",
+                    "TIER",
                     "QUANTITY",
                     "UNIT PRICE",
                     "AMOUNT",
                 ]);
                 for l in &i.lines {
                     t.add_row(vec![
+                        l.kind.clone(),
                         l.description.clone(),
                         l.resource.clone().unwrap_or_default(),
+                        l.tier.clone(),
                         l.quantity.to_string(),
                         l.unit_price.clone(),
                         l.amount.clone(),
@@ -565,10 +569,12 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// One row per invoice line, for finance.
+/// One row per invoice line, for finance. `included`, `month_usage` and `late_units` come
+/// last (added later), so readers of the earlier columns by position are unaffected.
 fn invoices_csv(list: &[InvoiceView]) -> String {
+    let opt = |n: Option<i64>| n.map(|n| n.to_string()).unwrap_or_default();
     let mut out = String::from(
-        "invoice_id,slug,period,currency,line_no,kind,description,resource,tier,quantity,unit_price,amount,usage_period,invoice_total\n",
+        "invoice_id,slug,period,currency,line_no,kind,description,resource,tier,quantity,unit_price,amount,usage_period,invoice_total,included,month_usage,late_units\n",
     );
     for i in list {
         for (n, l) in i.lines.iter().enumerate() {
@@ -587,6 +593,9 @@ fn invoices_csv(list: &[InvoiceView]) -> String {
                 l.amount.clone(),
                 l.usage_period.clone().unwrap_or_default(),
                 i.total.clone(),
+                opt(l.included),
+                opt(l.month_usage),
+                opt(l.late_units),
             ];
             out.push_str(
                 &fields

@@ -1,5 +1,6 @@
 //! `bill` and `invoices`: proration, overage, exactly once under retries, concurrency and
-//! crashes, dry runs equal to real ones, late usage, upgrade hints.
+//! crashes, dry runs equal to real ones, late usage, upgrade hints, self-explaining lines, the
+//! purge warning. Every test bills finished months only (history is backdated into them).
 
 use crate::support::TestEnv;
 
@@ -335,7 +336,7 @@ fn dry_run_prints_exactly_what_the_run_writes_and_writes_nothing() {
 #[test]
 fn usage_that_arrives_after_its_period_was_billed_is_billed_next_time() {
     let env = TestEnv::new();
-    env.provision_at("late", "premium", "2026-08-01T00:00:00Z");
+    env.provision_at("late", "premium", "2026-07-01T00:00:00Z");
     env.run(&[
         "usage",
         "record",
@@ -343,15 +344,15 @@ fn usage_that_arrives_after_its_period_was_billed_is_billed_next_time() {
         "api_requests",
         "11000",
         "--at",
-        "2026-09-10",
+        "2026-08-10",
     ])
     .expect(0);
-    env.run(&["bill", "--period", "2026-09"]).expect(0);
+    env.run(&["bill", "--period", "2026-08"]).expect(0);
     assert_eq!(
-        by_slug(&invoices(&env, "2026-09"), "late")["total"],
+        by_slug(&invoices(&env, "2026-08"), "late")["total"],
         "500.00"
     ); // 499 + 1.00
-       // 2,000 more September requests arrive in October.
+       // 2,000 more August requests arrive in September.
     env.run(&[
         "usage",
         "record",
@@ -359,39 +360,36 @@ fn usage_that_arrives_after_its_period_was_billed_is_billed_next_time() {
         "api_requests",
         "2000",
         "--at",
-        "2026-09-28",
+        "2026-08-28",
     ])
     .expect(0);
-    env.run(&["bill", "--period", "2026-10"]).expect(0);
-    let oct = by_slug(&invoices(&env, "2026-10"), "late").clone();
-    let adj = oct["lines"]
+    env.run(&["bill", "--period", "2026-09"]).expect(0);
+    let sep = by_slug(&invoices(&env, "2026-09"), "late").clone();
+    let adj = sep["lines"]
         .as_array()
         .unwrap()
         .iter()
         .find(|l| l["kind"] == "adjustment")
-        .unwrap_or_else(|| panic!("{oct}"));
+        .unwrap_or_else(|| panic!("{sep}"));
     assert_eq!(
         (
             adj["quantity"].as_i64(),
             adj["amount"].as_str(),
             adj["usage_period"].as_str()
         ),
-        (Some(2000), Some("2.00"), Some("2026-09"))
+        (Some(2000), Some("2.00"), Some("2026-08"))
     );
-    assert_eq!(oct["total"], "501.00");
-    // Billed once: November (previewed: it has not ended) has no second adjustment for it.
-    let preview = env
-        .run(&["bill", "--dry-run", "--period", "2026-11", "-o", "json"])
-        .expect(0)
-        .json();
-    let nov = by_slug(&preview["invoices"], "late").clone();
+    assert_eq!(sep["total"], "501.00");
+    // Billed once: October has no second adjustment for it.
+    env.run(&["bill", "--period", "2026-10"]).expect(0);
+    let oct = by_slug(&invoices(&env, "2026-10"), "late").clone();
     assert!(
-        nov["lines"]
+        oct["lines"]
             .as_array()
             .unwrap()
             .iter()
             .all(|l| l["kind"] != "adjustment"),
-        "{nov}"
+        "{oct}"
     );
 }
 
@@ -528,4 +526,259 @@ fn a_month_that_has_not_ended_is_never_billed_only_previewed() {
         .json();
     assert_eq!(last["unfinished"], false);
     assert_eq!(written(&env), 0);
+}
+
+fn record(env: &TestEnv, slug: &str, resource: &str, n: &str, at: &str, key: &str) {
+    env.run(&[
+        "usage", "record", slug, resource, n, "--at", at, "--key", key,
+    ])
+    .expect(0);
+}
+
+fn lines_of(inv: &serde_json::Value) -> Vec<serde_json::Value> {
+    inv["lines"].as_array().unwrap().clone()
+}
+
+/// Issue 15, bug 1: late usage of a month whose invoice covered none of that resource was
+/// never billed.
+#[test]
+fn late_usage_of_a_resource_the_billed_month_had_none_of_is_an_adjustment() {
+    let env = TestEnv::new();
+    env.provision_at("lateco", "premium", "2026-07-01T00:10:00Z");
+    env.run(&["bill", "--period", "2026-07"]).expect(0);
+    assert_eq!(
+        by_slug(&invoices(&env, "2026-07"), "lateco")["total"],
+        "499.00"
+    );
+    record(
+        &env,
+        "lateco",
+        "compute_hours",
+        "30",
+        "2026-07-15T10:00:00Z",
+        "k1",
+    );
+    env.run(&["bill", "--period", "2026-08"]).expect(0);
+    let aug = by_slug(&invoices(&env, "2026-08"), "lateco").clone();
+    let lines = lines_of(&aug);
+    assert_eq!(lines.len(), 2, "{aug}");
+    let adj = &lines[1];
+    // (30 − 10) × 2.00 = 40.00; quantity is the billed units, the late units are their own field.
+    assert_eq!(
+        (
+            adj["kind"].as_str(),
+            adj["resource"].as_str(),
+            adj["usage_period"].as_str(),
+            adj["tier"].as_str(),
+            adj["quantity"].as_i64(),
+            adj["unit_price"].as_str(),
+            adj["amount"].as_str(),
+        ),
+        (
+            Some("adjustment"),
+            Some("compute_hours"),
+            Some("2026-07"),
+            Some("premium"),
+            Some(20),
+            Some("2.00"),
+            Some("40.00")
+        )
+    );
+    assert_eq!(
+        (
+            adj["included"].as_i64(),
+            adj["month_usage"].as_i64(),
+            adj["late_units"].as_i64()
+        ),
+        (Some(10), Some(30), Some(30))
+    );
+    assert!(
+        adj["description"]
+            .as_str()
+            .unwrap()
+            .contains("30 units recorded after its invoice"),
+        "{adj}"
+    );
+    assert_eq!(aug["total"], "539.00");
+    assert!(aug["upgrade_hint"].is_null());
+    // Exactly once: September has no second adjustment, and the purge warning is quiet now.
+    env.run(&["bill", "--period", "2026-09"]).expect(0);
+    let sep = by_slug(&invoices(&env, "2026-09"), "lateco").clone();
+    assert_eq!(sep["total"], "499.00", "{sep}");
+}
+
+/// Issue 15, bug 2: the hint compared the next tier with the whole invoice, adjustments for
+/// earlier months included.
+#[test]
+fn the_upgrade_hint_ignores_adjustments_for_earlier_months() {
+    let env = TestEnv::new();
+    env.provision_at("hintco", "premium", "2026-07-01T00:10:00Z");
+    record(
+        &env,
+        "hintco",
+        "sandboxes",
+        "6",
+        "2026-07-10T10:00:00Z",
+        "k1",
+    );
+    env.run(&["bill", "--period", "2026-07"]).expect(0);
+    // 499.00 + (6 − 5) × 25.00
+    assert_eq!(
+        by_slug(&invoices(&env, "2026-07"), "hintco")["total"],
+        "524.00"
+    );
+    record(
+        &env,
+        "hintco",
+        "sandboxes",
+        "800",
+        "2026-07-20T10:00:00Z",
+        "k2",
+    );
+    let run = env
+        .run(&["bill", "--period", "2026-08", "-o", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(run["upgrade_hints"], 0);
+    let aug = by_slug(&invoices(&env, "2026-08"), "hintco").clone();
+    // (806 − 5) × 25.00 − 25.00 = 20,000.00 for July; August itself is 499.00 against
+    // enterprise's 4,999.00: no hint.
+    assert_eq!(aug["total"], "20499.00");
+    let adj = &lines_of(&aug)[1];
+    assert_eq!(
+        (
+            adj["quantity"].as_i64(),
+            adj["amount"].as_str(),
+            adj["late_units"].as_i64()
+        ),
+        (Some(800), Some("20000.00"), Some(800))
+    );
+    assert!(aug["upgrade_hint"].is_null(), "{aug}");
+}
+
+#[test]
+fn every_line_checks_by_itself_and_the_tier_is_in_table_and_csv() {
+    let env = TestEnv::new();
+    env.provision_at("check", "premium", "2026-07-01T00:00:00Z");
+    record(&env, "check", "api_requests", "12345", "2026-07-03", "a1");
+    env.run(&["bill", "--period", "2026-07"]).expect(0);
+    record(&env, "check", "api_requests", "1000", "2026-07-04", "a2");
+    env.run(&["bill", "--period", "2026-08"]).expect(0);
+    let aug = by_slug(&invoices(&env, "2026-08"), "check").clone();
+    let micros = |s: &str| -> i64 {
+        let (w, f) = s.split_once('.').unwrap();
+        w.parse::<i64>().unwrap() * 1_000_000 + format!("{f:0<6}").parse::<i64>().unwrap()
+    };
+    let cents_of = |units: i64, price: &str| (units * micros(price) + 5_000) / 10_000;
+    for l in lines_of(&by_slug(&invoices(&env, "2026-07"), "check").clone())
+        .into_iter()
+        .chain(lines_of(&aug))
+    {
+        let amount = micros(l["amount"].as_str().unwrap()) / 10_000;
+        let price = l["unit_price"].as_str().unwrap();
+        let q = l["quantity"].as_i64().unwrap();
+        match l["kind"].as_str().unwrap() {
+            "base" => assert!(l["included"].is_null(), "{l}"),
+            "overage" => {
+                let (inc, used) = (
+                    l["included"].as_i64().unwrap(),
+                    l["month_usage"].as_i64().unwrap(),
+                );
+                assert_eq!(q, used - inc, "{l}");
+                assert_eq!(amount, cents_of(q, price), "{l}");
+            }
+            _ => {
+                let inc = l["included"].as_i64().unwrap();
+                let now = l["month_usage"].as_i64().unwrap();
+                let late = l["late_units"].as_i64().unwrap();
+                let (after, before) = ((now - inc).max(0), (now - late - inc).max(0));
+                assert_eq!(q, after - before, "{l}");
+                assert_eq!(
+                    amount,
+                    cents_of(after, price) - cents_of(before, price),
+                    "{l}"
+                );
+            }
+        }
+    }
+    // 13,345 − 10,000 = 3,345 × 0.001 = 3.345 → 3.35, minus the 2.35 billed: 1.00.
+    assert_eq!(aug["total"], "500.00");
+    let id = aug["id"].as_i64().unwrap().to_string();
+    let table = env.run(&["invoices", "show", &id]).expect(0).stdout;
+    assert!(
+        table.contains("TIER") && table.contains("premium"),
+        "{table}"
+    );
+    let csv = env
+        .run(&["invoices", "list", "--period", "2026-08", "-o", "csv"])
+        .expect(0)
+        .stdout;
+    let rows: Vec<&str> = csv.lines().collect();
+    assert!(
+        rows[0].ends_with(
+            ",tier,quantity,unit_price,amount,usage_period,invoice_total,included,month_usage,late_units"
+        ),
+        "{csv}"
+    );
+    assert!(
+        rows[2].contains(",premium,") && rows[2].ends_with(",10000,13345,1000"),
+        "{csv}"
+    );
+}
+
+#[test]
+fn purging_a_tenant_with_unbilled_usage_warns() {
+    let env = TestEnv::new();
+    env.provision_at("paid", "premium", "2026-07-01T00:00:00Z");
+    env.provision_at("owes", "premium", "2026-07-01T00:00:00Z");
+    record(&env, "paid", "api_requests", "500", "2026-07-02", "p1");
+    record(&env, "owes", "api_requests", "500", "2026-07-02", "o1");
+    env.run(&["bill", "--period", "2026-07"]).expect(0);
+    // Recorded after July's invoice: not billed yet.
+    record(&env, "owes", "compute_hours", "3", "2026-07-05", "o2");
+    for slug in ["paid", "owes"] {
+        env.run(&["deprovision", slug]).expect(0);
+    }
+    let quiet = env
+        .run(&["deprovision", "paid", "--purge", "--yes"])
+        .expect(0);
+    assert!(!quiet.stderr.contains("warning"), "{}", quiet.stderr);
+    let warned = env
+        .run(&["deprovision", "owes", "--purge", "--yes"])
+        .expect(0);
+    assert!(
+        warned.stderr.contains(
+            "warning: `owes` has usage no invoice has billed yet (3 compute_hours of 2026-07)"
+        ),
+        "{}",
+        warned.stderr
+    );
+}
+
+/// V8 gives invoices written before it the zero coverage rows they lacked, so late usage of
+/// their months is billed too.
+#[test]
+fn v8_backfills_the_zero_coverage_of_earlier_invoices() {
+    let env = TestEnv::new();
+    env.provision_at("legacy", "premium", "2026-07-01T00:00:00Z");
+    env.run(&["bill", "--period", "2026-07"]).expect(0);
+    // As an invoice written before V8 left it: no rows for resources without usage.
+    let mut c = env.control();
+    c.execute("DELETE FROM billed_usage WHERE quantity = 0", &[])
+        .unwrap();
+    let sql = include_str!("../sql/control/V8__billing_lines_explain.sql");
+    let backfill = &sql[sql.find("INSERT INTO billed_usage").unwrap()..];
+    assert_eq!(c.execute(backfill, &[]).unwrap(), 3);
+    let tier: String = c
+        .query_one("SELECT DISTINCT tier FROM billed_usage", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(tier, "premium");
+    record(&env, "legacy", "sandboxes", "7", "2026-07-09", "s1");
+    env.run(&["bill", "--period", "2026-08"]).expect(0);
+    // (7 − 5) × 25.00
+    assert_eq!(
+        by_slug(&invoices(&env, "2026-08"), "legacy")["total"],
+        "549.00"
+    );
 }

@@ -4,6 +4,7 @@
 mod support;
 
 mod bill;
+mod bill_model;
 mod cli;
 mod corpus;
 mod faults;

@@ -93,7 +93,7 @@ pub async fn deprovision(
             slug.as_str(),
         )?;
         let plane = ControlPlane::open(settings, reporter).await?;
-        return out.purged(&[lifecycle::purge(&plane, &slug).await?]);
+        return out.purged(&[lifecycle::purge(&plane, &slug, reporter).await?]);
     }
     let plane = ControlPlane::open(settings, reporter).await?;
     out.tenant(&lifecycle::deprovision(&plane, &slug, args.reason.as_deref()).await?)

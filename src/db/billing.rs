@@ -10,10 +10,9 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::control::{ControlDb, SessionLock};
-use crate::invoice::{Change, Line, LineKind};
+use crate::invoice::{Change, Line, LineKind, Standing};
 use crate::money::Money;
 use crate::period::Period;
-use crate::tenant::Status;
 
 /// A tenant without an invoice for the period, with its history.
 #[derive(Debug, Clone)]
@@ -65,10 +64,6 @@ pub struct StoredInvoice {
 pub struct RunRow {
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
-}
-
-fn status_of(s: Option<&str>) -> Option<Option<Status>> {
-    s.map(Status::parse)
 }
 
 impl ControlDb {
@@ -127,6 +122,16 @@ impl ControlDb {
 
     /// Every tenant with history before the period's end and no invoice for it yet, with that
     /// history (from the append-only audit log, so purged tenants are included).
+    ///
+    /// The history is every entry that names a status it moved to (`to_status`), whatever its
+    /// action, plus `purge`; the tier comes from `provision.start`, `provision` and `set-tier`.
+    /// So a status or action added later is seen without a change here, and
+    /// `Standing::of_status` bills an unknown status like active. The one exception: the
+    /// intermediate status a lifecycle command writes when it starts (`suspend.start`,
+    /// `resume.start`, `deprovision.start`, `restore.start`) changes nothing until the command
+    /// completes, so an interrupted resume bills like the suspended tenant it was and an
+    /// interrupted restore like the deleted one (`provision.start` starts the history, and
+    /// `purge.start` ends billing at once).
     pub async fn billing_candidates(&self, period: Period) -> Result<Vec<Candidate>> {
         let end = period
             .next_first_day()
@@ -141,8 +146,7 @@ impl ControlDb {
                         coalesce(a.details->>'to_tier', a.details->>'tier')
                  FROM audit_log a
                  WHERE a.tenant_id IS NOT NULL AND a.at < $2
-                   AND a.action IN ('provision.start', 'provision', 'suspend', 'resume', 'deprovision',
-                                    'restore', 'purge.start', 'purge', 'set-tier')
+                   AND (a.to_status IS NOT NULL OR a.action IN ('purge', 'set-tier'))
                    AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.tenant_id = a.tenant_id AND i.period = $1)
                  ORDER BY a.tenant_id, a.id",
                 &[&first, &end],
@@ -157,12 +161,12 @@ impl ControlDb {
             let tier: Option<String> = r.get(5);
             let change = Change {
                 at: r.get(2),
-                status: if action == "set-tier" {
+                status: if action == "purge" {
+                    Some(Standing::NotBillable)
+                } else if is_unfinished_command(&action) {
                     None
-                } else if action == "purge" {
-                    Some(None)
                 } else {
-                    status_of(to_status.as_deref())
+                    to_status.as_deref().map(Standing::of_status)
                 },
                 tier: if matches!(
                     action.as_str(),
@@ -202,7 +206,11 @@ impl ControlDb {
             .collect())
     }
 
-    /// Usage of earlier periods past what their invoices covered.
+    /// Usage of earlier, invoiced periods past what their invoices covered. Every invoice
+    /// records what it covered of each metered resource of its period, zero included, so usage
+    /// recorded after the invoice is found whether or not the month had any before. The tier
+    /// is the one the month's own invoice was computed under (the row with the period's
+    /// invoice), not that of a later adjustment.
     pub async fn late_usage(&self, period: NaiveDate) -> Result<Vec<LateUsage>> {
         let rows = self
             .conn()
@@ -210,8 +218,10 @@ impl ControlDb {
             .query(
                 "SELECT u.tenant_id, u.resource, u.period, u.quantity, b.billed, b.tier
                  FROM usage_totals u
-                 JOIN (SELECT tenant_id, resource, usage_period, sum(quantity)::bigint AS billed, max(tier) AS tier
-                       FROM billed_usage GROUP BY 1, 2, 3) b
+                 JOIN (SELECT bu.tenant_id, bu.resource, bu.usage_period, sum(bu.quantity)::bigint AS billed,
+                              (array_agg(bu.tier ORDER BY (i.period = bu.usage_period) DESC, i.period))[1] AS tier
+                       FROM billed_usage bu JOIN invoices i ON i.id = bu.invoice_id
+                       GROUP BY 1, 2, 3) b
                    ON b.tenant_id = u.tenant_id AND b.resource = u.resource AND b.usage_period = u.period
                  WHERE u.period < $1 AND u.quantity > b.billed
                  ORDER BY u.tenant_id, u.resource, u.period",
@@ -229,6 +239,30 @@ impl ControlDb {
                 billed: r.get(4),
                 tier: r.get(5),
             })
+            .collect())
+    }
+
+    /// A tenant's metered usage that no invoice has covered yet: (resource, month, units),
+    /// months without an invoice and units recorded after a month's invoice alike.
+    pub async fn unbilled_usage(&self, tenant: Uuid) -> Result<Vec<(String, NaiveDate, i64)>> {
+        let rows = self
+            .conn()
+            .await?
+            .query(
+                "SELECT u.resource, u.period, u.quantity - coalesce(b.billed, 0)
+                 FROM usage_totals u
+                 LEFT JOIN (SELECT resource, usage_period, sum(quantity)::bigint AS billed
+                            FROM billed_usage WHERE tenant_id = $1 GROUP BY 1, 2) b
+                   ON b.resource = u.resource AND b.usage_period = u.period
+                 WHERE u.tenant_id = $1 AND u.quantity > coalesce(b.billed, 0)
+                 ORDER BY u.period, u.resource",
+                &[&tenant],
+            )
+            .await
+            .context("reading the tenant's unbilled usage")?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect())
     }
 
@@ -262,6 +296,7 @@ impl ControlDb {
         let (mut l_inv, mut l_no, mut l_kind, mut l_desc, mut l_res, mut l_tier) =
             (vec![], vec![], vec![], vec![], vec![], vec![]);
         let (mut l_qty, mut l_price, mut l_amount, mut l_period) = (vec![], vec![], vec![], vec![]);
+        let (mut l_included, mut l_usage, mut l_late) = (vec![], vec![], vec![]);
         let (mut b_inv, mut b_tenant, mut b_res, mut b_period, mut b_qty, mut b_tier) =
             (vec![], vec![], vec![], vec![], vec![], vec![]);
         for inv in batch {
@@ -279,6 +314,9 @@ impl ControlDb {
                 l_price.push(l.unit_price.micros());
                 l_amount.push(l.amount_cents);
                 l_period.push(l.usage_period.map(Period::first_day));
+                l_included.push(l.included);
+                l_usage.push(l.month_usage);
+                l_late.push(l.late_units);
             }
             for (resource, p, q, tier) in &inv.covers {
                 b_inv.push(*id);
@@ -289,13 +327,24 @@ impl ControlDb {
                 b_tier.push(tier.as_str());
             }
         }
-        let params: [&(dyn ToSql + Sync); 10] = [
-            &l_inv, &l_no, &l_kind, &l_desc, &l_res, &l_tier, &l_qty, &l_price, &l_amount,
+        let params: [&(dyn ToSql + Sync); 13] = [
+            &l_inv,
+            &l_no,
+            &l_kind,
+            &l_desc,
+            &l_res,
+            &l_tier,
+            &l_qty,
+            &l_price,
+            &l_amount,
             &l_period,
+            &l_included,
+            &l_usage,
+            &l_late,
         ];
         tx.execute(
-            "INSERT INTO invoice_lines (invoice_id, line_no, kind, description, resource, tier, quantity, unit_price_micros, amount_cents, usage_period)
-             SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::date[])",
+            "INSERT INTO invoice_lines (invoice_id, line_no, kind, description, resource, tier, quantity, unit_price_micros, amount_cents, usage_period, included, month_usage, late_units)
+             SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::date[], $11::bigint[], $12::bigint[], $13::bigint[])",
             &params,
         )
         .await
@@ -333,7 +382,8 @@ impl ControlDb {
         let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
         let lines = conn
             .query(
-                "SELECT invoice_id, kind, description, resource, tier, quantity, unit_price_micros, amount_cents, usage_period
+                "SELECT invoice_id, kind, description, resource, tier, quantity, unit_price_micros, amount_cents, usage_period,
+                        included, month_usage, late_units
                  FROM invoice_lines WHERE invoice_id = ANY($1) ORDER BY invoice_id, line_no",
                 &[&ids],
             )
@@ -357,6 +407,9 @@ impl ControlDb {
                 amount_cents: l.get(7),
                 usage_period: usage_period
                     .map(|d| Period::containing(d.and_time(chrono::NaiveTime::MIN).and_utc())),
+                included: l.get(9),
+                month_usage: l.get(10),
+                late_units: l.get(11),
             });
         }
         Ok(rows
@@ -376,4 +429,13 @@ impl ControlDb {
             })
             .collect())
     }
+}
+
+/// True for the audit action of a lifecycle command that has started but may not have
+/// completed: billing takes the standing its completion writes, not its intermediate status.
+fn is_unfinished_command(action: &str) -> bool {
+    matches!(
+        action,
+        "suspend.start" | "resume.start" | "deprovision.start" | "restore.start"
+    )
 }

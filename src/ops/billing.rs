@@ -41,6 +41,13 @@ pub struct LineView {
     pub unit_price: String,
     pub amount: String,
     pub usage_period: Option<String>,
+    /// The tier's included limit (overage and adjustment lines; null on base lines).
+    pub included: Option<i64>,
+    /// The month's usage the line accounts for (overage: all of it; adjustment: its total
+    /// now, late units included).
+    pub month_usage: Option<i64>,
+    /// Adjustment lines: units recorded after the month's invoice.
+    pub late_units: Option<i64>,
 }
 
 /// One invoice as printed. `id` is null in a dry run.
@@ -100,6 +107,9 @@ fn line_view(l: &Line) -> LineView {
         unit_price: l.unit_price.to_string(),
         amount: format_cents(l.amount_cents),
         usage_period: l.usage_period.map(|p| p.to_string()),
+        included: l.included,
+        month_usage: l.month_usage,
+        late_units: l.late_units,
     }
 }
 
@@ -157,31 +167,40 @@ async fn compute(plane: &ControlPlane, tiers: &Tiers, period: Period) -> Result<
                 .get(&(c.tenant, (*r).to_owned()))
                 .copied()
                 .unwrap_or(0);
+            // Zero too: usage recorded after this invoice must find what it covered.
+            covers.push(((*r).to_owned(), period.first_day(), used, last_tier.clone()));
             if used > 0 {
-                covers.push(((*r).to_owned(), period.first_day(), used, last_tier.clone()));
                 used_map.insert((*r).to_owned(), used);
             }
             lines.extend(invoice::overage_line(&last_tier, tier, r, used, period));
         }
+        // What the period's own days and usage cost: the upgrade hint compares with this.
+        let period_cents: i64 = lines.iter().map(|l| l.amount_cents).sum();
         for l in late.remove(&c.tenant).unwrap_or_default() {
             let usage_period =
                 Period::containing(l.period.and_time(chrono::NaiveTime::MIN).and_utc());
+            let then = tiers.tiers.get(&l.tier).ok_or_else(|| {
+                Failure::BadInput(format!(
+                    "tenant `{}` has late usage of {usage_period} billed on tier `{}`, which the tier table does not define (it has {})",
+                    c.slug,
+                    l.tier,
+                    tiers.names().join(", ")
+                ))
+            })?;
             covers.push((
                 l.resource.clone(),
                 l.period,
                 l.now - l.billed,
                 l.tier.clone(),
             ));
-            if let Some(then) = tiers.tiers.get(&l.tier) {
-                lines.extend(invoice::adjustment_line(
-                    &l.tier,
-                    then,
-                    &l.resource,
-                    l.billed,
-                    l.now,
-                    usage_period,
-                ));
-            }
+            lines.extend(invoice::adjustment_line(
+                &l.tier,
+                then,
+                &l.resource,
+                l.billed,
+                l.now,
+                usage_period,
+            ));
         }
         let total = checked_sum(lines.iter().map(|l| l.amount_cents))?;
         let hint: Option<UpgradeHint> = invoice::upgrade_hint(
@@ -190,7 +209,7 @@ async fn compute(plane: &ControlPlane, tiers: &Tiers, period: Period) -> Result<
             days.len() as i64,
             period,
             &used_map,
-            total,
+            period_cents,
         );
         out.push(NewInvoice {
             tenant: c.tenant,
@@ -294,6 +313,33 @@ pub async fn bill(
         .map(stored_view)
         .collect();
     Ok(summary(views, total, false))
+}
+
+/// Before a purge: says, through the reporter, what metered usage of the tenant no invoice
+/// has covered yet. A purge deletes the usage, so the next `bill` cannot charge it; the purge
+/// goes ahead (it is the operator's call), but not silently.
+pub async fn warn_unbilled_usage(
+    plane: &ControlPlane,
+    tenant: Uuid,
+    slug: &str,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    let unbilled = plane.control.unbilled_usage(tenant).await?;
+    if unbilled.is_empty() {
+        return Ok(());
+    }
+    let what: Vec<String> = unbilled
+        .iter()
+        .map(|(resource, month, units)| {
+            let month = Period::containing(month.and_time(chrono::NaiveTime::MIN).and_utc());
+            format!("{units} {resource} of {month}")
+        })
+        .collect();
+    reporter.status(&format!(
+        "warning: `{slug}` has usage no invoice has billed yet ({}); purging deletes it, so no bill will charge it",
+        what.join(", ")
+    ));
+    Ok(())
 }
 
 /// `invoices list` / `invoices show`.

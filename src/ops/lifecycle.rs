@@ -373,12 +373,13 @@ pub struct Purged {
 }
 
 /// `deprovision --purge`: removes everything of the tenant, from any status.
-pub async fn purge(plane: &ControlPlane, slug: &Slug) -> Result<Purged> {
+pub async fn purge(plane: &ControlPlane, slug: &Slug, reporter: &dyn Reporter) -> Result<Purged> {
     let (_lock, t) = lock_and_find(plane, slug).await?;
-    purge_locked(plane, &t).await
+    purge_locked(plane, &t, reporter).await
 }
 
-async fn purge_locked(plane: &ControlPlane, t: &Tenant) -> Result<Purged> {
+async fn purge_locked(plane: &ControlPlane, t: &Tenant, reporter: &dyn Reporter) -> Result<Purged> {
+    super::billing::warn_unbilled_usage(plane, t.id, &t.slug, reporter).await?;
     let actor = &plane.settings.actor;
     // `deleting` is written before anything is removed: from then on only a purge may follow.
     let t = &begin(plane, t, &PURGE, &serde_json::json!({})).await?;
@@ -469,7 +470,7 @@ async fn purge_expired_one(
         return Ok(None);
     }
     reporter.status(&format!("purging `{slug}`"));
-    purge_locked(plane, &t).await.map(Some)
+    purge_locked(plane, &t, reporter).await.map(Some)
 }
 
 #[cfg(test)]
