@@ -27,8 +27,9 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// PostgreSQL URL of the control database [env: TENANTCTL_DATABASE_URL, DATABASE_URL].
-    /// Without one, tenantctl runs its own local cluster under the data directory.
+    /// Connection string of the control database, URL or key=value [env:
+    /// TENANTCTL_DATABASE_URL, then the PG* variables]. Without one, tenantctl runs its own
+    /// local cluster under the data directory.
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
     /// Configuration file [env: TENANTCTL_CONFIG] [default: ./tenantctl.toml if present]

@@ -125,9 +125,7 @@ impl ControlPlane {
 /// running).
 fn server(settings: &Settings, reporter: &dyn Reporter, start: bool) -> Result<Option<Server>> {
     match &settings.database {
-        DatabaseTarget::Url { config, shown } => {
-            Ok(Some(Server::new((**config).clone(), shown.clone())))
-        }
+        DatabaseTarget::Url(params) => Ok(Some(Server::external(params)?)),
         DatabaseTarget::Local => {
             let cluster = LocalCluster::new(&settings.data_dir, settings.pg_bindir.as_deref());
             if start {
@@ -143,7 +141,7 @@ fn server(settings: &Settings, reporter: &dyn Reporter, start: bool) -> Result<O
             }
             let config = cluster.connect_config(crate::config::DEFAULT_CONTROL_DB);
             let shown = format!("the local cluster in {}", cluster.data_dir().display());
-            Ok(Some(Server::new(config, shown)))
+            Ok(Some(Server::local(config, shown)))
         }
     }
 }
