@@ -111,6 +111,12 @@ pub enum Command {
     /// Manage the local PostgreSQL cluster used when no database URL is configured
     #[command(subcommand)]
     Local(LocalCommand),
+    /// Create the control database if it is missing and apply its migrations (needed once on
+    /// an operator's server; idempotent)
+    Init,
+    /// Check the server: version, TLS, the admin role's privileges, the control schema, the
+    /// tenants' databases (exit 1 when something needs attention)
+    Doctor,
 }
 
 #[derive(Debug, Args)]

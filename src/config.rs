@@ -326,7 +326,11 @@ fn read_pgpass(path: &Path, params: &ConnParams, warnings: &mut Vec<String>) -> 
     let port = params.ports.first().copied().unwrap_or(5432);
     conninfo::pgpass_lookup(
         &text,
-        params.hosts.first().map(String::as_str).unwrap_or("localhost"),
+        params
+            .hosts
+            .first()
+            .map(String::as_str)
+            .unwrap_or("localhost"),
         port,
         &params.dbname,
         &params.user,

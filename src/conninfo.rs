@@ -140,10 +140,7 @@ fn parse_keywords(s: &str) -> Result<Pairs, Failure> {
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.next() != Some('=') {
-            return Err(bad(&format!(
-                "missing `=` after `{}`",
-                excerpt(&key)
-            )));
+            return Err(bad(&format!("missing `=` after `{}`", excerpt(&key))));
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         let mut value = String::new();
@@ -346,12 +343,12 @@ impl ConnParams {
             None => SslMode::Prefer,
         };
         let path = |k: &str| -> Option<PathBuf> {
-            p.get(k).filter(|v| !v.is_empty()).map(|v| {
-                match (v.strip_prefix("~/"), home) {
+            p.get(k)
+                .filter(|v| !v.is_empty())
+                .map(|v| match (v.strip_prefix("~/"), home) {
                     (Some(rest), Some(h)) => h.join(rest),
                     _ => PathBuf::from(v),
-                }
-            })
+                })
         };
         let connect_timeout = match p.get("connect_timeout") {
             None | Some("") => DEFAULT_CONNECT_TIMEOUT,
@@ -379,14 +376,14 @@ impl ConnParams {
         };
         let keepalives_idle = match p.get("keepalives_idle") {
             None => Duration::from_secs(60),
-            Some(v) => Duration::from_secs(v.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(
-                || {
+            Some(v) => {
+                Duration::from_secs(v.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
                     Failure::BadInput(format!(
                         "invalid keepalives_idle `{}`: whole seconds, at least 1",
                         excerpt(v)
                     ))
-                },
-            )?),
+                })?)
+            }
         };
         Ok(ConnParams {
             hosts,
@@ -412,7 +409,10 @@ impl ConnParams {
                 .filter(|a| !a.is_empty())
                 .unwrap_or(APPLICATION_NAME)
                 .to_owned(),
-            options: p.get("options").filter(|o| !o.is_empty()).map(str::to_owned),
+            options: p
+                .get("options")
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned),
             keepalives,
             keepalives_idle,
         })
@@ -425,7 +425,12 @@ impl ConnParams {
             .iter()
             .enumerate()
             .map(|(i, h)| {
-                let port = self.ports.get(i).or(self.ports.first()).copied().unwrap_or(5432);
+                let port = self
+                    .ports
+                    .get(i)
+                    .or(self.ports.first())
+                    .copied()
+                    .unwrap_or(5432);
                 if h.starts_with('/') {
                     format!("{h}:{port}")
                 } else if h.contains(':') {
@@ -449,7 +454,11 @@ impl ConnParams {
 /// `host:port:database:user:password`, `*` matching anything, `\:` and `\\` escaped; the first
 /// matching line wins. For a socket directory the host field is `localhost`, as in libpq.
 pub fn pgpass_lookup(text: &str, host: &str, port: u16, db: &str, user: &str) -> Option<String> {
-    let host = if host.starts_with('/') { "localhost" } else { host };
+    let host = if host.starts_with('/') {
+        "localhost"
+    } else {
+        host
+    };
     let port = port.to_string();
     for line in text.lines() {
         if line.starts_with('#') || line.trim().is_empty() {
@@ -474,8 +483,7 @@ pub fn pgpass_lookup(text: &str, host: &str, port: u16, db: &str, user: &str) ->
             continue;
         }
         let m = |f: &str, v: &str| f == "*" || f == v;
-        if m(&fields[0], host) && m(&fields[1], &port) && m(&fields[2], db) && m(&fields[3], user)
-        {
+        if m(&fields[0], host) && m(&fields[1], &port) && m(&fields[2], db) && m(&fields[3], user) {
             return Some(fields[4].clone());
         }
     }
@@ -492,7 +500,8 @@ mod tests {
 
     #[test]
     fn keyword_form_with_spaces_quotes_and_escapes() {
-        let m = kv("host=db.example  port = 6432 password = s3cret dbname='my db' user='o\\'brien'");
+        let m =
+            kv("host=db.example  port = 6432 password = s3cret dbname='my db' user='o\\'brien'");
         assert_eq!(m["host"], "db.example");
         assert_eq!(m["port"], "6432");
         assert_eq!(m["password"], "s3cret");
@@ -504,7 +513,9 @@ mod tests {
 
     #[test]
     fn url_form() {
-        let m = kv("postgresql://bob:p%40ss%20w@db1:5433,db2/ctl?sslmode=verify-full&sslrootcert=/ca.pem");
+        let m = kv(
+            "postgresql://bob:p%40ss%20w@db1:5433,db2/ctl?sslmode=verify-full&sslrootcert=/ca.pem",
+        );
         assert_eq!(m["user"], "bob");
         assert_eq!(m["password"], "p@ss w");
         assert_eq!(m["host"], "db1,db2");
@@ -543,8 +554,13 @@ mod tests {
 
     #[test]
     fn shown_has_no_password_and_defaults_apply() {
-        let p = ConnParams::from_pairs(&parse("password='s3 cret' host=h").unwrap(), "me", "ctl", None)
-            .unwrap();
+        let p = ConnParams::from_pairs(
+            &parse("password='s3 cret' host=h").unwrap(),
+            "me",
+            "ctl",
+            None,
+        )
+        .unwrap();
         assert_eq!(p.shown(), "postgres://me@h:5432/ctl?sslmode=prefer");
         assert_eq!(p.password.as_deref(), Some("s3 cret"));
         assert_eq!(p.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
@@ -561,9 +577,18 @@ mod tests {
     #[test]
     fn pgpass_matching() {
         let text = "# comment\nother:5432:*:bob:no\ndb:5432:*:bob:pa\\:ss\n*:*:*:*:fallback\n";
-        assert_eq!(pgpass_lookup(text, "db", 5432, "x", "bob").as_deref(), Some("pa:ss"));
-        assert_eq!(pgpass_lookup(text, "zz", 1, "x", "amy").as_deref(), Some("fallback"));
-        assert_eq!(pgpass_lookup("/tmp:5432:*:*:s", "/tmp", 5432, "x", "u"), None);
+        assert_eq!(
+            pgpass_lookup(text, "db", 5432, "x", "bob").as_deref(),
+            Some("pa:ss")
+        );
+        assert_eq!(
+            pgpass_lookup(text, "zz", 1, "x", "amy").as_deref(),
+            Some("fallback")
+        );
+        assert_eq!(
+            pgpass_lookup("/tmp:5432:*:*:s", "/tmp", 5432, "x", "u"),
+            None
+        );
         assert_eq!(
             pgpass_lookup("localhost:5432:*:*:s", "/tmp", 5432, "x", "u").as_deref(),
             Some("s")

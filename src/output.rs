@@ -13,6 +13,7 @@ use crate::cli::OutputFormat;
 use crate::cluster::ClusterStatus;
 use crate::db::lifecycle::AuditEntry;
 use crate::ops::billing::{InvoiceView, RunView};
+use crate::ops::doctor::{InitView, Report};
 use crate::ops::lifecycle::Purged;
 use crate::ops::migrate::{DatabaseResult, DatabaseState};
 use crate::ops::provision::{Outcome, Plan};
@@ -161,6 +162,91 @@ impl Output {
                     },
                 ),
             ])),
+        }
+    }
+
+    pub fn initialised(&self, v: &InitView) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(v),
+            OutputFormat::Table | OutputFormat::Csv => {
+                let what = match (v.created, v.applied.len()) {
+                    (true, n) => format!(
+                        "created control database `{}` and applied {n} migration(s)",
+                        v.database
+                    ),
+                    (false, 0) => format!(
+                        "control database `{}` is up to date: nothing to do",
+                        v.database
+                    ),
+                    (false, n) => format!(
+                        "control database `{}`: applied {n} migration(s)",
+                        v.database
+                    ),
+                };
+                emit(&format!("{what} on {}\n", v.server))
+            }
+        }
+    }
+
+    pub fn doctor(&self, r: &Report) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(r),
+            OutputFormat::Table | OutputFormat::Csv => {
+                let yes = |b: bool| if b { "yes" } else { "no" }.to_owned();
+                let mut rows = vec![
+                    ("server", r.server.clone()),
+                    ("server version", r.server_version.clone()),
+                    (
+                        "tls",
+                        match (&r.tls_version, r.tls) {
+                            (Some(v), true) => format!("yes ({v}, sslmode={})", r.sslmode),
+                            _ => format!("no (sslmode={})", r.sslmode),
+                        },
+                    ),
+                    ("admin role", r.role.clone()),
+                    ("superuser", yes(r.superuser)),
+                    ("bypassrls", yes(r.bypassrls)),
+                ];
+                for p in &r.privileges {
+                    rows.push((
+                        p.name,
+                        match &p.grant {
+                            None => "yes".to_owned(),
+                            Some(g) => format!("MISSING: {g}"),
+                        },
+                    ));
+                }
+                rows.push(("control database", r.control_database.clone()));
+                rows.push((
+                    "control schema",
+                    match r.schema_version {
+                        None => "none (run `tenantctl init`)".to_owned(),
+                        Some(v) if r.pending_migrations.is_empty() => format!("V{v}, up to date"),
+                        Some(v) => format!("V{v}, pending {}", r.pending_migrations.join(", ")),
+                    },
+                ));
+                for d in &r.databases {
+                    rows.push((
+                        "tenant database",
+                        format!(
+                            "{}: {}",
+                            d.database,
+                            match &d.error {
+                                None => "reachable".to_owned(),
+                                Some(e) => format!("UNREACHABLE: {e}"),
+                            }
+                        ),
+                    ));
+                }
+                let mut text = Self::fields(rows);
+                if r.ok {
+                    text.push_str("all is well\n");
+                }
+                for p in &r.problems {
+                    text.push_str(&format!("problem: {p}\n"));
+                }
+                emit(&text)
+            }
         }
     }
 

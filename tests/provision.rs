@@ -327,7 +327,7 @@ fn password_file_gets_the_password_with_mode_0600_and_stderr_does_not() {
 
 #[test]
 fn dry_run_changes_nothing_and_lists_the_steps() {
-    let env = TestEnv::new();
+    let env = TestEnv::bare();
     let run = env
         .run(&[
             "provision",
@@ -353,6 +353,7 @@ fn dry_run_changes_nothing_and_lists_the_steps() {
     assert!(!env.storage_root().exists());
 
     // On an existing control database it reads the journal, still writing nothing.
+    env.run(&["init", "-q"]).expect(0);
     env.run(&["provision", "beta", "--tier", "free"]).expect(0);
     let before = env.scalar_i64("SELECT count(*) FROM tenants", &[]);
     let run = env

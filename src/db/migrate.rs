@@ -31,6 +31,26 @@ pub async fn tenant(client: &mut Client) -> Result<Vec<String>> {
         .context("applying the tenant schema")
 }
 
+/// The control schema's newest version this binary knows.
+pub fn control_latest() -> i32 {
+    control::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| m.version())
+        .max()
+        .unwrap_or(0)
+}
+
+/// The control migrations newer than `applied`.
+pub fn control_pending(applied: i32) -> Vec<String> {
+    control::migrations::runner()
+        .get_migrations()
+        .iter()
+        .filter(|m| m.version() > applied)
+        .map(|m| format!("V{}__{}", m.version(), m.name()))
+        .collect()
+}
+
 /// The tenant schema's newest version.
 pub fn tenant_latest() -> i32 {
     tenant::migrations::runner()

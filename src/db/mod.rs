@@ -4,6 +4,7 @@
 //! - `billing`: billing runs, invoice facts, invoices written exactly once.
 //! - `control`: the control database (tenants, journal, quotas, audit log).
 //! - `dataplane`: tenant databases and roles: creation, access, the owner user.
+//! - `doctor`: the server's version, the session's TLS, the admin role's attributes.
 //! - `usage`: metered events, monthly totals, measurements, bulk import.
 //! - `migrate`: the refinery migrations of both schemas, each run under an advisory lock.
 //! - `lifecycle`: status transitions, purge of control rows, the audit log.
@@ -12,6 +13,7 @@
 pub mod billing;
 pub mod control;
 pub mod dataplane;
+pub mod doctor;
 pub mod ident;
 pub mod lifecycle;
 pub mod migrate;
@@ -217,11 +219,10 @@ impl Server {
 /// certificate (unless a root certificate is configured, when `require` checks the chain, as
 /// libpq does); `verify-ca` checks the chain; `verify-full` the chain and the host name.
 fn connector(p: &ConnParams) -> Result<MakeTlsConnector, Failure> {
-    let tls_err = |what: &str, e: openssl::error::ErrorStack| {
-        Failure::BadInput(format!("{what}: {e}"))
-    };
-    let mut b = SslConnector::builder(SslMethod::tls_client())
-        .map_err(|e| tls_err("setting up TLS", e))?;
+    let tls_err =
+        |what: &str, e: openssl::error::ErrorStack| Failure::BadInput(format!("{what}: {e}"));
+    let mut b =
+        SslConnector::builder(SslMethod::tls_client()).map_err(|e| tls_err("setting up TLS", e))?;
     let verify = match p.sslmode {
         SslMode::VerifyCa | SslMode::VerifyFull => true,
         SslMode::Require => p.sslrootcert.is_some(),
@@ -264,13 +265,15 @@ fn connector(p: &ConnParams) -> Result<MakeTlsConnector, Failure> {
         let shown = crate::excerpt::excerpt(&cert.display().to_string());
         b.set_certificate_chain_file(cert)
             .map_err(|e| tls_err(&format!("reading client certificate {shown} (sslcert)"), e))?;
-        let key = p.sslkey.clone().unwrap_or_else(|| cert.with_extension("key"));
+        let key = p
+            .sslkey
+            .clone()
+            .unwrap_or_else(|| cert.with_extension("key"));
         let key_shown = crate::excerpt::excerpt(&key.display().to_string());
         b.set_private_key_file(&key, SslFiletype::PEM)
             .map_err(|e| tls_err(&format!("reading client key {key_shown} (sslkey)"), e))?;
-        b.check_private_key().map_err(|e| {
-            tls_err(&format!("client key {key_shown} does not match {shown}"), e)
-        })?;
+        b.check_private_key()
+            .map_err(|e| tls_err(&format!("client key {key_shown} does not match {shown}"), e))?;
     }
     let mut tls = MakeTlsConnector::new(b.build());
     let full = p.sslmode == SslMode::VerifyFull;

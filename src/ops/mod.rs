@@ -10,9 +10,11 @@
 //! - `usage`: metered events and measured levels (`usage record|import|refresh`).
 //! - `tenants`: reading tenants (`list`, `show`).
 //! - `local`: the local cluster (`local status`, `local stop`).
+//! - `doctor`: `init` (the control database on an operator's server) and `doctor`.
 
 pub mod audit;
 pub mod billing;
+pub mod doctor;
 pub mod lifecycle;
 pub mod local;
 pub mod migrate;
@@ -87,8 +89,9 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// Connects to the control database (creating and migrating it as needed), starting the
-    /// local cluster first when no URL is configured.
+    /// Connects to the control database and applies pending migrations, starting the local
+    /// cluster (and creating its control database) first when no URL is configured. On an
+    /// operator's server the control database must exist (`tenantctl init`).
     pub async fn open(settings: Settings, reporter: &dyn Reporter) -> Result<ControlPlane> {
         let server = server(&settings, reporter, true)?.expect("started on demand");
         let control = ControlDb::open(server).await?;
@@ -123,7 +126,11 @@ impl ControlPlane {
 
 /// The server to use; for the local cluster, started if `start` (else `None` when it is not
 /// running).
-fn server(settings: &Settings, reporter: &dyn Reporter, start: bool) -> Result<Option<Server>> {
+pub(crate) fn server(
+    settings: &Settings,
+    reporter: &dyn Reporter,
+    start: bool,
+) -> Result<Option<Server>> {
     match &settings.database {
         DatabaseTarget::Url(params) => Ok(Some(Server::external(params)?)),
         DatabaseTarget::Local => {
