@@ -5,6 +5,7 @@ mod support;
 
 mod bill;
 mod cli;
+mod connection;
 mod faults;
 mod isolation;
 mod lifecycle;

@@ -9,6 +9,7 @@ pub struct SessionFacts {
     pub server_version: String,
     pub ssl: bool,
     pub ssl_version: Option<String>,
+    pub application_name: String,
     pub role: String,
     pub superuser: bool,
     pub login: bool,
@@ -23,7 +24,9 @@ pub async fn session_facts(client: &Client) -> Result<SessionFacts> {
             "SELECT current_setting('server_version'), \
                     coalesce(s.ssl, false), s.version, \
                     r.rolname::text, r.rolsuper, r.rolcanlogin, r.rolcreatedb, r.rolcreaterole, \
-                    r.rolbypassrls \
+                    r.rolbypassrls, \
+                    (SELECT a.application_name FROM pg_stat_activity a \
+                      WHERE a.pid = pg_backend_pid()) \
                FROM pg_roles r \
                LEFT JOIN pg_stat_ssl s ON s.pid = pg_backend_pid() \
               WHERE r.rolname = current_user",
@@ -41,5 +44,6 @@ pub async fn session_facts(client: &Client) -> Result<SessionFacts> {
         createdb: row.get(6),
         createrole: row.get(7),
         bypassrls: row.get(8),
+        application_name: row.get::<_, Option<String>>(9).unwrap_or_default(),
     })
 }

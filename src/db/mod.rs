@@ -68,7 +68,7 @@ impl Server {
             .to_owned();
         base.application_name(APPLICATION_NAME)
             .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
-            .options(&format!("-c lock_timeout={LOCK_TIMEOUT}"));
+            .options(format!("-c lock_timeout={LOCK_TIMEOUT}"));
         Server {
             base,
             tls: Tls::None,
@@ -187,13 +187,54 @@ impl Server {
         };
         let context = || format!("connecting to database `{dbname}` on {}", self.shown);
         match tokio::time::timeout(self.connect_timeout, attempt).await {
-            Ok(r) => r.map_err(anyhow::Error::from).with_context(context),
+            Ok(r) => r.map_err(|e| self.clear_error(e)).with_context(context),
             Err(_) => Err(anyhow!(
                 "no answer within {} s (connect_timeout)",
                 self.connect_timeout.as_secs()
             ))
             .with_context(context),
         }
+    }
+
+    /// A failed TLS handshake as one clear sentence (OpenSSL's reason, once, and what to
+    /// check); any other error as it is.
+    fn clear_error(&self, e: tokio_postgres::Error) -> anyhow::Error {
+        // postgres-openssl's handshake error shows OpenSSL's error stack, then ": " and the
+        // certificate verification result; its source is the OpenSSL error.
+        let mut link: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
+        let mut found = None;
+        while let Some(l) = link {
+            if let Some(ssl) = l
+                .source()
+                .and_then(|s| s.downcast_ref::<openssl::ssl::Error>())
+            {
+                found = Some((l.to_string(), ssl));
+                break;
+            }
+            link = l.source();
+        }
+        let Some((outer, ssl)) = found else {
+            return e.into();
+        };
+        let verify = outer
+            .strip_prefix(&ssl.to_string())
+            .map(|v| v.trim_start_matches([':', ' ']).to_owned())
+            .filter(|v| !v.is_empty());
+        let reason = verify.unwrap_or_else(|| {
+            ssl.ssl_error()
+                .and_then(|st| st.errors().first().and_then(|x| x.reason()))
+                .unwrap_or("TLS error")
+                .to_owned()
+        });
+        anyhow!(
+            "TLS handshake failed, the server's certificate was refused (sslmode={}): {reason}; check sslrootcert (the CA that signed the server's certificate){}",
+            self.sslmode.as_str(),
+            if self.sslmode == SslMode::VerifyFull {
+                " and that the host is a name the certificate carries"
+            } else {
+                ""
+            }
+        )
     }
 
     /// A small pool for one database. `Clean` recycling resets session state (such as a

@@ -59,6 +59,8 @@ pub struct Report {
     pub sslmode: String,
     pub tls: bool,
     pub tls_version: Option<String>,
+    /// As pg_stat_activity shows this session.
+    pub application_name: String,
     pub role: String,
     pub superuser: bool,
     pub bypassrls: bool,
@@ -125,6 +127,7 @@ pub async fn doctor(settings: &Settings, reporter: &dyn Reporter) -> Result<Repo
         sslmode,
         tls: facts.ssl,
         tls_version: facts.ssl_version,
+        application_name: facts.application_name,
         role: facts.role,
         superuser: facts.superuser,
         bypassrls: facts.bypassrls,

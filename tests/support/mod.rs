@@ -3,6 +3,7 @@
 //! own data directory and bucket root. Everything it made is dropped when the test passes.
 
 pub mod cluster;
+pub mod managed;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
