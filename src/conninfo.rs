@@ -536,7 +536,7 @@ mod tests {
         for s in [
             "password='s3 cret",
             "password = s3cret bogus",
-            "password=s3cret port=s3cretport",
+            "password=s3cret port=notaport",
             "postgres://u:s3cret@h:notaport/db",
             "postgres://u:s3cret@h/db?password=s3cret&x",
             "postgres://u:s3cret%zz@h/db",
