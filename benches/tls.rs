@@ -43,7 +43,14 @@ fn main() {
         &tls,
         "tlsb_",
         &envs,
-        &["provision", "acme", "--tier", "premium", "--password-file", "/dev/null"],
+        &[
+            "provision",
+            "acme",
+            "--tier",
+            "premium",
+            "--password-file",
+            "/dev/null",
+        ],
     );
     let args = ["quota", "check", "acme", "api_requests"];
     // Warm-up, then interleaved runs so that drift in the machine's load hits both alike.

@@ -274,8 +274,9 @@ fn parse_url(rest: &str) -> Result<Pairs, Failure> {
     Ok(Pairs(out))
 }
 
-/// Everything needed to connect to an operator's server, resolved (defaults applied).
-#[derive(Clone, Debug)]
+/// Everything needed to connect to an operator's server, resolved (defaults applied). Its
+/// `Debug` form hides the password.
+#[derive(Clone)]
 pub struct ConnParams {
     pub hosts: Vec<String>,
     pub ports: Vec<u16>,
@@ -293,6 +294,20 @@ pub struct ConnParams {
     pub options: Option<String>,
     pub keepalives: bool,
     pub keepalives_idle: Duration,
+}
+
+impl std::fmt::Debug for ConnParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnParams")
+            .field("server", &self.shown())
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("sslrootcert", &self.sslrootcert)
+            .field("sslcert", &self.sslcert)
+            .field("sslkey", &self.sslkey)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("application_name", &self.application_name)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The connect timeout when none is configured (libpq waits forever; we do not).
@@ -565,6 +580,7 @@ mod tests {
         assert_eq!(p.password.as_deref(), Some("s3 cret"));
         assert_eq!(p.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
         assert_eq!(p.application_name, "tenantctl");
+        assert!(!format!("{p:?}").contains("s3 cret"));
     }
 
     #[test]
