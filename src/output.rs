@@ -13,6 +13,7 @@ use crate::cli::OutputFormat;
 use crate::cluster::ClusterStatus;
 use crate::db::lifecycle::AuditEntry;
 use crate::ops::billing::{InvoiceView, RunView};
+use crate::ops::credentials::CredentialsView;
 use crate::ops::doctor::{InitView, Report};
 use crate::ops::lifecycle::Purged;
 use crate::ops::migrate::{DatabaseResult, DatabaseState};
@@ -162,6 +163,32 @@ impl Output {
                     },
                 ),
             ])),
+        }
+    }
+
+    pub fn credentials(&self, v: &CredentialsView) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(v),
+            OutputFormat::Table | OutputFormat::Csv => match &v.tenant_context {
+                Some(ctx) => emit(&format!(
+                    "tenant `{}` is pooled: its application connects to database `{}` on {}:{} as the shared role `{}` (its password is the operator's) and, in every session or transaction, sets its tenant context: {ctx}\n",
+                    v.slug, v.database, v.host, v.port, v.role
+                )),
+                None => emit(&Self::fields(vec![
+                    ("slug", v.slug.clone()),
+                    ("role", v.role.clone()),
+                    ("database", v.database.clone()),
+                    ("server", format!("{}:{}", v.host, v.port)),
+                    ("sslmode", v.sslmode.clone()),
+                    ("rotated", v.rotated.to_string()),
+                    (
+                        "valid until",
+                        v.valid_until
+                            .map(|t| t.to_rfc3339())
+                            .unwrap_or_else(|| "never".to_owned()),
+                    ),
+                ])),
+            },
         }
     }
 

@@ -38,7 +38,8 @@ fn run_with(env: &TestEnv, url: &str, args: &[&str]) -> Run {
     env.run_env(args, &[("TENANTCTL_DATABASE_URL", url)])
 }
 
-/// Drops `db` on the managed server when the test ends (passing or not, it is a throwaway).
+/// Drops `db` on the managed server when the test ends (tenant databases and roles made there
+/// stay: the server is a throwaway of this test process).
 struct Cleanup(String);
 impl Drop for Cleanup {
     fn drop(&mut self) {
@@ -493,4 +494,140 @@ fn passwords_never_show_in_any_form_or_path() {
             assert!(stderr.starts_with("error: "), "{url}: {stderr}");
         }
     }
+}
+
+/// Issue 9 item 7: a siloed tenant's login password, stored only as a SCRAM verifier, shown
+/// once as a ready URL that works; refused again without --rotate; pooled tenants are told
+/// how to connect; not for tenants that are not active.
+#[test]
+fn credentials_give_a_working_url_once() {
+    let env = TestEnv::bare();
+    let m = managed();
+    let db = format!("k_{}", env.control_db);
+    let _c = Cleanup(db.clone());
+    let url = admin_url(&db);
+    let role = env.silo("acme");
+    run_with(&env, &url, &["init", "-q"]).expect(0);
+    let pw_file = env.dir.path().join("owner");
+    let pw = pw_file.to_str().unwrap();
+    run_with(
+        &env,
+        &url,
+        &[
+            "provision",
+            "acme",
+            "--tier",
+            "premium",
+            "-q",
+            "--password-file",
+            pw,
+        ],
+    )
+    .expect(0);
+    run_with(
+        &env,
+        &url,
+        &[
+            "provision",
+            "bob",
+            "--tier",
+            "free",
+            "-q",
+            "--password-file",
+            pw,
+        ],
+    )
+    .expect(0);
+
+    let run = run_with(&env, &url, &["credentials", "acme", "-o", "json"]).expect(0);
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("connects with"))
+        .unwrap_or_else(|| panic!("no URL shown:\n{}", run.stderr));
+    let tenant_url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("postgresql://"))
+        .unwrap();
+    assert!(tenant_url.contains("sslmode=verify-full"), "{tenant_url}");
+    let password = tenant_url
+        .split_once("://")
+        .unwrap()
+        .1
+        .split_once('@')
+        .unwrap()
+        .0
+        .split_once(':')
+        .unwrap()
+        .1
+        .to_owned();
+    let v = run.json();
+    assert_eq!(v["issued"], true);
+    assert!(!run.stdout.contains(&password));
+    // The server stores a SCRAM verifier, and the password logs in.
+    let stored: String = m
+        .superuser("postgres")
+        .query_one(
+            "SELECT rolpassword FROM pg_authid WHERE rolname = $1",
+            &[&role],
+        )
+        .unwrap()
+        .get(0);
+    assert!(stored.starts_with("SCRAM-SHA-256$"), "{stored}");
+    let login = |pw: &str| {
+        postgres::Client::connect(
+            &format!(
+                "host=localhost port={} user={role} dbname={role} password={pw} sslmode=disable",
+                m.port
+            ),
+            postgres::NoTls,
+        )
+    };
+    login(&password).expect("the shown password logs in");
+    // Audited, without the password.
+    let audit = run_with(&env, &url, &["audit", "acme", "-o", "json"])
+        .expect(0)
+        .stdout;
+    assert!(
+        audit.contains("credentials") && !audit.contains(&password),
+        "{audit}"
+    );
+
+    // Again: refused without --rotate; --rotate replaces it (the old one stops working).
+    run_with(&env, &url, &["credentials", "acme"]).expect(3);
+    let file = env.dir.path().join("acme.url");
+    run_with(
+        &env,
+        &url,
+        &[
+            "credentials",
+            "acme",
+            "--rotate",
+            "--valid-until",
+            "2099-01-01",
+            "--password-file",
+            file.to_str().unwrap(),
+        ],
+    )
+    .expect(0);
+    assert!(login(&password).is_err(), "the old password still logs in");
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(written.starts_with("postgresql://"), "{written}");
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // Pooled: how to connect, nothing changed.
+    let run = run_with(&env, &url, &["credentials", "bob"]).expect(0);
+    assert!(run.stdout.contains("app.tenant_id"), "{}", run.stdout);
+    // Not active: refused.
+    run_with(&env, &url, &["suspend", "acme", "-q"]).expect(0);
+    run_with(&env, &url, &["credentials", "acme", "--rotate"]).expect(3);
+    run_with(
+        &env,
+        &url,
+        &["credentials", "acme", "--valid-until", "2001-01-01"],
+    )
+    .expect(2);
 }

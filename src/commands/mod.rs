@@ -2,6 +2,7 @@
 
 mod audit;
 mod bill;
+mod credentials;
 mod doctor;
 mod lifecycle;
 mod list;
@@ -51,6 +52,7 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         Command::Quota(cmd) => quota::run(settings, cmd, &out, &reporter).await,
         Command::Usage(cmd) => usage::run(settings, cmd, &out, &reporter).await,
         Command::Local(cmd) => local::run(&settings, cmd, &out),
+        Command::Credentials(args) => credentials::run(settings, &args, &out, &reporter).await,
         Command::Init => doctor::init(settings, &out, &reporter).await,
         Command::Doctor => doctor::doctor(settings, &out, &reporter).await,
     }

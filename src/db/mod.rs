@@ -3,6 +3,7 @@
 //! - `Server`: how to reach the PostgreSQL server, and connections to any of its databases.
 //! - `billing`: billing runs, invoice facts, invoices written exactly once.
 //! - `control`: the control database (tenants, journal, quotas, audit log).
+//! - `credentials`: a siloed tenant's login password (a SCRAM verifier), audited.
 //! - `dataplane`: tenant databases and roles: creation, access, the owner user.
 //! - `doctor`: the server's version, the session's TLS, the admin role's attributes.
 //! - `usage`: metered events, monthly totals, measurements, bulk import.
@@ -12,6 +13,7 @@
 
 pub mod billing;
 pub mod control;
+pub mod credentials;
 pub mod dataplane;
 pub mod doctor;
 pub mod ident;
@@ -57,6 +59,8 @@ pub struct Server {
     connect_timeout: Duration,
     /// The local cluster: initialised on demand; an operator's server needs `tenantctl init`.
     embedded: bool,
+    /// The first host (or socket directory) and port, for connection URLs given to tenants.
+    endpoint: (String, u16),
 }
 
 impl Server {
@@ -66,6 +70,12 @@ impl Server {
             .get_dbname()
             .unwrap_or(crate::config::DEFAULT_CONTROL_DB)
             .to_owned();
+        let host = match base.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            None => "localhost".to_owned(),
+        };
+        let endpoint = (host, base.get_ports().first().copied().unwrap_or(5432));
         base.application_name(APPLICATION_NAME)
             .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
             .options(format!("-c lock_timeout={LOCK_TIMEOUT}"));
@@ -77,6 +87,7 @@ impl Server {
             control,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             embedded: true,
+            endpoint,
         }
     }
 
@@ -127,6 +138,13 @@ impl Server {
             control: p.dbname.clone(),
             connect_timeout: p.connect_timeout,
             embedded: false,
+            endpoint: (
+                p.hosts
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "localhost".to_owned()),
+                p.ports.first().copied().unwrap_or(5432),
+            ),
         })
     }
 
@@ -141,6 +159,11 @@ impl Server {
 
     pub fn sslmode(&self) -> SslMode {
         self.sslmode
+    }
+
+    /// The first host (or socket directory) and port.
+    pub fn endpoint(&self) -> (&str, u16) {
+        (&self.endpoint.0, self.endpoint.1)
     }
 
     /// True for the local cluster, which initialises itself.

@@ -14,6 +14,7 @@
 
 pub mod audit;
 pub mod billing;
+pub mod credentials;
 pub mod doctor;
 pub mod lifecycle;
 pub mod local;

@@ -532,7 +532,7 @@ async fn create_owner(
 /// Writes `secret` to `path`, readable by its owner only, also when the file existed. A path
 /// that is not a regular file (`/dev/null`, a FIFO) is written to but never chmod-ed: as root,
 /// making `/dev/null` 0600 would break every other user of the machine.
-fn write_secret_file(path: &Path, secret: &str) -> Result<()> {
+pub(crate) fn write_secret_file(path: &Path, secret: &str) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
