@@ -1,6 +1,7 @@
 //! The added cost of TLS per command: `tenantctl quota check` as a whole process against the
 //! managed-like test server (tests/support/managed.rs: TCP, scram-sha-256), with
-//! `sslmode=verify-full` and with `sslmode=disable`, runs interleaved; medians, p95 and ratio.
+//! `sslmode=verify-full`, `sslmode=require` (no certificate check) and `sslmode=disable`, runs
+//! interleaved; medians, p95 and the ratio verify-full / disable.
 //!
 //! `cargo bench --bench tls` (BENCH_RUNS=40 by default).
 
@@ -32,6 +33,10 @@ fn main() {
         m.port,
         m.ca.display()
     );
+    let require = format!(
+        "postgres://admin:{pw}@localhost:{}/{db}?sslmode=require",
+        m.port
+    );
     let plain = format!(
         "postgres://admin:{pw}@localhost:{}/{db}?sslmode=disable",
         m.port
@@ -56,9 +61,10 @@ fn main() {
     // Warm-up, then interleaved runs so that drift in the machine's load hits both alike.
     common::tenantctl(&tls, "tlsb_", &envs, &args);
     common::tenantctl(&plain, "tlsb_", &envs, &args);
-    let (mut with, mut without) = (Vec::new(), Vec::new());
+    let (mut with, mut req, mut without) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         with.push(common::tenantctl(&tls, "tlsb_", &envs, &args));
+        req.push(common::tenantctl(&require, "tlsb_", &envs, &args));
         without.push(common::tenantctl(&plain, "tlsb_", &envs, &args));
     }
     let (mw, mo) = (common::median(&with), common::median(&without));
@@ -66,6 +72,11 @@ fn main() {
     println!(
         "  sslmode=verify-full  median {mw:7.1}  p95 {:7.1}",
         common::p95(&with)
+    );
+    println!(
+        "  sslmode=require      median {:7.1}  p95 {:7.1}",
+        common::median(&req),
+        common::p95(&req)
     );
     println!(
         "  sslmode=disable      median {mo:7.1}  p95 {:7.1}",
