@@ -28,8 +28,9 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// PostgreSQL URL of the control database [env: TENANTCTL_DATABASE_URL, DATABASE_URL].
-    /// Without one, tenantctl runs its own local cluster under the data directory.
+    /// Connection string of the control database, URL or key=value [env:
+    /// TENANTCTL_DATABASE_URL, then the PG* variables]. Without one, tenantctl runs its own
+    /// local cluster under the data directory.
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
     /// Configuration file [env: TENANTCTL_CONFIG] [default: ./tenantctl.toml if present]
@@ -115,6 +116,29 @@ pub enum Command {
     /// Manage the local PostgreSQL cluster used when no database URL is configured
     #[command(subcommand)]
     Local(LocalCommand),
+    /// Give a siloed tenant's login role a password (stored as a SCRAM verifier) and show a
+    /// ready connection URL once; for a pooled tenant, say how its application connects
+    Credentials(CredentialsArgs),
+    /// Create the control database if it is missing and apply its migrations (needed once on
+    /// an operator's server; idempotent)
+    Init,
+    /// Check the server: version, TLS, the admin role's privileges, the control schema, the
+    /// tenants' databases (exit 1 when something needs attention)
+    Doctor,
+}
+
+#[derive(Debug, Args)]
+pub struct CredentialsArgs {
+    pub slug: String,
+    /// Replace credentials given before
+    #[arg(long)]
+    pub rotate: bool,
+    /// Write the connection URL to this file (mode 0600) instead of showing it
+    #[arg(long, value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
+    /// The password expires then (RFC 3339 or a date) [default: never]
+    #[arg(long, value_name = "TIME")]
+    pub valid_until: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -2,11 +2,11 @@
 //! This is the only module that reads environment variables.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use serde::Deserialize;
 
 use crate::cli::{GlobalArgs, OutputFormat};
+use crate::conninfo::{self, ConnParams};
 use crate::exit::Failure;
 use crate::tenant::{Naming, DEFAULT_PREFIX};
 use crate::tier::Tiers;
@@ -20,11 +20,8 @@ pub const DEFAULT_RETENTION_DAYS: i64 = 30;
 /// Where the control database is.
 #[derive(Clone, Debug)]
 pub enum DatabaseTarget {
-    /// An operator's server; `shown` is the URL with any password masked.
-    Url {
-        config: Box<tokio_postgres::Config>,
-        shown: String,
-    },
+    /// An operator's server, from a connection string and/or the PG* variables.
+    Url(Box<ConnParams>),
     /// The local cluster tenantctl runs itself under the data directory.
     Local,
 }
@@ -49,6 +46,8 @@ pub struct Settings {
     pub bill_batch: usize,
     /// Debug builds only: crash on purpose at a named point (`TENANTCTL_FAILPOINT`), for tests.
     pub failpoint: Option<String>,
+    /// Warnings found while resolving (a `.pgpass` readable by others), shown once.
+    pub warnings: Vec<String>,
 }
 
 /// `tenantctl.toml`. Relative paths are relative to the file.
@@ -76,16 +75,13 @@ impl Settings {
             _ => p,
         };
 
-        let url = args
-            .database_url
-            .clone()
-            .or_else(|| env("TENANTCTL_DATABASE_URL"))
-            .or_else(|| env("DATABASE_URL"))
-            .or(file.database_url);
-        let database = match url {
-            Some(url) => parse_url(&url)?,
-            None => DatabaseTarget::Local,
+        let mut warnings = Vec::new();
+        let explicit = match (&args.database_url, env("TENANTCTL_DATABASE_URL")) {
+            (Some(url), _) => Some((url.clone(), "--database-url")),
+            (None, Some(url)) => Some((url, "TENANTCTL_DATABASE_URL")),
+            (None, None) => None,
         };
+        let database = resolve_database(explicit, file.database_url, &mut warnings)?;
 
         let data_dir = args
             .data_dir
@@ -119,14 +115,9 @@ impl Settings {
         // Before anything connects: no slug may produce the control database's name (or the
         // admin role's), or `provision` could grant a tenant the control database.
         match &database {
-            DatabaseTarget::Url { config, .. } => {
-                naming.check_foreign(
-                    "control database",
-                    config.get_dbname().unwrap_or(DEFAULT_CONTROL_DB),
-                )?;
-                if let Some(user) = config.get_user() {
-                    naming.check_foreign("database user", user)?;
-                }
+            DatabaseTarget::Url(params) => {
+                naming.check_foreign("control database", &params.dbname)?;
+                naming.check_foreign("database user", &params.user)?;
             }
             DatabaseTarget::Local => {
                 naming.check_foreign("control database", DEFAULT_CONTROL_DB)?
@@ -179,6 +170,7 @@ impl Settings {
             } else {
                 None
             },
+            warnings,
         })
     }
 
@@ -242,60 +234,122 @@ fn default_data_dir() -> PathBuf {
     }
 }
 
-fn parse_url(url: &str) -> Result<DatabaseTarget, Failure> {
-    let shown = redact(url);
-    let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
-        Failure::BadInput(format!(
-            "invalid database URL `{shown}`: {e}; expected postgres://USER@HOST/DB or `host=... dbname=...`"
-        ))
-    })?;
-    if config.get_dbname().is_none() {
-        config.dbname(DEFAULT_CONTROL_DB);
+/// The variables that name a server: any of them set (and no URL from the flag or
+/// TENANTCTL_DATABASE_URL) means an external server described by the PG* variables, even when
+/// `tenantctl.toml` has a `database_url`.
+const PG_SERVER_VARS: &[&str] = &["PGHOST", "PGHOSTADDR", "PGPORT", "PGUSER", "PGDATABASE"];
+
+/// The PG* variables, as libpq reads them, and the key each fills when the string lacks it.
+const PG_VARS: &[(&str, &str)] = &[
+    ("PGHOST", "host"),
+    ("PGHOSTADDR", "hostaddr"),
+    ("PGPORT", "port"),
+    ("PGUSER", "user"),
+    ("PGPASSWORD", "password"),
+    ("PGDATABASE", "dbname"),
+    ("PGSSLMODE", "sslmode"),
+    ("PGSSLROOTCERT", "sslrootcert"),
+    ("PGSSLCERT", "sslcert"),
+    ("PGSSLKEY", "sslkey"),
+    ("PGCONNECT_TIMEOUT", "connect_timeout"),
+    ("PGAPPNAME", "application_name"),
+    ("PGPASSFILE", "passfile"),
+];
+
+/// flag > TENANTCTL_DATABASE_URL > PG* variables > tenantctl.toml > the local cluster. The
+/// PG* variables also fill what a chosen string leaves out (PGPASSWORD with a URL that has no
+/// password), as libpq does; `.pgpass` comes last for the password. None of this touches the
+/// local cluster, which has its own fixed connection.
+fn resolve_database(
+    explicit: Option<(String, &'static str)>,
+    from_file: Option<String>,
+    warnings: &mut Vec<String>,
+) -> Result<DatabaseTarget, Failure> {
+    let pg_env = PG_SERVER_VARS.iter().any(|v| env(v).is_some());
+    let (source, origin) = match (explicit, pg_env, from_file) {
+        (Some(s), _, _) => s,
+        (None, true, _) => (String::new(), "the PG* variables"),
+        (None, false, Some(s)) => (s, "database_url in the config file"),
+        (None, false, None) => return Ok(DatabaseTarget::Local),
+    };
+    // A bad value names where the connection string came from (never its password).
+    let bad = |e: Failure| match e {
+        Failure::BadInput(m) => Failure::BadInput(format!("invalid database URL ({origin}): {m}")),
+        other => other,
+    };
+    let mut pairs = conninfo::parse(&source).map_err(bad)?;
+    for (var, key) in PG_VARS {
+        pairs.fill(key, env(var));
     }
-    Ok(DatabaseTarget::Url {
-        config: Box::new(config),
-        shown,
-    })
+    let home = env("HOME").map(PathBuf::from);
+    let os_user = env("USER")
+        .or_else(|| env("LOGNAME"))
+        .unwrap_or_else(|| "postgres".to_owned());
+    let mut params = ConnParams::from_pairs(&pairs, &os_user, DEFAULT_CONTROL_DB, home.as_deref())
+        .map_err(bad)?;
+    if params.password.is_none() {
+        let passfile = pairs
+            .get("passfile")
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".pgpass")));
+        if let Some(path) = passfile {
+            params.password = read_pgpass(&path, &params, warnings);
+        }
+    }
+    // libpq's default files under ~/.postgresql, used when present.
+    if let Some(dir) = home.map(|h| h.join(".postgresql")) {
+        let present = |name: &str| Some(dir.join(name)).filter(|p| p.is_file());
+        if params.sslrootcert.is_none() {
+            params.sslrootcert = present("root.crt");
+        }
+        if params.sslcert.is_none() {
+            params.sslcert = present("postgresql.crt");
+        }
+        if params.sslkey.is_none() && params.sslcert.is_some() {
+            params.sslkey = present("postgresql.key");
+        }
+    }
+    Ok(DatabaseTarget::Url(Box::new(params)))
 }
 
-/// The URL with its password masked, for messages. Handles both URL and key=value forms.
-pub fn redact(url: &str) -> String {
-    if let Some(rest) = url
-        .strip_prefix("postgres://")
-        .or_else(|| url.strip_prefix("postgresql://"))
-    {
-        let scheme = &url[..url.len() - rest.len()];
-        let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-        let authority = match authority.rsplit_once('@') {
-            Some((userinfo, host)) => match userinfo.split_once(':') {
-                Some((user, _)) => format!("{user}:***@{host}"),
-                None => authority.to_owned(),
-            },
-            None => authority.to_owned(),
-        };
-        let tail = match tail.split_once('?') {
-            Some((path, query)) => {
-                let query = query
-                    .split('&')
-                    .map(|kv| match kv.split_once('=') {
-                        Some(("password", _)) => "password=***".to_owned(),
-                        _ => kv.to_owned(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join("&");
-                format!("{path}?{query}")
-            }
-            None => tail.to_owned(),
-        };
-        return format!("{scheme}{authority}{tail}");
+/// The `.pgpass` password for the control database's connection. As libpq: a file that is not
+/// a regular file is skipped quietly, one readable by group or others is skipped with a
+/// warning. The match is made once, for the control database, and the password found is used
+/// for every database of that server.
+fn read_pgpass(path: &Path, params: &ConnParams, warnings: &mut Vec<String>) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() {
+        return None;
     }
-    url.split_whitespace()
-        .map(|kv| match kv.split_once('=') {
-            Some(("password", _)) => "password=***".to_owned(),
-            _ => kv.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    if meta.permissions().mode() & 0o077 != 0 {
+        warnings.push(format!(
+            "warning: password file {} has group or world access and is ignored; permissions should be u=rw (0600) or less",
+            crate::excerpt::excerpt(&path.display().to_string())
+        ));
+        return None;
+    }
+    // A password file is a few lines; refuse to read a huge one.
+    if meta.len() > 1 << 20 {
+        warnings.push(format!(
+            "warning: password file {} is larger than 1 MiB and is ignored",
+            crate::excerpt::excerpt(&path.display().to_string())
+        ));
+        return None;
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    let port = params.ports.first().copied().unwrap_or(5432);
+    conninfo::pgpass_lookup(
+        &text,
+        params
+            .hosts
+            .first()
+            .map(String::as_str)
+            .unwrap_or("localhost"),
+        port,
+        &params.dbname,
+        &params.user,
+    )
 }
 
 #[cfg(test)]
@@ -303,37 +357,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn passwords_never_show() {
-        assert_eq!(
-            redact("postgres://bob:s3cret@db:5432/ctl"),
-            "postgres://bob:***@db:5432/ctl"
-        );
-        assert_eq!(
-            redact("postgresql://bob@db/ctl?password=s3cret&sslmode=disable"),
-            "postgresql://bob@db/ctl?password=***&sslmode=disable"
-        );
-        assert_eq!(
-            redact("host=/tmp user=bob password=s3cret dbname=x"),
-            "host=/tmp user=bob password=*** dbname=x"
-        );
-    }
-
-    #[test]
     fn url_without_database_uses_the_default_control_database() {
-        match parse_url("postgres://bob@localhost").unwrap() {
-            DatabaseTarget::Url { config, .. } => {
-                assert_eq!(config.get_dbname(), Some(DEFAULT_CONTROL_DB))
-            }
-            DatabaseTarget::Local => unreachable!(),
-        }
-    }
-
-    #[test]
-    fn bad_url_is_bad_input_without_the_password() {
-        let err = parse_url("postgres://bob:s3cret@host:notaport/db")
-            .unwrap_err()
-            .to_string();
-        assert!(!err.contains("s3cret"), "{err}");
-        assert!(err.starts_with("invalid database URL"), "{err}");
+        let p = ConnParams::from_pairs(
+            &conninfo::parse("postgres://bob@localhost").unwrap(),
+            "me",
+            DEFAULT_CONTROL_DB,
+            None,
+        )
+        .unwrap();
+        assert_eq!(p.dbname, DEFAULT_CONTROL_DB);
     }
 }

@@ -6,6 +6,7 @@
 //!
 //! - `cli`: the clap types of the command line.
 //! - `config`: `Settings`, resolved once (flag > environment > file > default).
+//! - `conninfo`: libpq connection strings (URL and key=value), `.pgpass`, redacted display.
 //! - `commands`: one thin file per subcommand: arguments → one `ops` call → render.
 //! - `ops`: the work (`provision` holds the numbered steps), reporting through `ops::Reporter`.
 //! - `db`: every line of SQL, the pools and the refinery migrations.
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod cluster;
 mod commands;
 pub mod config;
+pub mod conninfo;
 pub mod db;
 pub mod excerpt;
 pub mod exit;
@@ -47,6 +49,9 @@ use anyhow::{Context, Result};
 /// Runs one parsed command line.
 pub fn run(cli: cli::Cli) -> Result<()> {
     let settings = config::Settings::resolve(&cli.global)?;
+    for w in &settings.warnings {
+        output::stderr_line(w);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -14,6 +14,8 @@ use crate::cluster::ClusterStatus;
 use crate::db::lifecycle::AuditEntry;
 use crate::excerpt::escape;
 use crate::ops::billing::{InvoiceView, RunView};
+use crate::ops::credentials::CredentialsView;
+use crate::ops::doctor::{InitView, Report};
 use crate::ops::lifecycle::Purged;
 use crate::ops::migrate::{DatabaseResult, DatabaseState};
 use crate::ops::ownership::Adopted;
@@ -208,6 +210,117 @@ impl Output {
                     },
                 ),
             ])),
+        }
+    }
+
+    pub fn credentials(&self, v: &CredentialsView) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(v),
+            OutputFormat::Table | OutputFormat::Csv => match &v.tenant_context {
+                Some(ctx) => emit(&format!(
+                    "tenant `{}` is pooled: its application connects to database `{}` on {}:{} as the shared role `{}` (its password is the operator's) and, in every session or transaction, sets its tenant context: {ctx}\n",
+                    v.slug, v.database, v.host, v.port, v.role
+                )),
+                None => emit(&Self::fields(vec![
+                    ("slug", v.slug.clone()),
+                    ("role", v.role.clone()),
+                    ("database", v.database.clone()),
+                    ("server", format!("{}:{}", v.host, v.port)),
+                    ("sslmode", v.sslmode.clone()),
+                    ("rotated", v.rotated.to_string()),
+                    (
+                        "valid until",
+                        v.valid_until
+                            .map(|t| t.to_rfc3339())
+                            .unwrap_or_else(|| "never".to_owned()),
+                    ),
+                ])),
+            },
+        }
+    }
+
+    pub fn initialised(&self, v: &InitView) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(v),
+            OutputFormat::Table | OutputFormat::Csv => {
+                let what = match (v.created, v.applied.len()) {
+                    (true, n) => format!(
+                        "created control database `{}` and applied {n} migration(s)",
+                        v.database
+                    ),
+                    (false, 0) => format!(
+                        "control database `{}` is up to date: nothing to do",
+                        v.database
+                    ),
+                    (false, n) => format!(
+                        "control database `{}`: applied {n} migration(s)",
+                        v.database
+                    ),
+                };
+                emit(&format!("{what} on {}\n", v.server))
+            }
+        }
+    }
+
+    pub fn doctor(&self, r: &Report) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(r),
+            OutputFormat::Table | OutputFormat::Csv => {
+                let yes = |b: bool| if b { "yes" } else { "no" }.to_owned();
+                let mut rows = vec![
+                    ("server", r.server.clone()),
+                    ("server version", r.server_version.clone()),
+                    (
+                        "tls",
+                        match (&r.tls_version, r.tls) {
+                            (Some(v), true) => format!("yes ({v}, sslmode={})", r.sslmode),
+                            _ => format!("no (sslmode={})", r.sslmode),
+                        },
+                    ),
+                    ("admin role", r.role.clone()),
+                    ("superuser", yes(r.superuser)),
+                    ("bypassrls", yes(r.bypassrls)),
+                ];
+                for p in &r.privileges {
+                    rows.push((
+                        p.name,
+                        match &p.grant {
+                            None => "yes".to_owned(),
+                            Some(g) => format!("MISSING: {g}"),
+                        },
+                    ));
+                }
+                rows.push(("control database", r.control_database.clone()));
+                rows.push((
+                    "control schema",
+                    match r.schema_version {
+                        None => "none (run `tenantctl init`)".to_owned(),
+                        Some(v) if r.pending_migrations.is_empty() => format!("V{v}, up to date"),
+                        Some(v) => format!("V{v}, pending {}", r.pending_migrations.join(", ")),
+                    },
+                ));
+                for d in &r.databases {
+                    rows.push((
+                        "tenant database",
+                        format!(
+                            "{}: {}",
+                            d.database,
+                            match &d.error {
+                                None => "reachable".to_owned(),
+                                Some(e) => format!("UNREACHABLE: {e}"),
+                            }
+                        ),
+                    ));
+                }
+                let mut text = Self::fields(rows);
+                if r.ok {
+                    text.push_str("all is well\n");
+                }
+                for p in &r.problems {
+                    text.push_str(&format!("problem: {p}\n"));
+                }
+                emit(&text)
+            }
         }
     }
 

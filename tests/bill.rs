@@ -434,7 +434,7 @@ fn an_upgrade_hint_when_the_next_tier_would_cost_less() {
 
 #[test]
 fn bad_billing_input() {
-    let env = TestEnv::new();
+    let env = TestEnv::bare();
     for p in ["2026-13", "2026-9", "last"] {
         let run = env.run(&["bill", "--period", p]).expect(2);
         assert!(
@@ -447,6 +447,7 @@ fn bad_billing_input() {
         !env.database_exists(&env.control_db),
         "bad input created the control database"
     );
+    env.run(&["init", "-q"]).expect(0);
     env.run(&["invoices", "show", "999"]).expect(3);
     env.run(&["list", "-o", "csv"]).expect(2);
     // The default period is the previous month; with no tenants it bills nothing.

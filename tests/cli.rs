@@ -72,7 +72,7 @@ fn refused_cleanly(env: &TestEnv, args: &[&str], needle: &str) {
 
 #[test]
 fn bad_slugs_exit_2_and_change_nothing() {
-    let env = TestEnv::new();
+    let env = TestEnv::bare();
     let long = format!("a{}", "b".repeat(40));
     for slug in [
         "Acme",
@@ -101,7 +101,7 @@ fn bad_slugs_exit_2_and_change_nothing() {
 
 #[test]
 fn unknown_tier_names_the_allowed_ones() {
-    let env = TestEnv::new();
+    let env = TestEnv::bare();
     refused_cleanly(
         &env,
         &["provision", "acme", "--tier", "gold"],
@@ -111,7 +111,7 @@ fn unknown_tier_names_the_allowed_ones() {
 
 #[test]
 fn bad_flags_exit_2() {
-    let env = TestEnv::new();
+    let env = TestEnv::bare();
     refused_cleanly(
         &env,
         &[
@@ -151,7 +151,7 @@ fn bad_flags_exit_2() {
 
 #[test]
 fn invalid_tiers_files_exit_2_naming_file_line_and_key() {
-    let env = TestEnv::new();
+    let env = TestEnv::bare();
     let good = tenantctl::tier::BUILTIN;
     let cases = [
         (

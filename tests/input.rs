@@ -281,7 +281,7 @@ fn a_usage_file_with_a_byte_order_mark_is_read() {
 
 #[test]
 fn the_password_file_is_never_written_through_a_link_or_another_users_file() {
-    let env = TestEnv::new();
+    let env = TestEnv::bare();
     let d = env.dir.path();
     // A symlink to a file that must stay as it is.
     let target = d.join("victim");
@@ -318,6 +318,7 @@ fn the_password_file_is_never_written_through_a_link_or_another_users_file() {
         !env.database_exists(&env.control_db),
         "refused before anything was made"
     );
+    env.run(&["init", "-q"]).expect(0);
 
     // A file of another user (as root: chown it; otherwise root's files are another user's).
     let theirs = d.join("theirs");
@@ -402,37 +403,45 @@ fn the_password_file_is_never_written_through_a_link_or_another_users_file() {
 
 #[test]
 fn read_only_commands_and_dry_runs_never_create_the_control_database() {
-    let env = TestEnv::new();
-    let cases: &[(&[&str], i32)] = &[
-        (&["bill", "--dry-run", "--period", "2026-01"], 0),
-        (&["migrate", "--dry-run"], 0),
-        (&["migrate", "status"], 0),
-        (&["provision", "acme", "--tier", "free", "--dry-run"], 0),
-        (&["list"], 0),
-        (&["audit"], 0),
-        (&["invoices", "list"], 0),
-        (&["show", "acme"], 3),
-        (&["invoices", "show", "1"], 3),
-        (&["quota", "show", "acme"], 3),
-        (&["quota", "check", "acme", "api_requests"], 3),
+    // On an operator's server a missing control database is bad input naming `tenantctl
+    // init`, for dry runs and read-only commands alike: nothing is created.
+    let env = TestEnv::bare();
+    let cases: &[&[&str]] = &[
+        &["bill", "--dry-run", "--period", "2026-01"],
+        &["migrate", "--dry-run"],
+        &["migrate", "status"],
+        &["provision", "acme", "--tier", "free", "--dry-run"],
+        &["list"],
+        &["audit"],
+        &["invoices", "list"],
+        &["show", "acme"],
+        &["invoices", "show", "1"],
+        &["quota", "show", "acme"],
+        &["quota", "check", "acme", "api_requests"],
     ];
-    for (args, code) in cases {
-        let run = env.run(args).expect(*code);
-        if *code == 3 {
-            one_short_line(&run);
-        }
+    for args in cases {
+        let run = env.run(args).expect(2);
+        one_short_line(&run);
+        assert!(
+            run.stderr.contains("tenantctl init"),
+            "{args:?}: {}",
+            run.stderr
+        );
         assert!(
             !env.database_exists(&env.control_db),
             "`{}` created the control database",
             args.join(" ")
         );
     }
+    assert_eq!(env.owned_objects(), (vec![], vec![]));
+    // Once initialised, the same commands read an empty control plane.
+    env.run(&["init", "-q"]).expect(0);
     let run = env.run(&["list", "-o", "json"]).expect(0);
     assert_eq!(run.json(), serde_json::json!([]));
     let run = env
         .run(&["bill", "--dry-run", "--period", "2026-01", "-o", "json"])
         .expect(0);
     assert_eq!(run.json()["tenants_billed"], 0);
-    assert!(!env.database_exists(&env.control_db));
+    env.run(&["show", "acme"]).expect(3);
     assert_eq!(env.owned_objects(), (vec![], vec![]));
 }

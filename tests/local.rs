@@ -157,6 +157,24 @@ fn pg_variables_of_the_shell_do_not_reach_the_local_cluster() {
     let (_dir, data) = local_dir();
     let _stop = StopOnDrop(data.clone());
     let vars = &FOREIGN_PG_VARS[..];
+    // PGHOST, PGHOSTADDR, PGPORT, PGUSER and PGDATABASE name a server: by the documented
+    // precedence (flag > TENANTCTL_DATABASE_URL > PG* > tenantctl.toml > local cluster) they
+    // point tenantctl at it, so the commands that pick a server get only the others. The local
+    // cluster's programs must see none of them (a bogus PGOPTIONS would stop the server).
+    let naming_a_server = ["PGHOST", "PGHOSTADDR", "PGPORT", "PGUSER", "PGDATABASE"];
+    let others: Vec<(&str, &str)> = vars
+        .iter()
+        .copied()
+        .filter(|(k, _)| !naming_a_server.contains(k))
+        .collect();
+    let (code, stderr) = {
+        let (code, _, stderr) = run_local(&data, vars, &["list"]);
+        (code, stderr)
+    };
+    assert_eq!(code, Some(1), "PG* name another server: {stderr}");
+    assert!(stderr.contains("/nonexistent/elsewhere"), "{stderr}");
+    assert!(!stderr.contains("not-ours"), "{stderr}");
+    let vars = &others[..];
 
     let (code, stdout, stderr) =
         run_local(&data, vars, &["provision", "acme", "--tier", "premium"]);
@@ -177,11 +195,13 @@ fn pg_variables_of_the_shell_do_not_reach_the_local_cluster() {
     assert!(socket.exists());
     let pid = s["pid"].as_u64().unwrap();
     assert!(alive(pid));
-    let (code, stdout, stderr) = run_local(&data, vars, &["local", "status"]);
+    // `local status|stop` concern the local cluster alone: every PG* variable may be set.
+    let all = &FOREIGN_PG_VARS[..];
+    let (code, stdout, stderr) = run_local(&data, all, &["local", "status"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("reachable    yes"), "{stdout}");
 
-    let (code, stdout, stderr) = run_local(&data, vars, &["local", "stop"]);
+    let (code, stdout, stderr) = run_local(&data, all, &["local", "stop"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(stdout, "stopped the local cluster\n");
     assert!(!alive(pid), "the server (pid {pid}) was left running");

@@ -255,7 +255,7 @@ fn a_run_killed_between_create_and_mark_is_finished_by_the_next() {
 
 #[test]
 fn names_that_could_collide_are_refused_before_connecting() {
-    let env = TestEnv::new();
+    let env = TestEnv::bare();
     // A control database a slug could produce: `provision control` would grant it to a tenant.
     let control = env.silo("control");
     let url = cluster().url(&control);
@@ -457,7 +457,7 @@ fn a_second_provision_waits_two_seconds_then_says_in_progress() {
 
 #[test]
 fn marks_work_without_superuser() {
-    let env = TestEnv::new();
+    let env = TestEnv::bare();
     let admin = format!("adm{}", env.control_db.trim_start_matches("ctl"));
     env.admin("postgres")
         .batch_execute(&format!(
@@ -467,6 +467,7 @@ fn marks_work_without_superuser() {
     let mut cfg = cluster().url(&env.control_db);
     cfg.push_str(&format!(" user={admin}"));
     let as_admin = |args: &[&str]| env.run_env(args, &[("TENANTCTL_DATABASE_URL", cfg.as_str())]);
+    as_admin(&["init", "-q"]).expect(0);
     as_admin(&["provision", "acme", "--tier", "premium", "-q"]).expect(0);
     assert!(comment(&env, "pg_database", &env.silo("acme"))
         .unwrap()
@@ -487,7 +488,7 @@ fn marks_work_without_superuser() {
 
 #[test]
 fn migration_v5_backfills_purge_after_from_the_audited_retention() {
-    let env = TestEnv::new();
+    let env = TestEnv::bare();
     env.admin("postgres")
         .batch_execute(&format!("CREATE DATABASE \"{}\"", env.control_db))
         .unwrap();

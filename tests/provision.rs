@@ -327,9 +327,9 @@ fn password_file_gets_the_password_with_mode_0600_and_stderr_does_not() {
 
 #[test]
 fn dry_run_changes_nothing_and_lists_the_steps() {
-    let env = TestEnv::new();
-    let run = env
-        .run(&[
+    let env = TestEnv::bare();
+    let dry = |env: &TestEnv| {
+        env.run(&[
             "provision",
             "acme",
             "--tier",
@@ -338,8 +338,16 @@ fn dry_run_changes_nothing_and_lists_the_steps() {
             "-o",
             "json",
         ])
-        .expect(0);
-    let plan = run.json();
+    };
+    // Before `init`, an operator's server has no control plane: exit 2, naming `init`.
+    let run = dry(&env).expect(2);
+    assert!(run.stderr.contains("tenantctl init"), "{}", run.stderr);
+    assert!(!env.database_exists(&env.control_db));
+    assert_eq!(env.owned_objects(), (vec![], vec![]));
+    assert!(!env.storage_root().exists());
+
+    env.run(&["init", "-q"]).expect(0);
+    let plan = dry(&env).expect(0).json();
     assert_eq!(plan["dry_run"], true);
     assert_eq!(plan["database"], env.silo("acme"));
     assert_eq!(plan["steps"].as_array().unwrap().len(), 7);
@@ -348,7 +356,6 @@ fn dry_run_changes_nothing_and_lists_the_steps() {
         .unwrap()
         .iter()
         .all(|s| s["state"] == "pending"));
-    assert!(!env.database_exists(&env.control_db));
     assert_eq!(env.owned_objects(), (vec![], vec![]));
     assert!(!env.storage_root().exists());
 

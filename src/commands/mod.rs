@@ -3,6 +3,8 @@
 mod adopt;
 mod audit;
 mod bill;
+mod credentials;
+mod doctor;
 mod lifecycle;
 mod list;
 mod local;
@@ -58,5 +60,8 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         Command::Quota(cmd) => quota::run(settings, cmd, &out, &reporter).await,
         Command::Usage(cmd) => usage::run(settings, cmd, &out, &reporter).await,
         Command::Local(cmd) => local::run(&settings, cmd, &out).await,
+        Command::Credentials(args) => credentials::run(settings, &args, &out, &reporter).await,
+        Command::Init => doctor::init(settings, &out, &reporter).await,
+        Command::Doctor => doctor::doctor(settings, &out, &reporter).await,
     }
 }

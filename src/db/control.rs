@@ -6,6 +6,8 @@ use tokio_postgres::{Client, Row};
 use uuid::Uuid;
 
 use super::{already_exists, database_missing, ident, migrate, Server};
+use crate::excerpt::excerpt;
+use crate::exit::Failure;
 use crate::tenant::{Status, Tenant};
 use crate::tier::Isolation;
 
@@ -73,31 +75,80 @@ pub(super) fn tenant_from(row: &Row) -> Result<Tenant> {
 }
 
 impl ControlDb {
-    /// Opens the control database named by `server`, creating it if it does not exist and
-    /// applying its pending migrations.
+    /// Opens the control database named by `server` and applies its pending migrations (an
+    /// upgrade). The local cluster's is created when missing; on an operator's server a
+    /// missing database, or one without the control schema, is bad input that names
+    /// `tenantctl init`, and nothing is created.
     pub async fn open(server: Server) -> Result<ControlDb> {
+        if server.embedded() {
+            return Ok(Self::init(server).await?.0);
+        }
         let name = server.control_database().to_owned();
+        let init_hint = || {
+            Failure::BadInput(format!(
+                "control database `{}` does not exist on {}: run `tenantctl init` to create it",
+                excerpt(&name),
+                server.shown()
+            ))
+        };
         let mut client = match server.connect(&name).await {
             Ok(c) => c,
-            Err(e) if database_missing(&e) => {
-                create_control_database(&server, &name).await?;
-                server.connect(&name).await?
-            }
+            Err(e) if database_missing(&e) => return Err(init_hint().into()),
             Err(e) => return Err(e),
         };
+        match schema_version(&client).await? {
+            None => {
+                return Err(Failure::BadInput(format!(
+                    "database `{}` on {} has no tenantctl control schema: run `tenantctl init` to set it up there, or name the right database",
+                    excerpt(&name),
+                    server.shown()
+                ))
+                .into())
+            }
+            Some(v) => refuse_newer(v)?,
+        }
         migrate::control(&mut client).await?;
         drop(client);
         let pool = server.pool(&name, 4)?;
         Ok(ControlDb { pool, server, name })
     }
 
+    /// `tenantctl init`: creates the control database if it is missing and applies its
+    /// migrations. Returns whether the database was created and the migrations applied.
+    pub async fn init(server: Server) -> Result<(ControlDb, bool, Vec<String>)> {
+        let name = server.control_database().to_owned();
+        let (mut client, created) = match server.connect(&name).await {
+            Ok(c) => (c, false),
+            Err(e) if database_missing(&e) => {
+                create_control_database(&server, &name).await?;
+                (server.connect(&name).await?, true)
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(v) = schema_version(&client).await? {
+            refuse_newer(v)?;
+        }
+        let applied = migrate::control(&mut client).await?;
+        drop(client);
+        let pool = server.pool(&name, 4)?;
+        Ok((ControlDb { pool, server, name }, created, applied))
+    }
+
     /// Opens the control database only if it exists and is migrated, changing nothing
     /// (for `--dry-run`).
     pub async fn open_existing(server: Server) -> Result<Option<ControlDb>> {
         let name = server.control_database().to_owned();
-        let mut client = match server.connect(&name).await {
+        let client = match server.connect(&name).await {
             Ok(c) => c,
-            Err(e) if database_missing(&e) => return Ok(None),
+            Err(e) if database_missing(&e) && server.embedded() => return Ok(None),
+            Err(e) if database_missing(&e) => {
+                return Err(Failure::BadInput(format!(
+                    "control database `{}` does not exist on {}: run `tenantctl init` to create it",
+                    excerpt(&name),
+                    server.shown()
+                ))
+                .into())
+            }
             Err(e) => return Err(e),
         };
         let migrated: bool = client
@@ -108,12 +159,14 @@ impl ControlDb {
         if !migrated {
             return Ok(None);
         }
+        let v = schema_version(&client).await?.unwrap_or(0);
+        refuse_newer(v)?;
         // A control database left behind by an older tenantctl lacks columns every read
         // needs; migrating it would change something, so say what to do instead.
-        let pending = migrate::control_pending(&mut client).await?;
+        let pending = migrate::control_pending(v);
         if !pending.is_empty() {
             anyhow::bail!(
-                "the control database `{name}` lacks migrations {} of this tenantctl; run a command without --dry-run once to apply them",
+                "the control database `{name}` lacks migrations {} of this tenantctl; run `tenantctl init` once to apply them",
                 pending.join(", ")
             );
         }
@@ -123,17 +176,32 @@ impl ControlDb {
 
     /// Opens the control database only if it exists, applying its pending migrations as
     /// `open` does, but never creating it: `None` when it does not exist (read-only commands).
+    /// On an operator's server this is `open`: a missing control database is bad input that
+    /// names `tenantctl init`, which changes nothing either.
     pub async fn open_if_exists(server: Server) -> Result<Option<ControlDb>> {
+        if !server.embedded() {
+            return Self::open(server).await.map(Some);
+        }
         let name = server.control_database().to_owned();
         let mut client = match server.connect(&name).await {
             Ok(c) => c,
             Err(e) if database_missing(&e) => return Ok(None),
             Err(e) => return Err(e),
         };
+        if let Some(v) = schema_version(&client).await? {
+            refuse_newer(v)?;
+        }
         migrate::control(&mut client).await?;
         drop(client);
         let pool = server.pool(&name, 4)?;
         Ok(Some(ControlDb { pool, server, name }))
+    }
+
+    /// The applied control schema version and the names of the migrations still pending.
+    pub async fn schema_state(&self) -> Result<(i32, Vec<String>)> {
+        let conn = self.conn().await?;
+        let v = schema_version(&conn).await?.unwrap_or(0);
+        Ok((v, migrate::control_pending(v)))
     }
 
     pub fn server(&self) -> &Server {
@@ -484,6 +552,38 @@ fn limit_columns<'a>(limits: &[(&'a str, u64, bool)]) -> Result<LimitColumns<'a>
 }
 
 /// Creates the control database from a maintenance database (`postgres`, else `template1`).
+/// The newest applied control migration, `None` when the database has no control schema.
+async fn schema_version(client: &Client) -> Result<Option<i32>> {
+    let row = client
+        .query_one(
+            "SELECT to_regclass('public.tenants') IS NOT NULL \
+                 AND to_regclass('public.refinery_schema_history') IS NOT NULL",
+            &[],
+        )
+        .await
+        .context("reading the control schema")?;
+    if !row.get::<_, bool>(0) {
+        return Ok(None);
+    }
+    let v: Option<i32> = client
+        .query_one("SELECT max(version) FROM refinery_schema_history", &[])
+        .await
+        .context("reading the control schema's version")?
+        .get(0);
+    Ok(Some(v.unwrap_or(0)))
+}
+
+/// An older binary never runs against a newer control schema: it would not know its rules.
+fn refuse_newer(version: i32) -> Result<(), Failure> {
+    let known = migrate::control_latest();
+    if version > known {
+        return Err(Failure::Refused(format!(
+            "the control schema is at version {version}, newer than this tenantctl knows ({known}): upgrade tenantctl"
+        )));
+    }
+    Ok(())
+}
+
 async fn create_control_database(server: &Server, name: &str) -> Result<()> {
     let client = match server.connect("postgres").await {
         Ok(c) => c,

@@ -31,22 +31,24 @@ pub async fn tenant(client: &mut Client) -> Result<Vec<String>> {
         .context("applying the tenant schema")
 }
 
-/// The control migrations the database `client` is connected to lacks. Reads only.
-pub async fn control_pending(client: &mut Client) -> Result<Vec<String>> {
-    let runner = control::migrations::runner();
-    let applied: Vec<i32> = runner
-        .get_applied_migrations_async(client)
-        .await
-        .context("reading the control database's migration history")?
-        .iter()
-        .map(|m| m.version())
-        .collect();
-    Ok(runner
+/// The control schema's newest version this binary knows.
+pub fn control_latest() -> i32 {
+    control::migrations::runner()
         .get_migrations()
         .iter()
-        .filter(|m| !applied.contains(&m.version()))
+        .map(|m| m.version())
+        .max()
+        .unwrap_or(0)
+}
+
+/// The control migrations newer than `applied`.
+pub fn control_pending(applied: i32) -> Vec<String> {
+    control::migrations::runner()
+        .get_migrations()
+        .iter()
+        .filter(|m| m.version() > applied)
         .map(|m| format!("V{}__{}", m.version(), m.name()))
-        .collect())
+        .collect()
 }
 
 /// The tenant schema's newest version.

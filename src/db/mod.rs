@@ -3,7 +3,9 @@
 //! - `Server`: how to reach the PostgreSQL server, and connections to any of its databases.
 //! - `billing`: billing runs, invoice facts, invoices written exactly once.
 //! - `control`: the control database (tenants, journal, quotas, audit log).
+//! - `credentials`: a siloed tenant's login password (a SCRAM verifier), audited.
 //! - `dataplane`: tenant databases and roles: creation, access, the owner user.
+//! - `doctor`: the server's version, the session's TLS, the admin role's attributes.
 //! - `usage`: metered events, monthly totals, measurements, bulk import.
 //! - `migrate`: the refinery migrations of both schemas, each run under an advisory lock.
 //! - `lifecycle`: status transitions, purge of control rows, the audit log.
@@ -12,77 +14,344 @@
 
 pub mod billing;
 pub mod control;
+pub mod credentials;
 pub mod dataplane;
+pub mod doctor;
 pub mod ident;
 pub mod lifecycle;
 pub mod migrate;
 pub mod ownership;
 pub mod usage;
 
-use anyhow::{Context, Result};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
+use postgres_openssl::MakeTlsConnector;
+use tokio_postgres::config::SslMode as DriverSslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
+
+use crate::conninfo::{ConnParams, SslMode, APPLICATION_NAME, DEFAULT_CONNECT_TIMEOUT};
+use crate::exit::Failure;
+
+/// Every session waits at most this long for a lock (a table, a row, `CREATE DATABASE`'s lock
+/// on its template, an advisory lock): a lock held by a stuck session ends in an error.
+pub const LOCK_TIMEOUT: &str = "30s";
+/// Statements on the control database end after this long. Tenant databases get none: a
+/// tenant migration may legitimately rebuild a large table.
+pub const CONTROL_STATEMENT_TIMEOUT: &str = "10min";
+
+/// How connections are encrypted.
+#[derive(Clone)]
+enum Tls {
+    None,
+    OpenSsl(MakeTlsConnector),
+}
 
 /// The server tenantctl manages, and how it is shown in messages (never with a password).
 #[derive(Clone)]
 pub struct Server {
     base: tokio_postgres::Config,
+    tls: Tls,
+    sslmode: SslMode,
     shown: String,
+    control: String,
+    connect_timeout: Duration,
+    /// The local cluster: initialised on demand; an operator's server needs `tenantctl init`.
+    embedded: bool,
+    /// The first host (or socket directory) and port, for connection URLs given to tenants.
+    endpoint: (String, u16),
 }
 
 impl Server {
-    pub fn new(base: tokio_postgres::Config, shown: String) -> Server {
-        Server { base, shown }
+    /// The local cluster: a unix socket, no TLS.
+    pub fn local(mut base: tokio_postgres::Config, shown: String) -> Server {
+        let control = base
+            .get_dbname()
+            .unwrap_or(crate::config::DEFAULT_CONTROL_DB)
+            .to_owned();
+        let host = match base.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            None => "localhost".to_owned(),
+        };
+        let endpoint = (host, base.get_ports().first().copied().unwrap_or(5432));
+        base.application_name(APPLICATION_NAME)
+            .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
+            .options(format!("-c lock_timeout={LOCK_TIMEOUT}"));
+        Server {
+            base,
+            tls: Tls::None,
+            sslmode: SslMode::Disable,
+            shown,
+            control,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            embedded: true,
+            endpoint,
+        }
+    }
+
+    /// An operator's server, with TLS as `sslmode` asks (libpq's meaning of each mode).
+    pub fn external(p: &ConnParams) -> Result<Server, Failure> {
+        let mut c = tokio_postgres::Config::new();
+        for h in &p.hosts {
+            c.host(h);
+        }
+        for port in &p.ports {
+            c.port(*port);
+        }
+        c.user(&p.user)
+            .dbname(&p.dbname)
+            .application_name(&p.application_name)
+            .connect_timeout(p.connect_timeout)
+            .keepalives(p.keepalives)
+            .keepalives_idle(p.keepalives_idle)
+            .keepalives_interval(Duration::from_secs(10))
+            .keepalives_retries(3);
+        if let Some(pw) = &p.password {
+            c.password(pw);
+        }
+        let mut options = format!("-c lock_timeout={LOCK_TIMEOUT}");
+        if let Some(o) = &p.options {
+            options = format!("{o} {options}");
+        }
+        c.options(&options);
+        let tls = match p.sslmode {
+            SslMode::Disable => {
+                c.ssl_mode(DriverSslMode::Disable);
+                Tls::None
+            }
+            mode => {
+                c.ssl_mode(if mode == SslMode::Prefer {
+                    DriverSslMode::Prefer
+                } else {
+                    DriverSslMode::Require
+                });
+                Tls::OpenSsl(connector(p)?)
+            }
+        };
+        Ok(Server {
+            base: c,
+            tls,
+            sslmode: p.sslmode,
+            shown: p.shown(),
+            control: p.dbname.clone(),
+            connect_timeout: p.connect_timeout,
+            embedded: false,
+            endpoint: (
+                p.hosts
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "localhost".to_owned()),
+                p.ports.first().copied().unwrap_or(5432),
+            ),
+        })
     }
 
     /// The control database: the one the configured URL names.
     pub fn control_database(&self) -> &str {
-        self.base
-            .get_dbname()
-            .unwrap_or(crate::config::DEFAULT_CONTROL_DB)
+        &self.control
     }
 
     pub fn shown(&self) -> &str {
         &self.shown
     }
 
-    /// The same server, another database.
+    pub fn sslmode(&self) -> SslMode {
+        self.sslmode
+    }
+
+    /// The first host (or socket directory) and port.
+    pub fn endpoint(&self) -> (&str, u16) {
+        (&self.endpoint.0, self.endpoint.1)
+    }
+
+    /// True for the local cluster, which initialises itself.
+    pub fn embedded(&self) -> bool {
+        self.embedded
+    }
+
+    /// The same server, another database (with the control database's statement timeout).
     pub fn config_for(&self, dbname: &str) -> tokio_postgres::Config {
         let mut c = self.base.clone();
         c.dbname(dbname);
+        if dbname == self.control {
+            let options = format!(
+                "{} -c statement_timeout={CONTROL_STATEMENT_TIMEOUT}",
+                c.get_options().unwrap_or_default()
+            );
+            c.options(options.trim());
+        }
         c
     }
 
-    /// A plain connection, for a lock holder or a short job in one database.
+    /// A plain connection, for a lock holder or a short job in one database. The whole
+    /// connection (TCP, TLS, authentication) must finish within the connect timeout.
     pub async fn connect(&self, dbname: &str) -> Result<Client> {
-        let (client, conn) = self
-            .config_for(dbname)
-            .connect(NoTls)
-            .await
-            .with_context(|| format!("connecting to database `{dbname}` on {}", self.shown))?;
-        tokio::spawn(async move {
-            // The error surfaces on the client's next call; nothing to do here.
-            let _ = conn.await;
+        let config = self.config_for(dbname);
+        let attempt = async {
+            match &self.tls {
+                Tls::None => {
+                    let (client, conn) = config.connect(NoTls).await?;
+                    tokio::spawn(async move {
+                        // The error surfaces on the client's next call; nothing to do here.
+                        let _ = conn.await;
+                    });
+                    Ok::<_, tokio_postgres::Error>(client)
+                }
+                Tls::OpenSsl(tls) => {
+                    let (client, conn) = config.connect(tls.clone()).await?;
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                    Ok(client)
+                }
+            }
+        };
+        let context = || format!("connecting to database `{dbname}` on {}", self.shown);
+        match tokio::time::timeout(self.connect_timeout, attempt).await {
+            Ok(r) => r.map_err(|e| self.clear_error(e)).with_context(context),
+            Err(_) => Err(anyhow!(
+                "no answer within {} s (connect_timeout)",
+                self.connect_timeout.as_secs()
+            ))
+            .with_context(context),
+        }
+    }
+
+    /// A failed TLS handshake as one clear sentence (OpenSSL's reason, once, and what to
+    /// check); any other error as it is.
+    fn clear_error(&self, e: tokio_postgres::Error) -> anyhow::Error {
+        // postgres-openssl's handshake error shows OpenSSL's error stack, then ": " and the
+        // certificate verification result; its source is the OpenSSL error.
+        let mut link: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
+        let mut found = None;
+        while let Some(l) = link {
+            if let Some(ssl) = l
+                .source()
+                .and_then(|s| s.downcast_ref::<openssl::ssl::Error>())
+            {
+                found = Some((l.to_string(), ssl));
+                break;
+            }
+            link = l.source();
+        }
+        let Some((outer, ssl)) = found else {
+            return e.into();
+        };
+        let verify = outer
+            .strip_prefix(&ssl.to_string())
+            .map(|v| v.trim_start_matches([':', ' ']).to_owned())
+            .filter(|v| !v.is_empty());
+        let reason = verify.unwrap_or_else(|| {
+            ssl.ssl_error()
+                .and_then(|st| st.errors().first().and_then(|x| x.reason()))
+                .unwrap_or("TLS error")
+                .to_owned()
         });
-        Ok(client)
+        anyhow!(
+            "TLS handshake failed, the server's certificate was refused (sslmode={}): {reason}; check sslrootcert (the CA that signed the server's certificate){}",
+            self.sslmode.as_str(),
+            if self.sslmode == SslMode::VerifyFull {
+                " and that the host is a name the certificate carries"
+            } else {
+                ""
+            }
+        )
     }
 
     /// A small pool for one database. `Clean` recycling resets session state (such as a
-    /// leaked `app.tenant_id`) between checkouts.
+    /// leaked `app.tenant_id`) between checkouts. New connections time out like `connect`.
     pub fn pool(&self, dbname: &str, size: usize) -> Result<Pool> {
-        let mgr = Manager::from_config(
-            self.config_for(dbname),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Clean,
-            },
-        );
+        let cfg = ManagerConfig {
+            recycling_method: RecyclingMethod::Clean,
+        };
+        let mgr = match &self.tls {
+            Tls::None => Manager::from_config(self.config_for(dbname), NoTls, cfg),
+            Tls::OpenSsl(tls) => Manager::from_config(self.config_for(dbname), tls.clone(), cfg),
+        };
         Pool::builder(mgr)
             .max_size(size)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(self.connect_timeout))
             .build()
             .with_context(|| format!("building a connection pool for `{dbname}`"))
     }
+}
+
+/// The OpenSSL connector for a mode: `prefer`/`require` encrypt without checking the
+/// certificate (unless a root certificate is configured, when `require` checks the chain, as
+/// libpq does); `verify-ca` checks the chain; `verify-full` the chain and the host name.
+fn connector(p: &ConnParams) -> Result<MakeTlsConnector, Failure> {
+    let tls_err =
+        |what: &str, e: openssl::error::ErrorStack| Failure::BadInput(format!("{what}: {e}"));
+    let mut b =
+        SslConnector::builder(SslMethod::tls_client()).map_err(|e| tls_err("setting up TLS", e))?;
+    let verify = match p.sslmode {
+        SslMode::VerifyCa | SslMode::VerifyFull => true,
+        SslMode::Require => p.sslrootcert.is_some(),
+        SslMode::Disable | SslMode::Prefer => false,
+    };
+    if verify {
+        match p.sslrootcert.as_deref() {
+            Some(path) if path.as_os_str() == "system" => b
+                .set_default_verify_paths()
+                .map_err(|e| tls_err("loading the system's root certificates", e))?,
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(Failure::BadInput(format!(
+                        "root certificate file {} does not exist or is not a file (sslrootcert)",
+                        crate::excerpt::excerpt(&path.display().to_string())
+                    )));
+                }
+                b.set_ca_file(path).map_err(|e| {
+                    tls_err(
+                        &format!(
+                            "reading root certificate {}",
+                            crate::excerpt::excerpt(&path.display().to_string())
+                        ),
+                        e,
+                    )
+                })?
+            }
+            None => {
+                return Err(Failure::BadInput(format!(
+                    "sslmode={} needs a root certificate: set sslrootcert=/path/to/ca.pem (or sslrootcert=system), or put it in ~/.postgresql/root.crt",
+                    p.sslmode.as_str()
+                )))
+            }
+        }
+        b.set_verify(SslVerifyMode::PEER);
+    } else {
+        b.set_verify(SslVerifyMode::NONE);
+    }
+    if let Some(cert) = &p.sslcert {
+        let shown = crate::excerpt::excerpt(&cert.display().to_string());
+        b.set_certificate_chain_file(cert)
+            .map_err(|e| tls_err(&format!("reading client certificate {shown} (sslcert)"), e))?;
+        let key = p
+            .sslkey
+            .clone()
+            .unwrap_or_else(|| cert.with_extension("key"));
+        let key_shown = crate::excerpt::excerpt(&key.display().to_string());
+        b.set_private_key_file(&key, SslFiletype::PEM)
+            .map_err(|e| tls_err(&format!("reading client key {key_shown} (sslkey)"), e))?;
+        b.check_private_key()
+            .map_err(|e| tls_err(&format!("client key {key_shown} does not match {shown}"), e))?;
+    }
+    let mut tls = MakeTlsConnector::new(b.build());
+    let full = p.sslmode == SslMode::VerifyFull;
+    tls.set_callback(move |cfg, _domain| {
+        // The host name is checked only by verify-full (openssl checks it by default, against
+        // an IP address SAN when the host is an address).
+        if !full {
+            cfg.set_verify_hostname(false);
+        }
+        Ok(())
+    });
+    Ok(tls)
 }
 
 /// True for the errors two concurrent `CREATE DATABASE`/`CREATE ROLE` of one name produce:

@@ -19,7 +19,7 @@ pub async fn status(settings: &Settings) -> ClusterStatus {
     let mut status = cluster.status();
     if status.running && status.problem.is_none() {
         let shown = format!("the local cluster in {}", cluster.data_dir().display());
-        let server = Server::new(cluster.connect_config("postgres"), shown);
+        let server = Server::local(cluster.connect_config("postgres"), shown);
         match server.connect("postgres").await {
             Ok(_) => status.reachable = true,
             Err(e) => status.problem = Some(format!("{e:#}")),

@@ -11,9 +11,12 @@
 //! - `tenants`: reading tenants (`list`, `show`).
 //! - `local`: the local cluster (`local status`, `local stop`).
 //! - `ownership`: the marks on tenant databases and roles, and `adopt`.
+//! - `doctor`: `init` (the control database on an operator's server) and `doctor`.
 
 pub mod audit;
 pub mod billing;
+pub mod credentials;
+pub mod doctor;
 pub mod lifecycle;
 pub mod local;
 pub mod migrate;
@@ -104,8 +107,9 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// Connects to the control database (creating and migrating it as needed), starting the
-    /// local cluster first when no URL is configured.
+    /// Connects to the control database and applies pending migrations, starting the local
+    /// cluster (and creating its control database) first when no URL is configured. On an
+    /// operator's server the control database must exist (`tenantctl init`).
     pub async fn open(settings: Settings, reporter: &dyn Reporter) -> Result<ControlPlane> {
         let server = server(&settings, reporter, true)?.expect("started on demand");
         let control = ControlDb::open(server).await?;
@@ -175,11 +179,13 @@ impl ControlPlane {
 
 /// The server to use; for the local cluster, started if `start` (else `None` when it is not
 /// running).
-fn server(settings: &Settings, reporter: &dyn Reporter, start: bool) -> Result<Option<Server>> {
+pub(crate) fn server(
+    settings: &Settings,
+    reporter: &dyn Reporter,
+    start: bool,
+) -> Result<Option<Server>> {
     match &settings.database {
-        DatabaseTarget::Url { config, shown } => {
-            Ok(Some(Server::new((**config).clone(), shown.clone())))
-        }
+        DatabaseTarget::Url(params) => Ok(Some(Server::external(params)?)),
         DatabaseTarget::Local => {
             let cluster = LocalCluster::new(&settings.data_dir, settings.pg_bindir.as_deref());
             if start {
@@ -195,7 +201,7 @@ fn server(settings: &Settings, reporter: &dyn Reporter, start: bool) -> Result<O
             }
             let config = cluster.connect_config(crate::config::DEFAULT_CONTROL_DB);
             let shown = format!("the local cluster in {}", cluster.data_dir().display());
-            Ok(Some(Server::new(config, shown)))
+            Ok(Some(Server::local(config, shown)))
         }
     }
 }

@@ -585,7 +585,7 @@ async fn create_owner(
 /// `/dev/null`) is checked again here without following links; should one appear after that
 /// check, the rename replaces it rather than writing through it. `/dev/null` is written to and
 /// never chmod-ed: as root, making it 0600 would break every other user of the machine.
-fn write_secret_file(path: &Path, secret: &str) -> Result<()> {
+pub(crate) fn write_secret_file(path: &Path, secret: &str) -> Result<()> {
     use std::os::unix::fs::FileTypeExt;
     let shown = crate::text_file::shown(path);
     match std::fs::symlink_metadata(path) {

@@ -83,35 +83,52 @@ fn start() -> Cluster {
     initdb(&bindir, &pgdata, account).expect("initdb");
     private_dir(&socket, account).unwrap();
 
-    let postgres = bindir.join("postgres");
+    let mut cmd = command_as(&bindir.join("postgres"), account);
+    cmd.arg("-D")
+        .arg(&pgdata)
+        .arg("-k")
+        .arg(&socket)
+        .args([
+            "-c",
+            "listen_addresses=",
+            "-c",
+            "fsync=off",
+            "-c",
+            "full_page_writes=off",
+        ])
+        .args([
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "max_connections=300",
+            "-c",
+            "shared_buffers=64MB",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("server.log")).unwrap());
+    spawn_tied(cmd);
+
+    let base = format!("host={} user={SUPERUSER}", socket.display());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match postgres::Client::connect(&format!("{base} dbname=postgres"), postgres::NoTls) {
+            Ok(_) => break,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("the test cluster did not start: {e}"),
+        }
+    }
+    Cluster { base }
+}
+
+/// Starts `cmd` (a server) so that it dies with this process. PR_SET_PDEATHSIG fires when the
+/// *thread* that forked the child exits, so the child is spawned from a thread that parks
+/// forever.
+pub fn spawn_tied(mut cmd: std::process::Command) {
     let (tx, rx) = std::sync::mpsc::channel();
-    let (pgdata2, socket2) = (pgdata.clone(), socket.clone());
-    // PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, so the child is
-    // spawned from a thread that parks forever.
     std::thread::spawn(move || {
-        let mut cmd = command_as(&postgres, account);
-        cmd.arg("-D")
-            .arg(&pgdata2)
-            .arg("-k")
-            .arg(&socket2)
-            .args([
-                "-c",
-                "listen_addresses=",
-                "-c",
-                "fsync=off",
-                "-c",
-                "full_page_writes=off",
-            ])
-            .args([
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "max_connections=300",
-                "-c",
-                "shared_buffers=64MB",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(dir.join("server.log")).unwrap());
         // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec here.
         unsafe {
             cmd.pre_exec(|| {
@@ -128,18 +145,4 @@ fn start() -> Cluster {
         }
     });
     rx.recv().unwrap().expect("starting postgres");
-
-    let base = format!("host={} user={SUPERUSER}", socket.display());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match postgres::Client::connect(&format!("{base} dbname=postgres"), postgres::NoTls) {
-            Ok(_) => break,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => panic!("the test cluster did not start: {e}"),
-        }
-    }
-    Cluster { base }
 }

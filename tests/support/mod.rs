@@ -3,6 +3,7 @@
 //! own data directory and bucket root. Everything it made is dropped when the test passes.
 
 pub mod cluster;
+pub mod managed;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -58,7 +59,16 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
+    /// A test environment whose control database is set up (`tenantctl init`, as an operator
+    /// does once on their server).
     pub fn new() -> TestEnv {
+        let env = TestEnv::bare();
+        env.run(&["init", "-q"]).expect(0);
+        env
+    }
+
+    /// A test environment without a control database.
+    pub fn bare() -> TestEnv {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let id = format!("{}_{n}", std::process::id() % 100_000);
         let dir = tempfile::Builder::new()
@@ -281,6 +291,19 @@ pub fn bare_cmd() -> Command {
     let mut cmd = Command::new(BIN);
     for var in [
         "DATABASE_URL",
+        "PGHOST",
+        "PGHOSTADDR",
+        "PGPORT",
+        "PGUSER",
+        "PGPASSWORD",
+        "PGDATABASE",
+        "PGSSLMODE",
+        "PGSSLROOTCERT",
+        "PGSSLCERT",
+        "PGSSLKEY",
+        "PGCONNECT_TIMEOUT",
+        "PGAPPNAME",
+        "PGPASSFILE",
         "TENANTCTL_DATABASE_URL",
         "TENANTCTL_CONFIG",
         "TENANTCTL_DATA_DIR",

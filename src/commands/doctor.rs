@@ -1,0 +1,26 @@
+//! `tenantctl init` and `tenantctl doctor`.
+
+use anyhow::Result;
+
+use crate::config::Settings;
+use crate::ops::doctor;
+use crate::output::Output;
+use crate::progress::TerminalReporter;
+
+pub async fn init(settings: Settings, out: &Output, reporter: &TerminalReporter) -> Result<()> {
+    out.initialised(&doctor::init(&settings, reporter).await?)
+}
+
+/// Exit 1 when the report found a problem; the report is printed either way.
+pub async fn doctor(settings: Settings, out: &Output, reporter: &TerminalReporter) -> Result<()> {
+    let report = doctor::doctor(&settings, reporter).await?;
+    out.doctor(&report)?;
+    if report.ok {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(
+            "doctor found {} problem(s)",
+            report.problems.len()
+        ))
+    }
+}

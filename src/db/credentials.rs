@@ -1,0 +1,62 @@
+//! A siloed tenant's login password: only the SCRAM verifier, computed by the caller, reaches
+//! the server, in the same transaction as its audit entry.
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+
+use super::control::ControlDb;
+use super::ident;
+use crate::tenant::Tenant;
+
+impl ControlDb {
+    /// When credentials were last issued to the tenant, if ever.
+    pub async fn credentials_issued(&self, tenant: &Tenant) -> Result<Option<DateTime<Utc>>> {
+        let conn = self.admin().await?;
+        Ok(conn
+            .query_one(
+                "SELECT max(at) FROM audit_log WHERE tenant_id = $1 AND action = 'credentials'",
+                &[&tenant.id],
+            )
+            .await
+            .context("reading the audit log")?
+            .get(0))
+    }
+
+    /// Sets the role's password to `verifier` (a `SCRAM-SHA-256$...` string), valid until
+    /// `valid_until` (or forever), and audits it, in one transaction (roles are cluster-wide,
+    /// so the control database's connection can alter them).
+    pub async fn set_login_verifier(
+        &self,
+        tenant: &Tenant,
+        verifier: &str,
+        valid_until: Option<DateTime<Utc>>,
+        actor: &str,
+        details: serde_json::Value,
+    ) -> Result<()> {
+        let until = match valid_until {
+            Some(t) => t.to_rfc3339(),
+            None => "infinity".to_owned(),
+        };
+        let mut conn = self.admin().await?;
+        let tx = conn.transaction().await.context("starting a transaction")?;
+        // Neither value can be a bound parameter in ALTER ROLE; both are quoted literals (the
+        // verifier is base64 and `$:`; the time is chrono's RFC 3339).
+        tx.batch_execute(&format!(
+            "ALTER ROLE {} PASSWORD {} VALID UNTIL {}",
+            ident::quote(&tenant.role),
+            postgres_protocol::escape::escape_literal(verifier),
+            postgres_protocol::escape::escape_literal(&until),
+        ))
+        .await
+        .with_context(|| format!("setting the password of role `{}`", tenant.role))?;
+        let status = tenant.status.as_str();
+        tx.execute(
+            "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
+             VALUES ($1, 'credentials', $2, $3, $4, $4, $5)",
+            &[&actor, &tenant.id, &tenant.slug, &status, &details],
+        )
+        .await
+        .context("writing the audit log")?;
+        tx.commit().await.context("committing the credentials")
+    }
+}

@@ -1,0 +1,208 @@
+//! `tenantctl init` and `tenantctl doctor`: setting up the control database on an operator's
+//! server, and checking what tenantctl needs from that server. Doctor changes nothing.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::{server, ControlPlane, Reporter};
+use crate::config::Settings;
+use crate::db::control::ControlDb;
+use crate::db::doctor;
+use crate::storage::local::LocalDirStore;
+use crate::tenant::Status;
+
+/// What `init` did.
+#[derive(Debug, Serialize)]
+pub struct InitView {
+    pub server: String,
+    pub database: String,
+    pub created: bool,
+    pub applied: Vec<String>,
+}
+
+/// Creates the control database if missing and applies its migrations. Idempotent.
+pub async fn init(settings: &Settings, reporter: &dyn Reporter) -> Result<InitView> {
+    let server = server(settings, reporter, true)?.expect("started on demand");
+    let shown = server.shown().to_owned();
+    let (control, created, applied) = ControlDb::init(server).await?;
+    Ok(InitView {
+        server: shown,
+        database: control.name().to_owned(),
+        created,
+        applied,
+    })
+}
+
+/// One privilege the admin role needs, and the statement that grants it when it lacks it.
+#[derive(Debug, Serialize)]
+pub struct Privilege {
+    pub name: &'static str,
+    pub held: bool,
+    pub grant: Option<String>,
+}
+
+/// A tenant database doctor tried to reach.
+#[derive(Debug, Serialize)]
+pub struct Reach {
+    pub database: String,
+    pub tenants: Vec<String>,
+    pub reachable: bool,
+    pub error: Option<String>,
+}
+
+/// What `doctor` found; `ok` is false when anything needs the operator.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    pub server: String,
+    pub server_version: String,
+    pub sslmode: String,
+    pub tls: bool,
+    pub tls_version: Option<String>,
+    /// As pg_stat_activity shows this session.
+    pub application_name: String,
+    pub role: String,
+    pub superuser: bool,
+    pub bypassrls: bool,
+    pub privileges: Vec<Privilege>,
+    pub control_database: String,
+    pub control_exists: bool,
+    pub schema_version: Option<i32>,
+    pub pending_migrations: Vec<String>,
+    pub databases: Vec<Reach>,
+    pub problems: Vec<String>,
+}
+
+/// Checks the server, the admin role, the control schema and every active tenant's database.
+/// A server that cannot be reached at all is an error (exit 1), not a report.
+pub async fn doctor(settings: &Settings, reporter: &dyn Reporter) -> Result<Report> {
+    let server = server(settings, reporter, true)?.expect("started on demand");
+    // Some managed servers have no `postgres` database: then template1.
+    let client = match server.connect("postgres").await {
+        Ok(c) => c,
+        Err(e) if crate::db::database_missing(&e) => server.connect("template1").await?,
+        Err(e) => return Err(e),
+    };
+    let facts = doctor::session_facts(&client).await?;
+    drop(client);
+
+    let mut problems = Vec::new();
+    let role_q = crate::db::ident::quote(&facts.role);
+    let privileges: Vec<Privilege> = [
+        ("LOGIN", facts.login),
+        ("CREATEDB", facts.createdb),
+        ("CREATEROLE", facts.createrole),
+    ]
+    .into_iter()
+    .map(|(name, has)| {
+        let held = has || (facts.superuser && name != "LOGIN");
+        Privilege {
+            name,
+            held,
+            grant: (!held).then(|| format!("ALTER ROLE {role_q} {name};")),
+        }
+    })
+    .collect();
+    for p in privileges.iter().filter(|p| !p.held) {
+        problems.push(format!(
+            "the admin role lacks {}: {}",
+            p.name,
+            p.grant.as_deref().unwrap_or_default()
+        ));
+    }
+    if server.sslmode() != crate::conninfo::SslMode::Disable && !server.embedded() && !facts.ssl {
+        problems.push(format!(
+            "the connection is not encrypted (sslmode={}): use sslmode=verify-full",
+            server.sslmode().as_str()
+        ));
+    }
+
+    let control_database = server.control_database().to_owned();
+    let shown = server.shown().to_owned();
+    let sslmode = server.sslmode().as_str().to_owned();
+    let mut report = Report {
+        ok: false,
+        server: shown,
+        server_version: facts.server_version,
+        sslmode,
+        tls: facts.ssl,
+        tls_version: facts.ssl_version,
+        application_name: facts.application_name,
+        role: facts.role,
+        superuser: facts.superuser,
+        bypassrls: facts.bypassrls,
+        privileges,
+        control_database,
+        control_exists: false,
+        schema_version: None,
+        pending_migrations: Vec::new(),
+        databases: Vec::new(),
+        problems: Vec::new(),
+    };
+    match ControlDb::open_existing(server.clone()).await {
+        Ok(Some(control)) => {
+            report.control_exists = true;
+            let (version, pending) = control.schema_state().await?;
+            report.schema_version = Some(version);
+            if !pending.is_empty() {
+                problems.push(format!(
+                    "{} control migration(s) pending: run `tenantctl init`",
+                    pending.len()
+                ));
+            }
+            report.pending_migrations = pending;
+            let plane = ControlPlane {
+                settings: settings.clone(),
+                control,
+                store: Box::new(LocalDirStore::new(settings.storage_root.clone())),
+            };
+            report.databases = reach_tenants(&plane).await?;
+            for r in report.databases.iter().filter(|r| !r.reachable) {
+                problems.push(format!(
+                    "tenant database `{}` is unreachable: {}",
+                    r.database,
+                    r.error.as_deref().unwrap_or_default()
+                ));
+            }
+        }
+        Ok(None) => problems.push(format!(
+            "control database `{}` does not exist or has no control schema: run `tenantctl init`",
+            report.control_database
+        )),
+        Err(e) => problems.push(format!("control database: {e:#}")),
+    }
+    report.ok = problems.is_empty();
+    report.problems = problems;
+    Ok(report)
+}
+
+/// Connects to the database of every active tenant (a shared pooled database once).
+async fn reach_tenants(plane: &ControlPlane) -> Result<Vec<Reach>> {
+    let mut by_db: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for t in plane.control.list_tenants().await? {
+        if t.status == Status::Active {
+            by_db
+                .entry(t.database.clone())
+                .or_default()
+                .push(t.slug.clone());
+        }
+    }
+    let server = plane.control.server();
+    let mut out = Vec::new();
+    for (database, tenants) in by_db {
+        let (reachable, error) = match server.connect(&database).await {
+            Ok(c) => match c.simple_query("SELECT 1").await {
+                Ok(_) => (true, None),
+                Err(e) => (false, Some(format!("{e:#}"))),
+            },
+            Err(e) => (false, Some(format!("{e:#}"))),
+        };
+        out.push(Reach {
+            database,
+            tenants,
+            reachable,
+            error,
+        });
+    }
+    Ok(out)
+}
