@@ -15,7 +15,7 @@
 //! - `progress`: the terminal implementation of `ops::Reporter`.
 //! - `exit`: typed failures and their exit codes.
 //! - `excerpt`: the short, escaped form in which a bad value appears in a message.
-//! - `slug`, `tenant`, `tier`, `money`, `period`, `usage_file`, `invoice`: the domain types, unit-tested in place.
+//! - `slug`, `tenant`, `tier`, `feature`, `money`, `period`, `usage_file`, `invoice`: the domain types, unit-tested in place.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
@@ -26,6 +26,7 @@ pub mod config;
 pub mod db;
 pub mod excerpt;
 pub mod exit;
+pub mod feature;
 pub mod invoice;
 pub mod money;
 pub mod ops;

@@ -13,6 +13,7 @@ use crate::cli::OutputFormat;
 use crate::cluster::ClusterStatus;
 use crate::db::lifecycle::AuditEntry;
 use crate::ops::billing::{InvoiceView, RunView};
+use crate::ops::features::{Check as FeatureCheck, FeaturesView};
 use crate::ops::lifecycle::Purged;
 use crate::ops::migrate::{DatabaseResult, DatabaseState};
 use crate::ops::provision::{Outcome, Plan};
@@ -225,6 +226,46 @@ impl Output {
                     c.amount, c.resource, c.slug, c.used, c.limit, c.remaining
                 ))
             }
+        }
+    }
+
+    pub fn features(&self, v: &FeaturesView) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(v),
+            OutputFormat::Table | OutputFormat::Csv => {
+                let mut text = format!(
+                    "tenant {} (tier {}, {}): {}\n",
+                    v.slug,
+                    v.tier,
+                    v.status,
+                    if v.features.is_empty() {
+                        "no features now".to_owned()
+                    } else {
+                        v.features.join(", ")
+                    }
+                );
+                let mut t = Self::table(&["FEATURE", "FROM TIER", "OVERRIDE", "ENTITLED"]);
+                for e in &v.entitlements {
+                    t.add_row(vec![
+                        e.feature.clone(),
+                        if e.from_tier { "yes" } else { "no" }.to_owned(),
+                        e.override_.clone().unwrap_or_else(|| "-".to_owned()),
+                        if e.entitled { "yes" } else { "no" }.to_owned(),
+                    ]);
+                }
+                text.push_str(&format!("{}\n", t.trim_fmt()));
+                emit(&text)
+            }
+        }
+    }
+
+    pub fn feature_check(&self, c: &FeatureCheck) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(c),
+            OutputFormat::Table | OutputFormat::Csv => emit(&match &c.reason {
+                None => format!("yes: {} has {}\n", c.slug, c.feature),
+                Some(r) => format!("no: {r}\n"),
+            }),
         }
     }
 
@@ -570,5 +611,6 @@ fn tenant_text(v: &TenantView) -> String {
         ),
         ("buckets", buckets.join("\n")),
         ("quotas", quotas.join(" ")),
+        ("features", v.features.join(" ")),
     ])
 }

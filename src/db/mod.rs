@@ -4,6 +4,7 @@
 //! - `billing`: billing runs, invoice facts, invoices written exactly once.
 //! - `control`: the control database (tenants, journal, quotas, audit log).
 //! - `dataplane`: tenant databases and roles: creation, access, the owner user.
+//! - `features`: feature entitlements in the control database and in tenant databases.
 //! - `usage`: metered events, monthly totals, measurements, bulk import.
 //! - `migrate`: the refinery migrations of both schemas, each run under an advisory lock.
 //! - `lifecycle`: status transitions, purge of control rows, the audit log.
@@ -12,6 +13,7 @@
 pub mod billing;
 pub mod control;
 pub mod dataplane;
+pub mod features;
 pub mod ident;
 pub mod lifecycle;
 pub mod migrate;

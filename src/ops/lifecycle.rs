@@ -173,6 +173,8 @@ pub async fn set_tier(
         reporter.status(&format!(
             "tenant `{slug}` is already on tier `{tier_name}`; nothing to do"
         ));
+        // Idempotent: repairs the data plane if a crash interrupted the change.
+        super::features::sync(plane, &t).await?;
         return tenants::view(plane, t).await;
     }
     if t.isolation != tier.isolation {
@@ -184,8 +186,15 @@ pub async fn set_tier(
     }
     plane
         .control
-        .set_tier(&t, tier_name, &tier.limits.iter(), &plane.settings.actor)
+        .set_tier(
+            &t,
+            tier_name,
+            &tier.limits.iter(),
+            &tier.features.0.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
+            &plane.settings.actor,
+        )
         .await?;
+    super::features::sync(plane, &t).await?;
     reporter.status(&format!(
         "tenant `{slug}` moved from tier `{}` to `{tier_name}`",
         t.tier
@@ -256,6 +265,7 @@ async fn open(plane: &ControlPlane, t: &Tenant, action: &str) -> Result<()> {
             let mut client = plane.control.server().connect(&t.database).await?;
             migrate::tenant(&mut client).await?;
             dataplane::grant_app_access(&client, &t.role).await?;
+            super::features::sync_with(plane, t, &mut client).await?;
             failpoint(&plane.settings, &format!("{action}:migrated"));
             dataplane::open_silo_to_tenant(&admin, &t.database, &t.role).await
         }
@@ -264,6 +274,7 @@ async fn open(plane: &ControlPlane, t: &Tenant, action: &str) -> Result<()> {
             let mut client = plane.control.server().connect(&t.database).await?;
             migrate::tenant(&mut client).await?;
             dataplane::grant_app_access(&client, &t.role).await?;
+            super::features::sync_with(plane, t, &mut client).await?;
             failpoint(&plane.settings, &format!("{action}:migrated"));
             dataplane::set_pooled_suspension(&mut client, t.id, false).await
         }
