@@ -12,7 +12,8 @@ use crate::exit::Failure;
 pub const MAX_LEN: usize = 40;
 
 /// The rule, as errors and `--help` state it.
-pub const RULE: &str = "a feature name is 1 to 40 characters of lowercase letters, digits, '-' and \
+pub const RULE: &str =
+    "a feature name is 1 to 40 characters of lowercase letters, digits, '-' and \
                         '_', starting with a letter, ending with a letter or digit, without two \
                         separators in a row";
 
@@ -81,7 +82,15 @@ mod tests {
 
     #[test]
     fn accepts_lowercase_identifiers() {
-        for ok in ["a", "sso", "api-access", "audit_export", "v2", "x-1-y", &"a".repeat(40)] {
+        for ok in [
+            "a",
+            "sso",
+            "api-access",
+            "audit_export",
+            "v2",
+            "x-1-y",
+            &"a".repeat(40),
+        ] {
             assert_eq!(ok.parse::<Feature>().unwrap().as_str(), ok);
         }
     }

@@ -347,15 +347,39 @@ mod tests {
 
     #[test]
     fn features_are_checked_with_line_and_key() {
-        let with = |f: &str| BASE.replace("monthly_price = \"0\"\n", &format!("monthly_price = \"0\"\nfeatures = {f}\n"));
+        let with = |f: &str| {
+            BASE.replace(
+                "monthly_price = \"0\"\n",
+                &format!("monthly_price = \"0\"\nfeatures = {f}\n"),
+            )
+        };
         let t = Tiers::parse(&with("[\"api-access\", \"sso\"]"), "t.toml").unwrap();
-        let names: Vec<&str> = t.get("free").unwrap().features.0.iter().map(|f| f.as_str()).collect();
+        let names: Vec<&str> = t
+            .get("free")
+            .unwrap()
+            .features
+            .0
+            .iter()
+            .map(|f| f.as_str())
+            .collect();
         assert_eq!(names, ["api-access", "sso"]);
-        assert!(Tiers::parse(BASE, "t.toml").unwrap().get("free").unwrap().features.0.is_empty());
+        assert!(Tiers::parse(BASE, "t.toml")
+            .unwrap()
+            .get("free")
+            .unwrap()
+            .features
+            .0
+            .is_empty());
         let e = err(&with("[\"Api\"]"));
-        assert!(e.contains("t.toml, line 5, key `features`") && e.contains("invalid feature `Api`"), "{e}");
+        assert!(
+            e.contains("t.toml, line 5, key `features`") && e.contains("invalid feature `Api`"),
+            "{e}"
+        );
         let e = err(&with("[\"sso\", \"sso\"]"));
-        assert!(e.contains("line 5, key `features`") && e.contains("`sso` is listed twice"), "{e}");
+        assert!(
+            e.contains("line 5, key `features`") && e.contains("`sso` is listed twice"),
+            "{e}"
+        );
         let e = err(&with("\"sso\""));
         assert!(e.contains("line 5, key `features`"), "{e}");
         let e = err(&with("[1]"));

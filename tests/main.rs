@@ -6,6 +6,7 @@ mod support;
 mod bill;
 mod cli;
 mod faults;
+mod features;
 mod isolation;
 mod lifecycle;
 mod local;

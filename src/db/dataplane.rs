@@ -9,7 +9,10 @@ use super::{already_exists, ident};
 
 /// A transaction with `tenant`'s context set (`set_config(..., true)`: it ends with the
 /// transaction), the only way rows under forced RLS are reached by a non-superuser owner.
-pub(super) async fn tenant_tx(client: &mut Client, tenant: Uuid) -> Result<tokio_postgres::Transaction<'_>> {
+pub(super) async fn tenant_tx(
+    client: &mut Client,
+    tenant: Uuid,
+) -> Result<tokio_postgres::Transaction<'_>> {
     let tx = client
         .transaction()
         .await

@@ -156,7 +156,9 @@ impl ControlDb {
             let details = serde_json::json!({ "feature": feature, "via": "provision" });
             audit(&tx, tenant, "features.grant", actor, details).await?;
         }
-        tx.commit().await.context("committing the tenant's features")
+        tx.commit()
+            .await
+            .context("committing the tenant's features")
     }
 
     /// Sets (`Some`) or clears (`None`) a per-tenant override, audited as `action` when it

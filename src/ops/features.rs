@@ -243,11 +243,16 @@ pub async fn seed(
 /// A `provision` re-run after step 5 (or of an active tenant) does not record features any
 /// more: one that asks for a feature the tenant is not entitled to is refused (exit 3) rather
 /// than silently ignored.
-pub async fn refuse_unrecorded(plane: &ControlPlane, t: &Tenant, requested: &[Feature]) -> Result<()> {
+pub async fn refuse_unrecorded(
+    plane: &ControlPlane,
+    t: &Tenant,
+    requested: &[Feature],
+) -> Result<()> {
     if requested.is_empty() {
         return Ok(());
     }
-    let seeded = t.status == Status::Active || plane.control.completed_steps(t.id).await?.contains(&5);
+    let seeded =
+        t.status == Status::Active || plane.control.completed_steps(t.id).await?.contains(&5);
     if !seeded {
         return Ok(());
     }

@@ -568,7 +568,10 @@ fn write_secret_file(path: &Path, secret: &str) -> Result<()> {
 
 /// Step 5.
 async fn seed_quotas(plane: &ControlPlane, t: &Tenant, req: &Request) -> Result<()> {
-    plane.control.seed_quotas(t.id, &req.tier.limits.iter()).await?;
+    plane
+        .control
+        .seed_quotas(t.id, &req.tier.limits.iter())
+        .await?;
     super::features::seed(plane, t, &req.tier.features.0, &req.features).await
 }
 
