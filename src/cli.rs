@@ -287,6 +287,9 @@ pub enum FeaturesCommand {
     Reset { slug: String, feature: String },
     /// Exit 0 if the tenant has the feature now, 3 if not (or it is not active)
     Check { slug: String, feature: String },
+    /// Make the tier's part of every tenant's features (or one's) follow the tier file as it is
+    /// now, data plane included (audited when it changes); overrides stay
+    Refresh { slug: Option<String> },
 }
 
 #[derive(Debug, Subcommand)]

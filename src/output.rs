@@ -13,7 +13,7 @@ use crate::cli::OutputFormat;
 use crate::cluster::ClusterStatus;
 use crate::db::lifecycle::AuditEntry;
 use crate::ops::billing::{InvoiceView, RunView};
-use crate::ops::features::{Check as FeatureCheck, FeaturesView};
+use crate::ops::features::{Check as FeatureCheck, FeaturesView, Refreshed};
 use crate::ops::lifecycle::Purged;
 use crate::ops::migrate::{DatabaseResult, DatabaseState};
 use crate::ops::provision::{Outcome, Plan};
@@ -255,6 +255,25 @@ impl Output {
                 }
                 text.push_str(&format!("{}\n", t.trim_fmt()));
                 emit(&text)
+            }
+        }
+    }
+
+    pub fn features_refreshed(&self, list: &[Refreshed]) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(list),
+            OutputFormat::Table | OutputFormat::Csv => {
+                let mut t = Self::table(&["SLUG", "TIER", "STATUS", "CHANGED", "FEATURES"]);
+                for r in list {
+                    t.add_row(vec![
+                        r.slug.clone(),
+                        r.tier.clone(),
+                        r.status.clone(),
+                        if r.changed { "yes" } else { "no" }.to_owned(),
+                        r.features.join(" "),
+                    ]);
+                }
+                emit(&format!("{}\n", t.trim_fmt()))
             }
         }
     }

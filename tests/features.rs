@@ -493,3 +493,71 @@ fn bad_feature_names_exit_2_and_change_nothing() {
         .stderr
         .contains("no tenant"));
 }
+
+#[test]
+fn refresh_makes_tenants_follow_an_edited_tier_file_and_keeps_overrides() {
+    let env = TestEnv::new();
+    let path = env.dir.path().join("tiers.toml");
+    let write = |features: &str| {
+        std::fs::write(
+            &path,
+            tenantctl::tier::BUILTIN.replace(
+                "features = [\"api-access\", \"analytics\"]",
+                &format!("features = {features}"),
+            ),
+        )
+        .unwrap()
+    };
+    let p = path.to_str().unwrap().to_owned();
+    write("[\"api-access\", \"analytics\"]");
+    env.run(&["--tiers", &p, "provision", "acme", "--tier", "premium"])
+        .expect(0);
+    env.run(&["--tiers", &p, "provision", "zeta", "--tier", "free"])
+        .expect(0);
+    env.run(&["features", "grant", "acme", "beta"]).expect(0);
+
+    write("[\"api-access\", \"reports\"]");
+    let r = env
+        .run(&["--tiers", &p, "features", "refresh", "-o", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(
+        r,
+        json!([
+            {"slug": "acme", "tier": "premium", "status": "active", "changed": true,
+             "features": ["api-access", "beta", "reports"]},
+            {"slug": "zeta", "tier": "free", "status": "active", "changed": false,
+             "features": ["api-access"]},
+        ])
+    );
+    assert_eq!(
+        app_sees(&env, "acme", true),
+        ["api-access", "beta", "reports"]
+    );
+    let n = env.scalar_i64(
+        "SELECT count(*) FROM audit_log WHERE action = 'features.refresh' AND slug = 'acme'",
+        &[],
+    );
+    assert_eq!(n, 1);
+    // Again: nothing changes, nothing is audited.
+    let r = env
+        .run(&["--tiers", &p, "features", "refresh", "acme", "-o", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(r[0]["changed"], json!(false));
+
+    // A tenant from before feature entitlements (no rows anywhere) gets its tier's.
+    env.control()
+        .execute("DELETE FROM feature_entitlements", &[])
+        .unwrap();
+    env.admin(&env.pooled_db())
+        .execute("DELETE FROM tenant_features", &[])
+        .unwrap();
+    env.run(&["features", "check", "zeta", "api-access"])
+        .expect(3);
+    env.run(&["features", "refresh", "zeta"]).expect(0);
+    assert_eq!(app_sees(&env, "zeta", false), ["api-access"]);
+    env.run(&["features", "check", "zeta", "api-access"])
+        .expect(0);
+    env.run(&["features", "refresh", "ghost"]).expect(3);
+}

@@ -1,4 +1,4 @@
-//! `tenantctl features show|grant|revoke|reset|check`.
+//! `tenantctl features show|grant|revoke|reset|check|refresh`.
 
 use anyhow::Result;
 
@@ -34,6 +34,14 @@ pub async fn run(
                 None => Ok(()),
                 Some(reason) => Err(Failure::Refused(format!("no: {reason}")).into()),
             };
+        }
+        FeaturesCommand::Refresh { slug } => {
+            let slug: Option<Slug> = slug.map(|s| s.parse()).transpose()?;
+            let tiers = settings.load_tiers()?;
+            let plane = ControlPlane::open(settings, reporter).await?;
+            return out.features_refreshed(
+                &features::refresh(&plane, &tiers, slug.as_ref(), reporter).await?,
+            );
         }
         FeaturesCommand::Grant { slug, feature } => (slug, feature, Change::Grant),
         FeaturesCommand::Revoke { slug, feature } => (slug, feature, Change::Revoke),

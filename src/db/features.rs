@@ -41,36 +41,40 @@ fn entitlement(r: &tokio_postgres::Row) -> Entitlement {
 }
 
 /// The tier's part of a tenant's entitlements becomes `features`: tier rows no longer in it
-/// go (overrides stay), new ones come in. For step 5 and `set-tier`, inside their transaction.
+/// go (overrides stay), new ones come in. For step 5, `set-tier` and `features refresh`, inside
+/// their transaction. Returns how many rows changed.
 pub(super) async fn set_tier_features(
     tx: &Transaction<'_>,
     tenant: Uuid,
     features: &[&str],
-) -> Result<()> {
+) -> Result<u64> {
     // Delete first: turning `in_tier` off on a row without an override would break its CHECK.
-    tx.execute(
-        "DELETE FROM feature_entitlements
+    let deleted = tx
+        .execute(
+            "DELETE FROM feature_entitlements
          WHERE tenant_id = $1 AND override IS NULL AND NOT (feature = ANY($2))",
-        &[&tenant, &features],
-    )
-    .await
-    .context("removing the old tier's features")?;
-    tx.execute(
-        "UPDATE feature_entitlements SET in_tier = (feature = ANY($2)), updated_at = now()
+            &[&tenant, &features],
+        )
+        .await
+        .context("removing the old tier's features")?;
+    let updated = tx
+        .execute(
+            "UPDATE feature_entitlements SET in_tier = (feature = ANY($2)), updated_at = now()
          WHERE tenant_id = $1 AND in_tier <> (feature = ANY($2))",
-        &[&tenant, &features],
-    )
-    .await
-    .context("updating the tier's features")?;
-    tx.execute(
-        "INSERT INTO feature_entitlements (tenant_id, feature, in_tier)
+            &[&tenant, &features],
+        )
+        .await
+        .context("updating the tier's features")?;
+    let inserted = tx
+        .execute(
+            "INSERT INTO feature_entitlements (tenant_id, feature, in_tier)
          SELECT $1, f, true FROM unnest($2::text[]) AS f
          ON CONFLICT (tenant_id, feature) DO NOTHING",
-        &[&tenant, &features],
-    )
-    .await
-    .context("adding the tier's features")?;
-    Ok(())
+            &[&tenant, &features],
+        )
+        .await
+        .context("adding the tier's features")?;
+    Ok(deleted + updated + inserted)
 }
 
 async fn audit(
@@ -159,6 +163,28 @@ impl ControlDb {
         tx.commit()
             .await
             .context("committing the tenant's features")
+    }
+
+    /// `features refresh`: the tier's part becomes `tier` (the tier's features as the tier file
+    /// has them now), audited as `features.refresh` when that changes anything. Returns whether
+    /// it did.
+    pub async fn refresh_tier_features(
+        &self,
+        tenant: &Tenant,
+        tier: &[&str],
+        actor: &str,
+    ) -> Result<bool> {
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await.context("starting a transaction")?;
+        if set_tier_features(&tx, tenant.id, tier).await? == 0 {
+            return Ok(false);
+        }
+        let details = serde_json::json!({ "tier": tenant.tier, "tier_features": tier });
+        audit(&tx, tenant, "features.refresh", actor, details).await?;
+        tx.commit()
+            .await
+            .context("committing the tier's features")?;
+        Ok(true)
     }
 
     /// Sets (`Some`) or clears (`None`) a per-tenant override, audited as `action` when it

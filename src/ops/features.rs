@@ -5,7 +5,7 @@
 //! entitled* to a feature when it is granted, or in its tier and not revoked; it *has* it when
 //! it is also active: any other status has no features. The entitled set is written into the
 //! tenant's data plane (`tenant_features`, under the same row-level security as the other
-//! tenant tables) by every change: provisioning step 5, `features grant|revoke|reset`,
+//! tenant tables) by every change: provisioning step 5, `features grant|revoke|reset|refresh`,
 //! `set-tier`, and `resume`/`restore` before the tenant is reopened. A closed silo cannot be
 //! written; its rows are brought up to date when it is reopened, and until then nobody can
 //! read them. Every write is idempotent, so re-running a command also repairs a data plane
@@ -16,13 +16,15 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::tenants;
-use super::ControlPlane;
+use super::usage::tier_of;
+use super::{ControlPlane, Reporter};
 use crate::db::dataplane;
 use crate::db::features::{write_tenant_features, Entitlement};
 use crate::exit::Failure;
 use crate::feature::Feature;
 use crate::slug::Slug;
 use crate::tenant::{Status, Tenant};
+use crate::tier::Tiers;
 
 /// `features show`, and the result of `grant`, `revoke` and `reset`. JSON fields are a
 /// contract.
@@ -188,6 +190,82 @@ pub async fn change(
     sync(plane, &t).await?;
     let rows = plane.control.entitlements(t.id).await?;
     Ok((view(&t, rows), changed))
+}
+
+/// One tenant of `features refresh`.
+#[derive(Debug, Serialize)]
+pub struct Refreshed {
+    pub slug: String,
+    pub tier: String,
+    pub status: String,
+    /// The tier's part changed.
+    pub changed: bool,
+    /// The features the tenant has now.
+    pub features: Vec<String>,
+}
+
+/// `features refresh [<slug>]`: the tier's part of each tenant (active, suspended or deleted;
+/// others are skipped) follows the tier file as it is now, and the data plane follows. For
+/// tiers.toml edits, and for tenants provisioned before feature entitlements existed. Every
+/// tenant's tier is checked against the file before anything changes (exit 2). A tenant whose
+/// lock another process holds is skipped (named), or refused (exit 3) when it is the one asked.
+pub async fn refresh(
+    plane: &ControlPlane,
+    tiers: &Tiers,
+    slug: Option<&Slug>,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Refreshed>> {
+    let tenants = match slug {
+        Some(s) => vec![tenants::find(plane, s).await?],
+        None => plane.control.list_tenants().await?,
+    };
+    for t in &tenants {
+        tier_of(tiers, &t.slug, &t.tier)?;
+    }
+    let mut done = Vec::new();
+    for t in tenants {
+        let Some(_lock) = plane.control.try_lock_tenant(&t.slug).await? else {
+            if slug.is_some() {
+                return Err(Failure::Refused(format!(
+                    "tenant `{}` is being changed by another tenantctl process; try again when it has finished",
+                    t.slug
+                ))
+                .into());
+            }
+            reporter.status(&format!(
+                "skipping `{}`: another tenantctl process holds it",
+                t.slug
+            ));
+            continue;
+        };
+        // Re-read under the lock: its tier or status may have changed meanwhile.
+        let Some(t) = plane.control.find_tenant(&t.slug).await? else {
+            continue;
+        };
+        if !matches!(
+            t.status,
+            Status::Active | Status::Suspended | Status::Deleted
+        ) {
+            reporter.status(&format!("skipping `{}`: it is {}", t.slug, t.status));
+            continue;
+        }
+        let tier = tier_of(tiers, &t.slug, &t.tier)?;
+        let names: Vec<&str> = tier.features.0.iter().map(Feature::as_str).collect();
+        let changed = plane
+            .control
+            .refresh_tier_features(&t, &names, &plane.settings.actor)
+            .await?;
+        sync(plane, &t).await?;
+        let rows = plane.control.entitlements(t.id).await?;
+        done.push(Refreshed {
+            features: effective(t.status, &rows),
+            slug: t.slug,
+            tier: t.tier,
+            status: t.status.to_string(),
+            changed,
+        });
+    }
+    Ok(done)
 }
 
 /// The tenant's entitled features, as the data plane should hold them.
