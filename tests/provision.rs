@@ -125,6 +125,7 @@ fn siloed_tenant_gets_database_role_schema_owner_quotas_buckets() {
             "applications",
             "deployments",
             "refinery_schema_history",
+            "tenant_features",
             "tenant_suspensions",
             "users"
         ]
