@@ -152,6 +152,13 @@ pub struct Tier {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TierFeatures(pub Vec<Feature>);
 
+impl TierFeatures {
+    /// The names, in the file's order.
+    pub fn names(&self) -> Vec<&str> {
+        self.0.iter().map(Feature::as_str).collect()
+    }
+}
+
 impl<'de> Deserialize<'de> for TierFeatures {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let list = Vec::<Feature>::deserialize(d)?;

@@ -250,10 +250,9 @@ pub async fn refresh(
             continue;
         }
         let tier = tier_of(tiers, &t.slug, &t.tier)?;
-        let names: Vec<&str> = tier.features.0.iter().map(Feature::as_str).collect();
         let changed = plane
             .control
-            .refresh_tier_features(&t, &names, &plane.settings.actor)
+            .refresh_tier_features(&t, &tier.features.names(), &plane.settings.actor)
             .await?;
         sync(plane, &t).await?;
         let rows = plane.control.entitlements(t.id).await?;

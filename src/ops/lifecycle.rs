@@ -190,12 +190,7 @@ pub async fn set_tier(
             &t,
             tier_name,
             &tier.limits.iter(),
-            &tier
-                .features
-                .0
-                .iter()
-                .map(|f| f.as_str())
-                .collect::<Vec<_>>(),
+            &tier.features.names(),
             &plane.settings.actor,
         )
         .await?;
