@@ -110,6 +110,10 @@ pub enum Command {
     /// Quotas: limits against usage, overrides, and the check scripts branch on
     #[command(subcommand)]
     Quota(QuotaCommand),
+    /// Feature entitlements: the tier's features, per-tenant grants and revokes, and the check
+    /// scripts and gateways branch on
+    #[command(subcommand)]
+    Features(FeaturesCommand),
     /// Usage: metered events (one or a CSV file) and measured levels
     #[command(subcommand)]
     Usage(UsageCommand),
@@ -160,6 +164,10 @@ pub struct ProvisionArgs {
     /// Write the owner's temporary password to this file (mode 0600) instead of stderr
     #[arg(long, value_name = "PATH")]
     pub password_file: Option<PathBuf>,
+    /// Grant a feature on top of the tier's (repeatable): 1 to 40 of a-z, 0-9, '-', '_',
+    /// starting with a letter, ending with a letter or digit, no two separators in a row
+    #[arg(long = "feature", value_name = "NAME")]
+    pub features: Vec<String>,
     /// Print the steps that would run, change nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -295,6 +303,23 @@ pub enum QuotaCommand {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=crate::tier::MAX_QUANTITY))]
         amount: i64,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FeaturesCommand {
+    /// The features a tenant has now, and per feature: from its tier, its override, entitled
+    Show { slug: String },
+    /// Grant a feature to one tenant, whatever its tier (audited; kept across tier changes)
+    Grant { slug: String, feature: String },
+    /// Revoke a feature from one tenant, its tier's too (audited; kept across tier changes)
+    Revoke { slug: String, feature: String },
+    /// Remove a grant or revoke: the tier decides again (audited)
+    Reset { slug: String, feature: String },
+    /// Exit 0 if the tenant has the feature now, 3 if not (or it is not active)
+    Check { slug: String, feature: String },
+    /// Make the tier's part of every tenant's features (or one's) follow the tier file as it is
+    /// now, data plane included (audited when it changes); overrides stay
+    Refresh { slug: Option<String> },
 }
 
 #[derive(Debug, Subcommand)]

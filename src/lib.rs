@@ -18,7 +18,7 @@
 //! - `excerpt`: the short, escaped form in which a bad value appears in a message.
 //! - `field`: the length and character rules of the free text tenantctl stores.
 //! - `text_file`: bounded reading of a file a user names (tiers, config, usage import).
-//! - `slug`, `tenant`, `tier`, `money`, `period`, `usage_file`, `invoice`: the domain types, unit-tested in place.
+//! - `slug`, `tenant`, `tier`, `feature`, `money`, `period`, `usage_file`, `invoice`: the domain types, unit-tested in place.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
@@ -30,6 +30,7 @@ pub mod conninfo;
 pub mod db;
 pub mod excerpt;
 pub mod exit;
+pub mod feature;
 pub mod field;
 pub mod invoice;
 pub mod money;

@@ -16,6 +16,7 @@ use crate::excerpt::escape;
 use crate::ops::billing::{InvoiceView, RunView};
 use crate::ops::credentials::CredentialsView;
 use crate::ops::doctor::{InitView, Report};
+use crate::ops::features::{Check as FeatureCheck, FeaturesView, Refreshed};
 use crate::ops::lifecycle::Purged;
 use crate::ops::migrate::{DatabaseResult, DatabaseState};
 use crate::ops::ownership::Adopted;
@@ -373,6 +374,65 @@ impl Output {
                     c.amount, c.resource, c.slug, c.used, c.limit, c.remaining
                 ))
             }
+        }
+    }
+
+    pub fn features(&self, v: &FeaturesView) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(v),
+            OutputFormat::Table | OutputFormat::Csv => {
+                let mut text = format!(
+                    "tenant {} (tier {}, {}): {}\n",
+                    v.slug,
+                    v.tier,
+                    v.status,
+                    if v.features.is_empty() {
+                        "no features now".to_owned()
+                    } else {
+                        v.features.join(", ")
+                    }
+                );
+                let mut t = Self::table(&["FEATURE", "FROM TIER", "OVERRIDE", "ENTITLED"]);
+                for e in &v.entitlements {
+                    t.add_row(vec![
+                        e.feature.clone(),
+                        if e.from_tier { "yes" } else { "no" }.to_owned(),
+                        e.override_.clone().unwrap_or_else(|| "-".to_owned()),
+                        if e.entitled { "yes" } else { "no" }.to_owned(),
+                    ]);
+                }
+                text.push_str(&format!("{}\n", t.trim_fmt()));
+                emit(&text)
+            }
+        }
+    }
+
+    pub fn features_refreshed(&self, list: &[Refreshed]) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(list),
+            OutputFormat::Table | OutputFormat::Csv => {
+                let mut t = Self::table(&["SLUG", "TIER", "STATUS", "CHANGED", "FEATURES"]);
+                for r in list {
+                    t.add_row(vec![
+                        r.slug.clone(),
+                        r.tier.clone(),
+                        r.status.clone(),
+                        if r.changed { "yes" } else { "no" }.to_owned(),
+                        r.features.join(" "),
+                    ]);
+                }
+                emit(&format!("{}\n", t.trim_fmt()))
+            }
+        }
+    }
+
+    pub fn feature_check(&self, c: &FeatureCheck) -> Result<()> {
+        match self.format {
+            OutputFormat::Json => self.json(c),
+            OutputFormat::Table | OutputFormat::Csv => emit(&match &c.reason {
+                None => format!("yes: {} has {}\n", c.slug, c.feature),
+                Some(r) => format!("no: {r}\n"),
+            }),
         }
     }
 
@@ -761,5 +821,6 @@ fn tenant_text(v: &TenantView) -> String {
         ),
         ("buckets", buckets.join("\n")),
         ("quotas", quotas.join(" ")),
+        ("features", v.features.join(" ")),
     ])
 }

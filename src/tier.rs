@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::excerpt::{excerpt, excerpt_n};
 use crate::exit::Failure;
+use crate::feature::Feature;
 use crate::money::Money;
 
 /// The tier table shipped with tenantctl, used when no other file is configured.
@@ -155,6 +156,34 @@ pub struct Tier {
     pub limits: Limits,
     #[serde(default)]
     pub overage: Overage,
+    /// The features the tier includes; absent: none.
+    #[serde(default)]
+    pub features: TierFeatures,
+}
+
+/// A tier's features: valid names (`Feature`), each at most once. Checked while parsing, so an
+/// error names the line and the key like every other error of the file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TierFeatures(pub Vec<Feature>);
+
+impl TierFeatures {
+    /// The names, in the file's order.
+    pub fn names(&self) -> Vec<&str> {
+        self.0.iter().map(Feature::as_str).collect()
+    }
+}
+
+impl<'de> Deserialize<'de> for TierFeatures {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let list = Vec::<Feature>::deserialize(d)?;
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(dup) = list.iter().find(|f| !seen.insert(*f)) {
+            return Err(serde::de::Error::custom(format!(
+                "feature `{dup}` is listed twice"
+            )));
+        }
+        Ok(TierFeatures(list))
+    }
 }
 
 impl Tier {
@@ -437,6 +466,47 @@ mod tests {
             "0.001"
         );
         assert_eq!(t.get("premium").unwrap().limits.get("users"), Some(5));
+    }
+
+    #[test]
+    fn features_are_checked_with_line_and_key() {
+        let with = |f: &str| {
+            BASE.replace(
+                "monthly_price = \"0\"\n",
+                &format!("monthly_price = \"0\"\nfeatures = {f}\n"),
+            )
+        };
+        let t = Tiers::parse(&with("[\"api-access\", \"sso\"]"), "t.toml").unwrap();
+        let names: Vec<&str> = t
+            .get("free")
+            .unwrap()
+            .features
+            .0
+            .iter()
+            .map(|f| f.as_str())
+            .collect();
+        assert_eq!(names, ["api-access", "sso"]);
+        assert!(Tiers::parse(BASE, "t.toml")
+            .unwrap()
+            .get("free")
+            .unwrap()
+            .features
+            .0
+            .is_empty());
+        let e = err(&with("[\"Api\"]"));
+        assert!(
+            e.contains("t.toml, line 5, key `features`") && e.contains("invalid feature `Api`"),
+            "{e}"
+        );
+        let e = err(&with("[\"sso\", \"sso\"]"));
+        assert!(
+            e.contains("line 5, key `features`") && e.contains("`sso` is listed twice"),
+            "{e}"
+        );
+        let e = err(&with("\"sso\""));
+        assert!(e.contains("line 5, key `features`"), "{e}");
+        let e = err(&with("[1]"));
+        assert!(e.contains("line 5, key `features`"), "{e}");
     }
 
     #[test]

@@ -58,6 +58,24 @@ fn assert_converged(env: &TestEnv, slug: &str, siloed: bool) {
         crate::support::tenant_migrations().len() as i64,
         "every tenant migration applied once"
     );
+    // The tier's features, in the control database and in the data plane alike.
+    let features = |c: &mut postgres::Client, sql: &str| -> Vec<String> {
+        c.query(sql, &[&id])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    let entitled = features(
+        &mut env.control(),
+        "SELECT feature FROM feature_entitlements WHERE tenant_id = $1 AND in_tier ORDER BY 1",
+    );
+    assert!(!entitled.is_empty(), "features of {slug}");
+    let stored = features(
+        &mut tdb,
+        "SELECT feature FROM tenant_features WHERE tenant_id = $1 ORDER BY 1",
+    );
+    assert_eq!(stored, entitled, "tenant_features of {slug}");
     for b in ["uploads", "assets", "backups"] {
         assert!(env.storage_root().join(format!("{slug}-{b}")).is_dir());
     }

@@ -9,6 +9,7 @@ mod cli;
 mod connection;
 mod corpus;
 mod faults;
+mod features;
 mod input;
 mod isolation;
 mod lifecycle;

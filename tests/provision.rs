@@ -45,7 +45,7 @@ fn siloed_tenant_gets_database_role_schema_owner_quotas_buckets() {
         "[2/7] create database ... ok",
         "[3/7] apply schema ... ok",
         "[4/7] create owner ... ok",
-        "[5/7] seed quotas ... ok",
+        "[5/7] seed quotas and features ... ok",
         "[6/7] create buckets ... ok",
         "[7/7] activate ... ok",
     ] {
@@ -125,6 +125,7 @@ fn siloed_tenant_gets_database_role_schema_owner_quotas_buckets() {
             "applications",
             "deployments",
             "refinery_schema_history",
+            "tenant_features",
             "tenant_suspensions",
             "users"
         ]

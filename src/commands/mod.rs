@@ -5,6 +5,7 @@ mod audit;
 mod bill;
 mod credentials;
 mod doctor;
+mod features;
 mod lifecycle;
 mod list;
 mod local;
@@ -58,6 +59,7 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         Command::Bill(args) => bill::run(settings, &args, &out, &reporter).await,
         Command::Invoices(cmd) => bill::invoices(settings, cmd, &out, &reporter).await,
         Command::Quota(cmd) => quota::run(settings, cmd, &out, &reporter).await,
+        Command::Features(cmd) => features::run(settings, cmd, &out, &reporter).await,
         Command::Usage(cmd) => usage::run(settings, cmd, &out, &reporter).await,
         Command::Local(cmd) => local::run(&settings, cmd, &out).await,
         Command::Credentials(args) => credentials::run(settings, &args, &out, &reporter).await,

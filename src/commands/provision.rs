@@ -25,6 +25,7 @@ pub async fn run(
             owner_email: args.owner_email.as_deref(),
             owner_name: args.owner_name.as_deref(),
             password_file: args.password_file.as_deref(),
+            features: &args.features,
         },
     )?;
     if args.dry_run {

@@ -445,13 +445,14 @@ impl ControlDb {
             .collect())
     }
 
-    /// Moves a tenant to another tier: the tier, the quota rows that came from the tier, and
-    /// an audit entry, in one transaction.
+    /// Moves a tenant to another tier: the tier, the quota rows and features that came from
+    /// the tier, and an audit entry, in one transaction.
     pub async fn set_tier(
         &self,
         tenant: &Tenant,
         tier: &str,
         limits: &[(&str, u64, bool)],
+        features: &[&str],
         actor: &str,
     ) -> Result<()> {
         let (resources, values, hard) = limit_columns(limits)?;
@@ -473,6 +474,7 @@ impl ControlDb {
         )
         .await
         .context("updating the tier's quotas")?;
+        super::features::set_tier_features(&tx, tenant.id, features).await?;
         let details = serde_json::json!({ "from_tier": tenant.tier, "to_tier": tier });
         let status = tenant.status.as_str();
         tx.execute(

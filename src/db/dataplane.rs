@@ -160,7 +160,10 @@ pub async fn write_mark(admin: &Client, obj: Object<'_>, mark: &Mark) -> Result<
 
 /// A transaction with `tenant`'s context set (`set_config(..., true)`: it ends with the
 /// transaction), the only way rows under forced RLS are reached by a non-superuser owner.
-async fn tenant_tx(client: &mut Client, tenant: Uuid) -> Result<tokio_postgres::Transaction<'_>> {
+pub(super) async fn tenant_tx(
+    client: &mut Client,
+    tenant: Uuid,
+) -> Result<tokio_postgres::Transaction<'_>> {
     let tx = client
         .transaction()
         .await
@@ -246,7 +249,8 @@ pub async fn restrict_connect(admin: &Client, mark: &Mark, db: &str, role: &str)
 
 /// Lets `role` read and write the tenant tables of the database `client` is connected to,
 /// but not refinery's history table, and only read `tenant_suspensions` (its policies'
-/// subqueries run with the caller's rights). Repeated after every migration, for new tables.
+/// subqueries run with the caller's rights) and `tenant_features` (tenantctl writes the
+/// entitlements). Repeated after every migration, for new tables.
 pub async fn grant_app_access(client: &Client, role: &str) -> Result<()> {
     let role_q = ident::quote(role);
     client
@@ -254,7 +258,8 @@ pub async fn grant_app_access(client: &Client, role: &str) -> Result<()> {
             "GRANT USAGE ON SCHEMA public TO {role_q};
              GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role_q};
              REVOKE ALL ON TABLE refinery_schema_history FROM {role_q};
-             REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE tenant_suspensions FROM {role_q};"
+             REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE tenant_suspensions FROM {role_q};
+             REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE tenant_features FROM {role_q};"
         ))
         .await
         .with_context(|| format!("granting role `{role}` access to the tenant tables"))

@@ -6,6 +6,7 @@
 //! - `credentials`: a siloed tenant's login password (a SCRAM verifier), audited.
 //! - `dataplane`: tenant databases and roles: creation, access, the owner user.
 //! - `doctor`: the server's version, the session's TLS, the admin role's attributes.
+//! - `features`: feature entitlements in the control database and in tenant databases.
 //! - `usage`: metered events, monthly totals, measurements, bulk import.
 //! - `migrate`: the refinery migrations of both schemas, each run under an advisory lock.
 //! - `lifecycle`: status transitions, purge of control rows, the audit log.
@@ -17,6 +18,7 @@ pub mod control;
 pub mod credentials;
 pub mod dataplane;
 pub mod doctor;
+pub mod features;
 pub mod ident;
 pub mod lifecycle;
 pub mod migrate;

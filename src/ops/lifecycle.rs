@@ -175,6 +175,8 @@ pub async fn set_tier(
         reporter.status(&format!(
             "tenant `{slug}` is already on tier `{tier_name}`; nothing to do"
         ));
+        // Idempotent: repairs the data plane if a crash interrupted the change.
+        super::features::sync(plane, &t).await?;
         return tenants::view(plane, t).await;
     }
     if t.isolation != tier.isolation {
@@ -186,8 +188,15 @@ pub async fn set_tier(
     }
     plane
         .control
-        .set_tier(&t, tier_name, &tier.quota_rows(), &plane.settings.actor)
+        .set_tier(
+            &t,
+            tier_name,
+            &tier.quota_rows(),
+            &tier.features.names(),
+            &plane.settings.actor,
+        )
         .await?;
+    super::features::sync(plane, &t).await?;
     reporter.status(&format!(
         "tenant `{slug}` moved from tier `{}` to `{tier_name}`",
         t.tier
@@ -262,6 +271,7 @@ async fn open(plane: &ControlPlane, t: &Tenant, action: &str) -> Result<()> {
             let mut client = ownership::connect(plane, t).await?;
             migrate::tenant(&mut client).await?;
             dataplane::grant_app_access(&client, &t.role).await?;
+            super::features::sync_with(plane, t, &mut client).await?;
             failpoint(&plane.settings, &format!("{action}:migrated"));
             dataplane::open_silo_to_tenant(&admin, &mark, &t.database, &t.role).await
         }
@@ -270,6 +280,7 @@ async fn open(plane: &ControlPlane, t: &Tenant, action: &str) -> Result<()> {
             let mut client = ownership::connect(plane, t).await?;
             migrate::tenant(&mut client).await?;
             dataplane::grant_app_access(&client, &t.role).await?;
+            super::features::sync_with(plane, t, &mut client).await?;
             failpoint(&plane.settings, &format!("{action}:migrated"));
             dataplane::set_pooled_suspension(&mut client, t.id, false).await
         }

@@ -6,6 +6,7 @@
 //! - `migrate`: the tenant schema across every tenant database.
 //! - `audit`: reading the audit log.
 //! - `billing`: billing runs and invoices.
+//! - `features`: feature entitlements (`features show|grant|revoke|reset|check`).
 //! - `quota`: limits against usage (`quota show|set|reset|check`).
 //! - `usage`: metered events and measured levels (`usage record|import|refresh`).
 //! - `tenants`: reading tenants (`list`, `show`).
@@ -17,6 +18,7 @@ pub mod audit;
 pub mod billing;
 pub mod credentials;
 pub mod doctor;
+pub mod features;
 pub mod lifecycle;
 pub mod local;
 pub mod migrate;

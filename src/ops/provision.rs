@@ -11,7 +11,10 @@
 //! 4. **create owner**: a random password (≥ 128 bits), its bcrypt hash upserted into `users`,
 //!    the password shown once (stderr) or written to `--password-file` (0600). A re-run issues
 //!    a new password, because the first may never have reached the user.
-//! 5. **seed quotas**: the tier's limits, one row per resource; existing rows are kept.
+//! 5. **seed quotas and features**: the tier's limits, one row per resource (existing rows are
+//!    kept); the tier's features and the `--feature` grants, then the entitled set written into
+//!    the tenant database's `tenant_features`. A re-run after this step records no new
+//!    `--feature`: it refuses one the tenant lacks and names `features grant`.
 //! 6. **create buckets**: `<slug>-uploads`, `-assets`, `-backups`; existing ones are fine.
 //! 7. **activate**: `provisioning → active`, journaled and audited in one transaction.
 //!
@@ -37,6 +40,7 @@ use crate::db::control::NewTenant;
 use crate::db::{dataplane, migrate};
 use crate::excerpt::{excerpt, is_unsafe_char};
 use crate::exit::Failure;
+use crate::feature::Feature;
 use crate::field;
 use crate::slug::Slug;
 use crate::tenant::{bucket_names, Status, Tenant};
@@ -47,7 +51,7 @@ pub const STEPS: [&str; 7] = [
     "create database",
     "apply schema",
     "create owner",
-    "seed quotas",
+    "seed quotas and features",
     "create buckets",
     "activate",
 ];
@@ -67,6 +71,8 @@ pub struct Request {
     pub owner_email: String,
     pub owner_name: String,
     pub password_file: Option<PathBuf>,
+    /// `--feature`: granted on top of the tier's features (deduplicated).
+    pub features: Vec<Feature>,
 }
 
 /// The raw arguments, as a command received them.
@@ -77,6 +83,7 @@ pub struct Args<'a> {
     pub owner_email: Option<&'a str>,
     pub owner_name: Option<&'a str>,
     pub password_file: Option<&'a Path>,
+    pub features: &'a [String],
 }
 
 impl Request {
@@ -103,6 +110,13 @@ impl Request {
         if let Some(path) = args.password_file {
             check_password_file(path)?;
         }
+        let mut features = args
+            .features
+            .iter()
+            .map(|f| f.parse::<Feature>())
+            .collect::<Result<Vec<_>, _>>()?;
+        features.sort();
+        features.dedup();
         Ok(Request {
             slug,
             tier_name: args.tier.to_owned(),
@@ -111,6 +125,7 @@ impl Request {
             owner_email,
             owner_name,
             password_file: args.password_file.map(Path::to_path_buf),
+            features,
         })
     }
 }
@@ -303,6 +318,7 @@ pub async fn provision(
     let existing = plane.control.find_tenant(slug).await?;
     if let Some(t) = &existing {
         refuse_conflicts(t, req)?;
+        super::features::refuse_unrecorded(plane, t, &req.features).await?;
         if t.status == Status::Active {
             reporter.status(&format!(
                 "tenant `{slug}` is already active on tier `{}`; nothing to do",
@@ -369,7 +385,7 @@ pub async fn provision(
         run.skip(4);
     }
     drop(tenant_db);
-    run.step_journaled(5, &tenant, || seed_quotas(plane, &tenant, &req.tier))
+    run.step_journaled(5, &tenant, || seed_quotas(plane, &tenant, req))
         .await?;
     run.step_journaled(6, &tenant, || create_buckets(plane, &tenant))
         .await?;
@@ -644,8 +660,12 @@ pub(crate) fn write_secret_file(path: &Path, secret: &str) -> Result<()> {
 }
 
 /// Step 5.
-async fn seed_quotas(plane: &ControlPlane, t: &Tenant, tier: &Tier) -> Result<()> {
-    plane.control.seed_quotas(t.id, &tier.quota_rows()).await
+async fn seed_quotas(plane: &ControlPlane, t: &Tenant, req: &Request) -> Result<()> {
+    plane
+        .control
+        .seed_quotas(t.id, &req.tier.quota_rows())
+        .await?;
+    super::features::seed(plane, t, &req.tier.features.0, &req.features).await
 }
 
 /// Step 6.

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::ControlPlane;
 use crate::db::control::QuotaRow;
+use crate::db::features::Entitlement;
 use crate::exit::Failure;
 use crate::slug::Slug;
 use crate::tenant::{bucket_names, Tenant};
@@ -37,6 +38,8 @@ pub struct TenantView {
     pub purge_after: Option<DateTime<Utc>>,
     pub buckets: Vec<BucketView>,
     pub quotas: BTreeMap<String, QuotaView>,
+    /// The features the tenant has now (none unless it is active); `features show` has why.
+    pub features: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -52,7 +55,13 @@ pub struct QuotaView {
     pub source: String,
 }
 
-fn assemble(plane: &ControlPlane, t: Tenant, quotas: Vec<QuotaRow>) -> TenantView {
+fn assemble(
+    plane: &ControlPlane,
+    t: Tenant,
+    quotas: Vec<QuotaRow>,
+    entitlements: &[Entitlement],
+) -> TenantView {
+    let features = super::features::effective(t.status, entitlements);
     let buckets = bucket_names(&t.slug)
         .into_iter()
         .map(|name| BucketView {
@@ -88,13 +97,15 @@ fn assemble(plane: &ControlPlane, t: Tenant, quotas: Vec<QuotaRow>) -> TenantVie
         purge_after: t.purge_after,
         buckets,
         quotas,
+        features,
     }
 }
 
 /// The full view of one tenant row.
 pub async fn view(plane: &ControlPlane, t: Tenant) -> Result<TenantView> {
     let quotas = plane.control.quotas(t.id).await?;
-    Ok(assemble(plane, t, quotas))
+    let entitlements = plane.control.entitlements(t.id).await?;
+    Ok(assemble(plane, t, quotas, &entitlements))
 }
 
 /// The refusal (exit 3) for a slug that names no tenant.
@@ -125,11 +136,16 @@ pub async fn list(plane: &ControlPlane) -> Result<Vec<TenantView>> {
     for (id, q) in plane.control.all_quotas().await? {
         quotas.entry(id).or_default().push(q);
     }
+    let mut entitlements: BTreeMap<Uuid, Vec<Entitlement>> = BTreeMap::new();
+    for (id, e) in plane.control.all_entitlements().await? {
+        entitlements.entry(id).or_default().push(e);
+    }
     Ok(tenants
         .into_iter()
         .map(|t| {
             let q = quotas.remove(&t.id).unwrap_or_default();
-            assemble(plane, t, q)
+            let e = entitlements.remove(&t.id).unwrap_or_default();
+            assemble(plane, t, q, &e)
         })
         .collect())
 }

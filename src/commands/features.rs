@@ -1,0 +1,66 @@
+//! `tenantctl features show|grant|revoke|reset|check|refresh`.
+
+use anyhow::Result;
+
+use crate::cli::FeaturesCommand;
+use crate::config::Settings;
+use crate::exit::Failure;
+use crate::feature::Feature;
+use crate::ops::features::{self, Change};
+use crate::ops::{ControlPlane, Reporter};
+use crate::output::Output;
+use crate::progress::TerminalReporter;
+use crate::slug::Slug;
+
+pub async fn run(
+    settings: Settings,
+    cmd: FeaturesCommand,
+    out: &Output,
+    reporter: &TerminalReporter,
+) -> Result<()> {
+    let (slug, feature, change) = match cmd {
+        FeaturesCommand::Show { slug } => {
+            let slug: Slug = slug.parse()?;
+            let plane = ControlPlane::open(settings, reporter).await?;
+            return out.features(&features::show(&plane, &slug).await?);
+        }
+        FeaturesCommand::Check { slug, feature } => {
+            let slug: Slug = slug.parse()?;
+            let feature: Feature = feature.parse()?;
+            let plane = ControlPlane::open(settings, reporter).await?;
+            let check = features::check(&plane, &slug, &feature).await?;
+            out.feature_check(&check)?;
+            return match &check.reason {
+                None => Ok(()),
+                Some(reason) => Err(Failure::Refused(format!("no: {reason}")).into()),
+            };
+        }
+        FeaturesCommand::Refresh { slug } => {
+            let slug: Option<Slug> = slug.map(|s| s.parse()).transpose()?;
+            let tiers = settings.load_tiers()?;
+            let plane = ControlPlane::open(settings, reporter).await?;
+            return out.features_refreshed(
+                &features::refresh(&plane, &tiers, slug.as_ref(), reporter).await?,
+            );
+        }
+        FeaturesCommand::Grant { slug, feature } => (slug, feature, Change::Grant),
+        FeaturesCommand::Revoke { slug, feature } => (slug, feature, Change::Revoke),
+        FeaturesCommand::Reset { slug, feature } => (slug, feature, Change::Reset),
+    };
+    // Both checked before anything is touched.
+    let slug: Slug = slug.parse()?;
+    let feature: Feature = feature.parse()?;
+    let plane = ControlPlane::open(settings, reporter).await?;
+    let (view, changed) = features::change(&plane, &slug, &feature, change).await?;
+    let done = match change {
+        Change::Grant => "granted",
+        Change::Revoke => "revoked",
+        Change::Reset => "reset to the tier's",
+    };
+    reporter.status(&if changed {
+        format!("`{feature}` {done} for tenant `{slug}`")
+    } else {
+        format!("`{feature}` was {done} for tenant `{slug}` already; nothing changed")
+    });
+    out.features(&view)
+}
