@@ -13,6 +13,7 @@ mod lifecycle;
 mod local;
 mod migrate;
 mod ownership;
+mod privileges;
 mod provision;
 mod quota;
 mod show;
