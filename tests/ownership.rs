@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{cluster, TestEnv};
+use crate::support::TestEnv;
 
 fn comment(env: &TestEnv, catalog: &str, name: &str) -> Option<String> {
     let sql = match catalog {

@@ -398,15 +398,14 @@ pub async fn pooled_usage(client: &mut Client, tenants: &[Uuid]) -> Result<Vec<(
         })
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
-    let sizes = format!(
-        "SELECT t, pg_total_relation_size(format('%I', t)::regclass) FROM unnest($1::text[]) t"
-    );
+    let sizes =
+        "SELECT t, pg_total_relation_size(format('%I', t)::regclass) FROM unnest($1::text[]) t";
     let tx = client
         .transaction()
         .await
         .context("starting the measurement")?;
     let table_sizes: std::collections::HashMap<String, i64> = tx
-        .query(&sizes, &[&tables])
+        .query(sizes, &[&tables])
         .await
         .context("reading the tenant tables' sizes")?
         .iter()
