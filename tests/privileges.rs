@@ -159,3 +159,32 @@ fn the_superuser_path_still_works() {
         "{dbs:?} {roles:?}"
     );
 }
+
+/// A non-superuser admin cannot end a superuser's session: a suspension leaves it (the silo
+/// is closed to new ones all the same), and a purge fails until it has gone.
+#[test]
+fn a_superuser_session_in_a_silo_is_left_by_suspend_and_stops_a_purge() {
+    let env = TestEnv::new();
+    env.run(&["provision", "acme", "--tier", "premium", "-q"])
+        .expect(0);
+    let silo = env.silo("acme");
+    let mut su = env.admin(&silo);
+    su.query_one("SELECT 1", &[]).unwrap();
+    env.run(&["suspend", "acme"]).expect(0);
+    su.query_one("SELECT 1", &[]).unwrap();
+    assert!(env.connect_as(&silo, &silo).is_err());
+
+    let run = env
+        .run(&["deprovision", "acme", "--purge", "--yes"])
+        .expect(1);
+    assert!(
+        run.stderr.contains("is being accessed by other users"),
+        "{}",
+        run.stderr
+    );
+    assert!(env.database_exists(&silo));
+    drop(su);
+    env.run(&["deprovision", "acme", "--purge", "--yes"])
+        .expect(0);
+    assert_eq!(env.owned_objects(), (vec![], vec![]));
+}

@@ -492,10 +492,17 @@ pub async fn close_silo(admin: &Client, mark: &Mark, db: &str, role: &str) -> Re
         ))
         .await
         .with_context(|| format!("closing database `{db}` and role `{role}`"))?;
+    end_sessions(admin, db, role).await
+}
+
+/// Ends the client sessions in `db` and those of `role`, as far as the admin may see them: a
+/// non-superuser sees (and may signal) the sessions of roles whose privileges it has — its
+/// own, and a tenant's once `ensure_member` ran — while other roles' sessions show no
+/// `backend_type` and are left (a superuser's, an operator's). Background workers (autovacuum)
+/// are left too: only a superuser may signal them, and they hold no tenant session.
+async fn end_sessions(admin: &Client, db: &str, role: &str) -> Result<()> {
     admin
         .execute(
-            // Client sessions only: background workers (autovacuum) advertise no role, and
-            // only a superuser may signal those; they hold no tenant session anyway.
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
              WHERE (datname = $1 OR usename = $2) AND pid <> pg_backend_pid()
                AND backend_type = 'client backend'",
@@ -571,16 +578,23 @@ pub async fn drop_silo(admin: &Client, mark: &Mark, db: &str, role: &str) -> Res
     // Both checked before either is dropped: a refusal leaves the silo whole.
     let has_db = ensure_ours(admin, Object::Database(db), mark).await?;
     let has_role = ensure_ours(admin, Object::Role(role), mark).await?;
-    if has_db && has_role {
-        // FORCE ends the tenant's sessions with the same rights as `pg_terminate_backend`.
+    if has_role {
+        // So that the tenant's sessions can be ended below.
         ensure_member(admin, mark, role).await?;
     }
     if has_db {
+        // No new session from here on (superusers' included), the visible ones are ended, and
+        // a plain DROP waits (up to 5 s) for them to exit and stops autovacuum workers itself.
+        // Not `WITH (FORCE)`: for a non-superuser it refuses outright when any session in the
+        // database, an autovacuum worker included, belongs to a role it may not signal.
+        let db_q = ident::quote(db);
         admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                ident::quote(db)
-            ))
+            .batch_execute(&format!("ALTER DATABASE {db_q} ALLOW_CONNECTIONS false"))
+            .await
+            .with_context(|| format!("closing database `{db}`"))?;
+        end_sessions(admin, db, role).await?;
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {db_q}"))
             .await
             .with_context(|| format!("dropping database `{db}`"))?;
     }
