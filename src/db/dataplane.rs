@@ -249,24 +249,37 @@ pub async fn ensure_app_role(admin: &Client, role: &str, mark: &Mark) -> Result<
 /// grants, which the admin has as their owner anyway. Checked against `mark` first.
 pub async fn ensure_member(admin: &Client, mark: &Mark, role: &str) -> Result<()> {
     require_ours(admin, Object::Role(role), mark).await?;
-    let member: bool = admin
-        .query_one(
-            "SELECT pg_has_role(current_user, (SELECT oid FROM pg_roles WHERE rolname = $1), 'USAGE')",
-            &[&role],
-        )
-        .await
-        .with_context(|| format!("reading the admin's membership in role `{role}`"))?
-        .get(0);
-    if !member {
-        admin
-            .batch_execute(&format!("GRANT {} TO CURRENT_USER", ident::quote(role)))
+    let has_privileges = || async {
+        let has: bool = admin
+            .query_one(
+                "SELECT pg_has_role(current_user, (SELECT oid FROM pg_roles WHERE rolname = $1), 'USAGE')",
+                &[&role],
+            )
             .await
-            .with_context(|| {
-                format!(
-                    "granting the admin membership in role `{role}` (needed to end its sessions; \
-                     the admin role needs CREATEROLE and INHERIT)"
-                )
-            })?;
+            .with_context(|| format!("reading the admin's membership in role `{role}`"))?
+            .get(0);
+        anyhow::Ok(has)
+    };
+    if has_privileges().await? {
+        return Ok(());
+    }
+    admin
+        .batch_execute(&format!("GRANT {} TO CURRENT_USER", ident::quote(role)))
+        .await
+        .with_context(|| {
+            format!(
+                "granting the admin membership in role `{role}` (needed to end its sessions; \
+                 the admin role needs CREATEROLE)"
+            )
+        })?;
+    // A NOINHERIT admin is a member without the role's privileges: it could neither see nor
+    // end the tenant's sessions, and a suspension would leave them open without a word.
+    if !has_privileges().await? {
+        anyhow::bail!(
+            "the admin role is a member of `{role}` but does not inherit its privileges (it is \
+             NOINHERIT), so it cannot end the tenant's sessions; give it INHERIT (ALTER ROLE \
+             <admin> INHERIT, as a superuser or a CREATEROLE role) and run the command again"
+        );
     }
     Ok(())
 }
