@@ -121,7 +121,7 @@ fn pooled_tenants_are_measured_without_bypassing_row_level_security() {
 }
 
 /// The superuser path keeps its own runs: provision (both isolations), a live-session
-/// suspension, measurement, purge.
+/// suspension, migrate, measurement, purge.
 #[test]
 fn the_superuser_path_still_works() {
     let env = TestEnv::superuser();
@@ -144,6 +144,7 @@ fn the_superuser_path_still_works() {
     env.run(&["suspend", "acme"]).expect(0);
     assert!(live.query_one("SELECT 1", &[]).is_err());
     env.run(&["suspend", "free2"]).expect(0);
+    env.run(&["migrate", "-q"]).expect(0);
     env.run(&["usage", "refresh"]).expect(0);
     for slug in ["free1", "free2"] {
         assert_eq!(measured(&env, slug, "users"), 1, "{slug}");
