@@ -189,12 +189,17 @@ struct Snapshot {
 
 /// Objects of other tests running in this process at the same time are not ours to compare.
 fn foreign(name: &str, env: &TestEnv) -> bool {
-    let ours = name.starts_with(&env.prefix) || name == env.control_db;
+    let ours = name.starts_with(&env.prefix)
+        || name == env.control_db
+        || Some(name) == env.admin_role.as_deref();
     let test_object = |rest: Option<&str>| {
         rest.and_then(|r| r.split('_').next())
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
     };
-    !ours && (test_object(name.strip_prefix('t')) || test_object(name.strip_prefix("ctl_")))
+    !ours
+        && (test_object(name.strip_prefix('t'))
+            || test_object(name.strip_prefix("ctl_"))
+            || test_object(name.strip_prefix("adm_")))
 }
 
 fn walk(root: &Path, at: &Path, out: &mut Vec<(String, u64)>) {

@@ -16,6 +16,7 @@ mod lifecycle;
 mod local;
 mod migrate;
 mod ownership;
+mod privileges;
 mod provision;
 mod quota;
 mod show;

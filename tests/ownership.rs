@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{cluster, TestEnv};
+use crate::support::TestEnv;
 
 fn comment(env: &TestEnv, catalog: &str, name: &str) -> Option<String> {
     let sql = match catalog {
@@ -258,7 +258,7 @@ fn names_that_could_collide_are_refused_before_connecting() {
     let env = TestEnv::bare();
     // A control database a slug could produce: `provision control` would grant it to a tenant.
     let control = env.silo("control");
-    let url = cluster().url(&control);
+    let url = env.url(&control);
     let run = env
         .run_env(
             &["provision", "control", "--tier", "premium"],
@@ -457,33 +457,20 @@ fn a_second_provision_waits_two_seconds_then_says_in_progress() {
 
 #[test]
 fn marks_work_without_superuser() {
-    let env = TestEnv::bare();
-    let admin = format!("adm{}", env.control_db.trim_start_matches("ctl"));
-    env.admin("postgres")
-        .batch_execute(&format!(
-            "CREATE ROLE \"{admin}\" LOGIN CREATEDB CREATEROLE"
-        ))
-        .unwrap();
-    let mut cfg = cluster().url(&env.control_db);
-    cfg.push_str(&format!(" user={admin}"));
-    let as_admin = |args: &[&str]| env.run_env(args, &[("TENANTCTL_DATABASE_URL", cfg.as_str())]);
-    as_admin(&["init", "-q"]).expect(0);
-    as_admin(&["provision", "acme", "--tier", "premium", "-q"]).expect(0);
+    // TestEnv runs tenantctl as a role with LOGIN CREATEDB CREATEROLE only.
+    let env = TestEnv::new();
+    assert!(env.admin_role.is_some());
+    env.run(&["provision", "acme", "--tier", "premium", "-q"])
+        .expect(0);
     assert!(comment(&env, "pg_database", &env.silo("acme"))
         .unwrap()
         .starts_with("tenantctl:"));
     assert!(comment(&env, "pg_authid", &env.silo("acme"))
         .unwrap()
         .starts_with("tenantctl:"));
-    as_admin(&["deprovision", "acme", "--purge", "--yes"]).expect(0);
+    env.run(&["deprovision", "acme", "--purge", "--yes"])
+        .expect(0);
     assert!(!env.database_exists(&env.silo("acme")));
-    let mut pg = env.admin("postgres");
-    pg.batch_execute(&format!(
-        "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-        env.control_db
-    ))
-    .unwrap();
-    pg.batch_execute(&format!("DROP ROLE \"{admin}\"")).unwrap();
 }
 
 #[test]

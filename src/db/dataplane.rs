@@ -196,15 +196,22 @@ async fn tenant_tables(client: &Client) -> Result<Vec<String>> {
 /// Makes sure a login role for applications exists and is ours: LOGIN, and neither
 /// SUPERUSER, BYPASSRLS, CREATEDB nor CREATEROLE. A new role is created and marked in one
 /// transaction (a multi-statement query is one); an existing one must carry `mark`.
+///
+/// The attributes are given at creation only: a role tenantctl created was never a superuser,
+/// never bypassed row-level security and never replicated, and only a superuser may even name
+/// those attributes in `ALTER ROLE` ("must be superuser to alter superuser roles"), so an
+/// existing role is checked (read only) instead, and a marked role that somehow has one of
+/// them is refused rather than used. The attributes a CREATEROLE admin may change (LOGIN,
+/// CREATEDB, CREATEROLE) are set again.
 pub async fn ensure_app_role(admin: &Client, role: &str, mark: &Mark) -> Result<()> {
-    let attrs = "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION";
     let obj = Object::Role(role);
+    let q = ident::quote(role);
     if !ensure_ours(admin, obj, mark).await? {
         let lit = postgres_protocol::escape::escape_literal(mark.as_str());
-        let q = ident::quote(role);
         match admin
             .batch_execute(&format!(
-                "CREATE ROLE {q} {attrs}; COMMENT ON ROLE {q} IS {lit}"
+                "CREATE ROLE {q} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION;
+                 COMMENT ON ROLE {q} IS {lit}"
             ))
             .await
         {
@@ -214,10 +221,70 @@ pub async fn ensure_app_role(admin: &Client, role: &str, mark: &Mark) -> Result<
             Err(e) => return Err(e).with_context(|| format!("creating role `{role}`")),
         }
     }
+    let unsafe_attrs: bool = admin
+        .query_one(
+            "SELECT rolsuper OR rolbypassrls OR rolreplication FROM pg_roles WHERE rolname = $1",
+            &[&role],
+        )
+        .await
+        .with_context(|| format!("reading the attributes of role `{role}`"))?
+        .get(0);
+    if unsafe_attrs {
+        anyhow::bail!(
+            "role `{role}` carries this control plane's mark but is a superuser, bypasses row-level \
+             security or may replicate; tenantctl never creates such a role and will not use it"
+        );
+    }
     admin
-        .batch_execute(&format!("ALTER ROLE {} {attrs}", ident::quote(role)))
+        .batch_execute(&format!("ALTER ROLE {q} LOGIN NOCREATEDB NOCREATEROLE"))
         .await
         .with_context(|| format!("setting the attributes of role `{role}`"))
+}
+
+/// Makes the connecting role a member of `role` (a tenant's login role), unless it already
+/// has its privileges (a member, or a superuser). `pg_terminate_backend` and
+/// `DROP DATABASE ... WITH (FORCE)` may end a session only for a superuser, a member of
+/// `pg_signal_backend`, or a role that has the privileges of the session's role; a CREATEROLE
+/// admin may grant itself any non-superuser role (PostgreSQL 15; 16 and later need the ADMIN
+/// OPTION its creator gets), so tenantctl does that rather than ask for `pg_signal_backend`,
+/// which would let it end any non-superuser's sessions on the server. Membership makes the
+/// admin inherit the tenant role's privileges: CONNECT on the tenant database and the table
+/// grants, which the admin has as their owner anyway. Checked against `mark` first.
+pub async fn ensure_member(admin: &Client, mark: &Mark, role: &str) -> Result<()> {
+    require_ours(admin, Object::Role(role), mark).await?;
+    let has_privileges = || async {
+        let has: bool = admin
+            .query_one(
+                "SELECT pg_has_role(current_user, (SELECT oid FROM pg_roles WHERE rolname = $1), 'USAGE')",
+                &[&role],
+            )
+            .await
+            .with_context(|| format!("reading the admin's membership in role `{role}`"))?
+            .get(0);
+        anyhow::Ok(has)
+    };
+    if has_privileges().await? {
+        return Ok(());
+    }
+    admin
+        .batch_execute(&format!("GRANT {} TO CURRENT_USER", ident::quote(role)))
+        .await
+        .with_context(|| {
+            format!(
+                "granting the admin membership in role `{role}` (needed to end its sessions; \
+                 the admin role needs CREATEROLE)"
+            )
+        })?;
+    // A NOINHERIT admin is a member without the role's privileges: it could neither see nor
+    // end the tenant's sessions, and a suspension would leave them open without a word.
+    if !has_privileges().await? {
+        anyhow::bail!(
+            "the admin role is a member of `{role}` but does not inherit its privileges (it is \
+             NOINHERIT), so it cannot end the tenant's sessions; give it INHERIT (ALTER ROLE \
+             <admin> INHERIT, as a superuser or a CREATEROLE role) and run the command again"
+        );
+    }
+    Ok(())
 }
 
 /// Creates database `name`, owned by the connecting role; false if it already existed (a
@@ -317,40 +384,114 @@ pub async fn count_users(client: &mut Client, tenant: Uuid) -> Result<i64> {
 
 /// Per tenant of the pooled database: its user rows, and its share of the tenant tables'
 /// storage: for each table with a `tenant_id` column, the table's total size (heap, indexes,
-/// TOAST) times the tenant's share of the table's row bytes. Reads every tenant's rows, so the
-/// connecting role must bypass row-level security (a superuser, or BYPASSRLS).
-pub async fn pooled_usage(client: &Client) -> Result<Vec<(Uuid, i64, i64)>> {
-    let tables = tenant_tables(client).await?;
-    if tables.is_empty() {
+/// TOAST) times the tenant's share of the row bytes of `tenants` in that table.
+///
+/// Read as the admin, which bypasses no row-level security (FORCE applies to the tables'
+/// owner too; a superuser would bypass it, a managed server's admin does not): each tenant is
+/// read with its own context set, one tenant after another in one transaction, the statements
+/// pipelined (a tenant's `set_config` and its read travel together, in order, without a round
+/// trip each). A suspended tenant's rows are hidden by the policies even then, so its
+/// suspension is lifted inside this transaction, which is rolled back: no other session ever
+/// sees it lifted. `tenants` must be every tenant with rows in the database (any status),
+/// since the shares are of their rows; rows of a tenant id the control plane does not know
+/// are not seen and count for no one.
+pub async fn pooled_usage(client: &mut Client, tenants: &[Uuid]) -> Result<Vec<(Uuid, i64, i64)>> {
+    let tables: Vec<String> = tenant_tables(client)
+        .await?
+        .into_iter()
+        .filter(|t| t != "tenant_suspensions") // tenantctl's bookkeeping, not the tenant's data
+        .collect();
+    if tables.is_empty() || tenants.is_empty() {
         return Ok(Vec::new());
     }
     let per_table = tables
         .iter()
         .map(|t| {
             format!(
-                "SELECT {lit} AS tbl, tenant_id, count(*) AS n, sum(pg_column_size(x.*))::numeric AS b FROM {q} x GROUP BY tenant_id",
+                // The filter too: a superuser (or BYPASSRLS) sees every row whatever the context.
+                "SELECT {lit}::text, count(*), coalesce(sum(pg_column_size(x.*)), 0)::bigint FROM {q} x WHERE tenant_id = $1",
                 lit = postgres_protocol::escape::escape_literal(t),
                 q = ident::quote(t)
             )
         })
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
-    let sql = format!(
-        "WITH rows AS ({per_table}),
-         totals AS (SELECT tbl, sum(b) AS all_b FROM rows GROUP BY tbl)
-         SELECT r.tenant_id,
-                sum(CASE WHEN r.tbl = 'users' THEN r.n ELSE 0 END)::bigint,
-                coalesce(sum(pg_total_relation_size(format('%I', r.tbl)::regclass) * r.b / nullif(t.all_b, 0)), 0)::bigint
-         FROM rows r JOIN totals t USING (tbl)
-         GROUP BY r.tenant_id"
-    );
-    let rows = client
-        .query(&sql, &[])
+    let sizes =
+        "SELECT t, pg_total_relation_size(format('%I', t)::regclass) FROM unnest($1::text[]) t";
+    let tx = client
+        .transaction()
+        .await
+        .context("starting the measurement")?;
+    let table_sizes: std::collections::HashMap<String, i64> = tx
+        .query(sizes, &[&tables])
+        .await
+        .context("reading the tenant tables' sizes")?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let set = tx
+        .prepare("SELECT set_config('app.tenant_id', $1, true)")
+        .await
+        .context("preparing the tenant context")?;
+    let lift = tx
+        .prepare("DELETE FROM tenant_suspensions WHERE tenant_id = $1")
+        .await
+        .context("preparing the measurement")?;
+    let read = tx
+        .prepare(&per_table)
+        .await
+        .context("preparing the measurement")?;
+    let ids: Vec<String> = tenants.iter().map(|t| t.to_string()).collect();
+    // One future per tenant, each three statements in order; polled together so that
+    // tokio-postgres pipelines them (requests go out in the order they are first polled).
+    let reads = tenants.iter().zip(&ids).map(|(tenant, id)| {
+        let (tx, set, lift, read) = (&tx, &set, &lift, &read);
+        async move {
+            let (_, _, rows) = futures_util::future::try_join3(
+                tx.execute(set, &[id]),
+                tx.execute(lift, &[tenant]),
+                tx.query(read, &[tenant]),
+            )
+            .await?;
+            Ok::<_, tokio_postgres::Error>((*tenant, rows))
+        }
+    });
+    let measured = join_in_order(reads.map(Box::pin).collect())
         .await
         .context("measuring the pooled tenants")?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
+    tx.rollback()
+        .await
+        .context("ending the measurement (rolled back)")?;
+
+    let mut totals: std::collections::HashMap<String, i128> = std::collections::HashMap::new();
+    let mut per_tenant = Vec::with_capacity(measured.len());
+    for (tenant, rows) in &measured {
+        let rows: Vec<(String, i64, i64)> = rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        for (t, _, b) in &rows {
+            *totals.entry(t.clone()).or_default() += i128::from(*b);
+        }
+        per_tenant.push((*tenant, rows));
+    }
+    Ok(per_tenant
+        .into_iter()
+        .map(|(tenant, rows)| {
+            let mut users = 0;
+            let mut bytes: i128 = 0;
+            for (t, n, b) in rows {
+                if t == "users" {
+                    users = n;
+                }
+                let all = totals.get(&t).copied().unwrap_or(0);
+                if all > 0 {
+                    let size = i128::from(table_sizes.get(&t).copied().unwrap_or(0));
+                    bytes += size * i128::from(b) / all;
+                }
+            }
+            (tenant, users, i64::try_from(bytes).unwrap_or(i64::MAX))
+        })
         .collect())
 }
 
@@ -358,7 +499,8 @@ pub async fn pooled_usage(client: &Client) -> Result<Vec<(Uuid, i64, i64)>> {
 /// connection (superusers too), and live sessions are terminated. Idempotent.
 pub async fn close_silo(admin: &Client, mark: &Mark, db: &str, role: &str) -> Result<()> {
     require_ours(admin, Object::Database(db), mark).await?;
-    require_ours(admin, Object::Role(role), mark).await?;
+    // Before anything changes: without it the sessions could not be ended below.
+    ensure_member(admin, mark, role).await?;
     let (db_q, role_q) = (ident::quote(db), ident::quote(role));
     admin
         .batch_execute(&format!(
@@ -368,10 +510,20 @@ pub async fn close_silo(admin: &Client, mark: &Mark, db: &str, role: &str) -> Re
         ))
         .await
         .with_context(|| format!("closing database `{db}` and role `{role}`"))?;
+    end_sessions(admin, db, role).await
+}
+
+/// Ends the client sessions in `db` and those of `role`, as far as the admin may see them: a
+/// non-superuser sees (and may signal) the sessions of roles whose privileges it has — its
+/// own, and a tenant's once `ensure_member` ran — while other roles' sessions show no
+/// `backend_type` and are left (a superuser's, an operator's). Background workers (autovacuum)
+/// are left too: only a superuser may signal them, and they hold no tenant session.
+async fn end_sessions(admin: &Client, db: &str, role: &str) -> Result<()> {
     admin
         .execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE (datname = $1 OR usename = $2) AND pid <> pg_backend_pid()",
+             WHERE (datname = $1 OR usename = $2) AND pid <> pg_backend_pid()
+               AND backend_type = 'client backend'",
             &[&db, &role],
         )
         .await
@@ -444,12 +596,23 @@ pub async fn drop_silo(admin: &Client, mark: &Mark, db: &str, role: &str) -> Res
     // Both checked before either is dropped: a refusal leaves the silo whole.
     let has_db = ensure_ours(admin, Object::Database(db), mark).await?;
     let has_role = ensure_ours(admin, Object::Role(role), mark).await?;
+    if has_role {
+        // So that the tenant's sessions can be ended below.
+        ensure_member(admin, mark, role).await?;
+    }
     if has_db {
+        // No new session from here on (superusers' included), the visible ones are ended, and
+        // a plain DROP waits (up to 5 s) for them to exit and stops autovacuum workers itself.
+        // Not `WITH (FORCE)`: for a non-superuser it refuses outright when any session in the
+        // database, an autovacuum worker included, belongs to a role it may not signal.
+        let db_q = ident::quote(db);
         admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                ident::quote(db)
-            ))
+            .batch_execute(&format!("ALTER DATABASE {db_q} ALLOW_CONNECTIONS false"))
+            .await
+            .with_context(|| format!("closing database `{db}`"))?;
+        end_sessions(admin, db, role).await?;
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {db_q}"))
             .await
             .with_context(|| format!("dropping database `{db}`"))?;
     }
@@ -487,4 +650,47 @@ pub async fn purge_pooled_rows(client: &mut Client, tenant: Uuid) -> Result<u64>
         .await
         .context("committing the purge of the tenant's rows")?;
     Ok(deleted)
+}
+
+/// Drives every future to completion, polling them in order (tokio-postgres sends a request
+/// when its future is first polled, so this pipelines them in that order); the outputs in the
+/// same order, or the first error. The first pass polls them all (sending every request); then,
+/// since the server answers in order, only from the first unfinished one onwards, up to the
+/// first that is still waiting (so that each wake-up costs little however many there are).
+async fn join_in_order<T, E, F>(mut futures: Vec<std::pin::Pin<Box<F>>>) -> Result<Vec<T>, E>
+where
+    F: std::future::Future<Output = Result<T, E>>,
+{
+    use std::task::Poll;
+    let mut out: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    let mut first_pass = true;
+    let mut next = 0;
+    std::future::poll_fn(|cx| {
+        let mut i = next;
+        while i < futures.len() {
+            if out[i].is_none() {
+                match futures[i].as_mut().poll(cx) {
+                    Poll::Ready(Ok(v)) => out[i] = Some(v),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending if first_pass => {}
+                    Poll::Pending => break,
+                }
+            }
+            if i == next && out[i].is_some() {
+                next += 1;
+            }
+            i += 1;
+        }
+        first_pass = false;
+        if next == futures.len() {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await?;
+    Ok(out
+        .into_iter()
+        .map(|v| v.expect("every future finished"))
+        .collect())
 }

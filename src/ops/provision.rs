@@ -515,6 +515,10 @@ async fn create_database(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     let mark = ownership::mark(plane, t).await?;
     let admin = plane.control.admin().await?;
     dataplane::ensure_app_role(&admin, &t.role, &mark).await?;
+    if t.isolation == Isolation::Siloed {
+        // So that a non-superuser admin can end the tenant's sessions when suspending it.
+        dataplane::ensure_member(&admin, &mark, &t.role).await?;
+    }
     ownership::ensure_database(plane, &admin, &t.database, &mark).await?;
     dataplane::restrict_connect(&admin, &mark, &t.database, &t.role).await
 }

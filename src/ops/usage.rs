@@ -309,8 +309,20 @@ pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measure
         .collect();
     if let Some(first) = pooled.first() {
         let usage = async {
-            let client = plane.control.server().connect(&first.database).await?;
-            dataplane::pooled_usage(&client).await
+            // Every tenant with rows there, whatever its status: the storage shares are of
+            // their rows (see `pooled_usage`).
+            let everyone: Vec<Uuid> = plane
+                .control
+                .list_tenants()
+                .await?
+                .into_iter()
+                .filter(|t| {
+                    t.isolation == crate::tier::Isolation::Pooled && t.database == first.database
+                })
+                .map(|t| t.id)
+                .collect();
+            let mut client = plane.control.server().connect(&first.database).await?;
+            dataplane::pooled_usage(&mut client, &everyone).await
         }
         .await;
         match usage {

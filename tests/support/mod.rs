@@ -52,23 +52,49 @@ impl Run {
     }
 }
 
+/// One test's world. By default tenantctl runs as its own least-privilege admin role
+/// (`adm<id>`: LOGIN CREATEDB CREATEROLE and nothing else, as managed PostgreSQL gives it);
+/// `TestEnv::superuser()` runs it as the cluster's superuser instead. The connection helpers
+/// (`admin`, `control`) stay superuser, for assertions and fixtures.
 pub struct TestEnv {
     pub prefix: String,
     pub control_db: String,
     pub dir: tempfile::TempDir,
+    /// The role tenantctl connects as; `None`: the cluster's superuser.
+    pub admin_role: Option<String>,
 }
 
 impl TestEnv {
     /// A test environment whose control database is set up (`tenantctl init`, as an operator
-    /// does once on their server).
+    /// does once on their server); tenantctl runs as a fresh least-privilege admin role
+    /// (LOGIN CREATEDB CREATEROLE, nothing else), the way managed PostgreSQL gives it.
     pub fn new() -> TestEnv {
         let env = TestEnv::bare();
         env.run(&["init", "-q"]).expect(0);
         env
     }
 
-    /// A test environment without a control database.
+    /// Like `new`, without a control database.
     pub fn bare() -> TestEnv {
+        let mut env = TestEnv::superuser_bare();
+        let role = format!("adm{}", env.control_db.trim_start_matches("ctl"));
+        env.admin("postgres")
+            .batch_execute(&format!(
+                "CREATE ROLE \"{role}\" LOGIN CREATEDB CREATEROLE NOSUPERUSER NOBYPASSRLS NOREPLICATION"
+            ))
+            .unwrap();
+        env.admin_role = Some(role);
+        env
+    }
+
+    /// tenantctl runs as the cluster's superuser: for the tests that pin that path.
+    pub fn superuser() -> TestEnv {
+        let env = TestEnv::superuser_bare();
+        env.run(&["init", "-q"]).expect(0);
+        env
+    }
+
+    fn superuser_bare() -> TestEnv {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let id = format!("{}_{n}", std::process::id() % 100_000);
         let dir = tempfile::Builder::new()
@@ -81,6 +107,15 @@ impl TestEnv {
             prefix: format!("t{id}_"),
             control_db: format!("ctl_{id}"),
             dir,
+            admin_role: None,
+        }
+    }
+
+    /// The connection string tenantctl is given for `db`: as this test's admin role.
+    pub fn url(&self, db: &str) -> String {
+        match &self.admin_role {
+            Some(role) => format!("{} user={role}", cluster().url(db)),
+            None => cluster().url(db),
         }
     }
 
@@ -96,7 +131,7 @@ impl TestEnv {
     /// nothing inherited that could point it elsewhere.
     pub fn cmd(&self) -> Command {
         let mut cmd = bare_cmd();
-        cmd.env("TENANTCTL_DATABASE_URL", cluster().url(&self.control_db))
+        cmd.env("TENANTCTL_DATABASE_URL", self.url(&self.control_db))
             .env("TENANTCTL_NAME_PREFIX", &self.prefix)
             .env("TENANTCTL_STORAGE_ROOT", self.storage_root())
             .env("TENANTCTL_DATA_DIR", self.data_dir())
@@ -265,6 +300,12 @@ impl Drop for TestEnv {
         }
         for role in roles {
             let _ = c.batch_execute(&format!("DROP ROLE IF EXISTS \"{role}\""));
+        }
+        if let Some(role) = &self.admin_role {
+            // Whatever it still owns or was granted elsewhere (the shared `postgres` database).
+            let _ = c.batch_execute(&format!(
+                "DROP OWNED BY \"{role}\"; DROP ROLE IF EXISTS \"{role}\""
+            ));
         }
     }
 }
