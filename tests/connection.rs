@@ -631,3 +631,79 @@ fn credentials_give_a_working_url_once() {
     )
     .expect(2);
 }
+
+/// Issue 9's "done when": an operator with only an RDS-style admin URL (`sslmode=verify-full`,
+/// a role with LOGIN CREATEDB CREATEROLE and nothing else, scram-sha-256 over TCP) runs init,
+/// doctor, every lifecycle command, usage, bill, migrate and credentials.
+#[test]
+fn an_rds_style_admin_runs_every_command_over_verify_full() {
+    let env = TestEnv::bare();
+    let db = format!("m_{}", env.control_db);
+    let _c = Cleanup(db.clone());
+    let url = admin_url(&db);
+    let run = |args: &[&str], code: i32| run_with(&env, &url, args).expect(code);
+    let attrs: (bool, bool, bool) = {
+        let row = managed()
+            .superuser("postgres")
+            .query_one(
+                "SELECT rolsuper, rolbypassrls, rolcreaterole FROM pg_roles WHERE rolname = 'admin'",
+                &[],
+            )
+            .unwrap();
+        (row.get(0), row.get(1), row.get(2))
+    };
+    assert_eq!(attrs, (false, false, true), "the admin is least-privilege");
+
+    run(&["init", "-q"], 0);
+    assert_eq!(run(&["doctor", "-o", "json"], 0).json()["ok"], true);
+    for (slug, tier) in [("acme", "premium"), ("freeco", "free")] {
+        run(
+            &[
+                "provision",
+                slug,
+                "--tier",
+                tier,
+                "-q",
+                "--password-file",
+                "/dev/null",
+            ],
+            0,
+        );
+    }
+    run(
+        &[
+            "usage",
+            "record",
+            "acme",
+            "api_requests",
+            "5",
+            "--key",
+            "k1",
+        ],
+        0,
+    );
+    run(&["quota", "check", "freeco", "users"], 3); // the owner fills free's one user
+    run(&["usage", "refresh"], 0);
+    run(&["suspend", "acme", "--reason", "unpaid"], 0);
+    run(&["resume", "acme"], 0);
+    run(&["deprovision", "freeco"], 0);
+    run(&["restore", "freeco"], 0);
+    run(&["migrate", "-q"], 0);
+    run(&["bill", "--dry-run", "-o", "json"], 0);
+    let creds = run(&["credentials", "acme", "-o", "json"], 0).json();
+    assert_eq!(
+        (&creds["issued"], &creds["sslmode"]),
+        (&true.into(), &"verify-full".into()),
+        "{creds}"
+    );
+    run(&["deprovision", "acme", "--purge", "--yes"], 0);
+    let silo = format!("{}acme", env.prefix);
+    let gone = managed()
+        .superuser("postgres")
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&silo])
+        .unwrap()
+        .is_none();
+    assert!(gone, "purge dropped {silo} as the least-privilege admin");
+    let v = run(&["list", "-o", "json"], 0).json();
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+}

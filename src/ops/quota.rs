@@ -190,7 +190,8 @@ pub struct Check {
 }
 
 /// `quota check`: would `amount` more fit? Reads stored totals and measurements (no
-/// measuring), so it stays cheap enough to call per request.
+/// measuring, except a measured resource never measured before), so it stays cheap enough to
+/// call per request.
 pub async fn check(
     plane: &ControlPlane,
     tiers: &Tiers,
@@ -198,13 +199,34 @@ pub async fn check(
     resource: &str,
     amount: i64,
 ) -> Result<Check> {
-    resource_kind(resource)?;
+    let kind = resource_kind(resource)?;
     let period = Period::containing(Utc::now());
-    let (status, tier_name, quota) = plane
-        .control
-        .quota_for_check(slug.as_str(), resource, period.first_day())
-        .await?
-        .ok_or_else(|| not_found(slug.as_str()))?;
+    let read = || async {
+        plane
+            .control
+            .quota_for_check(slug.as_str(), resource, period.first_day())
+            .await?
+            .ok_or_else(|| anyhow::Error::from(not_found(slug.as_str())))
+    };
+    let (mut status, mut tier_name, mut quota) = read().await?;
+    // A measured resource that was never measured (a tenant provisioned since the last
+    // `usage refresh`) is measured now, once: answering from a missing measurement would be
+    // answering 0, and let a free tenant past its hard limit of one user.
+    if kind == Kind::Measured
+        && status == Status::Active.as_str()
+        && quota.as_ref().is_some_and(|q| q.measured.is_none())
+    {
+        let t = find(plane, slug).await?;
+        let m = measure(plane, std::slice::from_ref(&t)).await?;
+        if let Some(f) = m.failed.first() {
+            return Err(anyhow::anyhow!(
+                "could not measure {} of `{slug}`, which was never measured: {}",
+                f.kept.join(", "),
+                crate::excerpt::excerpt(&f.reason)
+            ));
+        }
+        (status, tier_name, quota) = read().await?;
+    }
     let tier = tier_of(tiers, slug.as_str(), &tier_name)?;
     let quota = quota.ok_or_else(|| {
         Failure::Refused(format!(

@@ -5,7 +5,7 @@
 //! `certuser`. Started once per test process; it dies with the process.
 //!
 //! Roles: `admin` (password `adm1n 'pw` — a space and a quote, to exercise quoting), a
-//! superuser for now (least privilege is a later phase); `certuser`, who logs in with its
+//! least-privilege admin as a managed server gives it (LOGIN CREATEDB CREATEROLE); `certuser`, who logs in with its
 //! client certificate; `weak`, LOGIN only (password `weakpw`), for doctor's privilege report.
 
 use std::os::unix::fs::PermissionsExt;
@@ -263,7 +263,7 @@ fn start() -> Managed {
         }
     };
     c.batch_execute(&format!(
-        "CREATE ROLE admin LOGIN SUPERUSER PASSWORD '{}';
+        "CREATE ROLE admin LOGIN CREATEDB CREATEROLE PASSWORD '{}';
          CREATE ROLE certuser LOGIN CREATEDB CREATEROLE;
          CREATE ROLE weak LOGIN PASSWORD 'weakpw';",
         ADMIN_PASSWORD.replace('\'', "''")
