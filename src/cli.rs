@@ -7,10 +7,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0  success
-  1  the operation failed (server unreachable, a step failed)
-  2  bad input or usage (invalid slug, unknown tier, invalid tiers.toml); nothing changed
-  3  refused by state (not found, invalid transition, in progress, over a hard limit, busy,
-     a database or role tenantctl did not create)";
+  1  the operation failed (server unreachable, a step failed: re-run to resume); `doctor`:
+     something needs attention
+  2  bad input or usage (invalid slug, unknown tier, invalid tiers.toml or flags, no control
+     database on a server: run `tenantctl init`); nothing changed
+  3  refused by state (not found, invalid transition, another tier, in progress, over a hard
+     limit, tenant not active, `bill` busy, a database or role tenantctl did not create;
+     `quota check`/`features check`: no; `usage import`: some rows refused, the rest applied)";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,7 +39,8 @@ pub struct GlobalArgs {
     /// Configuration file [env: TENANTCTL_CONFIG] [default: ./tenantctl.toml if present]
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Where the local cluster and default buckets live [env: TENANTCTL_DATA_DIR]
+    /// Where the local cluster and default buckets live [env: TENANTCTL_DATA_DIR] [default:
+    /// /var/lib/tenantctl as root, else $XDG_DATA_HOME/tenantctl or ~/.local/share/tenantctl]
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Tier table [env: TENANTCTL_TIERS] [default: the built-in tiers.toml]
@@ -50,13 +54,15 @@ pub struct GlobalArgs {
     /// [default: tenant_]
     #[arg(long, global = true, value_name = "PREFIX")]
     pub name_prefix: Option<String>,
-    /// Who is acting, for the audit log [env: TENANTCTL_ACTOR] [default: the OS user]
+    /// Who is acting, for the audit log [env: TENANTCTL_ACTOR] [default: $USER, then $LOGNAME,
+    /// then uid:<euid>]
     #[arg(long, global = true, value_name = "NAME")]
     pub actor: Option<String>,
     /// Result format on stdout (csv: `bill` and `invoices`, one row per invoice line)
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
-    /// No progress or status lines on stderr (errors and a shown password still appear)
+    /// No progress, status lines or warnings on stderr (errors and a shown password still
+    /// appear)
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
 }
@@ -76,7 +82,7 @@ pub enum Command {
     Provision(ProvisionArgs),
     /// List tenants
     List,
-    /// Show one tenant: its database, role, buckets and quotas
+    /// Show one tenant: its database, role, buckets, quotas and features
     Show(ShowArgs),
     /// Move a tenant to another tier of the same isolation model (limits seeded from the tier
     /// follow it; per-tenant overrides stay)
@@ -97,7 +103,7 @@ pub enum Command {
     /// ownership marks as this control plane's. Run it only after checking they are the
     /// tenant's: tenantctl changes and drops only what carries its mark
     Adopt(SlugArg),
-    /// The audit log of lifecycle actions
+    /// The audit log: lifecycle, tier, quota and feature changes, oldest first
     Audit(AuditArgs),
     /// Apply pending tenant-schema migrations to every tenant database
     Migrate(MigrateArgs),
@@ -114,7 +120,7 @@ pub enum Command {
     /// scripts and gateways branch on
     #[command(subcommand)]
     Features(FeaturesCommand),
-    /// Usage: metered events (one or a CSV file) and measured levels
+    /// Metered events (one, or a CSV file) and measured levels (users, storage_mb)
     #[command(subcommand)]
     Usage(UsageCommand),
     /// Manage the local PostgreSQL cluster used when no database URL is configured
@@ -133,6 +139,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct CredentialsArgs {
+    /// The tenant's slug
     pub slug: String,
     /// Replace credentials given before
     #[arg(long)]
@@ -175,11 +182,13 @@ pub struct ProvisionArgs {
 
 #[derive(Debug, Args)]
 pub struct SlugArg {
+    /// The tenant's slug
     pub slug: String,
 }
 
 #[derive(Debug, Args)]
 pub struct SuspendArgs {
+    /// The tenant's slug
     pub slug: String,
     /// Why, for the audit log
     #[arg(long)]
@@ -188,6 +197,7 @@ pub struct SuspendArgs {
 
 #[derive(Debug, Args)]
 pub struct DeprovisionArgs {
+    /// The tenant's slug
     pub slug: String,
     /// Remove the database, role, rows, usage, quotas and buckets for good
     #[arg(long)]
@@ -212,6 +222,7 @@ pub struct PurgeArgs {
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
+    /// Only this tenant's entries (purged tenants' too) [default: every tenant]
     pub slug: Option<String>,
     /// Only entries at or after this time (RFC 3339 or YYYY-MM-DD)
     #[arg(long)]
@@ -259,6 +270,7 @@ pub enum InvoicesCommand {
     },
     /// One invoice with its lines
     Show {
+        /// The invoice's id, as `invoices list` and `bill` print it
         #[arg(value_parser = clap::value_parser!(i64).range(1..))]
         id: i64,
     },
@@ -266,13 +278,15 @@ pub enum InvoicesCommand {
 
 #[derive(Debug, Args)]
 pub struct SetTierArgs {
+    /// The tenant's slug
     pub slug: String,
-    /// The new tier
+    /// The new tier, of the same isolation model (pooled or siloed) as the current one
     pub tier: String,
 }
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
+    /// The tenant's slug
     pub slug: String,
 }
 
@@ -280,9 +294,13 @@ pub struct ShowArgs {
 pub enum QuotaCommand {
     /// Each resource's limit, usage (measured now for users and storage_mb), what is left,
     /// and whether the limit is hard
-    Show { slug: String },
+    Show {
+        /// The tenant's slug
+        slug: String,
+    },
     /// Override one limit for this tenant (audited)
     Set {
+        /// The tenant's slug
         slug: String,
         /// users, storage_mb, sandboxes, compute_hours or api_requests
         resource: String,
@@ -292,14 +310,19 @@ pub enum QuotaCommand {
     },
     /// Return one limit (or all) to the tier's value (audited)
     Reset {
+        /// The tenant's slug
         slug: String,
+        /// users, storage_mb, sandboxes, compute_hours or api_requests [default: all five]
         resource: Option<String>,
     },
     /// Exit 0 if AMOUNT more fits, 3 if a hard limit (or the tenant's status) refuses it;
     /// past a soft limit it reports the overage and exits 0
     Check {
+        /// The tenant's slug
         slug: String,
+        /// users, storage_mb, sandboxes, compute_hours or api_requests
         resource: String,
+        /// How many more units the caller wants to use, 1 to 1000000000000
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=crate::tier::MAX_QUANTITY))]
         amount: i64,
     },
@@ -308,18 +331,44 @@ pub enum QuotaCommand {
 #[derive(Debug, Subcommand)]
 pub enum FeaturesCommand {
     /// The features a tenant has now, and per feature: from its tier, its override, entitled
-    Show { slug: String },
+    Show {
+        /// The tenant's slug
+        slug: String,
+    },
     /// Grant a feature to one tenant, whatever its tier (audited; kept across tier changes)
-    Grant { slug: String, feature: String },
+    Grant {
+        /// The tenant's slug
+        slug: String,
+        /// The feature's name, such as api-access or sso (any valid name, in a tier or not)
+        feature: String,
+    },
     /// Revoke a feature from one tenant, its tier's too (audited; kept across tier changes)
-    Revoke { slug: String, feature: String },
+    Revoke {
+        /// The tenant's slug
+        slug: String,
+        /// The feature's name, such as api-access or sso (any valid name, in a tier or not)
+        feature: String,
+    },
     /// Remove a grant or revoke: the tier decides again (audited)
-    Reset { slug: String, feature: String },
+    Reset {
+        /// The tenant's slug
+        slug: String,
+        /// The feature's name, such as api-access or sso (any valid name, in a tier or not)
+        feature: String,
+    },
     /// Exit 0 if the tenant has the feature now, 3 if not (or it is not active)
-    Check { slug: String, feature: String },
+    Check {
+        /// The tenant's slug
+        slug: String,
+        /// The feature's name, such as api-access or sso (any valid name, in a tier or not)
+        feature: String,
+    },
     /// Make the tier's part of every tenant's features (or one's) follow the tier file as it is
     /// now, data plane included (audited when it changes); overrides stay
-    Refresh { slug: Option<String> },
+    Refresh {
+        /// Only this tenant [default: every tenant]
+        slug: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -327,6 +376,7 @@ pub enum UsageCommand {
     /// Record one metered event; the same --key counts once, forever. Past a hard limit it is
     /// refused (exit 3) and recorded nowhere
     Record {
+        /// The tenant's slug
         slug: String,
         /// sandboxes, compute_hours or api_requests
         resource: String,
@@ -342,9 +392,16 @@ pub enum UsageCommand {
     },
     /// Import events from a CSV file (slug,resource,quantity,time,key) in one transaction;
     /// exit 3 if any row was refused (the others are applied)
-    Import { file: PathBuf },
+    Import {
+        /// A regular file (not `-`): UTF-8, a header row of those five names is optional; every
+        /// column is required (time: RFC 3339 or YYYY-MM-DD; key: 1 to 200 characters)
+        file: PathBuf,
+    },
     /// Measure users and storage_mb for every active or suspended tenant (or one)
-    Refresh { slug: Option<String> },
+    Refresh {
+        /// Only this tenant [default: every active or suspended tenant]
+        slug: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
