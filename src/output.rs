@@ -819,7 +819,7 @@ fn tenant_text(v: &TenantView) -> String {
                 .map(|d| d.to_rfc3339())
                 .unwrap_or_else(|| "-".to_owned()),
         ),
-        ("buckets", buckets.join("\n")),
+        ("buckets", buckets.join(", ")),
         ("quotas", quotas.join(" ")),
         ("features", v.features.join(" ")),
     ])

@@ -4,9 +4,6 @@
 //! `error:` line on stderr without raw control characters, an empty stdout, no panic, and that
 //! nothing changed: the control database's rows, `pg_database`, `pg_roles` and the files under
 //! the environment's directory (the bucket root among them).
-//!
-//! `tests/corpus/pending.tsv` holds cases whose fixes are under way elsewhere; `pending_cases`
-//! runs it (ignored until those fixes are merged).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -445,12 +442,4 @@ fn every_bad_input_is_refused_cleanly_and_changes_nothing() {
     let env_cases = load("bad_input.tsv", Path::new("/x"));
     assert!(env_cases.len() >= 150, "{} cases", env_cases.len());
     run_corpus("bad_input.tsv");
-}
-
-/// Cases that depend on fixes made elsewhere (billing periods, usage time and quantity bounds,
-/// overflow, tier files): enabled once those are merged.
-#[test]
-#[ignore = "enabled when the billing, usage-bounds and overflow fixes are merged"]
-fn pending_cases() {
-    run_corpus("pending.tsv");
 }

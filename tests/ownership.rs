@@ -516,3 +516,56 @@ fn migration_v5_backfills_purge_after_from_the_audited_retention() {
     assert_eq!(after("seven"), "2026-11-08");
     assert_eq!(after("plain"), "2026-12-01");
 }
+
+/// Buckets are marked like databases: a bucket directory tenantctl did not make for this
+/// tenant (something an operator keeps there, or another control plane's tenant of the same
+/// slug sharing the bucket root) is never adopted, emptied or removed.
+#[test]
+fn a_bucket_that_is_not_the_tenants_is_refused_and_never_removed() {
+    let a = TestEnv::new();
+    let b = TestEnv::new();
+    let root = a.storage_root();
+    let shared = [("TENANTCTL_STORAGE_ROOT", root.to_str().unwrap())];
+
+    // Control plane A provisions acme and its application stores a file.
+    a.run(&["provision", "acme", "--tier", "premium", "-q"])
+        .expect(0);
+    let file = root.join("acme-uploads/invoice.pdf");
+    std::fs::write(&file, "A's data").unwrap();
+
+    // Control plane B, same bucket root: its `acme` is refused before anything is recorded.
+    let run = b
+        .run_env(&["provision", "acme", "--tier", "premium", "-q"], &shared)
+        .expect(3);
+    assert!(
+        one_line(&run.stderr).contains("refusing to touch bucket"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(tenant_count(&b, "acme"), 0);
+    assert!(!b.database_exists(&b.silo("acme")));
+
+    // A directory an operator keeps under a tenant's bucket name: refused the same way.
+    std::fs::create_dir_all(root.join("beta-assets")).unwrap();
+    std::fs::write(root.join("beta-assets/keep.txt"), "mine").unwrap();
+    b.run_env(&["provision", "beta", "--tier", "free", "-q"], &shared)
+        .expect(3);
+    assert_eq!(tenant_count(&b, "beta"), 0);
+
+    // A bucket whose mark was lost: purge refuses before changing anything; adopt marks it.
+    std::fs::remove_file(root.join("acme-uploads/.tenantctl-bucket")).unwrap();
+    let run = a
+        .run(&["deprovision", "acme", "--purge", "--yes"])
+        .expect(3);
+    assert!(run.stderr.contains("acme-uploads"), "{}", run.stderr);
+    assert_eq!(status(&a, "acme").as_deref(), Some("active"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "A's data");
+    a.run(&["adopt", "acme"]).expect(0);
+    a.run(&["deprovision", "acme", "--purge", "--yes"])
+        .expect(0);
+    assert!(!root.join("acme-uploads").exists());
+    assert_eq!(
+        std::fs::read_to_string(root.join("beta-assets/keep.txt")).unwrap(),
+        "mine"
+    );
+}

@@ -46,6 +46,11 @@ fn show_json_has_the_contract_fields() {
     assert_eq!(p["role"], env.app_role());
 
     let table = env.run(&["show", "acme"]).expect(0).stdout;
+    assert!(
+        !table.contains("\\n"),
+        "no escaped newline between buckets:\n{table}"
+    );
+    assert!(table.contains("acme-uploads ("), "{table}");
     for needle in [
         "acme",
         "premium",

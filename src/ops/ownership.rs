@@ -11,6 +11,7 @@ use super::{failpoint, tenants, ControlPlane};
 use crate::db::dataplane::{self, Found, Mark, Object};
 use crate::exit::Failure;
 use crate::slug::Slug;
+use crate::storage::{self, Owner};
 use crate::tenant::Tenant;
 use crate::tier::Isolation;
 
@@ -22,6 +23,22 @@ pub async fn mark(plane: &ControlPlane, t: &Tenant) -> Result<Mark> {
         Isolation::Siloed => Mark::tenant(id, t.id),
         Isolation::Pooled => Mark::pooled(id),
     })
+}
+
+/// The mark of `t`'s buckets: always its own (pooled tenants have buckets of their own too).
+pub async fn bucket_mark(plane: &ControlPlane, t: &Tenant) -> Result<Mark> {
+    Ok(Mark::tenant(plane.control.plane_id().await?, t.id))
+}
+
+/// Every bucket of `t` is absent or carries `t`'s mark.
+async fn check_buckets(plane: &ControlPlane, t: &Tenant) -> Result<()> {
+    let mark = bucket_mark(plane, t).await?;
+    for b in crate::tenant::bucket_names(&t.slug) {
+        if let Owner::Foreign(found) = plane.store.owner(&b, mark.as_str())? {
+            return Err(storage::refusal(&plane.store.location(&b), found.as_deref()).into());
+        }
+    }
+    Ok(())
 }
 
 /// `mark`, after finishing the marking of `t`'s database if a run was killed between creating
@@ -74,7 +91,15 @@ pub async fn check_new(
     isolation: Isolation,
     database: &str,
     role: &str,
+    slug: &Slug,
 ) -> Result<()> {
+    // A new tenant has no buckets yet: any bucket under its names is someone else's (another
+    // control plane sharing the bucket root, or something an operator keeps there).
+    for b in crate::tenant::bucket_names(slug.as_str()) {
+        if let Owner::Foreign(found) = plane.store.owner(&b, "tenantctl:new")? {
+            return Err(storage::refusal(&plane.store.location(&b), found.as_deref()).into());
+        }
+    }
     if database == plane.control.name() {
         return Err(dataplane::refusal(Object::Database(database), None).into());
     }
@@ -156,7 +181,7 @@ pub async fn check_ours(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     if t.isolation == Isolation::Siloed {
         dataplane::ensure_ours(&admin, Object::Role(&t.role), &mark).await?;
     }
-    Ok(())
+    check_buckets(plane, t).await
 }
 
 /// What `adopt` did. JSON field names are a contract.
@@ -203,12 +228,30 @@ pub async fn adopt(plane: &ControlPlane, slug: &Slug) -> Result<Adopted> {
             }
         }
     }
+    let bmark = bucket_mark(plane, &t).await?;
+    let mut buckets_to_mark = Vec::new();
+    for b in crate::tenant::bucket_names(&t.slug) {
+        let shown = format!("bucket `{b}`");
+        match plane.store.owner(&b, bmark.as_str())? {
+            Owner::Ours => done.already_marked.push(shown),
+            Owner::Absent => done.missing.push(shown),
+            Owner::Foreign(None) => buckets_to_mark.push((b, shown)),
+            Owner::Foreign(found) => {
+                return Err(storage::refusal(&plane.store.location(&b), found.as_deref()).into())
+            }
+        }
+    }
     if t.database == plane.control.name() {
         return Err(dataplane::refusal(Object::Database(&t.database), None).into());
     }
     for obj in to_mark {
         dataplane::write_mark(&admin, obj, &mark).await?;
         done.marked.push(obj.to_string());
+    }
+    for (b, shown) in buckets_to_mark {
+        if plane.store.adopt(&b, bmark.as_str())? {
+            done.marked.push(shown);
+        }
     }
     if !done.marked.is_empty() {
         let details = serde_json::json!({ "marked": done.marked, "mark": mark.as_str() });

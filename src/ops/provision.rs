@@ -359,7 +359,7 @@ pub async fn provision(
             // A database or role of the new tenant's names that exists is not ours: refuse
             // before recording anything.
             let (database, role) = names_for(&plane.settings, req);
-            ownership::check_new(plane, req.tier.isolation, &database, &role).await?;
+            ownership::check_new(plane, req.tier.isolation, &database, &role, &req.slug).await?;
             run.step(1, || record_tenant(plane, req)).await?
         }
     };
@@ -672,10 +672,11 @@ async fn seed_quotas(plane: &ControlPlane, t: &Tenant, req: &Request) -> Result<
     super::features::seed(plane, t, &req.tier.features.0, &req.features).await
 }
 
-/// Step 6.
+/// Step 6. Each bucket carries the tenant's mark; one that exists without it is refused.
 async fn create_buckets(plane: &ControlPlane, t: &Tenant) -> Result<()> {
+    let mark = ownership::bucket_mark(plane, t).await?;
     for bucket in bucket_names(&t.slug) {
-        plane.store.create(&bucket)?;
+        plane.store.create(&bucket, mark.as_str())?;
     }
     Ok(())
 }
