@@ -61,8 +61,8 @@ pub struct GlobalArgs {
     /// Result format on stdout (csv: `bill` and `invoices`, one row per invoice line)
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
-    /// No progress, status lines or warnings on stderr (errors and a shown password still
-    /// appear)
+    /// No progress or status lines on stderr (errors, warnings that may cost data or money,
+    /// and a shown password still appear)
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
 }

@@ -104,6 +104,10 @@ impl Reporter for TerminalReporter {
         self.line(message);
     }
 
+    fn warning(&self, message: &str) {
+        self.line(message);
+    }
+
     fn progress(&self, done: usize, total: usize, what: &str) {
         if self.mode != Mode::Spinner {
             return;

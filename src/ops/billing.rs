@@ -335,7 +335,7 @@ pub async fn warn_unbilled_usage(
             format!("{units} {resource} of {month}")
         })
         .collect();
-    reporter.status(&format!(
+    reporter.warning(&format!(
         "warning: `{slug}` has usage no invoice has billed yet ({}); purging deletes it, so no bill will charge it",
         what.join(", ")
     ));

@@ -63,6 +63,9 @@ pub trait Reporter: Sync {
     fn status(&self, message: &str);
     /// A secret shown exactly once; it must reach the user even in quiet mode.
     fn secret(&self, message: &str);
+    /// A warning about something that may cost data or money (a purge dropping unbilled
+    /// usage); like errors it reaches the user even in quiet mode.
+    fn warning(&self, message: &str);
     /// `done` of `total` items of a long run (called first with 0, last with `total`).
     fn progress(&self, done: usize, total: usize, what: &str);
 }
@@ -75,6 +78,7 @@ impl Reporter for Silent {
     fn step_finished(&self, _: usize, _: usize, _: &str, _: StepResult, _: Duration) {}
     fn status(&self, _: &str) {}
     fn secret(&self, _: &str) {}
+    fn warning(&self, _: &str) {}
     fn progress(&self, _: usize, _: usize, _: &str) {}
 }
 
