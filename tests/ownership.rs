@@ -529,3 +529,104 @@ fn migration_v5_backfills_purge_after_from_the_audited_retention() {
     assert_eq!(after("seven"), "2026-11-08");
     assert_eq!(after("plain"), "2026-12-01");
 }
+
+/// A provision killed while the server is still running its `CREATE DATABASE`, then purged at
+/// once (an operator's Ctrl-C and "never mind"): the killed run's advisory lock is gone with its
+/// idle session, but its CREATE goes on. The purge must wait for it and drop what it creates;
+/// otherwise the database appears after the purge, unmarked, and the slug is blocked for good.
+/// The CREATE is held in flight by an uncommitted rename of another database to its name.
+#[test]
+fn purge_waits_for_a_create_database_a_killed_run_left_running() {
+    let env = TestEnv::new();
+    let db = env.silo("ghost");
+    let scratch = format!("{db}_scratch");
+    env.admin("postgres")
+        .batch_execute(&format!("CREATE DATABASE \"{scratch}\""))
+        .unwrap();
+    let mut holder = env.admin("postgres");
+    let mut hold = holder.transaction().unwrap();
+    hold.batch_execute(&format!("ALTER DATABASE \"{scratch}\" RENAME TO \"{db}\""))
+        .unwrap();
+
+    let mut provision = env
+        .cmd()
+        .args(["provision", "ghost", "--tier", "premium", "-q"])
+        .args(["--password-file", "/dev/null"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let create = format!("CREATE DATABASE \"{db}\"");
+    let in_flight = || {
+        env.admin("postgres")
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE query = $1",
+                &[&create],
+            )
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while in_flight() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "provision never reached CREATE DATABASE"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    provision.kill().unwrap();
+    provision.wait().unwrap();
+
+    let purge = env
+        .cmd()
+        .args(["deprovision", "ghost", "--purge", "--yes", "-q"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Give a purge that does not wait the time to finish, then let the CREATEs go on.
+    std::thread::sleep(Duration::from_millis(1500));
+    hold.rollback().unwrap();
+    let out = purge.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    while in_flight() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the killed run's CREATE never ended"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !env.database_exists(&db),
+        "the purge left database {db} behind"
+    );
+    assert!(!role_exists(&env, &db));
+    assert_eq!(tenant_count(&env, "ghost"), 0);
+    assert_eq!(
+        env.scalar_i64(
+            "SELECT count(*) FROM database_claims WHERE database_name = $1",
+            &[&db]
+        ),
+        0,
+        "a claim outlived the purge"
+    );
+    env.admin("postgres")
+        .batch_execute(&format!("DROP DATABASE \"{scratch}\""))
+        .unwrap();
+    // The slug is free again.
+    env.run(&[
+        "provision",
+        "ghost",
+        "--tier",
+        "premium",
+        "-q",
+        "--password-file",
+        "/dev/null",
+    ])
+    .expect(0);
+}

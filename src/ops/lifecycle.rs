@@ -400,7 +400,10 @@ async fn purge_locked(plane: &ControlPlane, t: &Tenant, reporter: &dyn Reporter)
         Isolation::Siloed => {
             let mark = ownership::settled_mark(plane, t).await?;
             let admin = plane.control.admin().await?;
+            ownership::settle_interrupted_create(plane, &admin, &t.database, &mark).await?;
             dataplane::drop_silo(&admin, &mark, &t.database, &t.role).await?;
+            // A run killed after marking but before releasing its claim leaves one behind.
+            plane.control.release_database_claim(&t.database).await?;
             (Some(t.database.clone()), Some(t.role.clone()))
         }
         Isolation::Pooled => {
