@@ -819,7 +819,8 @@ fn tenant_text(v: &TenantView) -> String {
                 .map(|d| d.to_rfc3339())
                 .unwrap_or_else(|| "-".to_owned()),
         ),
-        ("buckets", buckets.join("\n")),
+        // One line: the table escapes a newline in a cell as a literal `\n`.
+        ("buckets", buckets.join(", ")),
         ("quotas", quotas.join(" ")),
         ("features", v.features.join(" ")),
     ])

@@ -56,6 +56,15 @@ fn show_json_has_the_contract_fields() {
     ] {
         assert!(table.contains(needle), "`{needle}` missing:\n{table}");
     }
+    // Every bucket on the buckets line, none joined by an escaped newline.
+    let line = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("buckets"))
+        .unwrap();
+    for kind in ["uploads", "assets", "backups"] {
+        assert!(line.contains(&format!("acme-{kind}")), "{table}");
+    }
+    assert!(!table.contains("\\n"), "{table}");
 }
 
 #[test]
