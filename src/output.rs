@@ -819,6 +819,12 @@ fn tenant_text(v: &TenantView) -> String {
                 .map(|d| d.to_rfc3339())
                 .unwrap_or_else(|| "-".to_owned()),
         ),
+        (
+            "purge after",
+            v.purge_after
+                .map(|d| d.to_rfc3339())
+                .unwrap_or_else(|| "-".to_owned()),
+        ),
         // One line: the table escapes a newline in a cell as a literal `\n`.
         ("buckets", buckets.join(", ")),
         ("quotas", quotas.join(" ")),

@@ -102,3 +102,22 @@ fn show_of_an_unknown_tenant_exits_3_and_a_bad_slug_exits_2() {
     );
     env.run(&["show", "Ghost"]).expect(2);
 }
+
+/// A deleted tenant's table says when its retention ends, as README promises (`show` shows
+/// `purge_after`): the operator deciding between `restore` and waiting needs that date.
+#[test]
+fn show_table_gives_a_deleted_tenants_purge_time() {
+    let env = TestEnv::new();
+    env.run(&["provision", "acme", "--tier", "free", "-q"])
+        .expect(0);
+    env.run(&["deprovision", "acme", "-q"]).expect(0);
+    let json = env.run(&["show", "acme", "-o", "json"]).expect(0).json();
+    let until = json["purge_after"].as_str().unwrap().to_owned();
+    let table = env.run(&["show", "acme"]).expect(0).stdout;
+    let line = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("purge after"))
+        .unwrap_or_else(|| panic!("no purge after line:\n{table}"));
+    // JSON writes `Z`, the table the RFC 3339 offset: compare the date and time.
+    assert!(line.contains(&until[..19]), "{line} / {until}");
+}
