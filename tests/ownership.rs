@@ -530,15 +530,13 @@ fn migration_v5_backfills_purge_after_from_the_audited_retention() {
     assert_eq!(after("plain"), "2026-12-01");
 }
 
-/// A provision killed while the server is still running its `CREATE DATABASE`, then purged at
-/// once (an operator's Ctrl-C and "never mind"): the killed run's advisory lock is gone with its
-/// idle session, but its CREATE goes on. The purge must wait for it and drop what it creates;
-/// otherwise the database appears after the purge, unmarked, and the slug is blocked for good.
-/// The CREATE is held in flight by an uncommitted rename of another database to its name.
-#[test]
-fn purge_waits_for_a_create_database_a_killed_run_left_running() {
-    let env = TestEnv::new();
-    let db = env.silo("ghost");
+/// Provisions siloed `slug` and kills the run while the server is still executing its `CREATE
+/// DATABASE` (held in flight by an uncommitted rename of another database to its name), then
+/// runs `args` and, 1.5 s later, lets the CREATE go on: `args` ends (its exit code is returned)
+/// and so does the killed run's CREATE before this returns. An operator's Ctrl-C and "never
+/// mind": the killed run's advisory lock is gone with its idle session, its CREATE is not.
+fn after_a_kill_during_create_database(env: &TestEnv, slug: &str, args: &[&str]) -> i32 {
+    let db = env.silo(slug);
     let scratch = format!("{db}_scratch");
     env.admin("postgres")
         .batch_execute(&format!("CREATE DATABASE \"{scratch}\""))
@@ -550,7 +548,7 @@ fn purge_waits_for_a_create_database_a_killed_run_left_running() {
 
     let mut provision = env
         .cmd()
-        .args(["provision", "ghost", "--tier", "premium", "-q"])
+        .args(["provision", slug, "--tier", "premium", "-q"])
         .args(["--password-file", "/dev/null"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -577,23 +575,17 @@ fn purge_waits_for_a_create_database_a_killed_run_left_running() {
     provision.kill().unwrap();
     provision.wait().unwrap();
 
-    let purge = env
+    let run = env
         .cmd()
-        .args(["deprovision", "ghost", "--purge", "--yes", "-q"])
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Give a purge that does not wait the time to finish, then let the CREATEs go on.
+    // Give a command that does not wait the time to finish, then let the CREATEs go on.
     std::thread::sleep(Duration::from_millis(1500));
     hold.rollback().unwrap();
-    let out = purge.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run.wait_with_output().unwrap();
     while in_flight() > 0 {
         assert!(
             Instant::now() < deadline,
@@ -601,6 +593,25 @@ fn purge_waits_for_a_create_database_a_killed_run_left_running() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    env.admin("postgres")
+        .batch_execute(&format!("DROP DATABASE \"{scratch}\""))
+        .unwrap();
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    out.status.code().unwrap()
+}
+
+/// Purged at once after that kill: the purge waits for the CREATE and drops what it creates;
+/// otherwise the database appears after the purge, unmarked, and the slug is blocked for good.
+#[test]
+fn purge_waits_for_a_create_database_a_killed_run_left_running() {
+    let env = TestEnv::new();
+    let db = env.silo("ghost");
+    let code = after_a_kill_during_create_database(
+        &env,
+        "ghost",
+        &["deprovision", "ghost", "--purge", "--yes", "-q"],
+    );
+    assert_eq!(code, 0);
     assert!(
         !env.database_exists(&db),
         "the purge left database {db} behind"
@@ -615,9 +626,6 @@ fn purge_waits_for_a_create_database_a_killed_run_left_running() {
         0,
         "a claim outlived the purge"
     );
-    env.admin("postgres")
-        .batch_execute(&format!("DROP DATABASE \"{scratch}\""))
-        .unwrap();
     // The slug is free again.
     env.run(&[
         "provision",
@@ -629,4 +637,52 @@ fn purge_waits_for_a_create_database_a_killed_run_left_running() {
         "/dev/null",
     ])
     .expect(0);
+}
+
+/// Deprovisioned (soft) at once after that kill: `deleted` promises no login and no connection,
+/// so the command waits for the CREATE and closes what it creates, and the role (created
+/// before the database, with LOGIN) loses its login; then restore and provision finish it.
+#[test]
+fn deprovision_closes_a_silo_a_killed_run_was_still_creating() {
+    let env = TestEnv::new();
+    let db = env.silo("ghost");
+    let code = after_a_kill_during_create_database(&env, "ghost", &["deprovision", "ghost", "-q"]);
+    assert_eq!(code, 0);
+    assert_eq!(status(&env, "ghost").as_deref(), Some("deleted"));
+    let mut admin = env.admin("postgres");
+    let login: bool = admin
+        .query_one(
+            "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1",
+            &[&db],
+        )
+        .unwrap()
+        .get(0);
+    assert!(!login, "a deleted tenant's role can log in");
+    let open: Option<bool> = admin
+        .query_opt(
+            "SELECT datallowconn FROM pg_database WHERE datname = $1",
+            &[&db],
+        )
+        .unwrap()
+        .map(|r| r.get(0));
+    assert_ne!(
+        open,
+        Some(true),
+        "a deleted tenant's database takes connections"
+    );
+    assert!(env.connect_as(&db, &db).is_err());
+
+    env.run(&["restore", "ghost", "-q"]).expect(0);
+    env.run(&[
+        "provision",
+        "ghost",
+        "--tier",
+        "premium",
+        "-q",
+        "--password-file",
+        "/dev/null",
+    ])
+    .expect(0);
+    assert_eq!(status(&env, "ghost").as_deref(), Some("active"));
+    assert!(env.connect_as(&db, &db).is_ok());
 }
