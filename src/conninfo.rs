@@ -207,6 +207,17 @@ fn percent_decode(s: &str, key: &str) -> Result<String, Failure> {
 
 /// `[user[:password]@][host[:port][,...]][/dbname][?k=v&...]`, after the scheme.
 fn parse_url(rest: &str) -> Result<Pairs, Failure> {
+    // An `@` after the first `/` or `?` is almost always a password with an unencoded `/` or `?`
+    // (`postgres://admin:Xy7/Qm3k@db.example/tenantctl`): split there, pieces of the password
+    // would become a port, a database name or a parameter, and be shown in the error or in the
+    // server's description. Refused, quoting nothing.
+    if let (Some(at), Some(cut)) = (rest.rfind('@'), rest.find(['/', '?'])) {
+        if at > cut {
+            return Err(bad(
+                "an `@` after the host part (a password or user name with `/` or `?` in it?); percent-encode `/`, `?`, `#` and `@` in them as %2F, %3F, %23 and %40",
+            ));
+        }
+    }
     let mut out = BTreeMap::new();
     let (main, query) = match rest.split_once('?') {
         Some((m, q)) => (m, Some(q)),
