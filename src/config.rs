@@ -117,6 +117,7 @@ impl Settings {
         match &database {
             DatabaseTarget::Url(params) => {
                 naming.check_foreign("control database", &params.dbname)?;
+                Naming::check_control_database(&params.dbname)?;
                 naming.check_foreign("database user", &params.user)?;
             }
             DatabaseTarget::Local => {

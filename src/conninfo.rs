@@ -129,6 +129,9 @@ fn bad(what: &str) -> Failure {
 fn parse_keywords(s: &str) -> Result<Pairs, Failure> {
     let mut out = BTreeMap::new();
     let mut chars = s.chars().peekable();
+    // Set after an unquoted password: what follows it may be the rest of a password with a
+    // space (`password=s3 cret`), so a word there that is no known key is never quoted.
+    let mut after_bare_password = false;
     loop {
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.peek().is_none() {
@@ -139,9 +142,16 @@ fn parse_keywords(s: &str) -> Result<Pairs, Failure> {
             key.push(c);
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        if chars.next() != Some('=') {
+        let has_value = chars.next() == Some('=');
+        if after_bare_password && !(has_value && KEYS.contains(&key.as_str())) {
+            return Err(bad(
+                "something that is no `key=value` follows the password (a password with a space in it?); quote it: password='...'",
+            ));
+        }
+        if !has_value {
             return Err(bad(&format!("missing `=` after `{}`", excerpt(&key))));
         }
+        after_bare_password = false;
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         let mut value = String::new();
         if chars.next_if_eq(&'\'').is_some() {
@@ -167,6 +177,7 @@ fn parse_keywords(s: &str) -> Result<Pairs, Failure> {
                 }
             }
         } else {
+            after_bare_password = key == "password";
             while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
                 if c == '\\' {
                     if let Some(n) = chars.next() {
@@ -207,6 +218,17 @@ fn percent_decode(s: &str, key: &str) -> Result<String, Failure> {
 
 /// `[user[:password]@][host[:port][,...]][/dbname][?k=v&...]`, after the scheme.
 fn parse_url(rest: &str) -> Result<Pairs, Failure> {
+    // An `@` after the first `/` or `?` is almost always a password with an unencoded `/` or `?`
+    // (`postgres://admin:Xy7/Qm3k@db.example/tenantctl`): split there, pieces of the password
+    // would become a port, a database name or a parameter, and be shown in the error or in the
+    // server's description. Refused, quoting nothing.
+    if let (Some(at), Some(cut)) = (rest.rfind('@'), rest.find(['/', '?'])) {
+        if at > cut {
+            return Err(bad(
+                "an `@` after the host part (a password or user name with `/` or `?` in it?); percent-encode `/`, `?`, `#` and `@` in them as %2F, %3F, %23 and %40",
+            ));
+        }
+    }
     let mut out = BTreeMap::new();
     let (main, query) = match rest.split_once('?') {
         Some((m, q)) => (m, Some(q)),

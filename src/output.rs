@@ -219,7 +219,7 @@ impl Output {
             OutputFormat::Json => self.json(v),
             OutputFormat::Table | OutputFormat::Csv => match &v.tenant_context {
                 Some(ctx) => emit(&format!(
-                    "tenant `{}` is pooled: its application connects to database `{}` on {}:{} as the shared role `{}` (its password is the operator's) and, in every session or transaction, sets its tenant context: {ctx}\n",
+                    "tenant `{}` is pooled: its application connects to database `{}` on {}:{} as the shared role `{}` (its password is the operator's) and sets its tenant context at the start of every transaction (it ends with the transaction, so a connection pool never hands one tenant's context to the next): {ctx}\n",
                     v.slug, v.database, v.host, v.port, v.role
                 )),
                 None => emit(&Self::fields(vec![
@@ -819,6 +819,13 @@ fn tenant_text(v: &TenantView) -> String {
                 .map(|d| d.to_rfc3339())
                 .unwrap_or_else(|| "-".to_owned()),
         ),
+        (
+            "purge after",
+            v.purge_after
+                .map(|d| d.to_rfc3339())
+                .unwrap_or_else(|| "-".to_owned()),
+        ),
+        // One line: the table escapes a newline in a cell as a literal `\n`.
         ("buckets", buckets.join(", ")),
         ("quotas", quotas.join(" ")),
         ("features", v.features.join(" ")),

@@ -164,6 +164,25 @@ impl Naming {
         Ok(())
     }
 
+    /// Refuses a control database no control plane should live in: PostgreSQL's templates
+    /// (every tenant database is copied from `template1`, so the control schema would be copied
+    /// into each, and `CREATE DATABASE` fails while tenantctl itself is connected to it;
+    /// `template0` takes no connections), and a name with control or invisible characters,
+    /// which no message could show on one line.
+    pub fn check_control_database(name: &str) -> Result<(), Failure> {
+        let why = if matches!(name, "template0" | "template1") {
+            "PostgreSQL copies every new database (each siloed tenant's) from its templates"
+        } else if name.chars().any(crate::excerpt::is_unsafe_char) {
+            "it contains control or invisible characters"
+        } else {
+            return Ok(());
+        };
+        Err(Failure::BadInput(format!(
+            "invalid control database `{}`: {why}; name another database (`tenantctl` if none is named)",
+            crate::excerpt::excerpt(name)
+        )))
+    }
+
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
@@ -223,6 +242,17 @@ mod tests {
             .is_err());
         assert!(n.check_foreign("control database", "tenantctl").is_ok());
         assert!(Naming::new("a_b_").is_ok());
+        for bad in [
+            "template0",
+            "template1",
+            "ctl\nx",
+            "ctl\u{1b}[31m",
+            "c\u{202e}tl",
+        ] {
+            assert!(Naming::check_control_database(bad).is_err(), "{bad}");
+        }
+        assert!(Naming::check_control_database("tenantctl").is_ok());
+        assert!(Naming::check_control_database("ctl space").is_ok());
     }
 
     #[test]

@@ -707,3 +707,27 @@ fn an_rds_style_admin_runs_every_command_over_verify_full() {
     let v = run(&["list", "-o", "json"], 0).json();
     assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
 }
+
+/// A pooled tenant's application is told to set its context for the transaction only
+/// (`set_config(..., true)`): a session-wide setting outlives the request on a pooled
+/// connection, and the next tenant served on it would read this tenant's rows.
+#[test]
+fn pooled_credentials_scope_the_tenant_context_to_a_transaction() {
+    let env = TestEnv::new();
+    env.run(&[
+        "provision",
+        "bob",
+        "--tier",
+        "free",
+        "-q",
+        "--password-file",
+        "/dev/null",
+    ])
+    .expect(0);
+    let run = env.run(&["credentials", "bob", "-o", "json"]).expect(0);
+    let ctx = run.json()["tenant_context"].as_str().unwrap().to_owned();
+    assert!(ctx.ends_with("', true)"), "{ctx}");
+    let run = env.run(&["credentials", "bob"]).expect(0);
+    assert!(run.stdout.contains("every transaction"), "{}", run.stdout);
+    assert!(!run.stdout.contains("', false)"), "{}", run.stdout);
+}

@@ -569,3 +569,160 @@ fn a_bucket_that_is_not_the_tenants_is_refused_and_never_removed() {
         "mine"
     );
 }
+
+/// Provisions siloed `slug` and kills the run while the server is still executing its `CREATE
+/// DATABASE` (held in flight by an uncommitted rename of another database to its name), then
+/// runs `args` and, 1.5 s later, lets the CREATE go on: `args` ends (its exit code is returned)
+/// and so does the killed run's CREATE before this returns. An operator's Ctrl-C and "never
+/// mind": the killed run's advisory lock is gone with its idle session, its CREATE is not.
+fn after_a_kill_during_create_database(env: &TestEnv, slug: &str, args: &[&str]) -> i32 {
+    let db = env.silo(slug);
+    let scratch = format!("{db}_scratch");
+    env.admin("postgres")
+        .batch_execute(&format!("CREATE DATABASE \"{scratch}\""))
+        .unwrap();
+    let mut holder = env.admin("postgres");
+    let mut hold = holder.transaction().unwrap();
+    hold.batch_execute(&format!("ALTER DATABASE \"{scratch}\" RENAME TO \"{db}\""))
+        .unwrap();
+
+    let mut provision = env
+        .cmd()
+        .args(["provision", slug, "--tier", "premium", "-q"])
+        .args(["--password-file", "/dev/null"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let create = format!("CREATE DATABASE \"{db}\"");
+    let in_flight = || {
+        env.admin("postgres")
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE query = $1",
+                &[&create],
+            )
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while in_flight() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "provision never reached CREATE DATABASE"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    provision.kill().unwrap();
+    provision.wait().unwrap();
+
+    let run = env
+        .cmd()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Give a command that does not wait the time to finish, then let the CREATEs go on.
+    std::thread::sleep(Duration::from_millis(1500));
+    hold.rollback().unwrap();
+    let out = run.wait_with_output().unwrap();
+    while in_flight() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the killed run's CREATE never ended"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    env.admin("postgres")
+        .batch_execute(&format!("DROP DATABASE \"{scratch}\""))
+        .unwrap();
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    out.status.code().unwrap()
+}
+
+/// Purged at once after that kill: the purge waits for the CREATE and drops what it creates;
+/// otherwise the database appears after the purge, unmarked, and the slug is blocked for good.
+#[test]
+fn purge_waits_for_a_create_database_a_killed_run_left_running() {
+    let env = TestEnv::new();
+    let db = env.silo("ghost");
+    let code = after_a_kill_during_create_database(
+        &env,
+        "ghost",
+        &["deprovision", "ghost", "--purge", "--yes", "-q"],
+    );
+    assert_eq!(code, 0);
+    assert!(
+        !env.database_exists(&db),
+        "the purge left database {db} behind"
+    );
+    assert!(!role_exists(&env, &db));
+    assert_eq!(tenant_count(&env, "ghost"), 0);
+    assert_eq!(
+        env.scalar_i64(
+            "SELECT count(*) FROM database_claims WHERE database_name = $1",
+            &[&db]
+        ),
+        0,
+        "a claim outlived the purge"
+    );
+    // The slug is free again.
+    env.run(&[
+        "provision",
+        "ghost",
+        "--tier",
+        "premium",
+        "-q",
+        "--password-file",
+        "/dev/null",
+    ])
+    .expect(0);
+}
+
+/// Deprovisioned (soft) at once after that kill: `deleted` promises no login and no connection,
+/// so the command waits for the CREATE and closes what it creates, and the role (created
+/// before the database, with LOGIN) loses its login; then restore and provision finish it.
+#[test]
+fn deprovision_closes_a_silo_a_killed_run_was_still_creating() {
+    let env = TestEnv::new();
+    let db = env.silo("ghost");
+    let code = after_a_kill_during_create_database(&env, "ghost", &["deprovision", "ghost", "-q"]);
+    assert_eq!(code, 0);
+    assert_eq!(status(&env, "ghost").as_deref(), Some("deleted"));
+    let mut admin = env.admin("postgres");
+    let login: bool = admin
+        .query_one(
+            "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1",
+            &[&db],
+        )
+        .unwrap()
+        .get(0);
+    assert!(!login, "a deleted tenant's role can log in");
+    let open: Option<bool> = admin
+        .query_opt(
+            "SELECT datallowconn FROM pg_database WHERE datname = $1",
+            &[&db],
+        )
+        .unwrap()
+        .map(|r| r.get(0));
+    assert_ne!(
+        open,
+        Some(true),
+        "a deleted tenant's database takes connections"
+    );
+    assert!(env.connect_as(&db, &db).is_err());
+
+    env.run(&["restore", "ghost", "-q"]).expect(0);
+    env.run(&[
+        "provision",
+        "ghost",
+        "--tier",
+        "premium",
+        "-q",
+        "--password-file",
+        "/dev/null",
+    ])
+    .expect(0);
+    assert_eq!(status(&env, "ghost").as_deref(), Some("active"));
+    assert!(env.connect_as(&db, &db).is_ok());
+}

@@ -61,6 +61,15 @@ fn show_json_has_the_contract_fields() {
     ] {
         assert!(table.contains(needle), "`{needle}` missing:\n{table}");
     }
+    // Every bucket on the buckets line, none joined by an escaped newline.
+    let line = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("buckets"))
+        .unwrap();
+    for kind in ["uploads", "assets", "backups"] {
+        assert!(line.contains(&format!("acme-{kind}")), "{table}");
+    }
+    assert!(!table.contains("\\n"), "{table}");
 }
 
 #[test]
@@ -97,4 +106,23 @@ fn show_of_an_unknown_tenant_exits_3_and_a_bad_slug_exits_2() {
         "error: no tenant `ghost`; `tenantctl list` shows the tenants"
     );
     env.run(&["show", "Ghost"]).expect(2);
+}
+
+/// A deleted tenant's table says when its retention ends, as README promises (`show` shows
+/// `purge_after`): the operator deciding between `restore` and waiting needs that date.
+#[test]
+fn show_table_gives_a_deleted_tenants_purge_time() {
+    let env = TestEnv::new();
+    env.run(&["provision", "acme", "--tier", "free", "-q"])
+        .expect(0);
+    env.run(&["deprovision", "acme", "-q"]).expect(0);
+    let json = env.run(&["show", "acme", "-o", "json"]).expect(0).json();
+    let until = json["purge_after"].as_str().unwrap().to_owned();
+    let table = env.run(&["show", "acme"]).expect(0).stdout;
+    let line = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("purge after"))
+        .unwrap_or_else(|| panic!("no purge after line:\n{table}"));
+    // JSON writes `Z`, the table the RFC 3339 offset: compare the date and time.
+    assert!(line.contains(&until[..19]), "{line} / {until}");
 }

@@ -531,6 +531,28 @@ async fn end_sessions(admin: &Client, db: &str, role: &str) -> Result<()> {
     Ok(())
 }
 
+/// Cuts off a siloed tenant's role whose database does not exist (provisioning stopped between
+/// the two): it cannot log in, and its sessions (in databases open to PUBLIC) are terminated.
+/// Idempotent; an absent role is nothing to close.
+pub async fn close_role(admin: &Client, mark: &Mark, role: &str) -> Result<()> {
+    if !ensure_ours(admin, Object::Role(role), mark).await? {
+        return Ok(());
+    }
+    admin
+        .batch_execute(&format!("ALTER ROLE {} NOLOGIN", ident::quote(role)))
+        .await
+        .with_context(|| format!("closing role `{role}`"))?;
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE usename = $1 AND pid <> pg_backend_pid()",
+            &[&role],
+        )
+        .await
+        .with_context(|| format!("terminating the sessions of role `{role}`"))?;
+    Ok(())
+}
+
 /// Lets connections into a closed silo again, for tenantctl only: the role stays NOLOGIN and
 /// without CONNECT until `open_silo_to_tenant`.
 pub async fn allow_connections(admin: &Client, mark: &Mark, db: &str) -> Result<()> {

@@ -94,7 +94,7 @@ pub async fn credentials(
     };
     if tenant.isolation == Isolation::Pooled {
         view.tenant_context = Some(format!(
-            "SELECT set_config('app.tenant_id', '{}', false)",
+            "SELECT set_config('app.tenant_id', '{}', true)",
             tenant.id
         ));
         return Ok(view);

@@ -228,14 +228,24 @@ fn invalid(t: &Tenant, what: &str, allowed: &str) -> anyhow::Error {
     .into()
 }
 
-/// Closes the tenant's data plane (see the module outline). Idempotent; a database that was
-/// never created is nothing to close.
+/// Closes the tenant's data plane (see the module outline). Idempotent. A silo deprovisioned
+/// mid-provisioning may have a login role but no database yet, or a database still being
+/// created by a killed run (`settle_interrupted_create`, waited for here): both are closed too,
+/// so `deleted` never stands beside a role that logs in or a database that takes connections.
 async fn close(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     let admin = plane.control.admin().await?;
+    if t.isolation == Isolation::Siloed {
+        let mark = ownership::settled_mark(plane, t).await?;
+        ownership::settle_interrupted_create(plane, &admin, &t.database, &mark).await?;
+    }
     if dataplane::accepts_connections(&admin, &t.database)
         .await?
         .is_none()
     {
+        if t.isolation == Isolation::Siloed {
+            let mark = ownership::mark(plane, t).await?;
+            return dataplane::close_role(&admin, &mark, &t.role).await;
+        }
         return Ok(());
     }
     match t.isolation {
@@ -400,7 +410,10 @@ async fn purge_locked(plane: &ControlPlane, t: &Tenant, reporter: &dyn Reporter)
         Isolation::Siloed => {
             let mark = ownership::settled_mark(plane, t).await?;
             let admin = plane.control.admin().await?;
+            ownership::settle_interrupted_create(plane, &admin, &t.database, &mark).await?;
             dataplane::drop_silo(&admin, &mark, &t.database, &t.role).await?;
+            // A run killed after marking but before releasing its claim leaves one behind.
+            plane.control.release_database_claim(&t.database).await?;
             (Some(t.database.clone()), Some(t.role.clone()))
         }
         Isolation::Pooled => {

@@ -74,6 +74,33 @@ async fn settle_claim(
     }
 }
 
+/// Before a silo is dropped: a run killed during `CREATE DATABASE` leaves its claim and, for a
+/// while, a server still copying that database for a client that is gone (the run's advisory
+/// lock went with its idle control session; the CREATE's session lives until the copy is
+/// done). A purge that looked now would find nothing to drop, and the database would appear
+/// after it, unmarked, orphaned and blocking the slug. So while the claim stands and the
+/// database is absent, this creates it: a second CREATE of a name waits for one in flight and
+/// then finds it exists. Either way the database then exists, is ours by the claim, and is
+/// marked for the drop.
+pub async fn settle_interrupted_create(
+    plane: &ControlPlane,
+    admin: &Client,
+    name: &str,
+    mark: &Mark,
+) -> Result<()> {
+    if !plane.control.database_claimed(name, mark.as_str()).await? {
+        return Ok(());
+    }
+    if dataplane::lookup(admin, Object::Database(name))
+        .await?
+        .is_none()
+    {
+        dataplane::create_database(admin, name).await?;
+    }
+    settle_claim(plane, admin, name, mark).await?;
+    Ok(())
+}
+
 /// A connection to `t`'s database, after checking that the database carries its mark.
 pub async fn connect(plane: &ControlPlane, t: &Tenant) -> Result<Client> {
     let mark = mark(plane, t).await?;
