@@ -167,13 +167,17 @@ impl Naming {
     /// Refuses a control database no control plane should live in: PostgreSQL's templates
     /// (every tenant database is copied from `template1`, so the control schema would be copied
     /// into each, and `CREATE DATABASE` fails while tenantctl itself is connected to it;
-    /// `template0` takes no connections), and a name with control or invisible characters,
-    /// which no message could show on one line.
+    /// `template0` takes no connections), a name with control or invisible characters,
+    /// which no message could show on one line, and one longer than the 63 bytes PostgreSQL
+    /// keeps.
     pub fn check_control_database(name: &str) -> Result<(), Failure> {
         let why = if matches!(name, "template0" | "template1") {
             "PostgreSQL copies every new database (each siloed tenant's) from its templates"
         } else if name.chars().any(crate::excerpt::is_unsafe_char) {
             "it contains control or invisible characters"
+        } else if name.is_empty() || name.len() > 63 {
+            // PostgreSQL cuts a longer name silently: messages would name another database.
+            "a database name is 1 to 63 bytes"
         } else {
             return Ok(());
         };
