@@ -726,3 +726,32 @@ fn deprovision_closes_a_silo_a_killed_run_was_still_creating() {
     assert_eq!(status(&env, "ghost").as_deref(), Some("active"));
     assert!(env.connect_as(&db, &db).is_ok());
 }
+
+/// A bucket's mark file replaced by a symlink (the tenant owns what is inside its bucket) is
+/// never written through: adopt refuses it and the file the link points at is left as it was.
+#[test]
+fn adopt_never_writes_a_mark_through_a_symlink() {
+    let env = TestEnv::new();
+    env.run(&["provision", "acme", "--tier", "premium", "-q"])
+        .expect(0);
+    let precious = env.dir.path().join("precious.txt");
+    std::fs::write(&precious, "operator's file").unwrap();
+    let mark = env.storage_root().join("acme-uploads/.tenantctl-bucket");
+    std::fs::remove_file(&mark).unwrap();
+    std::os::unix::fs::symlink(&precious, &mark).unwrap();
+
+    let run = env.run(&["adopt", "acme"]).expect(3);
+    assert!(
+        one_line(&run.stderr).contains("acme-uploads"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(&precious).unwrap(),
+        "operator's file"
+    );
+    assert!(std::fs::symlink_metadata(&mark)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}

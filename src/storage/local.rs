@@ -162,9 +162,26 @@ impl BucketStore for LocalDirStore {
         match self.owner(bucket, mark)? {
             Owner::Absent | Owner::Ours => Ok(false),
             Owner::Foreign(None) if std::fs::symlink_metadata(&dir)?.is_dir() => {
-                std::fs::write(dir.join(MARK_FILE), format!("{mark}\n"))
-                    .with_context(|| format!("marking bucket {}", dir.display()))?;
-                Ok(true)
+                use std::io::Write;
+                // Never through what is already there: the tenant owns the bucket's contents,
+                // and a symlink under the mark's name would have us overwrite its target.
+                let written = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(dir.join(MARK_FILE))
+                    .and_then(|mut f| f.write_all(format!("{mark}\n").as_bytes()));
+                match written {
+                    Ok(()) => Ok(true),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        Err(crate::exit::Failure::Refused(format!(
+                            "refusing to mark bucket {}: its {MARK_FILE} exists but is not a \
+                             regular file (a symlink, a directory); remove it, then adopt again",
+                            crate::excerpt::escape(&dir.display().to_string())
+                        ))
+                        .into())
+                    }
+                    Err(e) => Err(e).with_context(|| format!("marking bucket {}", dir.display())),
+                }
             }
             Owner::Foreign(found) => {
                 Err(refusal(&dir.display().to_string(), found.as_deref()).into())
