@@ -129,9 +129,10 @@ fn bad(what: &str) -> Failure {
 fn parse_keywords(s: &str) -> Result<Pairs, Failure> {
     let mut out = BTreeMap::new();
     let mut chars = s.chars().peekable();
-    // Set after an unquoted password: what follows it may be the rest of a password with a
-    // space (`password=s3 cret`), so a word there that is no known key is never quoted.
-    let mut after_bare_password = false;
+    // Set after a password: what follows it may be the rest of a password with a space
+    // (`password=s3 cret`) or a quote (`password='it''s'`), so a word there that is no known
+    // key is never quoted.
+    let mut after_password = false;
     loop {
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.peek().is_none() {
@@ -143,15 +144,15 @@ fn parse_keywords(s: &str) -> Result<Pairs, Failure> {
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         let has_value = chars.next() == Some('=');
-        if after_bare_password && !(has_value && KEYS.contains(&key.as_str())) {
+        if after_password && !(has_value && KEYS.contains(&key.as_str())) {
             return Err(bad(
-                "something that is no `key=value` follows the password (a password with a space in it?); quote it: password='...'",
+                "something that is no `key=value` follows the password (a space or a quote in it?); quote it as password='...', with \\' for a quote",
             ));
         }
         if !has_value {
             return Err(bad(&format!("missing `=` after `{}`", excerpt(&key))));
         }
-        after_bare_password = false;
+        after_password = key == "password";
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         let mut value = String::new();
         if chars.next_if_eq(&'\'').is_some() {
@@ -177,7 +178,6 @@ fn parse_keywords(s: &str) -> Result<Pairs, Failure> {
                 }
             }
         } else {
-            after_bare_password = key == "password";
             while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
                 if c == '\\' {
                     if let Some(n) = chars.next() {
@@ -254,6 +254,23 @@ fn parse_url(rest: &str) -> Result<Pairs, Failure> {
         }
         None => authority,
     };
+    // `postgres://admin:s3cret/db` (the `@host` forgotten) reads as host `admin`, port
+    // `s3cret`: a port that is no number, with no user part, is refused without quoting it.
+    if !authority.contains('@') {
+        let ports = hostport
+            .split(',')
+            .filter_map(|part| match part.strip_prefix('[') {
+                Some(v6) => v6.split_once(']').and_then(|(_, a)| a.strip_prefix(':')),
+                None => part.rsplit_once(':').map(|(_, p)| p),
+            });
+        for port in ports {
+            if !port.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad(
+                    "a port that is no number (a `user:password` without `@host`?)",
+                ));
+            }
+        }
+    }
     if !hostport.is_empty() {
         let mut hosts = Vec::new();
         let mut ports = Vec::new();
@@ -282,10 +299,19 @@ fn parse_url(rest: &str) -> Result<Pairs, Failure> {
     if let Some(p) = path.filter(|p| !p.is_empty()) {
         out.insert("dbname".to_owned(), percent_decode(p, "database name")?);
     }
+    // Set after the password parameter: what follows may be the rest of a password with an
+    // unencoded `&`, so it is never quoted unless it is a known `key=value`.
+    let mut after_password = false;
     for kv in query.into_iter().flat_map(|q| q.split('&')) {
         if kv.is_empty() {
             continue;
         }
+        if after_password && !kv.split_once('=').is_some_and(|(k, _)| KEYS.contains(&k)) {
+            return Err(bad(
+                "something that is no known `key=value` follows the password parameter (an `&` in the password?); percent-encode `&` as %26",
+            ));
+        }
+        after_password = kv.starts_with("password=");
         let (k, v) = kv
             .split_once('=')
             .ok_or_else(|| bad(&format!("a query parameter without `=`: `{}`", excerpt(kv))))?;

@@ -731,3 +731,36 @@ fn pooled_credentials_scope_the_tenant_context_to_a_transaction() {
     assert!(run.stdout.contains("every transaction"), "{}", run.stdout);
     assert!(!run.stdout.contains("', false)"), "{}", run.stdout);
 }
+
+/// Mistyped but plausible strings whose parse would cut a password into something that gets
+/// quoted: an SQL-style doubled quote, text glued after the closing quote, an unencoded `&` in
+/// a `?password=` parameter, a URL with `user:password` but the `@host` forgotten. Refused as
+/// bad input (exit 2), one line, quoting no piece of the password.
+#[test]
+fn mistyped_passwords_are_never_quoted_in_the_error() {
+    let env = TestEnv::bare();
+    let secret = "s3cret";
+    for url in [
+        format!("host=127.0.0.1 port=1 password='it''{secret}'"),
+        format!("host=127.0.0.1 port=1 password='ab'{secret} user=x"),
+        format!("postgres://127.0.0.1:1/x?user=a&password=ab&{secret}"),
+        format!("postgres://127.0.0.1:1/x?password=ab&{secret}=1"),
+        format!("postgres://admin:{secret}/x"),
+    ] {
+        let run = run_with(&env, &url, &["list"]).expect(2);
+        assert!(
+            !run.stderr.contains(secret) && !run.stdout.contains(secret),
+            "password shown for `{url}`:\n{}",
+            run.stderr
+        );
+        assert_eq!(run.stderr.lines().count(), 1, "{url}: {}", run.stderr);
+    }
+    // Still accepted: a known key after the password.
+    let run = run_with(
+        &env,
+        "postgres://127.0.0.1:1/x?password=ab&connect_timeout=2",
+        &["list"],
+    )
+    .expect(1);
+    assert!(run.stderr.contains("connecting"), "{}", run.stderr);
+}
