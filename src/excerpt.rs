@@ -5,6 +5,10 @@
 /// Characters of the value shown before it is cut.
 pub const MAX_CHARS: usize = 40;
 
+/// Characters of an operational failure's reason shown (an OS or server error after the path
+/// or object it concerns): enough for its cause, which sits at the end.
+pub const REASON_CHARS: usize = 300;
+
 /// A short, escaped excerpt of `s` for an error message (callers put it in backticks):
 /// control characters, bidi controls and other invisible format characters are written as
 /// escapes (`\n`, `\u{1b}`, `\u{202e}`), and a value longer than `MAX_CHARS` is cut with

@@ -479,7 +479,7 @@ impl Output {
                     "\n{what} `{}`: {} kept from the last measurement ({})",
                     u.slug,
                     u.kept.join(", "),
-                    crate::excerpt::excerpt(&u.reason)
+                    crate::excerpt::excerpt_n(&u.reason, crate::excerpt::REASON_CHARS)
                 ));
             }
         }

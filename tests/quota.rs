@@ -234,3 +234,43 @@ fn set_and_reset_are_audited_and_bad_values_change_nothing() {
         before
     );
 }
+
+/// A failed measurement names its cause: the reason an operator needs (here the OS error of a
+/// bucket nested deeper than a path can reach) sits at the end of a message longer than a
+/// value's excerpt, and was cut to `measuring… (N bytes)`.
+#[test]
+fn a_failed_measurement_shows_its_cause() {
+    let env = TestEnv::new();
+    env.run(&["provision", "acme", "--tier", "premium", "-q"])
+        .expect(0);
+    // 300 levels of a 16-character name: past PATH_MAX (4096) from the bucket root, made
+    // relative to each level's descriptor (no path reaches the bottom).
+    let top = std::ffi::CString::new(
+        env.storage_root()
+            .join("acme-uploads")
+            .to_str()
+            .unwrap()
+            .as_bytes(),
+    )
+    .unwrap();
+    let name = std::ffi::CString::new("dddddddddddddddd").unwrap();
+    // SAFETY: valid NUL-terminated strings; each descriptor is closed once.
+    unsafe {
+        let mut fd = libc::open(top.as_ptr(), libc::O_DIRECTORY | libc::O_RDONLY);
+        assert!(fd >= 0);
+        for _ in 0..300 {
+            assert_eq!(libc::mkdirat(fd, name.as_ptr(), 0o755), 0);
+            let next = libc::openat(fd, name.as_ptr(), libc::O_DIRECTORY | libc::O_RDONLY);
+            assert!(next >= 0);
+            libc::close(fd);
+            fd = next;
+        }
+        libc::close(fd);
+    }
+
+    let run = env.run(&["quota", "show", "acme"]).expect(1);
+    assert!(run.stderr.contains("name too long"), "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    let run = env.run(&["usage", "refresh", "acme"]).expect(1);
+    assert!(run.stdout.contains("name too long"), "{}", run.stdout);
+}

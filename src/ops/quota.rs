@@ -74,7 +74,7 @@ async fn lines(
             return Err(anyhow::anyhow!(
                 "could not measure {} of `{slug}` (the last measurement is kept): {}",
                 f.kept.join(", "),
-                crate::excerpt::excerpt(&f.reason)
+                crate::excerpt::excerpt_n(&f.reason, crate::excerpt::REASON_CHARS)
             ));
         }
         for s in &m.skipped {
@@ -222,7 +222,7 @@ pub async fn check(
             return Err(anyhow::anyhow!(
                 "could not measure {} of `{slug}`, which was never measured: {}",
                 f.kept.join(", "),
-                crate::excerpt::excerpt(&f.reason)
+                crate::excerpt::excerpt_n(&f.reason, crate::excerpt::REASON_CHARS)
             ));
         }
         (status, tier_name, quota) = read().await?;
