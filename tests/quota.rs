@@ -274,3 +274,27 @@ fn a_failed_measurement_shows_its_cause() {
     let run = env.run(&["usage", "refresh", "acme"]).expect(1);
     assert!(run.stdout.contains("name too long"), "{}", run.stdout);
 }
+
+/// What stands where a bucket goes but is no directory is never measured as the tenant's: a
+/// symlink (its target is elsewhere, and would be billed) or a file (which read 0, silently).
+#[test]
+fn a_bucket_that_is_no_directory_is_a_failed_measurement_not_a_number() {
+    let env = TestEnv::new();
+    env.run(&["provision", "acme", "--tier", "premium", "-q"])
+        .expect(0);
+    let root = env.storage_root();
+    let elsewhere = env.dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("big"), vec![7u8; 50 << 20]).unwrap();
+    std::fs::remove_dir_all(root.join("acme-uploads")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, root.join("acme-uploads")).unwrap();
+    let run = env.run(&["quota", "show", "acme"]).expect(1);
+    assert!(run.stderr.contains("not a directory"), "{}", run.stderr);
+
+    std::fs::remove_file(root.join("acme-uploads")).unwrap();
+    std::fs::write(root.join("acme-uploads"), vec![7u8; 5 << 20]).unwrap();
+    let run = env.run(&["quota", "show", "acme"]).expect(1);
+    assert!(run.stderr.contains("not a directory"), "{}", run.stderr);
+    let run = env.run(&["usage", "refresh"]).expect(1);
+    assert!(run.stdout.contains("not a directory"), "{}", run.stdout);
+}

@@ -207,8 +207,18 @@ impl BucketStore for LocalDirStore {
             Ok(total)
         }
         let dir = self.root.join(bucket);
-        if !dir.is_dir() {
-            return Ok(0);
+        match std::fs::symlink_metadata(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => {
+                return Err(e).with_context(|| format!("inspecting bucket {}", dir.display()))
+            }
+            // Neither a symlink's target nor a file is the tenant's bucket: measuring the one
+            // would bill the tenant for what is elsewhere, the other would read 0 silently.
+            Ok(m) if !m.is_dir() => anyhow::bail!(
+                "bucket {} is not a directory (a symlink or a file there is not the tenant's bucket)",
+                crate::excerpt::escape(&dir.display().to_string())
+            ),
+            Ok(_) => {}
         }
         walk(&dir).with_context(|| format!("measuring bucket directory {}", dir.display()))
     }
