@@ -755,3 +755,46 @@ fn adopt_never_writes_a_mark_through_a_symlink() {
         .file_type()
         .is_symlink());
 }
+
+/// A bucket is measured (and billed) as a tenant's only if it carries that tenant's mark: under
+/// a bucket root two control planes share, the other plane's `acme` is not this plane's.
+#[test]
+fn a_bucket_of_another_control_plane_is_never_measured_as_the_tenants() {
+    let a = TestEnv::new();
+    let b = TestEnv::new();
+    let root = a.storage_root();
+    let shared = [("TENANTCTL_STORAGE_ROOT", root.to_str().unwrap())];
+    // B's acme was provisioned under B's own root; A's acme lives in the shared one.
+    b.run(&["provision", "acme", "--tier", "premium", "-q"])
+        .expect(0);
+    a.run(&["provision", "acme", "--tier", "premium", "-q"])
+        .expect(0);
+    std::fs::write(root.join("acme-uploads/big"), vec![7u8; 50 << 20]).unwrap();
+
+    // B now pointed at the shared root: its acme's storage is not measured from A's buckets.
+    let run = b
+        .run_env(&["quota", "show", "acme", "-o", "json"], &shared)
+        .expect(1);
+    assert!(
+        one_line(&run.stderr).contains("not created by this control plane"),
+        "{}",
+        run.stderr
+    );
+    let run = b
+        .run_env(&["usage", "refresh", "-o", "json"], &shared)
+        .expect(1);
+    assert_eq!(run.json()["failed"][0]["slug"], "acme", "{}", run.stdout);
+    // A measures its own.
+    let lines = a
+        .run(&["quota", "show", "acme", "-o", "json"])
+        .expect(0)
+        .json();
+    let storage = lines
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["resource"] == "storage_mb")
+        .unwrap()
+        .clone();
+    assert!(storage["used"].as_i64().unwrap() >= 50, "{storage}");
+}

@@ -353,6 +353,13 @@ pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measure
         }
     }
 
+    // A bucket is measured as the tenant's only if it carries the tenant's mark: under a
+    // bucket root shared by control planes, one of the same slug may be another's.
+    let plane_id = if out.measurements.is_empty() {
+        None
+    } else {
+        Some(plane.control.plane_id().await?)
+    };
     for m in &mut out.measurements {
         let t = tenants
             .iter()
@@ -361,10 +368,16 @@ pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measure
         let Some(mut bytes) = m.storage_bytes else {
             continue;
         };
+        let mark = dataplane::Mark::tenant(plane_id.expect("set when measuring"), t.id);
         for bucket in bucket_names(&t.slug) {
-            let size = plane
-                .store
-                .size(&bucket)
+            let size = match plane.store.owner(&bucket, mark.as_str()) {
+                Ok(crate::storage::Owner::Foreign(found)) => Err(anyhow::Error::from(
+                    crate::storage::refusal(&plane.store.location(&bucket), found.as_deref()),
+                )),
+                Ok(_) => plane.store.size(&bucket),
+                Err(e) => Err(e),
+            };
+            let size = size
                 .with_context(|| format!("measuring bucket {bucket}"))
                 .and_then(|b| i64::try_from(b).context("bucket size out of range"))
                 .and_then(|b| bytes.checked_add(b).context("storage size out of range"));
