@@ -764,3 +764,55 @@ fn mistyped_passwords_are_never_quoted_in_the_error() {
     .expect(1);
     assert!(run.stderr.contains("connecting"), "{}", run.stderr);
 }
+
+/// `init` pointed at an application's database (a PGDATABASE left set, a URL pasted from the
+/// application's configuration) refuses before installing anything beside its tables; an
+/// empty database created beforehand, as managed services have it done, is fine.
+#[test]
+fn init_never_installs_the_control_schema_beside_an_applications_tables() {
+    let env = TestEnv::bare();
+    let role = env.admin_role.clone().unwrap();
+    let app = format!("{}_app", env.control_db);
+    let empty = format!("{}_empty", env.control_db);
+    for db in [&app, &empty] {
+        env.admin("postgres")
+            .batch_execute(&format!("CREATE DATABASE \"{db}\" OWNER \"{role}\""))
+            .unwrap();
+    }
+    env.admin(&app)
+        .batch_execute("CREATE TABLE orders (id int); INSERT INTO orders VALUES (1)")
+        .unwrap();
+
+    let run = env
+        .run_env(&["init"], &[("TENANTCTL_DATABASE_URL", &env.url(&app))])
+        .expect(3);
+    assert!(run.stderr.contains("not tenantctl's"), "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    let installed: bool = env
+        .admin(&app)
+        .query_one(
+            "SELECT to_regclass('public.tenants') IS NOT NULL
+                 OR to_regclass('public.refinery_schema_history') IS NOT NULL",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(!installed);
+
+    env.run_env(
+        &["init", "-q"],
+        &[("TENANTCTL_DATABASE_URL", &env.url(&empty))],
+    )
+    .expect(0);
+    // And again, once it is the control database.
+    env.run_env(
+        &["init", "-q"],
+        &[("TENANTCTL_DATABASE_URL", &env.url(&empty))],
+    )
+    .expect(0);
+    for db in [&app, &empty] {
+        env.admin("postgres")
+            .batch_execute(&format!("DROP DATABASE \"{db}\""))
+            .unwrap();
+    }
+}

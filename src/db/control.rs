@@ -127,6 +127,8 @@ impl ControlDb {
         };
         if let Some(v) = schema_version(&client).await? {
             refuse_newer(v)?;
+        } else if !created {
+            refuse_foreign_tables(&client, &name).await?;
         }
         let applied = migrate::control(&mut client).await?;
         drop(client);
@@ -573,6 +575,40 @@ async fn schema_version(client: &Client) -> Result<Option<i32>> {
         .context("reading the control schema's version")?
         .get(0);
     Ok(Some(v.unwrap_or(0)))
+}
+
+/// `init` never installs the control schema beside someone else's tables: a database that
+/// exists, has no control schema (nor the migration history a killed `init` leaves) and holds
+/// relations that are not an extension's is an application's database named by mistake (a
+/// `PGDATABASE` left set, a URL pasted from the application's configuration).
+async fn refuse_foreign_tables(client: &Client, name: &str) -> Result<()> {
+    let row = client
+        .query_one(
+            "SELECT to_regclass('public.refinery_schema_history') IS NULL,
+                    (SELECT count(*) FROM pg_class c
+                       JOIN pg_namespace n ON n.oid = c.relnamespace
+                      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+                        AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                        AND n.nspname NOT LIKE 'pg\\_toast%'
+                        AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+                        AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                                         WHERE d.classid = 'pg_class'::regclass
+                                           AND d.objid = c.oid AND d.deptype = 'e'))",
+            &[],
+        )
+        .await
+        .context("reading what the control database holds")?;
+    let (no_history, relations): (bool, i64) = (row.get(0), row.get(1));
+    if no_history && relations > 0 {
+        return Err(Failure::Refused(format!(
+            "database `{}` already holds {relations} table(s) or other relation(s) that are not \
+             tenantctl's: name a new or empty database for the control plane (`tenantctl` if \
+             none is named; check TENANTCTL_DATABASE_URL and PGDATABASE)",
+            excerpt(name)
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// An older binary never runs against a newer control schema: it would not know its rules.
