@@ -77,24 +77,6 @@ pub(super) async fn set_tier_features(
     Ok(deleted + updated + inserted)
 }
 
-async fn audit(
-    tx: &Transaction<'_>,
-    tenant: &Tenant,
-    action: &str,
-    actor: &str,
-    details: serde_json::Value,
-) -> Result<()> {
-    let status = tenant.status.as_str();
-    tx.execute(
-        "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
-         VALUES ($1, $2, $3, $4, $5, $5, $6)",
-        &[&actor, &action, &tenant.id, &tenant.slug, &status, &details],
-    )
-    .await
-    .context("writing the audit log")?;
-    Ok(())
-}
-
 impl ControlDb {
     /// A tenant's entitlement rows, by feature name.
     pub async fn entitlements(&self, tenant: Uuid) -> Result<Vec<Entitlement>> {
@@ -158,7 +140,7 @@ impl ControlDb {
             .collect();
         for feature in granted {
             let details = serde_json::json!({ "feature": feature, "via": "provision" });
-            audit(&tx, tenant, "features.grant", actor, details).await?;
+            super::lifecycle::append_audit(&*tx, tenant, "features.grant", actor, details).await?;
         }
         tx.commit()
             .await
@@ -180,7 +162,7 @@ impl ControlDb {
             return Ok(false);
         }
         let details = serde_json::json!({ "tier": tenant.tier, "tier_features": tier });
-        audit(&tx, tenant, "features.refresh", actor, details).await?;
+        super::lifecycle::append_audit(&*tx, tenant, "features.refresh", actor, details).await?;
         tx.commit()
             .await
             .context("committing the tier's features")?;
@@ -247,7 +229,7 @@ impl ControlDb {
             "previous_override": previous,
             "override": override_,
         });
-        audit(&tx, tenant, action, actor, details).await?;
+        super::lifecycle::append_audit(&*tx, tenant, action, actor, details).await?;
         tx.commit().await.context("committing the feature change")?;
         Ok(true)
     }

@@ -4,6 +4,8 @@
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
+use tokio_postgres::GenericClient;
+
 use super::control::{tenant_from, ControlDb, TENANT_COLUMNS};
 use crate::tenant::{Status, Tenant};
 
@@ -149,4 +151,26 @@ impl ControlDb {
             })
             .collect())
     }
+}
+
+/// The one audit entry that records an action without a status change (features, `adopt`):
+/// from and to are the tenant's current status. On `client`, so that it can join the caller's
+/// transaction.
+pub(super) async fn append_audit<C: GenericClient>(
+    client: &C,
+    tenant: &Tenant,
+    action: &str,
+    actor: &str,
+    details: serde_json::Value,
+) -> Result<()> {
+    let status = tenant.status.as_str();
+    client
+        .execute(
+            "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
+             VALUES ($1, $2, $3, $4, $5, $5, $6)",
+            &[&actor, &action, &tenant.id, &tenant.slug, &status, &details],
+        )
+        .await
+        .context("writing the audit log")?;
+    Ok(())
 }

@@ -191,6 +191,16 @@ impl Server {
 
     /// A plain connection, for a lock holder or a short job in one database. The whole
     /// connection (TCP, TLS, authentication) must finish within the connect timeout.
+    /// Whether database `dbname` answers a query: connects and runs `SELECT 1` (`doctor`).
+    pub async fn ping(&self, dbname: &str) -> Result<()> {
+        self.connect(dbname)
+            .await?
+            .simple_query("SELECT 1")
+            .await
+            .with_context(|| format!("querying database `{dbname}`"))?;
+        Ok(())
+    }
+
     pub async fn connect(&self, dbname: &str) -> Result<Client> {
         let config = self.config_for(dbname);
         let attempt = async {

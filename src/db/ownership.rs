@@ -71,16 +71,8 @@ impl ControlDb {
         actor: &str,
         details: serde_json::Value,
     ) -> Result<()> {
-        let status = tenant.status.as_str();
-        self.conn()
-            .await?
-            .execute(
-                "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
-                 VALUES ($1, $2, $3, $4, $5, $5, $6)",
-                &[&actor, &action, &tenant.id, &tenant.slug, &status, &details],
-            )
-            .await
-            .context("writing the audit log")?;
-        Ok(())
+        let conn = self.conn().await?;
+        let client: &tokio_postgres::Client = &conn;
+        super::lifecycle::append_audit(client, tenant, action, actor, details).await
     }
 }

@@ -190,11 +190,8 @@ async fn reach_tenants(plane: &ControlPlane) -> Result<Vec<Reach>> {
     let server = plane.control.server();
     let mut out = Vec::new();
     for (database, tenants) in by_db {
-        let (reachable, error) = match server.connect(&database).await {
-            Ok(c) => match c.simple_query("SELECT 1").await {
-                Ok(_) => (true, None),
-                Err(e) => (false, Some(format!("{e:#}"))),
-            },
+        let (reachable, error) = match server.ping(&database).await {
+            Ok(()) => (true, None),
             Err(e) => (false, Some(format!("{e:#}"))),
         };
         out.push(Reach {
