@@ -18,10 +18,7 @@ fn main() {
     if common::listing() {
         return;
     }
-    let tenants: usize = std::env::var("BENCH_TENANTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+    let tenants: usize = common::count("BENCH_TENANTS", 10_000);
     let c = cluster::cluster();
     let dir = tempfile::Builder::new()
         .prefix("tenantctl-mbench-")

@@ -32,10 +32,7 @@ fn main() {
     if common::listing() {
         return;
     }
-    let n: usize = std::env::var("BENCH_SILOS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+    let n: usize = common::count("BENCH_SILOS", 200);
     let c = cluster::cluster();
     let mut pg = postgres::Client::connect(&c.url("postgres"), postgres::NoTls).unwrap();
     let stale: Vec<String> = pg

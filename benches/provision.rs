@@ -140,10 +140,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` lists; nothing to list
     }
-    let n: usize = std::env::var("BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+    let n: usize = common::count("BENCH_N", 20);
     let c = cluster::cluster();
     let root = tempfile::Builder::new()
         .prefix("tenantctl-bench-")

@@ -18,10 +18,7 @@ fn main() {
     if common::listing() {
         return;
     }
-    let runs: usize = std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(40);
+    let runs: usize = common::count("BENCH_RUNS", 40);
     let m = managed::managed();
     let pw = managed::ADMIN_PASSWORD
         .replace('%', "%25")

@@ -24,14 +24,8 @@ fn main() {
     if common::listing() {
         return;
     }
-    let events: usize = std::env::var("BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let tenants: usize = std::env::var("BENCH_TENANTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+    let events: usize = common::count("BENCH_EVENTS", 1_000_000);
+    let tenants: usize = common::count("BENCH_TENANTS", 10_000);
     let c = cluster::cluster();
     let dir = tempfile::Builder::new()
         .prefix("tenantctl-ubench-")

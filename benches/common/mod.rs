@@ -7,6 +7,14 @@ use std::time::Instant;
 pub const BIN: &str = env!("CARGO_BIN_EXE_tenantctl");
 
 /// `cargo test --benches` asks a harness-less bench to list itself: nothing to list.
+/// A count from the environment variable `name` (a benchmark's size), else `default`.
+pub fn count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 pub fn listing() -> bool {
     std::env::args().any(|a| a == "--list")
 }
