@@ -64,16 +64,7 @@ fn proration_overage_and_hard_limits_against_hand_computed_amounts() {
     ])
     .expect(0);
     // Not billed in September: a tenant created in October.
-    env.run(&[
-        "provision",
-        "later",
-        "--tier",
-        "premium",
-        "-q",
-        "--password-file",
-        "/dev/null",
-    ])
-    .expect(0);
+    env.provision("later", "premium");
     env.backdate("later", "provision.start", "2026-10-02T00:00:00Z");
     env.backdate("later", "provision", "2026-10-02T00:00:00Z");
 

@@ -714,16 +714,7 @@ fn an_rds_style_admin_runs_every_command_over_verify_full() {
 #[test]
 fn pooled_credentials_scope_the_tenant_context_to_a_transaction() {
     let env = TestEnv::new();
-    env.run(&[
-        "provision",
-        "bob",
-        "--tier",
-        "free",
-        "-q",
-        "--password-file",
-        "/dev/null",
-    ])
-    .expect(0);
+    env.provision("bob", "free");
     let run = env.run(&["credentials", "bob", "-o", "json"]).expect(0);
     let ctx = run.json()["tenant_context"].as_str().unwrap().to_owned();
     assert!(ctx.ends_with("', true)"), "{ctx}");

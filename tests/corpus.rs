@@ -278,16 +278,7 @@ fn provisioned_env() -> TestEnv {
         ("sleepy", "free"),
         ("gone", "free"),
     ] {
-        env.run(&[
-            "provision",
-            slug,
-            "--tier",
-            tier,
-            "-q",
-            "--password-file",
-            "/dev/null",
-        ])
-        .expect(0);
+        env.provision(slug, tier);
     }
     env.run(&["suspend", "sleepy", "-q"]).expect(0);
     env.run(&["deprovision", "gone", "-q"]).expect(0);

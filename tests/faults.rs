@@ -332,16 +332,7 @@ fn crash_everywhere(case: &Case) {
             }
             let slug = format!("c{i}-{tier}");
             let ctx = |what: &str| format!("{} crashed at {point} ({tier}): {what}", case.command);
-            env.run(&[
-                "provision",
-                &slug,
-                "--tier",
-                tier,
-                "-q",
-                "--password-file",
-                "/dev/null",
-            ])
-            .expect(0);
+            env.provision(&slug, tier);
             match case.start {
                 "active" => {}
                 "suspended" => drop(env.run(&["suspend", &slug]).expect(0)),

@@ -32,16 +32,7 @@ fn mkfifo(path: &std::path::Path) {
 #[test]
 fn endless_and_special_files_are_refused_within_a_second() {
     let env = TestEnv::new();
-    env.run(&[
-        "provision",
-        "acme",
-        "--tier",
-        "free",
-        "-q",
-        "--password-file",
-        "/dev/null",
-    ])
-    .expect(0);
+    env.provision("acme", "free");
     let fifo = env.dir.path().join("fifo");
     mkfifo(&fifo);
     let fifo = fifo.to_str().unwrap();
@@ -122,16 +113,7 @@ fn a_long_line_or_binary_in_a_file_is_refused_by_line() {
 #[test]
 fn a_huge_or_hostile_value_is_shown_as_a_short_escaped_excerpt() {
     let env = TestEnv::new();
-    env.run(&[
-        "provision",
-        "acme",
-        "--tier",
-        "premium",
-        "-q",
-        "--password-file",
-        "/dev/null",
-    ])
-    .expect(0);
+    env.provision("acme", "premium");
     let key = "k".repeat(100_000);
     let run = env
         .run(&[
@@ -194,16 +176,7 @@ fn a_huge_or_hostile_value_is_shown_as_a_short_escaped_excerpt() {
 #[test]
 fn the_actor_is_bounded_printable_text_and_audit_escapes_old_rows() {
     let env = TestEnv::new();
-    env.run(&[
-        "provision",
-        "acme",
-        "--tier",
-        "free",
-        "-q",
-        "--password-file",
-        "/dev/null",
-    ])
-    .expect(0);
+    env.provision("acme", "free");
     let before = env.scalar_i64("SELECT count(*) FROM audit_log", &[]);
     let run = env
         .run(&[
@@ -251,16 +224,7 @@ fn the_actor_is_bounded_printable_text_and_audit_escapes_old_rows() {
 #[test]
 fn a_usage_file_with_a_byte_order_mark_is_read() {
     let env = TestEnv::new();
-    env.run(&[
-        "provision",
-        "acme",
-        "--tier",
-        "premium",
-        "-q",
-        "--password-file",
-        "/dev/null",
-    ])
-    .expect(0);
+    env.provision("acme", "premium");
     let file = env.dir.path().join("bom.csv");
     let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
     std::fs::write(
@@ -385,16 +349,7 @@ fn the_password_file_is_never_written_through_a_link_or_another_users_file() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     // /dev/null stays a world-writable device.
-    env.run(&[
-        "provision",
-        "gamma",
-        "--tier",
-        "free",
-        "-q",
-        "--password-file",
-        "/dev/null",
-    ])
-    .expect(0);
+    env.provision("gamma", "free");
     assert_eq!(
         std::fs::metadata("/dev/null").unwrap().permissions().mode() & 0o777,
         0o666

@@ -255,16 +255,7 @@ fn silos_suspended_or_deprovisioned_during_a_run_are_skipped_not_failed() {
         ("run-c", "premium"),
         ("run-d", "free"),
     ] {
-        env.run(&[
-            "provision",
-            slug,
-            "--tier",
-            tier,
-            "-q",
-            "--password-file",
-            "/dev/null",
-        ])
-        .expect(0);
+        env.provision(slug, tier);
     }
     let silos = [env.silo("run-a"), env.silo("run-b"), env.silo("run-c")];
     let mut dbs = silos.to_vec();

@@ -667,16 +667,7 @@ fn purge_waits_for_a_create_database_a_killed_run_left_running() {
         "a claim outlived the purge"
     );
     // The slug is free again.
-    env.run(&[
-        "provision",
-        "ghost",
-        "--tier",
-        "premium",
-        "-q",
-        "--password-file",
-        "/dev/null",
-    ])
-    .expect(0);
+    env.provision("ghost", "premium");
 }
 
 /// Deprovisioned (soft) at once after that kill: `deleted` promises no login and no connection,
@@ -713,16 +704,7 @@ fn deprovision_closes_a_silo_a_killed_run_was_still_creating() {
     assert!(env.connect_as(&db, &db).is_err());
 
     env.run(&["restore", "ghost", "-q"]).expect(0);
-    env.run(&[
-        "provision",
-        "ghost",
-        "--tier",
-        "premium",
-        "-q",
-        "--password-file",
-        "/dev/null",
-    ])
-    .expect(0);
+    env.provision("ghost", "premium");
     assert_eq!(status(&env, "ghost").as_deref(), Some("active"));
     assert!(env.connect_as(&db, &db).is_ok());
 }

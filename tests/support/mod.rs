@@ -250,8 +250,8 @@ impl TestEnv {
         tx.commit().unwrap();
     }
 
-    /// Provisions `slug` on `tier` with its history moved to `at`.
-    pub fn provision_at(&self, slug: &str, tier: &str, at: &str) {
+    /// Provisions `slug` on `tier` quietly (its password to /dev/null); it must succeed.
+    pub fn provision(&self, slug: &str, tier: &str) {
         self.run(&[
             "provision",
             slug,
@@ -262,6 +262,11 @@ impl TestEnv {
             "/dev/null",
         ])
         .expect(0);
+    }
+
+    /// Provisions `slug` on `tier` with its history moved to `at`.
+    pub fn provision_at(&self, slug: &str, tier: &str, at: &str) {
+        self.provision(slug, tier);
         self.backdate(slug, "provision.start", at);
         self.backdate(slug, "provision", at);
         self.backdate_creation(slug, at);
