@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::money::Money;
 use crate::period::Period;
@@ -293,8 +293,9 @@ pub fn adjustment_line(
     })
 }
 
-/// A cheaper tier for the same days and usage, if there is one.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// A cheaper tier for the same days and usage, if there is one. Stored as JSON with the
+/// invoice, and read back as this type.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpgradeHint {
     pub tier: String,
     /// What the same days and usage would have cost on it.

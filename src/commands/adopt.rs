@@ -15,7 +15,8 @@ pub async fn run(
     out: &Output,
     reporter: &TerminalReporter,
 ) -> Result<()> {
+    let out = out.to::<ownership::Adopted>()?;
     let slug: Slug = args.slug.parse()?;
     let plane = ControlPlane::open(settings, reporter).await?;
-    out.adopted(&ownership::adopt(&plane, &slug).await?)
+    out.print(&ownership::adopt(&plane, &slug).await?)
 }

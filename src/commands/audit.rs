@@ -4,6 +4,7 @@ use anyhow::Result;
 
 use crate::cli::AuditArgs;
 use crate::config::Settings;
+use crate::db::lifecycle::AuditEntry;
 use crate::exit::Failure;
 use crate::ops::{audit, ControlPlane};
 use crate::output::Output;
@@ -17,6 +18,7 @@ pub async fn run(
     out: &Output,
     reporter: &TerminalReporter,
 ) -> Result<()> {
+    let out = out.to::<[AuditEntry]>()?;
     let slug: Option<Slug> = args.slug.as_deref().map(str::parse).transpose()?;
     let since = args
         .since
@@ -24,7 +26,7 @@ pub async fn run(
         .map(|s| parse_time(s).map_err(|e| Failure::BadInput(format!("invalid --since: {e}"))))
         .transpose()?;
     match ControlPlane::open_read_only(settings, reporter, true).await? {
-        Some(plane) => out.audit(&audit::entries(&plane, slug.as_ref(), since).await?),
-        None => out.audit(&[]),
+        Some(plane) => out.print(&audit::entries(&plane, slug.as_ref(), since).await?),
+        None => out.print(&[]),
     }
 }

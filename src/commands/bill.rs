@@ -26,6 +26,7 @@ pub async fn run(
     out: &Output,
     reporter: &TerminalReporter,
 ) -> Result<()> {
+    let out = out.to::<billing::RunView>()?;
     let current = Period::containing(Utc::now());
     let period = period(args.period.as_deref())?.unwrap_or_else(|| current.previous());
     // A month is billed once, when it has ended: billing it earlier would close it with days
@@ -43,14 +44,14 @@ pub async fn run(
             Some(plane) => plane,
             None => {
                 reporter.status("no control database yet: there is nothing to bill");
-                return out.bill_run(&billing::RunView::empty(period, &tiers.currency, true));
+                return out.print(&billing::RunView::empty(period, &tiers.currency, true));
             }
         }
     } else {
         ControlPlane::open(settings, reporter).await?
     };
     let run = billing::bill(&plane, &tiers, period, args.dry_run, reporter).await?;
-    out.bill_run(&run)
+    out.print(&run)
 }
 
 pub async fn invoices(
@@ -61,21 +62,23 @@ pub async fn invoices(
 ) -> Result<()> {
     match cmd {
         InvoicesCommand::List { period: p, slug } => {
+            let out = out.to::<[billing::InvoiceView]>()?;
             let p = period(p.as_deref())?;
             let slug: Option<Slug> = slug.as_deref().map(str::parse).transpose()?;
             let Some(plane) = ControlPlane::open_read_only(settings, reporter, true).await? else {
-                return out.invoices(&[]);
+                return out.print(&[]);
             };
-            out.invoices(
+            out.print(
                 &billing::invoices(&plane, p, slug.as_ref().map(Slug::as_str), None).await?,
             )
         }
         InvoicesCommand::Show { id } => {
+            let out = out.to::<billing::InvoiceView>()?;
             let Some(plane) = ControlPlane::open_read_only(settings, reporter, true).await? else {
                 return Err(billing::no_invoice(id).into());
             };
             let list = billing::invoices(&plane, None, None, Some(id)).await?;
-            out.invoice(&list[0])
+            out.print(&list[0])
         }
     }
 }

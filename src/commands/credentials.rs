@@ -17,6 +17,7 @@ pub async fn run(
     out: &Output,
     reporter: &TerminalReporter,
 ) -> Result<()> {
+    let out = out.to::<credentials::CredentialsView>()?;
     let slug: Slug = args.slug.parse()?;
     let valid_until = args
         .valid_until
@@ -37,5 +38,5 @@ pub async fn run(
         password_file: args.password_file.as_deref(),
         valid_until,
     };
-    out.credentials(&credentials::credentials(&plane, &req, reporter).await?)
+    out.print(&credentials::credentials(&plane, &req, reporter).await?)
 }

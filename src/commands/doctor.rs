@@ -4,23 +4,25 @@ use anyhow::Result;
 
 use crate::config::Settings;
 use crate::ops::doctor;
-use crate::output::Output;
+use crate::output::{words, Output};
 use crate::progress::TerminalReporter;
 
 pub async fn init(settings: Settings, out: &Output, reporter: &TerminalReporter) -> Result<()> {
-    out.initialised(&doctor::init(&settings, reporter).await?)
+    let out = out.to::<doctor::InitView>()?;
+    out.print(&doctor::init(&settings, reporter).await?)
 }
 
 /// Exit 1 when the report found a problem; the report is printed either way.
 pub async fn doctor(settings: Settings, out: &Output, reporter: &TerminalReporter) -> Result<()> {
+    let out = out.to::<doctor::Report>()?;
     let report = doctor::doctor(&settings, reporter).await?;
-    out.doctor(&report)?;
+    out.print(&report)?;
     if report.ok {
         Ok(())
     } else {
         Err(anyhow::anyhow!(
-            "doctor found {} problem(s)",
-            report.problems.len()
+            "doctor found {}",
+            words::count_len(report.problems.len(), "problem")
         ))
     }
 }

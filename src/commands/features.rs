@@ -20,26 +20,29 @@ pub async fn run(
 ) -> Result<()> {
     let (slug, feature, change) = match cmd {
         FeaturesCommand::Show { slug } => {
+            let out = out.to::<features::FeaturesView>()?;
             let slug: Slug = slug.parse()?;
             let plane = ControlPlane::open(settings, reporter).await?;
-            return out.features(&features::show(&plane, &slug).await?);
+            return out.print(&features::show(&plane, &slug).await?);
         }
         FeaturesCommand::Check { slug, feature } => {
+            let out = out.to::<features::Check>()?;
             let slug: Slug = slug.parse()?;
             let feature: Feature = feature.parse()?;
             let plane = ControlPlane::open(settings, reporter).await?;
             let check = features::check(&plane, &slug, &feature).await?;
-            out.feature_check(&check)?;
+            out.print(&check)?;
             return match &check.reason {
                 None => Ok(()),
                 Some(reason) => Err(Failure::Refused(format!("no: {reason}")).into()),
             };
         }
         FeaturesCommand::Refresh { slug } => {
+            let out = out.to::<[features::Refreshed]>()?;
             let slug: Option<Slug> = slug.map(|s| s.parse()).transpose()?;
             let tiers = settings.load_tiers()?;
             let plane = ControlPlane::open(settings, reporter).await?;
-            return out.features_refreshed(
+            return out.print(
                 &features::refresh(&plane, &tiers, slug.as_ref(), reporter).await?,
             );
         }
@@ -47,7 +50,8 @@ pub async fn run(
         FeaturesCommand::Revoke { slug, feature } => (slug, feature, Change::Revoke),
         FeaturesCommand::Reset { slug, feature } => (slug, feature, Change::Reset),
     };
-    // Both checked before anything is touched.
+    // All checked before anything is touched.
+    let out = out.to::<features::FeaturesView>()?;
     let slug: Slug = slug.parse()?;
     let feature: Feature = feature.parse()?;
     let plane = ControlPlane::open(settings, reporter).await?;
@@ -62,5 +66,5 @@ pub async fn run(
     } else {
         format!("`{feature}` was {done} for tenant `{slug}` already; nothing changed")
     });
-    out.features(&view)
+    out.print(&view)
 }

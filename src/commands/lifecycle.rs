@@ -8,7 +8,8 @@ use crate::cli::{DeprovisionArgs, PurgeArgs, SlugArg, SuspendArgs};
 use crate::config::Settings;
 use crate::exit::Failure;
 use crate::ops::{lifecycle, ControlPlane};
-use crate::output::{self, Output};
+use crate::ops::tenants::TenantView;
+use crate::output::{self, words, Output};
 use crate::progress::TerminalReporter;
 use crate::slug::Slug;
 
@@ -18,10 +19,11 @@ pub async fn suspend(
     out: &Output,
     reporter: &TerminalReporter,
 ) -> Result<()> {
+    let out = out.to::<TenantView>()?;
     let slug: Slug = args.slug.parse()?;
     check_reason(args.reason.as_deref())?;
     let plane = ControlPlane::open(settings, reporter).await?;
-    out.tenant(&lifecycle::suspend(&plane, &slug, args.reason.as_deref()).await?)
+    out.print(&lifecycle::suspend(&plane, &slug, args.reason.as_deref()).await?)
 }
 
 pub async fn resume(
@@ -30,9 +32,10 @@ pub async fn resume(
     out: &Output,
     reporter: &TerminalReporter,
 ) -> Result<()> {
+    let out = out.to::<TenantView>()?;
     let slug: Slug = args.slug.parse()?;
     let plane = ControlPlane::open(settings, reporter).await?;
-    out.tenant(&lifecycle::resume(&plane, &slug).await?)
+    out.print(&lifecycle::resume(&plane, &slug).await?)
 }
 
 pub async fn restore(
@@ -41,9 +44,10 @@ pub async fn restore(
     out: &Output,
     reporter: &TerminalReporter,
 ) -> Result<()> {
+    let out = out.to::<TenantView>()?;
     let slug: Slug = args.slug.parse()?;
     let plane = ControlPlane::open(settings, reporter).await?;
-    out.tenant(&lifecycle::restore(&plane, &slug).await?)
+    out.print(&lifecycle::restore(&plane, &slug).await?)
 }
 
 /// A reason is stored in the audit log: bounded, printable text (`field::REASON_MAX`).
@@ -84,19 +88,23 @@ pub async fn deprovision(
     out: &Output,
     reporter: &TerminalReporter,
 ) -> Result<()> {
-    let slug: Slug = args.slug.parse()?;
-    check_reason(args.reason.as_deref())?;
     if args.purge {
+        let out = out.to::<[lifecycle::Purged]>()?;
+        let slug: Slug = args.slug.parse()?;
+        check_reason(args.reason.as_deref())?;
         confirm(
             args.yes,
             &format!("remove tenant `{slug}` and all its data for good"),
             slug.as_str(),
         )?;
         let plane = ControlPlane::open(settings, reporter).await?;
-        return out.purged(&[lifecycle::purge(&plane, &slug, reporter).await?]);
+        return out.print(&[lifecycle::purge(&plane, &slug, reporter).await?]);
     }
+    let out = out.to::<TenantView>()?;
+    let slug: Slug = args.slug.parse()?;
+    check_reason(args.reason.as_deref())?;
     let plane = ControlPlane::open(settings, reporter).await?;
-    out.tenant(&lifecycle::deprovision(&plane, &slug, args.reason.as_deref()).await?)
+    out.print(&lifecycle::deprovision(&plane, &slug, args.reason.as_deref()).await?)
 }
 
 pub async fn purge(
@@ -106,6 +114,7 @@ pub async fn purge(
     reporter: &TerminalReporter,
 ) -> Result<()> {
     debug_assert!(args.expired);
+    let out = out.to::<[lifecycle::Purged]>()?;
     confirm(
         args.yes,
         "remove every tenant past its retention period for good",
@@ -113,7 +122,7 @@ pub async fn purge(
     )?;
     let plane = ControlPlane::open(settings, reporter).await?;
     let done = lifecycle::purge_expired(&plane, reporter).await?;
-    out.purged(&done.purged)?;
+    out.print(&done.purged)?;
     if done.failed.is_empty() {
         return Ok(());
     }
@@ -123,8 +132,8 @@ pub async fn purge(
         .map(|(slug, e)| format!("`{slug}` ({e})"))
         .collect();
     Err(anyhow::anyhow!(
-        "purge failed for {} tenant(s): {}; the others were purged",
-        failed.len(),
+        "purge failed for {}: {}; the others were purged",
+        words::count_len(failed.len(), "tenant"),
         failed.join("; ")
     ))
 }

@@ -5,19 +5,20 @@ use anyhow::Result;
 use crate::cli::LocalCommand;
 use crate::config::Settings;
 use crate::ops::local;
-use crate::output::Output;
+use crate::cluster::ClusterStatus;
+use crate::output::{Output, Stopped};
 
 pub async fn run(settings: &Settings, cmd: LocalCommand, out: &Output) -> Result<()> {
     match cmd {
-        LocalCommand::Status => out.cluster_status(&local::status(settings).await),
+        LocalCommand::Status => {
+            let out = out.to::<ClusterStatus>()?;
+            out.print(&local::status(settings).await)
+        }
         LocalCommand::Stop => {
-            let stopped = local::stop(settings)?;
-            let text = if stopped {
-                "stopped the local cluster"
-            } else {
-                "the local cluster was not running"
-            };
-            out.message(text, &serde_json::json!({ "stopped": stopped }))
+            let out = out.to::<Stopped>()?;
+            out.print(&Stopped {
+                stopped: local::stop(settings)?,
+            })
         }
     }
 }

@@ -5,7 +5,7 @@ use anyhow::Result;
 use crate::cli::{MigrateArgs, MigrateCommand};
 use crate::config::Settings;
 use crate::ops::{migrate, ControlPlane};
-use crate::output::Output;
+use crate::output::{words, Output};
 use crate::progress::TerminalReporter;
 
 pub async fn run(
@@ -15,15 +15,17 @@ pub async fn run(
     reporter: &TerminalReporter,
 ) -> Result<()> {
     if args.dry_run || matches!(args.command, Some(MigrateCommand::Status)) {
+        let out = out.to::<[migrate::DatabaseState]>()?;
         // Reads only: a missing control database has no tenant databases to report.
         return match ControlPlane::open_read_only(settings, reporter, false).await? {
-            Some(plane) => out.schema_states(&migrate::states(&plane).await?),
-            None => out.schema_states(&[]),
+            Some(plane) => out.print(&migrate::states(&plane).await?),
+            None => out.print(&[]),
         };
     }
+    let out = out.to::<[migrate::DatabaseResult]>()?;
     let plane = ControlPlane::open(settings, reporter).await?;
     let results = migrate::migrate(&plane, usize::from(args.concurrency), reporter).await?;
-    out.migrated(&results)?;
+    out.print(&results)?;
     let failed: Vec<String> = results
         .iter()
         .filter(|r| r.result == "failed")
@@ -33,8 +35,8 @@ pub async fn run(
         Ok(())
     } else {
         Err(anyhow::anyhow!(
-            "migration failed for {} database(s): {}; the others were migrated",
-            failed.len(),
+            "migration failed for {}: {}; the others were migrated",
+            words::count_len(failed.len(), "database"),
             failed.join("; ")
         ))
     }

@@ -1,4 +1,8 @@
 //! One file per subcommand: arguments → one `ops` call → render. No SQL here.
+//!
+//! A command first takes the `Printer` of the view it will print (`out.to::<View>()?`), so a
+//! format the view does not have (`--output csv` where there are no rows to export) is refused
+//! before anything else happens.
 
 mod adopt;
 mod audit;
@@ -18,21 +22,12 @@ mod usage;
 
 use anyhow::Result;
 
-use crate::cli::{Command, OutputFormat};
+use crate::cli::Command;
 use crate::config::Settings;
-use crate::exit::Failure;
 use crate::output::Output;
 use crate::progress::TerminalReporter;
 
 pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
-    if settings.output == OutputFormat::Csv
-        && !matches!(command, Command::Bill(_) | Command::Invoices(_))
-    {
-        return Err(Failure::BadInput(
-            "--output csv is for `bill` and `invoices`; use table or json here".to_owned(),
-        )
-        .into());
-    }
     // The actor is stored in every audit entry: bounded, printable text.
     crate::field::check(
         "actor (--actor, TENANTCTL_ACTOR, `actor` in the config file or $USER)",

@@ -16,9 +16,10 @@ pub async fn run(
     reporter: &TerminalReporter,
 ) -> Result<()> {
     // Everything is checked before anything (even the local cluster) is touched.
-    let req = Request::validate(
-        &settings,
-        &Args {
+    let validate = |settings: &Settings| {
+        Request::validate(
+            settings,
+            &Args {
             slug: &args.slug,
             tier: &args.tier,
             name: args.name.as_deref(),
@@ -26,14 +27,19 @@ pub async fn run(
             owner_name: args.owner_name.as_deref(),
             password_file: args.password_file.as_deref(),
             features: &args.features,
-        },
-    )?;
+            },
+        )
+    };
     if args.dry_run {
+        let out = out.to::<provision::Plan>()?;
+        let req = validate(&settings)?;
         let plane = ControlPlane::open_existing(settings.clone(), reporter).await?;
         let plan = provision::plan(&settings, plane.as_ref(), &req).await?;
-        return out.plan(&plan);
+        return out.print(&plan);
     }
+    let out = out.to::<provision::Outcome>()?;
+    let req = validate(&settings)?;
     let plane = ControlPlane::open(settings, reporter).await?;
     let outcome = provision::provision(&plane, &req, reporter).await?;
-    out.provisioned(&outcome)
+    out.print(&outcome)
 }

@@ -6,7 +6,8 @@ use crate::cli::QuotaCommand;
 use crate::config::Settings;
 use crate::exit::Failure;
 use crate::ops::{quota, tenants, ControlPlane};
-use crate::output::Output;
+use crate::ops::quota::QuotaLine;
+use crate::output::{words, Output};
 use crate::progress::TerminalReporter;
 use crate::slug::Slug;
 
@@ -19,47 +20,52 @@ pub async fn run(
     let tiers = settings.load_tiers()?;
     match cmd {
         QuotaCommand::Show { slug } => {
+            let out = out.to::<[QuotaLine]>()?;
             let slug: Slug = slug.parse()?;
             let Some(plane) = ControlPlane::open_read_only(settings, reporter, true).await? else {
                 return Err(tenants::not_found(slug.as_str()).into());
             };
-            out.quota_lines(&quota::show(&plane, &tiers, &slug, reporter).await?)
+            out.print(&quota::show(&plane, &tiers, &slug, reporter).await?)
         }
         QuotaCommand::Set {
             slug,
             resource,
             limit,
         } => {
+            let out = out.to::<[QuotaLine]>()?;
             let slug: Slug = slug.parse()?;
             crate::tier::resource_kind(&resource)?;
             let plane = ControlPlane::open(settings, reporter).await?;
-            out.quota_lines(&[quota::set(&plane, &tiers, &slug, &resource, limit).await?])
+            out.print(&[quota::set(&plane, &tiers, &slug, &resource, limit).await?])
         }
         QuotaCommand::Reset { slug, resource } => {
+            let out = out.to::<[QuotaLine]>()?;
             let slug: Slug = slug.parse()?;
             if let Some(r) = &resource {
                 crate::tier::resource_kind(r)?;
             }
             let plane = ControlPlane::open(settings, reporter).await?;
-            out.quota_lines(&quota::reset(&plane, &tiers, &slug, resource.as_deref()).await?)
+            out.print(&quota::reset(&plane, &tiers, &slug, resource.as_deref()).await?)
         }
         QuotaCommand::Check {
             slug,
             resource,
             amount,
         } => {
+            let out = out.to::<quota::Check>()?;
             let slug: Slug = slug.parse()?;
             crate::tier::resource_kind(&resource)?;
             let Some(plane) = ControlPlane::open_read_only(settings, reporter, true).await? else {
                 return Err(tenants::not_found(slug.as_str()).into());
             };
             let check = quota::check(&plane, &tiers, &slug, &resource, amount).await?;
-            out.check(&check)?;
+            out.print(&check)?;
             if check.allowed {
                 Ok(())
             } else {
                 Err(Failure::Refused(format!(
-                    "refused: {amount} {resource} for `{slug}`: {}",
+                    "refused: {} for `{slug}`: {}",
+                    words::quantity(amount, &resource.to_string()),
                     check.reason.as_deref().unwrap_or("over the limit")
                 ))
                 .into())

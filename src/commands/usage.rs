@@ -6,7 +6,7 @@ use crate::cli::UsageCommand;
 use crate::config::Settings;
 use crate::exit::Failure;
 use crate::ops::{usage, ControlPlane};
-use crate::output::Output;
+use crate::output::{words, Output};
 use crate::period::parse_time;
 use crate::progress::TerminalReporter;
 use crate::slug::Slug;
@@ -25,6 +25,7 @@ pub async fn run(
             at,
             key,
         } => {
+            let out = out.to::<usage::RecordView>()?;
             let slug: Slug = slug.parse()?;
             let at = match at {
                 Some(a) => {
@@ -45,15 +46,16 @@ pub async fn run(
                 key.as_deref(),
             )
             .await?;
-            out.recorded(&view)
+            out.print(&view)
         }
         UsageCommand::Import { file } => {
+            let out = out.to::<usage::ImportView>()?;
             let tiers = settings.load_tiers()?;
             // Parse before connecting: a malformed file changes nothing anywhere.
             let rows = usage::read_file(&file)?;
             let plane = ControlPlane::open(settings, reporter).await?;
             let view = usage::import(&plane, &tiers, &file.display().to_string(), &rows).await?;
-            out.imported(&view)?;
+            out.print(&view)?;
             if view.refused > 0 {
                 return Err(Failure::Refused(format!(
                     "{} of {} rows refused (listed above); the other rows were applied",
@@ -64,10 +66,11 @@ pub async fn run(
             Ok(())
         }
         UsageCommand::Refresh { slug } => {
+            let out = out.to::<usage::RefreshView>()?;
             let slug: Option<Slug> = slug.map(|s| s.parse()).transpose()?;
             let plane = ControlPlane::open(settings, reporter).await?;
             let view = usage::refresh(&plane, slug.as_ref()).await?;
-            out.refreshed(&view)?;
+            out.print(&view)?;
             if !view.failed.is_empty() {
                 let names: Vec<String> = view
                     .failed
@@ -75,8 +78,8 @@ pub async fn run(
                     .map(|f| format!("`{}` ({})", f.slug, crate::excerpt::excerpt(&f.reason)))
                     .collect();
                 return Err(anyhow::anyhow!(
-                    "could not measure {} tenant(s), their last measurements kept: {}",
-                    names.len(),
+                    "could not measure {}, their last measurements kept: {}",
+                    words::count_len(names.len(), "tenant"),
                     names.join(", ")
                 ));
             }

@@ -59,7 +59,7 @@ pub struct InvoiceView {
     pub currency: String,
     pub total: String,
     pub lines: Vec<LineView>,
-    pub upgrade_hint: Option<serde_json::Value>,
+    pub upgrade_hint: Option<UpgradeHint>,
 }
 
 /// What a run did (or, dry, would do).
@@ -113,16 +113,25 @@ fn line_view(l: &Line) -> LineView {
     }
 }
 
-pub fn stored_view(i: &StoredInvoice) -> InvoiceView {
-    InvoiceView {
+/// A stored upgrade hint, read back as the type it was written from.
+fn hint(stored: &Option<serde_json::Value>) -> Result<Option<UpgradeHint>> {
+    stored
+        .clone()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("reading an invoice's upgrade hint: {e}"))
+}
+
+pub fn stored_view(i: &StoredInvoice) -> Result<InvoiceView> {
+    Ok(InvoiceView {
         id: Some(i.id),
         slug: i.slug.clone(),
         period: Period::containing(i.period.and_time(chrono::NaiveTime::MIN).and_utc()).to_string(),
         currency: i.currency.clone(),
         total: format_cents(i.total_cents),
         lines: i.lines.iter().map(line_view).collect(),
-        upgrade_hint: i.upgrade_hint.clone(),
-    }
+        upgrade_hint: hint(&i.upgrade_hint)?,
+    })
 }
 
 /// A sum of cents that fails instead of wrapping (each line is bounded by tiers.toml's
@@ -225,16 +234,16 @@ async fn compute(plane: &ControlPlane, tiers: &Tiers, period: Period) -> Result<
     Ok(out)
 }
 
-fn new_view(i: &NewInvoice, period: Period) -> InvoiceView {
-    InvoiceView {
+fn new_view(i: &NewInvoice, period: Period) -> Result<InvoiceView> {
+    Ok(InvoiceView {
         id: None,
         slug: i.slug.clone(),
         period: period.to_string(),
         currency: i.currency.clone(),
         total: format_cents(i.total_cents),
         lines: i.lines.iter().map(line_view).collect(),
-        upgrade_hint: i.upgrade_hint.clone(),
-    }
+        upgrade_hint: hint(&i.upgrade_hint)?,
+    })
 }
 
 /// `bill`: see the module outline.
@@ -289,7 +298,10 @@ pub async fn bill(
     }
     let invoices = compute(plane, tiers, period).await?;
     let total = checked_sum(invoices.iter().map(|i| i.total_cents))?;
-    let views: Vec<InvoiceView> = invoices.iter().map(|i| new_view(i, period)).collect();
+    let views = invoices
+        .iter()
+        .map(|i| new_view(i, period))
+        .collect::<Result<Vec<InvoiceView>>>()?;
     if dry_run {
         return Ok(summary(views, total, false));
     }
@@ -311,7 +323,7 @@ pub async fn bill(
         .iter()
         .filter(|i| billed.contains(i.slug.as_str()))
         .map(stored_view)
-        .collect();
+        .collect::<Result<Vec<InvoiceView>>>()?;
     Ok(summary(views, total, false))
 }
 
@@ -363,5 +375,5 @@ pub async fn invoices(
     if let (Some(id), true) = (id, list.is_empty()) {
         return Err(no_invoice(id).into());
     }
-    Ok(list.iter().map(stored_view).collect())
+    list.iter().map(stored_view).collect()
 }

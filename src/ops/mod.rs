@@ -195,13 +195,14 @@ pub(crate) fn server(
         DatabaseTarget::Local => {
             let cluster = LocalCluster::new(&settings.data_dir, settings.pg_bindir.as_deref());
             if start {
-                let started = cluster.ensure_running()?;
-                reporter.status(&format!(
-                    "{} the local PostgreSQL cluster in {} (socket {}; set --database-url to use another server)",
-                    if started { "started" } else { "using" },
-                    cluster.data_dir().display(),
-                    cluster.socket_dir().display()
-                ));
+                // Said when tenantctl starts the server, not on every command that uses it.
+                if cluster.ensure_running()? {
+                    reporter.status(&format!(
+                        "started the local PostgreSQL cluster in {} (socket {}; set --database-url to use another server)",
+                        cluster.data_dir().display(),
+                        cluster.socket_dir().display()
+                    ));
+                }
             } else if cluster.running_pid()?.is_none() {
                 return Ok(None);
             }
