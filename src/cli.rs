@@ -54,7 +54,7 @@ pub struct GlobalArgs {
     /// [default: tenant_]
     #[arg(long, global = true, value_name = "PREFIX")]
     pub name_prefix: Option<String>,
-    /// Who is acting, for the audit log [env: TENANTCTL_ACTOR] [default: $USER, then $LOGNAME,
+    /// Who is acting, for the audit log, up to 100 printable characters [env: TENANTCTL_ACTOR] [default: $USER, then $LOGNAME,
     /// then uid:<euid>]
     #[arg(long, global = true, value_name = "NAME")]
     pub actor: Option<String>,
@@ -157,16 +157,16 @@ pub struct ProvisionArgs {
     /// The tenant's slug: a DNS label that becomes its subdomain
     pub slug: String,
     /// Tier from the tier table (built in: free, premium, enterprise)
-    #[arg(long)]
+    #[arg(long, value_name = "TIER")]
     pub tier: String,
-    /// Display name [default: the slug]
-    #[arg(long)]
+    /// Display name, up to 200 printable characters [default: the slug]
+    #[arg(long, value_name = "TEXT")]
     pub name: Option<String>,
-    /// Email of the tenant's first user [default: owner@SLUG.localhost]
-    #[arg(long)]
+    /// Email of the tenant's first user, up to 254 characters [default: owner@SLUG.localhost]
+    #[arg(long, value_name = "EMAIL")]
     pub owner_email: Option<String>,
-    /// Full name of the tenant's first user [default: Owner]
-    #[arg(long)]
+    /// Full name of the tenant's first user, up to 200 printable characters [default: Owner]
+    #[arg(long, value_name = "TEXT")]
     pub owner_name: Option<String>,
     /// Write the owner's temporary password to this file (mode 0600) instead of stderr
     #[arg(long, value_name = "PATH")]
@@ -190,8 +190,8 @@ pub struct SlugArg {
 pub struct SuspendArgs {
     /// The tenant's slug
     pub slug: String,
-    /// Why, for the audit log
-    #[arg(long)]
+    /// Why, for the audit log: up to 500 printable characters [default: none]
+    #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
 }
 
@@ -205,8 +205,8 @@ pub struct DeprovisionArgs {
     /// Confirm --purge without a prompt (required when not on a terminal)
     #[arg(long)]
     pub yes: bool,
-    /// Why, for the audit log
-    #[arg(long)]
+    /// Why, for the audit log: up to 500 printable characters [default: none]
+    #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
 }
 
@@ -224,8 +224,8 @@ pub struct PurgeArgs {
 pub struct AuditArgs {
     /// Only this tenant's entries (purged tenants' too) [default: every tenant]
     pub slug: Option<String>,
-    /// Only entries at or after this time (RFC 3339 or YYYY-MM-DD)
-    #[arg(long)]
+    /// Only entries at or after this time: RFC 3339 or YYYY-MM-DD (UTC) [default: all]
+    #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
 }
 
@@ -233,8 +233,8 @@ pub struct AuditArgs {
 pub struct MigrateArgs {
     #[command(subcommand)]
     pub command: Option<MigrateCommand>,
-    /// How many databases to migrate at once
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// How many databases to migrate at once, 1 to 64
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
     /// List what is pending per database, change nothing
     #[arg(long)]
@@ -250,7 +250,7 @@ pub enum MigrateCommand {
 #[derive(Debug, Args)]
 pub struct BillArgs {
     /// The month to bill, YYYY-MM [default: the previous calendar month, UTC]
-    #[arg(long)]
+    #[arg(long, value_name = "YYYY-MM")]
     pub period: Option<String>,
     /// Print exactly what a run would write, write nothing
     #[arg(long)]
@@ -261,16 +261,16 @@ pub struct BillArgs {
 pub enum InvoicesCommand {
     /// Invoices, newest period first
     List {
-        /// Only this month (YYYY-MM)
-        #[arg(long)]
+        /// Only this month, YYYY-MM [default: every month]
+        #[arg(long, value_name = "YYYY-MM")]
         period: Option<String>,
-        /// Only this tenant
-        #[arg(long)]
+        /// Only this tenant's invoices [default: every tenant's]
+        #[arg(long, value_name = "SLUG")]
         slug: Option<String>,
     },
     /// One invoice with its lines
     Show {
-        /// The invoice's id, as `invoices list` and `bill` print it
+        /// The invoice's id (1 or more), as `invoices list` and `bill` print it
         #[arg(value_parser = clap::value_parser!(i64).range(1..))]
         id: i64,
     },
@@ -280,7 +280,8 @@ pub enum InvoicesCommand {
 pub struct SetTierArgs {
     /// The tenant's slug
     pub slug: String,
-    /// The new tier, of the same isolation model (pooled or siloed) as the current one
+    /// The new tier from the tier table (built in: free, premium, enterprise), of the same
+    /// isolation model (pooled or siloed) as the current one
     pub tier: String,
 }
 
@@ -302,9 +303,9 @@ pub enum QuotaCommand {
     Set {
         /// The tenant's slug
         slug: String,
-        /// users, storage_mb, sandboxes, compute_hours or api_requests
+        /// The resource: one of users, storage_mb, sandboxes, compute_hours, api_requests
         resource: String,
-        /// 0 to 1000000000000
+        /// The new limit, in the resource's unit: 0 to 1000000000000
         #[arg(value_parser = clap::value_parser!(i64).range(0..=crate::tier::MAX_QUANTITY))]
         limit: i64,
     },
@@ -312,7 +313,7 @@ pub enum QuotaCommand {
     Reset {
         /// The tenant's slug
         slug: String,
-        /// users, storage_mb, sandboxes, compute_hours or api_requests [default: all five]
+        /// The resource: one of users, storage_mb, sandboxes, compute_hours, api_requests [default: all five]
         resource: Option<String>,
     },
     /// Exit 0 if AMOUNT more fits, 3 if a hard limit (or the tenant's status) refuses it;
@@ -320,10 +321,10 @@ pub enum QuotaCommand {
     Check {
         /// The tenant's slug
         slug: String,
-        /// users, storage_mb, sandboxes, compute_hours or api_requests
+        /// The resource: one of users, storage_mb, sandboxes, compute_hours, api_requests
         resource: String,
         /// How many more units the caller wants to use, 1 to 1000000000000
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=crate::tier::MAX_QUANTITY))]
+        #[arg(long, value_name = "AMOUNT", default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=crate::tier::MAX_QUANTITY))]
         amount: i64,
     },
 }
@@ -378,16 +379,16 @@ pub enum UsageCommand {
     Record {
         /// The tenant's slug
         slug: String,
-        /// sandboxes, compute_hours or api_requests
+        /// The metered resource: one of sandboxes, compute_hours, api_requests
         resource: String,
-        /// 1 to 1000000000000
+        /// How many units were used: 1 to 1000000000000
         #[arg(value_parser = clap::value_parser!(i64).range(1..=crate::tier::MAX_QUANTITY))]
         quantity: i64,
         /// When it happened: RFC 3339 or YYYY-MM-DD (UTC) [default: now]
-        #[arg(long)]
+        #[arg(long, value_name = "TIME")]
         at: Option<String>,
-        /// Idempotency key [default: a new one, so the event always counts]
-        #[arg(long)]
+        /// Idempotency key, 1 to 200 characters [default: a new one, so the event always counts]
+        #[arg(long, value_name = "KEY")]
         key: Option<String>,
     },
     /// Import events from a CSV file (slug,resource,quantity,time,key) in one transaction;
@@ -420,5 +421,28 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    /// Every argument and option of every subcommand says what it is (`--help` shows no bare
+    /// `<SLUG>`), and every subcommand says what it does.
+    #[test]
+    fn every_argument_has_a_help_line() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            if cmd.get_about().is_none() && path != "tenantctl" {
+                missing.push(path.to_owned());
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "tenantctl", &mut missing);
+        assert!(missing.is_empty(), "no help line: {missing:?}");
     }
 }

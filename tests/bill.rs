@@ -400,7 +400,7 @@ fn an_upgrade_hint_when_the_next_tier_would_cost_less() {
     ])
     .expect(0);
     let run = env.run(&["bill", "--period", "2026-09"]).expect(0);
-    assert!(run.stdout.contains("1 upgrade hints"), "{}", run.stdout);
+    assert!(run.stdout.contains("(1 upgrade hint)"), "{}", run.stdout);
     assert!(
         run.stdout
             .contains("enterprise would have cost 10949.00 (saving 1540.00)"),

@@ -7,6 +7,7 @@ mod bill;
 mod bill_model;
 mod cli;
 mod connection;
+mod contract;
 mod corpus;
 mod faults;
 mod features;

@@ -121,7 +121,7 @@ fn migrate_twenty_tenants_with_one_broken_then_two_runs_at_once() {
         .run(&["migrate", "--concurrency", "4", "-o", "json"])
         .expect(1);
     assert!(
-        run.stderr.contains("migration failed for 1 database(s)"),
+        run.stderr.contains("migration failed for 1 database:"),
         "{}",
         run.stderr
     );

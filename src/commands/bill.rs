@@ -68,9 +68,7 @@ pub async fn invoices(
             let Some(plane) = ControlPlane::open_read_only(settings, reporter, true).await? else {
                 return out.print(&[]);
             };
-            out.print(
-                &billing::invoices(&plane, p, slug.as_ref().map(Slug::as_str), None).await?,
-            )
+            out.print(&billing::invoices(&plane, p, slug.as_ref().map(Slug::as_str), None).await?)
         }
         InvoicesCommand::Show { id } => {
             let out = out.to::<billing::InvoiceView>()?;

@@ -42,9 +42,7 @@ pub async fn run(
             let slug: Option<Slug> = slug.map(|s| s.parse()).transpose()?;
             let tiers = settings.load_tiers()?;
             let plane = ControlPlane::open(settings, reporter).await?;
-            return out.print(
-                &features::refresh(&plane, &tiers, slug.as_ref(), reporter).await?,
-            );
+            return out.print(&features::refresh(&plane, &tiers, slug.as_ref(), reporter).await?);
         }
         FeaturesCommand::Grant { slug, feature } => (slug, feature, Change::Grant),
         FeaturesCommand::Revoke { slug, feature } => (slug, feature, Change::Revoke),

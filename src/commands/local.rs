@@ -3,9 +3,9 @@
 use anyhow::Result;
 
 use crate::cli::LocalCommand;
+use crate::cluster::ClusterStatus;
 use crate::config::Settings;
 use crate::ops::local;
-use crate::cluster::ClusterStatus;
 use crate::output::{Output, Stopped};
 
 pub async fn run(settings: &Settings, cmd: LocalCommand, out: &Output) -> Result<()> {

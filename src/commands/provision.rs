@@ -20,13 +20,13 @@ pub async fn run(
         Request::validate(
             settings,
             &Args {
-            slug: &args.slug,
-            tier: &args.tier,
-            name: args.name.as_deref(),
-            owner_email: args.owner_email.as_deref(),
-            owner_name: args.owner_name.as_deref(),
-            password_file: args.password_file.as_deref(),
-            features: &args.features,
+                slug: &args.slug,
+                tier: &args.tier,
+                name: args.name.as_deref(),
+                owner_email: args.owner_email.as_deref(),
+                owner_name: args.owner_name.as_deref(),
+                password_file: args.password_file.as_deref(),
+                features: &args.features,
             },
         )
     };

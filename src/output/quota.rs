@@ -6,7 +6,14 @@ use crate::ops::quota::{Check, QuotaLine};
 impl Render for [QuotaLine] {
     fn human(&self) -> String {
         let mut t = table(&[
-            "RESOURCE", "KIND", "LIMIT", "USED", "REMAINING", "LIMIT IS", "SOURCE", "PERIOD",
+            "RESOURCE",
+            "KIND",
+            "LIMIT",
+            "USED",
+            "REMAINING",
+            "LIMIT IS",
+            "SOURCE",
+            "PERIOD",
         ]);
         for l in self {
             t.add_row(vec![
