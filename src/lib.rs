@@ -18,6 +18,7 @@
 //! - `excerpt`: the short, escaped form in which a bad value appears in a message.
 //! - `field`: the length and character rules of the free text tenantctl stores.
 //! - `text_file`: bounded reading of a file a user names (tiers, config, usage import).
+//! - `words`: counts with their noun in the right number, times with their zone.
 //! - `slug`, `tenant`, `tier`, `feature`, `money`, `period`, `usage_file`, `invoice`: the domain types, unit-tested in place.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -44,6 +45,7 @@ pub mod tenant;
 pub mod text_file;
 pub mod tier;
 pub mod usage_file;
+pub mod words;
 
 use anyhow::{Context, Result};
 

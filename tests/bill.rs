@@ -775,3 +775,37 @@ fn v8_backfills_the_zero_coverage_of_earlier_invoices() {
         "549.00"
     );
 }
+
+/// The summary counts read right: "billed 1 tenant", "0 upgrade hints".
+#[test]
+fn the_summary_reads_singular_for_one_tenant() {
+    let env = TestEnv::new();
+    env.provision_at("solo", "free", "2026-08-01T00:00:00Z");
+    let run = env
+        .run(&["bill", "--period", "2026-09", "--dry-run"])
+        .expect(0);
+    assert!(
+        run.stdout
+            .contains("dry run, nothing written: would bill 1 tenant for 2026-09: total"),
+        "{}",
+        run.stdout
+    );
+    let run = env.run(&["bill", "--period", "2026-09"]).expect(0);
+    assert!(
+        run.stdout
+            .contains("billed 1 tenant for 2026-09: total 0.00"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("(0 upgrade hints)"), "{}", run.stdout);
+    // CSV carries rows only; the summary goes to stderr.
+    let run = env
+        .run(&["bill", "--period", "2026-09", "-o", "csv"])
+        .expect(0);
+    assert!(run.stdout.starts_with("invoice_id,slug,"), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("2026-09 was billed already"),
+        "{}",
+        run.stderr
+    );
+}

@@ -298,3 +298,45 @@ fn a_bucket_that_is_no_directory_is_a_failed_measurement_not_a_number() {
     let run = env.run(&["usage", "refresh"]).expect(1);
     assert!(run.stdout.contains("bucket acme-uploads"), "{}", run.stdout);
 }
+
+/// One unit reads singular, in results and in refusals: "1 sandbox", "2 sandboxes".
+#[test]
+fn one_unit_reads_singular() {
+    let env = TestEnv::new();
+    env.provision("acme", "free"); // sandboxes: a hard limit of 1
+    let run = env.run(&["quota", "check", "acme", "sandboxes"]).expect(0);
+    assert_eq!(
+        run.stdout,
+        "allowed: 1 sandbox for acme (used 0 of 1, 1 remaining)\n"
+    );
+    let run = env
+        .run(&["usage", "record", "acme", "sandboxes", "1", "--key", "a"])
+        .expect(0);
+    assert!(
+        run.stdout.starts_with("recorded 1 sandbox for acme ("),
+        "{}",
+        run.stdout
+    );
+    let run = env
+        .run(&["usage", "record", "acme", "sandboxes", "1", "--key", "b"])
+        .expect(3);
+    assert!(
+        run.stderr
+            .contains("refused: 1 sandbox for `acme` would make 2"),
+        "{}",
+        run.stderr
+    );
+    let run = env
+        .run(&["quota", "check", "acme", "users", "--amount", "2"])
+        .expect(3);
+    assert!(
+        run.stdout.starts_with("refused: 2 users for acme"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("refused: 2 users for `acme`"),
+        "{}",
+        run.stderr
+    );
+}

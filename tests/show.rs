@@ -126,3 +126,34 @@ fn show_table_gives_a_deleted_tenants_purge_time() {
     // JSON writes `Z`, the table the RFC 3339 offset: compare the date and time.
     assert!(line.contains(&until[..19]), "{line} / {until}");
 }
+
+/// Every time in a table says its zone: `list`'s CREATED and `audit`'s AT.
+#[test]
+fn times_in_tables_say_utc() {
+    let env = TestEnv::new();
+    env.provision("acme", "free");
+    let run = env.run(&["list"]).expect(0);
+    let row = run.stdout.lines().nth(1).unwrap();
+    assert!(
+        regex_like_time(row, 16) && row.trim_end().ends_with(" UTC"),
+        "{}",
+        run.stdout
+    );
+    let run = env.run(&["audit", "acme"]).expect(0);
+    let row = run.stdout.lines().nth(1).unwrap();
+    assert!(regex_like_time(row.trim_start(), 19), "{}", run.stdout);
+    assert!(row.trim_start()[19..].starts_with(" UTC"), "{}", run.stdout);
+}
+
+/// Whether `text` holds a `YYYY-MM-DD HH:MM[:SS]` time (`len` 16 or 19) somewhere.
+fn regex_like_time(text: &str, len: usize) -> bool {
+    let shape = |s: &[u8]| {
+        s.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b' ',
+            13 | 16 => *c == b':',
+            _ => c.is_ascii_digit(),
+        })
+    };
+    text.as_bytes().windows(len).any(shape)
+}

@@ -837,3 +837,47 @@ fn a_limit_whose_hardness_is_not_stored_takes_it_from_the_tier_file() {
         .expect(0);
     assert_eq!(total(&env, "acme", "api_requests"), 1006);
 }
+
+/// Counts read right: "1 row", "1 of 1 rows refused", "0 duplicates".
+#[test]
+fn import_counts_read_right() {
+    let env = TestEnv::new();
+    let file = env.dir.path().join("one.csv");
+    std::fs::write(&file, "ghost,api_requests,1,2026-09-11,k1\n").unwrap();
+    let run = env
+        .run(&["usage", "import", file.to_str().unwrap()])
+        .expect(3);
+    assert!(
+        run.stdout
+            .contains(": 1 row: 0 accepted, 0 duplicates, 1 refused ("),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("1 of 1 rows refused (listed above)"),
+        "{}",
+        run.stderr
+    );
+    env.provision("acme", "free");
+    env.backdate_creation("acme", "2026-09-01T00:00:00Z");
+    std::fs::write(
+        &file,
+        "acme,api_requests,1,2026-09-11,k1\nacme,api_requests,1,2026-09-11,k1\n",
+    )
+    .unwrap();
+    let run = env
+        .run(&["usage", "import", file.to_str().unwrap()])
+        .expect(0);
+    assert!(
+        run.stdout
+            .contains(": 2 rows: 1 accepted, 1 duplicate, 0 refused ("),
+        "{}",
+        run.stdout
+    );
+    let run = env.run(&["usage", "refresh"]).expect(0);
+    assert!(
+        run.stdout.starts_with("measured 1 tenant in "),
+        "{}",
+        run.stdout
+    );
+}

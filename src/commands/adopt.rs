@@ -15,7 +15,7 @@ pub async fn run(
     out: &Output,
     reporter: &TerminalReporter,
 ) -> Result<()> {
-    let out = out.to::<ownership::Adopted>()?;
+    let out = out.printer::<ownership::Adopted>()?;
     let slug: Slug = args.slug.parse()?;
     let plane = ControlPlane::open(settings, reporter).await?;
     out.print(&ownership::adopt(&plane, &slug).await?)

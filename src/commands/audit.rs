@@ -18,7 +18,7 @@ pub async fn run(
     out: &Output,
     reporter: &TerminalReporter,
 ) -> Result<()> {
-    let out = out.to::<[AuditEntry]>()?;
+    let out = out.printer::<[AuditEntry]>()?;
     let slug: Option<Slug> = args.slug.as_deref().map(str::parse).transpose()?;
     let since = args
         .since

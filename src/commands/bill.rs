@@ -26,7 +26,7 @@ pub async fn run(
     out: &Output,
     reporter: &TerminalReporter,
 ) -> Result<()> {
-    let out = out.to::<billing::RunView>()?;
+    let out = out.printer::<billing::RunView>()?;
     let current = Period::containing(Utc::now());
     let period = period(args.period.as_deref())?.unwrap_or_else(|| current.previous());
     // A month is billed once, when it has ended: billing it earlier would close it with days
@@ -62,7 +62,7 @@ pub async fn invoices(
 ) -> Result<()> {
     match cmd {
         InvoicesCommand::List { period: p, slug } => {
-            let out = out.to::<[billing::InvoiceView]>()?;
+            let out = out.printer::<[billing::InvoiceView]>()?;
             let p = period(p.as_deref())?;
             let slug: Option<Slug> = slug.as_deref().map(str::parse).transpose()?;
             let Some(plane) = ControlPlane::open_read_only(settings, reporter, true).await? else {
@@ -71,7 +71,7 @@ pub async fn invoices(
             out.print(&billing::invoices(&plane, p, slug.as_ref().map(Slug::as_str), None).await?)
         }
         InvoicesCommand::Show { id } => {
-            let out = out.to::<billing::InvoiceView>()?;
+            let out = out.printer::<billing::InvoiceView>()?;
             let Some(plane) = ControlPlane::open_read_only(settings, reporter, true).await? else {
                 return Err(billing::no_invoice(id).into());
             };

@@ -17,7 +17,7 @@ pub async fn run(
     out: &Output,
     reporter: &TerminalReporter,
 ) -> Result<()> {
-    let out = out.to::<credentials::CredentialsView>()?;
+    let out = out.printer::<credentials::CredentialsView>()?;
     let slug: Slug = args.slug.parse()?;
     let valid_until = args
         .valid_until

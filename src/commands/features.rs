@@ -20,13 +20,13 @@ pub async fn run(
 ) -> Result<()> {
     let (slug, feature, change) = match cmd {
         FeaturesCommand::Show { slug } => {
-            let out = out.to::<features::FeaturesView>()?;
+            let out = out.printer::<features::FeaturesView>()?;
             let slug: Slug = slug.parse()?;
             let plane = ControlPlane::open(settings, reporter).await?;
             return out.print(&features::show(&plane, &slug).await?);
         }
         FeaturesCommand::Check { slug, feature } => {
-            let out = out.to::<features::Check>()?;
+            let out = out.printer::<features::Check>()?;
             let slug: Slug = slug.parse()?;
             let feature: Feature = feature.parse()?;
             let plane = ControlPlane::open(settings, reporter).await?;
@@ -38,7 +38,7 @@ pub async fn run(
             };
         }
         FeaturesCommand::Refresh { slug } => {
-            let out = out.to::<[features::Refreshed]>()?;
+            let out = out.printer::<[features::Refreshed]>()?;
             let slug: Option<Slug> = slug.map(|s| s.parse()).transpose()?;
             let tiers = settings.load_tiers()?;
             let plane = ControlPlane::open(settings, reporter).await?;
@@ -49,7 +49,7 @@ pub async fn run(
         FeaturesCommand::Reset { slug, feature } => (slug, feature, Change::Reset),
     };
     // All checked before anything is touched.
-    let out = out.to::<features::FeaturesView>()?;
+    let out = out.printer::<features::FeaturesView>()?;
     let slug: Slug = slug.parse()?;
     let feature: Feature = feature.parse()?;
     let plane = ControlPlane::open(settings, reporter).await?;

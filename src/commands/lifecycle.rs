@@ -9,9 +9,10 @@ use crate::config::Settings;
 use crate::exit::Failure;
 use crate::ops::tenants::TenantView;
 use crate::ops::{lifecycle, ControlPlane};
-use crate::output::{self, words, Output};
+use crate::output::{self, Output};
 use crate::progress::TerminalReporter;
 use crate::slug::Slug;
+use crate::words;
 
 pub async fn suspend(
     settings: Settings,
@@ -19,7 +20,7 @@ pub async fn suspend(
     out: &Output,
     reporter: &TerminalReporter,
 ) -> Result<()> {
-    let out = out.to::<TenantView>()?;
+    let out = out.printer::<TenantView>()?;
     let slug: Slug = args.slug.parse()?;
     check_reason(args.reason.as_deref())?;
     let plane = ControlPlane::open(settings, reporter).await?;
@@ -32,7 +33,7 @@ pub async fn resume(
     out: &Output,
     reporter: &TerminalReporter,
 ) -> Result<()> {
-    let out = out.to::<TenantView>()?;
+    let out = out.printer::<TenantView>()?;
     let slug: Slug = args.slug.parse()?;
     let plane = ControlPlane::open(settings, reporter).await?;
     out.print(&lifecycle::resume(&plane, &slug).await?)
@@ -44,7 +45,7 @@ pub async fn restore(
     out: &Output,
     reporter: &TerminalReporter,
 ) -> Result<()> {
-    let out = out.to::<TenantView>()?;
+    let out = out.printer::<TenantView>()?;
     let slug: Slug = args.slug.parse()?;
     let plane = ControlPlane::open(settings, reporter).await?;
     out.print(&lifecycle::restore(&plane, &slug).await?)
@@ -89,7 +90,7 @@ pub async fn deprovision(
     reporter: &TerminalReporter,
 ) -> Result<()> {
     if args.purge {
-        let out = out.to::<[lifecycle::Purged]>()?;
+        let out = out.printer::<[lifecycle::Purged]>()?;
         let slug: Slug = args.slug.parse()?;
         check_reason(args.reason.as_deref())?;
         confirm(
@@ -100,7 +101,7 @@ pub async fn deprovision(
         let plane = ControlPlane::open(settings, reporter).await?;
         return out.print(&[lifecycle::purge(&plane, &slug, reporter).await?]);
     }
-    let out = out.to::<TenantView>()?;
+    let out = out.printer::<TenantView>()?;
     let slug: Slug = args.slug.parse()?;
     check_reason(args.reason.as_deref())?;
     let plane = ControlPlane::open(settings, reporter).await?;
@@ -114,7 +115,7 @@ pub async fn purge(
     reporter: &TerminalReporter,
 ) -> Result<()> {
     debug_assert!(args.expired);
-    let out = out.to::<[lifecycle::Purged]>()?;
+    let out = out.printer::<[lifecycle::Purged]>()?;
     confirm(
         args.yes,
         "remove every tenant past its retention period for good",

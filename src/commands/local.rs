@@ -11,11 +11,11 @@ use crate::output::{Output, Stopped};
 pub async fn run(settings: &Settings, cmd: LocalCommand, out: &Output) -> Result<()> {
     match cmd {
         LocalCommand::Status => {
-            let out = out.to::<ClusterStatus>()?;
+            let out = out.printer::<ClusterStatus>()?;
             out.print(&local::status(settings).await)
         }
         LocalCommand::Stop => {
-            let out = out.to::<Stopped>()?;
+            let out = out.printer::<Stopped>()?;
             out.print(&Stopped {
                 stopped: local::stop(settings)?,
             })

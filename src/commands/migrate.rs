@@ -5,8 +5,9 @@ use anyhow::Result;
 use crate::cli::{MigrateArgs, MigrateCommand};
 use crate::config::Settings;
 use crate::ops::{migrate, ControlPlane};
-use crate::output::{words, Output};
+use crate::output::Output;
 use crate::progress::TerminalReporter;
+use crate::words;
 
 pub async fn run(
     settings: Settings,
@@ -15,14 +16,14 @@ pub async fn run(
     reporter: &TerminalReporter,
 ) -> Result<()> {
     if args.dry_run || matches!(args.command, Some(MigrateCommand::Status)) {
-        let out = out.to::<[migrate::DatabaseState]>()?;
+        let out = out.printer::<[migrate::DatabaseState]>()?;
         // Reads only: a missing control database has no tenant databases to report.
         return match ControlPlane::open_read_only(settings, reporter, false).await? {
             Some(plane) => out.print(&migrate::states(&plane).await?),
             None => out.print(&[]),
         };
     }
-    let out = out.to::<[migrate::DatabaseResult]>()?;
+    let out = out.printer::<[migrate::DatabaseResult]>()?;
     let plane = ControlPlane::open(settings, reporter).await?;
     let results = migrate::migrate(&plane, usize::from(args.concurrency), reporter).await?;
     out.print(&results)?;

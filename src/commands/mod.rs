@@ -1,6 +1,6 @@
 //! One file per subcommand: arguments → one `ops` call → render. No SQL here.
 //!
-//! A command first takes the `Printer` of the view it will print (`out.to::<View>()?`), so a
+//! A command first takes the `Printer` of the view it will print (`out.printer::<View>()?`), so a
 //! format the view does not have (`--output csv` where there are no rows to export) is refused
 //! before anything else happens.
 

@@ -31,13 +31,13 @@ pub async fn run(
         )
     };
     if args.dry_run {
-        let out = out.to::<provision::Plan>()?;
+        let out = out.printer::<provision::Plan>()?;
         let req = validate(&settings)?;
         let plane = ControlPlane::open_existing(settings.clone(), reporter).await?;
         let plan = provision::plan(&settings, plane.as_ref(), &req).await?;
         return out.print(&plan);
     }
-    let out = out.to::<provision::Outcome>()?;
+    let out = out.printer::<provision::Outcome>()?;
     let req = validate(&settings)?;
     let plane = ControlPlane::open(settings, reporter).await?;
     let outcome = provision::provision(&plane, &req, reporter).await?;

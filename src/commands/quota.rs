@@ -7,9 +7,10 @@ use crate::config::Settings;
 use crate::exit::Failure;
 use crate::ops::quota::QuotaLine;
 use crate::ops::{quota, tenants, ControlPlane};
-use crate::output::{words, Output};
+use crate::output::Output;
 use crate::progress::TerminalReporter;
 use crate::slug::Slug;
+use crate::words;
 
 pub async fn run(
     settings: Settings,
@@ -20,7 +21,7 @@ pub async fn run(
     let tiers = settings.load_tiers()?;
     match cmd {
         QuotaCommand::Show { slug } => {
-            let out = out.to::<[QuotaLine]>()?;
+            let out = out.printer::<[QuotaLine]>()?;
             let slug: Slug = slug.parse()?;
             let Some(plane) = ControlPlane::open_read_only(settings, reporter, true).await? else {
                 return Err(tenants::not_found(slug.as_str()).into());
@@ -32,14 +33,14 @@ pub async fn run(
             resource,
             limit,
         } => {
-            let out = out.to::<[QuotaLine]>()?;
+            let out = out.printer::<[QuotaLine]>()?;
             let slug: Slug = slug.parse()?;
             crate::tier::resource_kind(&resource)?;
             let plane = ControlPlane::open(settings, reporter).await?;
             out.print(&[quota::set(&plane, &tiers, &slug, &resource, limit).await?])
         }
         QuotaCommand::Reset { slug, resource } => {
-            let out = out.to::<[QuotaLine]>()?;
+            let out = out.printer::<[QuotaLine]>()?;
             let slug: Slug = slug.parse()?;
             if let Some(r) = &resource {
                 crate::tier::resource_kind(r)?;
@@ -52,7 +53,7 @@ pub async fn run(
             resource,
             amount,
         } => {
-            let out = out.to::<quota::Check>()?;
+            let out = out.printer::<quota::Check>()?;
             let slug: Slug = slug.parse()?;
             crate::tier::resource_kind(&resource)?;
             let Some(plane) = ControlPlane::open_read_only(settings, reporter, true).await? else {
@@ -65,7 +66,7 @@ pub async fn run(
             } else {
                 Err(Failure::Refused(format!(
                     "refused: {} for `{slug}`: {}",
-                    words::quantity(amount, &resource.to_string()),
+                    words::quantity(amount, &resource),
                     check.reason.as_deref().unwrap_or("over the limit")
                 ))
                 .into())

@@ -16,7 +16,7 @@ pub async fn run(
     out: &Output,
     reporter: &TerminalReporter,
 ) -> Result<()> {
-    let out = out.to::<TenantView>()?;
+    let out = out.printer::<TenantView>()?;
     let slug: Slug = args.slug.parse()?;
     let tiers = settings.load_tiers()?;
     let tier = tiers.get(&args.tier)?.clone();

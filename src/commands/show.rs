@@ -15,7 +15,7 @@ pub async fn run(
     out: &Output,
     reporter: &TerminalReporter,
 ) -> Result<()> {
-    let out = out.to::<tenants::TenantView>()?;
+    let out = out.printer::<tenants::TenantView>()?;
     let slug: Slug = args.slug.parse()?;
     let Some(plane) = ControlPlane::open_read_only(settings, reporter, true).await? else {
         return Err(tenants::not_found(slug.as_str()).into());

@@ -6,10 +6,11 @@ use crate::cli::UsageCommand;
 use crate::config::Settings;
 use crate::exit::Failure;
 use crate::ops::{usage, ControlPlane};
-use crate::output::{words, Output};
+use crate::output::Output;
 use crate::period::parse_time;
 use crate::progress::TerminalReporter;
 use crate::slug::Slug;
+use crate::words;
 
 pub async fn run(
     settings: Settings,
@@ -25,7 +26,7 @@ pub async fn run(
             at,
             key,
         } => {
-            let out = out.to::<usage::RecordView>()?;
+            let out = out.printer::<usage::RecordView>()?;
             let slug: Slug = slug.parse()?;
             let at = match at {
                 Some(a) => {
@@ -49,7 +50,7 @@ pub async fn run(
             out.print(&view)
         }
         UsageCommand::Import { file } => {
-            let out = out.to::<usage::ImportView>()?;
+            let out = out.printer::<usage::ImportView>()?;
             let tiers = settings.load_tiers()?;
             // Parse before connecting: a malformed file changes nothing anywhere.
             let rows = usage::read_file(&file)?;
@@ -66,7 +67,7 @@ pub async fn run(
             Ok(())
         }
         UsageCommand::Refresh { slug } => {
-            let out = out.to::<usage::RefreshView>()?;
+            let out = out.printer::<usage::RefreshView>()?;
             let slug: Option<Slug> = slug.map(|s| s.parse()).transpose()?;
             let plane = ControlPlane::open(settings, reporter).await?;
             let view = usage::refresh(&plane, slug.as_ref()).await?;

@@ -344,7 +344,7 @@ pub async fn warn_unbilled_usage(
         .iter()
         .map(|(resource, month, units)| {
             let month = Period::containing(month.and_time(chrono::NaiveTime::MIN).and_utc());
-            format!("{units} {resource} of {month}")
+            format!("{} of {month}", crate::words::quantity(*units, resource))
         })
         .collect();
     reporter.warning(&format!(

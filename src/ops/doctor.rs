@@ -146,8 +146,8 @@ pub async fn doctor(settings: &Settings, reporter: &dyn Reporter) -> Result<Repo
             report.schema_version = Some(version);
             if !pending.is_empty() {
                 problems.push(format!(
-                    "{} control migration(s) pending: run `tenantctl init`",
-                    pending.len()
+                    "{} pending: run `tenantctl init`",
+                    crate::words::count_len(pending.len(), "control migration")
                 ));
             }
             report.pending_migrations = pending;

@@ -109,12 +109,14 @@ pub async fn record(
         Recorded::Counted { total } => Ok(view(true, Some(total))),
         Recorded::Duplicate => Ok(view(false, None)),
         Recorded::OverLimit { used, limit } => Err(Failure::Refused(format!(
-            "refused: {quantity} {resource} for `{slug}` would make {} in {period}, over its hard limit of {limit}; nothing recorded",
+            "refused: {} for `{slug}` would make {} in {period}, over its hard limit of {limit}; nothing recorded",
+            crate::words::quantity(quantity, resource),
             used + quantity
         ))
         .into()),
         Recorded::TooLarge { used } => Err(Failure::BadInput(format!(
-            "{quantity} {resource} for `{slug}` would make the {period} total pass {MAX_QUANTITY} (it is {used}); nothing recorded"
+            "{} for `{slug}` would make the {period} total pass {MAX_QUANTITY} (it is {used}); nothing recorded",
+            crate::words::quantity(quantity, resource)
         ))
         .into()),
         Recorded::NotActive(status) => Err(Failure::Refused(format!(

@@ -1,8 +1,9 @@
 //! Billing: a run of `bill`, invoices (`invoices list|show`), and their CSV export for
 //! finance, one row per invoice line.
 
-use super::{csv_record, fields, table, table_text, words, Render};
+use super::{csv_record, fields, table, table_text, Render};
 use crate::ops::billing::{InvoiceView, RunView};
+use crate::words;
 
 impl RunView {
     /// One sentence: what the run did or would do.

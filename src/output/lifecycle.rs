@@ -1,10 +1,11 @@
 //! Lifecycle results that are not a tenant: purges, adoption, and the audit log.
 
-use super::{table, table_text, words, Render};
+use super::{table, table_text, Render};
 use crate::db::lifecycle::AuditEntry;
 use crate::excerpt::escape;
 use crate::ops::lifecycle::Purged;
 use crate::ops::ownership::Adopted;
+use crate::words;
 
 impl Render for [Purged] {
     fn human(&self) -> String {

@@ -1,7 +1,8 @@
 //! Tenant-schema migrations: what a run did per database, and each database's state.
 
-use super::{table, table_text, words, yes_no, Render};
+use super::{table, table_text, yes_no, Render};
 use crate::ops::migrate::{DatabaseResult, DatabaseState};
+use crate::words;
 
 /// A database's tenants in one cell: the slug, or a count for the pooled database.
 fn tenants_cell<S: ToString>(slugs: &[S]) -> String {

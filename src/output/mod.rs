@@ -18,7 +18,6 @@
 //! - `lifecycle`: purges, adoption, the audit log.
 //! - `quota`, `usage`, `billing`, `features`, `migrate`: their commands' views.
 //! - `server`: the local cluster, credentials, `init` and `doctor`.
-//! - `words`: counts with the right noun, times with their zone.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -30,7 +29,6 @@ mod quota;
 mod server;
 mod tenants;
 mod usage;
-pub mod words;
 
 use std::io::{self, Write};
 use std::marker::PhantomData;
@@ -126,7 +124,7 @@ impl Output {
 
     /// The printer of view `V`. Called by a command before it does anything: a format the view
     /// does not have is bad input, and nothing has changed yet.
-    pub fn to<V: Render + ?Sized>(&self) -> Result<Printer<V>, Failure> {
+    pub fn printer<V: Render + ?Sized>(&self) -> Result<Printer<V>, Failure> {
         if self.format == OutputFormat::Csv && V::CSV.is_none() {
             return Err(Failure::BadInput(
                 "--output csv is for `bill` and `invoices`: this command's result is not rows to export; use table or json here"
@@ -140,7 +138,7 @@ impl Output {
     }
 }
 
-/// Prints views of one type in the format asked for; only `Output::to` makes one, so the
+/// Prints views of one type in the format asked for; only `Output::printer` makes one, so the
 /// format was checked against the view before the command ran.
 pub struct Printer<V: ?Sized> {
     format: OutputFormat,

@@ -1,7 +1,8 @@
 //! Quotas: limits against usage (`quota show|set|reset`) and the answer of `quota check`.
 
-use super::{table, table_text, words, Render};
+use super::{table, table_text, Render};
 use crate::ops::quota::{Check, QuotaLine};
+use crate::words;
 
 impl Render for [QuotaLine] {
     fn human(&self) -> String {
@@ -48,7 +49,7 @@ impl Render for Check {
             .unwrap_or_default();
         format!(
             "{verdict}: {} for {} (used {} of {}, {} remaining){reason}\n",
-            words::quantity(c.amount, &c.resource.to_string()),
+            words::quantity(c.amount, &c.resource),
             c.slug,
             c.used,
             c.limit,

@@ -3,10 +3,11 @@
 
 use serde::Serialize;
 
-use super::{fields, words, yes_no, Render};
+use super::{fields, yes_no, Render};
 use crate::cluster::ClusterStatus;
 use crate::ops::credentials::CredentialsView;
 use crate::ops::doctor::{InitView, Report};
+use crate::words;
 
 /// `local stop`: whether there was a cluster to stop.
 #[derive(Debug, Serialize)]

@@ -1,10 +1,11 @@
 //! Tenants: one tenant (`show` and every lifecycle command), the list, provisioning's result
 //! and its dry-run plan.
 
-use super::{fields, table, table_text, words, Render};
+use super::{fields, table, table_text, Render};
 use crate::excerpt::escape;
 use crate::ops::provision::{Outcome, Plan};
 use crate::ops::tenants::TenantView;
+use crate::words;
 
 impl Render for TenantView {
     fn human(&self) -> String {

@@ -1,8 +1,9 @@
 //! Usage: one recorded event, an import, a refresh of the measured levels.
 
-use super::{words, Render};
+use super::Render;
 use crate::excerpt::{excerpt_n, REASON_CHARS};
 use crate::ops::usage::{ImportView, RecordView, RefreshView};
+use crate::words;
 
 impl Render for RecordView {
     fn human(&self) -> String {
@@ -10,7 +11,7 @@ impl Render for RecordView {
         match r.total {
             Some(total) => format!(
                 "recorded {} for {} ({} total {total})\n",
-                words::quantity(r.quantity, &r.resource.to_string()),
+                words::quantity(r.quantity, &r.resource),
                 r.slug,
                 r.period
             ),

@@ -1,4 +1,4 @@
-//! Words that read right: a count with its noun in the right number ("1 tenant", "2 tenants"),
+//! Words that read right, for people (messages and tables; never JSON): a count with its noun in the right number ("1 tenant", "2 tenants"),
 //! a quantity of a resource ("1 sandbox"), and a time that says its zone.
 
 use chrono::{DateTime, Utc};
@@ -21,7 +21,8 @@ pub fn count_len(n: usize, singular: &str) -> String {
 
 /// A quantity of a resource, as people say it: `1 sandbox`, `2 sandboxes`, `1 user`,
 /// `1 api_request`. Resource names are plurals; `storage_mb` is a unit and stays as it is.
-pub fn quantity(n: i64, resource: &str) -> String {
+pub fn quantity(n: i64, resource: impl std::fmt::Display) -> String {
+    let resource = resource.to_string();
     if n != 1 && n != -1 {
         return format!("{n} {resource}");
     }
@@ -30,7 +31,7 @@ pub fn quantity(n: i64, resource: &str) -> String {
     } else if let Some(stem) = resource.strip_suffix('s') {
         stem.to_owned()
     } else {
-        resource.to_owned()
+        resource
     };
     format!("{n} {one}")
 }
