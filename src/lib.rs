@@ -12,7 +12,8 @@
 //! - `db`: every line of SQL, the pools and the refinery migrations.
 //! - `storage`: the bucket backend trait and its local-directory implementation.
 //! - `cluster`: the local PostgreSQL cluster used when no database URL is configured.
-//! - `output`: tables and JSON on stdout, lines on stderr; the only module that prints.
+//! - `output`: the `Render` trait and its impls per topic: views as tables, JSON or CSV on
+//!   stdout, lines on stderr; the only module that prints.
 //! - `progress`: the terminal implementation of `ops::Reporter`.
 //! - `exit`: typed failures and their exit codes.
 //! - `excerpt`: the short, escaped form in which a bad value appears in a message.
