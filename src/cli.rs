@@ -15,10 +15,19 @@ Exit codes:
      limit, tenant not active, `bill` busy, a database or role tenantctl did not create;
      `quota check`/`features check`: no; `usage import`: some rows refused, the rest applied)";
 
+/// The version and the commit it was built from (`git rev-parse`, by build.rs; "unknown" when
+/// built outside a git checkout).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("TENANTCTL_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tenantctl",
-    version,
+    version = VERSION,
     about = "Control plane for the tenants of a multi-tenant SaaS on PostgreSQL",
     after_help = EXIT_CODES
 )]
@@ -135,6 +144,38 @@ pub enum Command {
     /// Check the server: version, TLS, the admin role's privileges, the control schema, the
     /// tenants' databases (exit 1 when something needs attention)
     Doctor,
+    /// The fleet as Prometheus text (OpenMetrics): tenants, quota use, the last billing run,
+    /// databases behind on migrations, stuck or failed provisioning. For node_exporter's
+    /// textfile collector, with --textfile
+    Metrics(MetricsArgs),
+    /// Print a shell completion script (needs no database)
+    Completions(CompletionsArgs),
+    /// Print the manual page, or write one page per subcommand to a directory (needs no
+    /// database)
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Write the metrics to this file atomically (a temporary file in the same directory,
+    /// then a rename) instead of stdout
+    #[arg(long, value_name = "PATH")]
+    pub textfile: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write tenantctl.1 and one tenantctl-SUBCOMMAND.1 page per subcommand here (created if
+    /// missing) [default: print tenantctl.1 to stdout]
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

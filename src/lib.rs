@@ -13,6 +13,9 @@
 //! - `storage`: the bucket backend trait and its local-directory implementation.
 //! - `cluster`: the local PostgreSQL cluster used when no database URL is configured.
 //! - `output`: tables and JSON on stdout, lines on stderr; the only module that prints.
+//! - `output_document`: whole documents (completions, man pages, metrics) to stdout or to a
+//!   file replaced atomically.
+//! - `output_metrics`: the fleet as Prometheus/OpenMetrics text.
 //! - `progress`: the terminal implementation of `ops::Reporter`.
 //! - `exit`: typed failures and their exit codes.
 //! - `excerpt`: the short, escaped form in which a bad value appears in a message.
@@ -36,6 +39,8 @@ pub mod invoice;
 pub mod money;
 pub mod ops;
 pub mod output;
+pub mod output_document;
+pub mod output_metrics;
 pub mod period;
 pub mod progress;
 pub mod slug;
@@ -49,6 +54,9 @@ use anyhow::{Context, Result};
 
 /// Runs one parsed command line.
 pub fn run(cli: cli::Cli) -> Result<()> {
+    if let Some(done) = commands::run_without_settings(&cli.command) {
+        return done;
+    }
     let settings = config::Settings::resolve(&cli.global)?;
     for w in &settings.warnings {
         output::stderr_line(w);
