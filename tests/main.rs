@@ -14,6 +14,7 @@ mod input;
 mod isolation;
 mod lifecycle;
 mod local;
+mod metrics;
 mod migrate;
 mod ownership;
 mod privileges;
