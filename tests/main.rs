@@ -6,6 +6,7 @@ mod support;
 mod bill;
 mod bill_model;
 mod cli;
+mod completions;
 mod connection;
 mod corpus;
 mod faults;

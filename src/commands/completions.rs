@@ -25,7 +25,8 @@ pub fn man(args: &ManArgs) -> Result<()> {
         }
         None => {
             let mut page = Vec::new();
-            clap_mangen::Man::new(Cli::command())
+            // As `generate_to` does for every page: no `help` subcommand, which has no page.
+            clap_mangen::Man::new(Cli::command().disable_help_subcommand(true))
                 .render(&mut page)
                 .context("rendering the manual page")?;
             output_document::to_stdout(&page)
