@@ -274,9 +274,9 @@ pub struct AuditArgs {
 pub struct MigrateArgs {
     #[command(subcommand)]
     pub command: Option<MigrateCommand>,
-    /// How many databases to migrate at once
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub concurrency: u16,
+    /// How many databases to migrate at once, 1 to 64
+    #[arg(long, default_value_t = 4, allow_negative_numbers = true)]
+    pub concurrency: i64,
     /// List what is pending per database, change nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -312,7 +312,7 @@ pub enum InvoicesCommand {
     /// One invoice with its lines
     Show {
         /// The invoice's id, as `invoices list` and `bill` print it
-        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        #[arg(allow_negative_numbers = true)]
         id: i64,
     },
 }
@@ -331,6 +331,9 @@ pub struct ShowArgs {
     pub slug: String,
 }
 
+// Numbers (`quota set` LIMIT, `--amount`, `usage record` QUANTITY, `invoices show` ID,
+// `--concurrency`) take `allow_negative_numbers` and no clap range: `-5` reaches tenantctl's own
+// range check (`crate::number`) instead of being taken for a flag.
 #[derive(Debug, Subcommand)]
 pub enum QuotaCommand {
     /// Each resource's limit, usage (measured now for users and storage_mb), what is left,
@@ -346,7 +349,7 @@ pub enum QuotaCommand {
         /// users, storage_mb, sandboxes, compute_hours or api_requests
         resource: String,
         /// 0 to 1000000000000
-        #[arg(value_parser = clap::value_parser!(i64).range(0..=crate::tier::MAX_QUANTITY))]
+        #[arg(allow_negative_numbers = true)]
         limit: i64,
     },
     /// Return one limit (or all) to the tier's value (audited)
@@ -364,7 +367,7 @@ pub enum QuotaCommand {
         /// users, storage_mb, sandboxes, compute_hours or api_requests
         resource: String,
         /// How many more units the caller wants to use, 1 to 1000000000000
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=crate::tier::MAX_QUANTITY))]
+        #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
         amount: i64,
     },
 }
@@ -422,7 +425,7 @@ pub enum UsageCommand {
         /// sandboxes, compute_hours or api_requests
         resource: String,
         /// 1 to 1000000000000
-        #[arg(value_parser = clap::value_parser!(i64).range(1..=crate::tier::MAX_QUANTITY))]
+        #[arg(allow_negative_numbers = true)]
         quantity: i64,
         /// When it happened: RFC 3339 or YYYY-MM-DD (UTC) [default: now]
         #[arg(long)]

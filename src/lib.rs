@@ -20,6 +20,7 @@
 //! - `exit`: typed failures and their exit codes.
 //! - `excerpt`: the short, escaped form in which a bad value appears in a message.
 //! - `field`: the length and character rules of the free text tenantctl stores.
+//! - `number`: the range check of whole numbers given on the command line.
 //! - `text_file`: bounded reading of a file a user names (tiers, config, usage import).
 //! - `slug`, `tenant`, `tier`, `feature`, `money`, `period`, `usage_file`, `invoice`: the domain types, unit-tested in place.
 
@@ -37,6 +38,7 @@ pub mod feature;
 pub mod field;
 pub mod invoice;
 pub mod money;
+pub mod number;
 pub mod ops;
 pub mod output;
 pub mod output_document;

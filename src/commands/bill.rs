@@ -71,6 +71,7 @@ pub async fn invoices(
             )
         }
         InvoicesCommand::Show { id } => {
+            let id = crate::number::in_range("invoice id", id, 1..=i64::MAX)?;
             let Some(plane) = ControlPlane::open_read_only(settings, reporter, true).await? else {
                 return Err(billing::no_invoice(id).into());
             };

@@ -14,6 +14,7 @@ pub async fn run(
     out: &Output,
     reporter: &TerminalReporter,
 ) -> Result<()> {
+    let concurrency = crate::number::in_range("--concurrency", args.concurrency, 1..=64)?;
     if args.dry_run || matches!(args.command, Some(MigrateCommand::Status)) {
         // Reads only: a missing control database has no tenant databases to report.
         return match ControlPlane::open_read_only(settings, reporter, false).await? {
@@ -22,7 +23,7 @@ pub async fn run(
         };
     }
     let plane = ControlPlane::open(settings, reporter).await?;
-    let results = migrate::migrate(&plane, usize::from(args.concurrency), reporter).await?;
+    let results = migrate::migrate(&plane, concurrency as usize, reporter).await?;
     out.migrated(&results)?;
     let failed: Vec<String> = results
         .iter()

@@ -32,6 +32,7 @@ pub async fn run(
         } => {
             let slug: Slug = slug.parse()?;
             crate::tier::resource_kind(&resource)?;
+            let limit = crate::number::in_range("limit", limit, 0..=crate::tier::MAX_QUANTITY)?;
             let plane = ControlPlane::open(settings, reporter).await?;
             out.quota_lines(&[quota::set(&plane, &tiers, &slug, &resource, limit).await?])
         }
@@ -50,6 +51,8 @@ pub async fn run(
         } => {
             let slug: Slug = slug.parse()?;
             crate::tier::resource_kind(&resource)?;
+            let amount =
+                crate::number::in_range("--amount", amount, 1..=crate::tier::MAX_QUANTITY)?;
             let Some(plane) = ControlPlane::open_read_only(settings, reporter, true).await? else {
                 return Err(tenants::not_found(slug.as_str()).into());
             };
