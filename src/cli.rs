@@ -64,7 +64,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "PREFIX")]
     pub name_prefix: Option<String>,
     /// Who is acting, for the audit log [env: TENANTCTL_ACTOR] [default: $USER, then $LOGNAME,
-    /// then uid:<euid>]
+    /// then the account name of the effective uid, then uid:<euid>]
     #[arg(long, global = true, value_name = "NAME")]
     pub actor: Option<String>,
     /// Result format on stdout (csv: `bill` and `invoices`, one row per invoice line)
