@@ -301,3 +301,61 @@ fn without_tenants_it_still_reports_and_textfile_replaces_atomically() {
     assert!(run.stderr.contains("tenantctl.prom"), "{}", run.stderr);
     assert!(!Path::new(&missing).exists());
 }
+
+#[test]
+fn the_documented_alert_rules_load_and_billing_not_run_fires_from_the_second() {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/tenantctl.rules.yml");
+    let out = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // promtool's clock starts at 1970-01-01: January billed (period start 0); the alert stays
+    // quiet through February and on March 1st, and fires on March 2nd.
+    let dir = tempfile::tempdir().unwrap();
+    let test = dir.path().join("test.yml");
+    std::fs::write(
+        &test,
+        format!(
+            r#"rule_files:
+  - {}
+evaluation_interval: 1h
+tests:
+  - interval: 1d
+    input_series:
+      - series: 'tenantctl_billing_last_run_period_start_timestamp_seconds{{job="node"}}'
+        values: '0x70'
+    alert_rule_test:
+      - eval_time: 45d
+        alertname: TenantctlBillingNotRun
+        exp_alerts: []
+      - eval_time: 59d
+        alertname: TenantctlBillingNotRun
+        exp_alerts: []
+      - eval_time: 60d
+        alertname: TenantctlBillingNotRun
+        exp_alerts:
+          - exp_labels: {{severity: critical}}
+            exp_annotations: {{summary: "last month has no billing run: check the bill job"}}
+"#,
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(&test)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
