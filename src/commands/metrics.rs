@@ -2,8 +2,9 @@
 
 use anyhow::Result;
 
-use crate::cli::MetricsArgs;
+use crate::cli::{MetricsArgs, OutputFormat};
 use crate::config::Settings;
+use crate::exit::Failure;
 use crate::ops::metrics::{self, Fleet};
 use crate::ops::ControlPlane;
 use crate::output_document;
@@ -14,6 +15,12 @@ pub async fn run(
     args: &MetricsArgs,
     reporter: &TerminalReporter,
 ) -> Result<()> {
+    if settings.output == OutputFormat::Json {
+        return Err(Failure::BadInput(
+            "`metrics` prints Prometheus text only; drop --output json".to_owned(),
+        )
+        .into());
+    }
     let fleet = match ControlPlane::open_read_only(settings, reporter, true).await? {
         Some(plane) => metrics::gather(&plane).await?,
         None => Fleet::empty(),
