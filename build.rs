@@ -13,11 +13,24 @@ fn main() {
     println!("cargo:rerun-if-changed=sql");
     println!("cargo:rerun-if-changed=build.rs");
 
-    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    // Only this crate's own checkout counts: a source tarball unpacked inside some other git
+    // repository must not take that repository's commit.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").map(PathBuf::from).ok();
+    let own_checkout = match (git(&["rev-parse", "--show-toplevel"]), &manifest_dir) {
+        (Some(top), Some(dir)) => same_dir(Path::new(&top), dir),
+        _ => false,
+    };
+    let commit = own_checkout
+        .then(|| git(&["rev-parse", "--short=12", "HEAD"]))
+        .flatten()
+        .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=TENANTCTL_GIT_COMMIT={commit}");
 
     // HEAD names the branch; the branch's ref (loose, or in packed-refs) names the commit. A
     // worktree's HEAD lives in its own git dir, its refs in the common one.
+    if !own_checkout {
+        return;
+    }
     if let (Some(git_dir), Some(common)) = (
         git(&["rev-parse", "--git-dir"]),
         git(&["rev-parse", "--git-common-dir"]),
@@ -26,7 +39,14 @@ fn main() {
         rerun_if_exists(&git_dir.join("HEAD"));
         rerun_if_exists(&common.join("packed-refs"));
         if let Some(head_ref) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            rerun_if_exists(&common.join(head_ref));
+            // A branch only in packed-refs gets a loose file at its next commit: watch the
+            // directory it will appear in (a path that does not exist would rerun every build).
+            let loose = common.join(head_ref);
+            if loose.exists() {
+                rerun_if_exists(&loose);
+            } else if let Some(dir) = loose.parent() {
+                rerun_if_exists(dir);
+            }
         }
     }
 }
@@ -39,6 +59,13 @@ fn git(args: &[&str]) -> Option<String> {
     }
     let text = String::from_utf8(out.stdout).ok()?.trim().to_owned();
     (!text.is_empty()).then_some(text)
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 fn rerun_if_exists(path: &Path) {
