@@ -15,10 +15,19 @@ Exit codes:
      limit, tenant not active, `bill` busy, a database or role tenantctl did not create;
      `quota check`/`features check`: no; `usage import`: some rows refused, the rest applied)";
 
+/// The version and the commit it was built from (`git rev-parse`, by build.rs; "unknown" when
+/// built outside a git checkout).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("TENANTCTL_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tenantctl",
-    version,
+    version = VERSION,
     about = "Control plane for the tenants of a multi-tenant SaaS on PostgreSQL",
     after_help = EXIT_CODES
 )]
@@ -54,8 +63,8 @@ pub struct GlobalArgs {
     /// [default: tenant_]
     #[arg(long, global = true, value_name = "PREFIX")]
     pub name_prefix: Option<String>,
-    /// Who is acting, for the audit log, up to 100 printable characters [env: TENANTCTL_ACTOR] [default: $USER, then $LOGNAME,
-    /// then uid:<euid>]
+    /// Who is acting, for the audit log, up to 100 printable characters [env: TENANTCTL_ACTOR]
+    /// [default: $USER, then $LOGNAME, then the account name of the effective uid, then uid:<euid>]
     #[arg(long, global = true, value_name = "NAME")]
     pub actor: Option<String>,
     /// Result format on stdout (csv: `bill` and `invoices`, one row per invoice line)
@@ -135,6 +144,38 @@ pub enum Command {
     /// Check the server: version, TLS, the admin role's privileges, the control schema, the
     /// tenants' databases (exit 1 when something needs attention)
     Doctor,
+    /// The fleet as Prometheus text (OpenMetrics): tenants, quota use, the last billing run,
+    /// databases behind on migrations, stuck or failed provisioning. For node_exporter's
+    /// textfile collector, with --textfile
+    Metrics(MetricsArgs),
+    /// Print a shell completion script (needs no database)
+    Completions(CompletionsArgs),
+    /// Print the manual page, or write one page per subcommand to a directory (needs no
+    /// database)
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Write the metrics to this file atomically (a temporary file in the same directory,
+    /// then a rename) instead of stdout
+    #[arg(long, value_name = "PATH")]
+    pub textfile: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write tenantctl.1 and one tenantctl-SUBCOMMAND.1 page per subcommand here (created if
+    /// missing) [default: print tenantctl.1 to stdout]
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -234,8 +275,13 @@ pub struct MigrateArgs {
     #[command(subcommand)]
     pub command: Option<MigrateCommand>,
     /// How many databases to migrate at once, 1 to 64
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub concurrency: u16,
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 4,
+        allow_negative_numbers = true
+    )]
+    pub concurrency: i64,
     /// List what is pending per database, change nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -271,7 +317,7 @@ pub enum InvoicesCommand {
     /// One invoice with its lines
     Show {
         /// The invoice's id (1 or more), as `invoices list` and `bill` print it
-        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        #[arg(allow_negative_numbers = true)]
         id: i64,
     },
 }
@@ -291,6 +337,9 @@ pub struct ShowArgs {
     pub slug: String,
 }
 
+// Numbers (`quota set` LIMIT, `--amount`, `usage record` QUANTITY, `invoices show` ID,
+// `--concurrency`) take `allow_negative_numbers` and no clap range: `-5` reaches tenantctl's own
+// range check (`crate::number`) instead of being taken for a flag.
 #[derive(Debug, Subcommand)]
 pub enum QuotaCommand {
     /// Each resource's limit, usage (measured now for users and storage_mb), what is left,
@@ -306,7 +355,7 @@ pub enum QuotaCommand {
         /// The resource: one of users, storage_mb, sandboxes, compute_hours, api_requests
         resource: String,
         /// The new limit, in the resource's unit: 0 to 1000000000000
-        #[arg(value_parser = clap::value_parser!(i64).range(0..=crate::tier::MAX_QUANTITY))]
+        #[arg(allow_negative_numbers = true)]
         limit: i64,
     },
     /// Return one limit (or all) to the tier's value (audited)
@@ -324,7 +373,12 @@ pub enum QuotaCommand {
         /// The resource: one of users, storage_mb, sandboxes, compute_hours, api_requests
         resource: String,
         /// How many more units the caller wants to use, 1 to 1000000000000
-        #[arg(long, value_name = "AMOUNT", default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=crate::tier::MAX_QUANTITY))]
+        #[arg(
+            long,
+            value_name = "AMOUNT",
+            default_value_t = 1,
+            allow_negative_numbers = true
+        )]
         amount: i64,
     },
 }
@@ -382,7 +436,7 @@ pub enum UsageCommand {
         /// The metered resource: one of sandboxes, compute_hours, api_requests
         resource: String,
         /// How many units were used: 1 to 1000000000000
-        #[arg(value_parser = clap::value_parser!(i64).range(1..=crate::tier::MAX_QUANTITY))]
+        #[arg(allow_negative_numbers = true)]
         quantity: i64,
         /// When it happened: RFC 3339 or YYYY-MM-DD (UTC) [default: now]
         #[arg(long, value_name = "TIME")]

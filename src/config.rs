@@ -132,6 +132,8 @@ impl Settings {
             .or(file.actor)
             .or_else(|| env("USER"))
             .or_else(|| env("LOGNAME"))
+            // Cron and systemd units set no $USER: the account's name, as `id -un` says it.
+            .or_else(account_name)
             // SAFETY: geteuid has no preconditions and cannot fail.
             .unwrap_or_else(|| format!("uid:{}", unsafe { libc::geteuid() }));
 
@@ -351,6 +353,40 @@ fn read_pgpass(path: &Path, params: &ConnParams, warnings: &mut Vec<String>) -> 
         &params.dbname,
         &params.user,
     )
+}
+
+/// The name of the effective user's account (the passwd database: /etc/passwd, LDAP...), if it
+/// has one that is valid UTF-8.
+fn account_name() -> Option<String> {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        // SAFETY: every pointer is valid for the call: `pwd` and `result` are locals, `buf` is
+        // a live buffer of the length given; the strings read come from `buf` while it lives.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = unsafe {
+            libc::getpwuid_r(
+                libc::geteuid(),
+                &mut pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut result,
+            )
+        };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+            return None;
+        }
+        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+        return name
+            .to_str()
+            .ok()
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned);
+    }
 }
 
 #[cfg(test)]

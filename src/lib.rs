@@ -13,11 +13,14 @@
 //! - `storage`: the bucket backend trait and its local-directory implementation.
 //! - `cluster`: the local PostgreSQL cluster used when no database URL is configured.
 //! - `output`: the `Render` trait and its impls per topic: views as tables, JSON or CSV on
-//!   stdout, lines on stderr; the only module that prints.
+//!   stdout, lines on stderr; the only module that prints. `output::document` writes whole
+//!   documents (completions, man pages, metrics) to stdout or a file replaced atomically;
+//!   `output::metrics` renders the fleet as Prometheus/OpenMetrics text.
 //! - `progress`: the terminal implementation of `ops::Reporter`.
 //! - `exit`: typed failures and their exit codes.
 //! - `excerpt`: the short, escaped form in which a bad value appears in a message.
 //! - `field`: the length and character rules of the free text tenantctl stores.
+//! - `number`: the range check of whole numbers given on the command line.
 //! - `text_file`: bounded reading of a file a user names (tiers, config, usage import).
 //! - `words`: counts with their noun in the right number, times with their zone.
 //! - `slug`, `tenant`, `tier`, `feature`, `money`, `period`, `usage_file`, `invoice`: the domain types, unit-tested in place.
@@ -36,6 +39,7 @@ pub mod feature;
 pub mod field;
 pub mod invoice;
 pub mod money;
+pub mod number;
 pub mod ops;
 pub mod output;
 pub mod period;
@@ -52,6 +56,9 @@ use anyhow::{Context, Result};
 
 /// Runs one parsed command line.
 pub fn run(cli: cli::Cli) -> Result<()> {
+    if let Some(done) = commands::run_without_settings(&cli.command) {
+        return done;
+    }
     let settings = config::Settings::resolve(&cli.global)?;
     for w in &settings.warnings {
         output::stderr_line(w);

@@ -3,9 +3,11 @@
 
 mod support;
 
+mod actor;
 mod bill;
 mod bill_model;
 mod cli;
+mod completions;
 mod connection;
 mod contract;
 mod corpus;
@@ -15,6 +17,7 @@ mod input;
 mod isolation;
 mod lifecycle;
 mod local;
+mod metrics;
 mod migrate;
 mod ownership;
 mod privileges;

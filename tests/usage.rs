@@ -435,7 +435,9 @@ fn quantities_and_monthly_totals_cannot_overflow() {
         let run = env
             .run(&["usage", "record", "dave", "sandboxes", q])
             .expect(2);
-        assert!(run.stderr.contains(&format!("'{q}'")), "{}", run.stderr);
+        // Out of i64: clap's "invalid value '…'"; out of range: tenantctl's "quantity … is out
+        // of range"; either names the value.
+        assert!(run.stderr.contains(q), "{}", run.stderr);
     }
     assert_eq!(events(&env, "dave"), 0);
     env.run(&["usage", "record", "dave", "sandboxes", "1000000000000"])

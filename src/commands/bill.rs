@@ -71,6 +71,7 @@ pub async fn invoices(
             out.print(&billing::invoices(&plane, p, slug.as_ref().map(Slug::as_str), None).await?)
         }
         InvoicesCommand::Show { id } => {
+            let id = crate::number::in_range("invoice id", id, 1..=i64::MAX)?;
             let out = out.printer::<billing::InvoiceView>()?;
             let Some(plane) = ControlPlane::open_read_only(settings, reporter, true).await? else {
                 return Err(billing::no_invoice(id).into());

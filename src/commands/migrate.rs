@@ -15,6 +15,7 @@ pub async fn run(
     out: &Output,
     reporter: &TerminalReporter,
 ) -> Result<()> {
+    let concurrency = crate::number::in_range("--concurrency", args.concurrency, 1..=64)?;
     if args.dry_run || matches!(args.command, Some(MigrateCommand::Status)) {
         let out = out.printer::<[migrate::DatabaseState]>()?;
         // Reads only: a missing control database has no tenant databases to report.
@@ -25,7 +26,7 @@ pub async fn run(
     }
     let out = out.printer::<[migrate::DatabaseResult]>()?;
     let plane = ControlPlane::open(settings, reporter).await?;
-    let results = migrate::migrate(&plane, usize::from(args.concurrency), reporter).await?;
+    let results = migrate::migrate(&plane, concurrency as usize, reporter).await?;
     out.print(&results)?;
     let failed: Vec<String> = results
         .iter()

@@ -7,12 +7,14 @@
 mod adopt;
 mod audit;
 mod bill;
+mod completions;
 mod credentials;
 mod doctor;
 mod features;
 mod lifecycle;
 mod list;
 mod local;
+mod metrics;
 mod migrate;
 mod provision;
 mod quota;
@@ -26,6 +28,17 @@ use crate::cli::Command;
 use crate::config::Settings;
 use crate::output::Output;
 use crate::progress::TerminalReporter;
+
+/// The commands that need neither settings nor a database (`completions`, `man`): run before
+/// the configuration is resolved, so a broken config file or an unset variable cannot stop
+/// them. `None` for every other command.
+pub fn run_without_settings(command: &Command) -> Option<Result<()>> {
+    match command {
+        Command::Completions(args) => Some(completions::completions(args)),
+        Command::Man(args) => Some(completions::man(args)),
+        _ => None,
+    }
+}
 
 pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
     // The actor is stored in every audit entry: bounded, printable text.
@@ -60,5 +73,8 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         Command::Credentials(args) => credentials::run(settings, &args, &out, &reporter).await,
         Command::Init => doctor::init(settings, &out, &reporter).await,
         Command::Doctor => doctor::doctor(settings, &out, &reporter).await,
+        Command::Metrics(args) => metrics::run(settings, &args, &reporter).await,
+        Command::Completions(args) => completions::completions(&args),
+        Command::Man(args) => completions::man(&args),
     }
 }

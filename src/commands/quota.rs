@@ -36,6 +36,7 @@ pub async fn run(
             let out = out.printer::<[QuotaLine]>()?;
             let slug: Slug = slug.parse()?;
             crate::tier::resource_kind(&resource)?;
+            let limit = crate::number::in_range("limit", limit, 0..=crate::tier::MAX_QUANTITY)?;
             let plane = ControlPlane::open(settings, reporter).await?;
             out.print(&[quota::set(&plane, &tiers, &slug, &resource, limit).await?])
         }
@@ -56,6 +57,8 @@ pub async fn run(
             let out = out.printer::<quota::Check>()?;
             let slug: Slug = slug.parse()?;
             crate::tier::resource_kind(&resource)?;
+            let amount =
+                crate::number::in_range("--amount", amount, 1..=crate::tier::MAX_QUANTITY)?;
             let Some(plane) = ControlPlane::open_read_only(settings, reporter, true).await? else {
                 return Err(tenants::not_found(slug.as_str()).into());
             };

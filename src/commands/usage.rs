@@ -35,6 +35,8 @@ pub async fn run(
                 None => chrono::Utc::now(),
             };
             crate::usage_file::check_metered(&resource)?;
+            let quantity =
+                crate::number::in_range("quantity", quantity, 1..=crate::tier::MAX_QUANTITY)?;
             let tiers = settings.load_tiers()?;
             let plane = ControlPlane::open(settings, reporter).await?;
             let view = usage::record(

@@ -19,6 +19,10 @@ pub struct ControlDb {
     name: String,
 }
 
+/// The key of a tenant's advisory lock is this followed by its slug (`metrics` looks for it
+/// in `pg_locks` to tell a running transition from an interrupted one).
+pub(super) const TENANT_LOCK_PREFIX: &str = "tenantctl:tenant:";
+
 /// How long `try_lock_tenant` waits for a lock that is held.
 const TENANT_LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -234,7 +238,7 @@ impl ControlDb {
     /// ends a moment after the process died; a live run elsewhere makes this exit "in
     /// progress" promptly rather than queue behind it.
     pub async fn try_lock_tenant(&self, slug: &str) -> Result<Option<SessionLock>> {
-        self.try_session_lock(&format!("tenantctl:tenant:{slug}"), TENANT_LOCK_GRACE)
+        self.try_session_lock(&format!("{TENANT_LOCK_PREFIX}{slug}"), TENANT_LOCK_GRACE)
             .await
     }
 

@@ -21,6 +21,7 @@ pub mod doctor;
 pub mod features;
 pub mod lifecycle;
 pub mod local;
+pub mod metrics;
 pub mod migrate;
 pub mod ownership;
 pub mod provision;

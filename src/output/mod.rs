@@ -22,8 +22,10 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod billing;
+pub mod document;
 mod features;
 mod lifecycle;
+pub mod metrics;
 mod migrate;
 mod quota;
 mod server;
@@ -126,16 +128,32 @@ impl Output {
     /// does not have is bad input, and nothing has changed yet.
     pub fn printer<V: Render + ?Sized>(&self) -> Result<Printer<V>, Failure> {
         if self.format == OutputFormat::Csv && V::CSV.is_none() {
-            return Err(Failure::BadInput(
-                "--output csv is for `bill` and `invoices`: this command's result is not rows to export; use table or json here"
-                    .to_owned(),
-            ));
+            return Err(csv_refused());
         }
         Ok(Printer {
             format: self.format,
             view: PhantomData,
         })
     }
+}
+
+/// Whether a command that prints a document of its own (Prometheus text) may run: `--output`
+/// must be left at its default, refused before anything runs otherwise.
+pub fn document_only(format: OutputFormat, what: &str) -> Result<(), Failure> {
+    match format {
+        OutputFormat::Table => Ok(()),
+        OutputFormat::Csv => Err(csv_refused()),
+        OutputFormat::Json => Err(Failure::BadInput(format!(
+            "`{what}` prints Prometheus text only; drop --output json"
+        ))),
+    }
+}
+
+fn csv_refused() -> Failure {
+    Failure::BadInput(
+        "--output csv is for `bill` and `invoices`: this command's result is not rows to export; use table or json here"
+            .to_owned(),
+    )
 }
 
 /// Prints views of one type in the format asked for; only `Output::printer` makes one, so the
