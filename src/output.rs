@@ -341,7 +341,7 @@ impl Output {
                 ]);
                 for l in lines {
                     t.add_row(vec![
-                        l.resource.clone(),
+                        l.resource.to_string(),
                         format!("{:?}", l.kind).to_lowercase(),
                         l.limit.to_string(),
                         l.used.to_string(),
@@ -566,7 +566,7 @@ impl Output {
                     t.add_row(vec![
                         r.database.clone(),
                         tenants_cell(&r.tenants),
-                        r.result.clone(),
+                        r.result.to_string(),
                         r.applied.join(" "),
                         r.duration_ms.to_string(),
                         r.error.clone().unwrap_or_default(),
@@ -674,7 +674,7 @@ impl Output {
                     t.add_row(vec![
                         l.kind.clone(),
                         l.description.clone(),
-                        l.resource.clone().unwrap_or_default(),
+                        l.resource.map(|r| r.to_string()).unwrap_or_default(),
                         l.tier.clone(),
                         l.quantity.to_string(),
                         l.unit_price.clone(),
@@ -759,7 +759,7 @@ fn invoices_csv(list: &[InvoiceView]) -> String {
                 (n + 1).to_string(),
                 l.kind.clone(),
                 l.description.clone(),
-                l.resource.clone().unwrap_or_default(),
+                l.resource.map(|r| r.to_string()).unwrap_or_default(),
                 l.tier.clone(),
                 l.quantity.to_string(),
                 l.unit_price.clone(),

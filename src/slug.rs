@@ -48,6 +48,10 @@ impl fmt::Display for Slug {
     }
 }
 
+// Rows hold slugs this or an earlier tenantctl validated on the way in: they are taken as
+// stored, so that a word reserved later never makes an existing tenant unreadable.
+crate::sql_text::text_sql!(Slug, |s| Some(Slug(s.to_owned())));
+
 const RULE: &str = "a slug is a DNS label of 3 to 40 characters: lowercase letters, digits and \
                     '-', starting with a letter, ending with a letter or digit, without '--'";
 

@@ -80,6 +80,8 @@ impl Status {
     }
 }
 
+crate::sql_text::text_sql!(Status, Status::parse);
+
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

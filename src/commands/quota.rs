@@ -8,6 +8,7 @@ use crate::exit::Failure;
 use crate::ops::{quota, tenants, ControlPlane};
 use crate::output::Output;
 use crate::progress::TerminalReporter;
+use crate::resource::Resource;
 use crate::slug::Slug;
 
 pub async fn run(
@@ -31,17 +32,15 @@ pub async fn run(
             limit,
         } => {
             let slug: Slug = slug.parse()?;
-            crate::tier::resource_kind(&resource)?;
+            let resource: Resource = resource.parse()?;
             let plane = ControlPlane::open(settings, reporter).await?;
-            out.quota_lines(&[quota::set(&plane, &tiers, &slug, &resource, limit).await?])
+            out.quota_lines(&[quota::set(&plane, &tiers, &slug, resource, limit).await?])
         }
         QuotaCommand::Reset { slug, resource } => {
             let slug: Slug = slug.parse()?;
-            if let Some(r) = &resource {
-                crate::tier::resource_kind(r)?;
-            }
+            let resource: Option<Resource> = resource.map(|r| r.parse()).transpose()?;
             let plane = ControlPlane::open(settings, reporter).await?;
-            out.quota_lines(&quota::reset(&plane, &tiers, &slug, resource.as_deref()).await?)
+            out.quota_lines(&quota::reset(&plane, &tiers, &slug, resource).await?)
         }
         QuotaCommand::Check {
             slug,
@@ -49,11 +48,11 @@ pub async fn run(
             amount,
         } => {
             let slug: Slug = slug.parse()?;
-            crate::tier::resource_kind(&resource)?;
+            let resource: Resource = resource.parse()?;
             let Some(plane) = ControlPlane::open_read_only(settings, reporter, true).await? else {
                 return Err(tenants::not_found(slug.as_str()).into());
             };
-            let check = quota::check(&plane, &tiers, &slug, &resource, amount).await?;
+            let check = quota::check(&plane, &tiers, &slug, resource, amount).await?;
             out.check(&check)?;
             if check.allowed {
                 Ok(())

@@ -32,14 +32,16 @@ pub async fn run(
                 }
                 None => chrono::Utc::now(),
             };
-            crate::usage_file::check_metered(&resource)?;
+            let resource = resource
+                .parse::<crate::resource::Resource>()?
+                .check_metered()?;
             let tiers = settings.load_tiers()?;
             let plane = ControlPlane::open(settings, reporter).await?;
             let view = usage::record(
                 &plane,
                 &tiers,
                 &slug,
-                &resource,
+                resource,
                 quantity,
                 at,
                 key.as_deref(),

@@ -18,11 +18,13 @@ use tokio_postgres::Client;
 use super::tenants;
 use super::usage::tier_of;
 use super::{ControlPlane, Reporter};
+use crate::action::Action;
 use crate::db::dataplane;
 use crate::db::features::{write_tenant_features, Entitlement};
 use crate::exit::Failure;
 use crate::feature::Feature;
 use crate::slug::Slug;
+use crate::step::Step;
 use crate::tenant::{Status, Tenant};
 use crate::tier::Tiers;
 
@@ -145,11 +147,11 @@ impl Change {
         }
     }
 
-    fn action(self) -> &'static str {
+    fn action(self) -> Action {
         match self {
-            Change::Grant => "features.grant",
-            Change::Revoke => "features.revoke",
-            Change::Reset => "features.reset",
+            Change::Grant => Action::FeaturesGrant,
+            Change::Revoke => Action::FeaturesRevoke,
+            Change::Reset => Action::FeaturesReset,
         }
     }
 }
@@ -328,8 +330,12 @@ pub async fn refuse_unrecorded(
     if requested.is_empty() {
         return Ok(());
     }
-    let seeded =
-        t.status == Status::Active || plane.control.completed_steps(t.id).await?.contains(&5);
+    let seeded = t.status == Status::Active
+        || plane
+            .control
+            .completed_steps(t.id)
+            .await?
+            .contains(&Step::SeedQuotas);
     if !seeded {
         return Ok(());
     }

@@ -14,7 +14,7 @@
 //! - **set_tier**: a move between tiers of the same isolation model, where only the bill and the
 //!   limits change; pooled↔siloed needs a data migration and is refused.
 //!
-//! Every status change follows one table (`Move`): a command first writes its intermediate
+//! Every status change follows one table (`transition::TRANSITIONS`): a command first writes its intermediate
 //! status (`suspending`, `resuming`, `deprovisioning`, `restoring`, `deleting`; audit action
 //! `<command>.start`), then changes the data plane, then writes its final status. An
 //! intermediate status promises nothing about the data plane, and the final one is written
@@ -29,66 +29,65 @@ use serde::Serialize;
 
 use super::tenants::{self, TenantView};
 use super::{failpoint, ownership, ControlPlane, Reporter};
+use crate::action::Action;
 use crate::db::control::SessionLock;
 use crate::db::{dataplane, migrate};
 use crate::exit::Failure;
 use crate::slug::Slug;
 use crate::tenant::{bucket_names, Status, Tenant};
 use crate::tier::{Isolation, Tier};
+use crate::transition::Transition;
 
-/// One lifecycle command's moves: the statuses it starts from (its own intermediate status and
-/// its inverse's included, so that either finishes an interrupted run), and the intermediate
-/// status it writes before touching the data plane. Its final status follows from the command.
+/// One lifecycle command: the move that starts it (`<command>.start`, to its intermediate
+/// status) and the action of the move that finishes it, both in `TRANSITIONS`.
 #[derive(Debug)]
 struct Move {
-    action: &'static str,
-    from: &'static [Status],
-    via: Status,
+    start: Action,
+    finish: Action,
     /// For refusals: who may take this move.
     allowed: &'static str,
 }
 
+impl Move {
+    /// The command's name, in messages and failpoints.
+    fn name(&self) -> &'static str {
+        self.finish.as_str()
+    }
+
+    /// Its intermediate status.
+    fn via(&self) -> Status {
+        Transition::via(self.start)
+    }
+}
+
 const SUSPEND: Move = Move {
-    action: "suspend",
-    from: &[Status::Active, Status::Suspending, Status::Resuming],
-    via: Status::Suspending,
+    start: Action::SuspendStart,
+    finish: Action::Suspend,
     allowed: "an active tenant, or one being suspended or resumed,",
 };
 
 const RESUME: Move = Move {
-    action: "resume",
-    from: &[Status::Suspended, Status::Resuming, Status::Suspending],
-    via: Status::Resuming,
+    start: Action::ResumeStart,
+    finish: Action::Resume,
     allowed: "a suspended tenant, or one being suspended or resumed,",
 };
 
 const DEPROVISION: Move = Move {
-    action: "deprovision",
-    from: &[
-        Status::Provisioning,
-        Status::Active,
-        Status::Suspended,
-        Status::Suspending,
-        Status::Resuming,
-        Status::Deprovisioning,
-        Status::Restoring,
-    ],
-    via: Status::Deprovisioning,
+    start: Action::DeprovisionStart,
+    finish: Action::Deprovision,
     allowed: "an active, suspended or provisioning tenant, or one being suspended, resumed, deprovisioned or restored,",
 };
 
 const RESTORE: Move = Move {
-    action: "restore",
-    from: &[Status::Deleted, Status::Restoring, Status::Deprovisioning],
-    via: Status::Restoring,
+    start: Action::RestoreStart,
+    finish: Action::Restore,
     allowed: "a deprovisioned (deleted) tenant, or one being deprovisioned or restored,",
 };
 
 /// Purge starts from anything: it removes everything.
 const PURGE: Move = Move {
-    action: "purge",
-    from: &Status::ALL,
-    via: Status::Deleting,
+    start: Action::PurgeStart,
+    finish: Action::Purge,
     allowed: "any tenant",
 };
 
@@ -100,19 +99,21 @@ async fn begin(
     mv: &Move,
     details: &serde_json::Value,
 ) -> Result<Tenant> {
-    if !mv.from.contains(&t.status) {
-        return Err(invalid(t, mv.action, mv.allowed));
+    let from = Transition::sources(mv.start);
+    if !from.contains(&t.status) {
+        return Err(invalid(t, mv.name(), mv.allowed));
     }
     // A refusal over a foreign object must change nothing, not even the status.
     ownership::check_ours(plane, t).await?;
-    if t.status != mv.via {
+    let via = mv.via();
+    if t.status != via {
         let moved = plane
             .control
             .transition(
                 t,
-                mv.from,
-                mv.via,
-                &format!("{}.start", mv.action),
+                &from,
+                via,
+                mv.start,
                 &plane.settings.actor,
                 details.clone(),
             )
@@ -121,9 +122,9 @@ async fn begin(
             return Err(changed_meanwhile(t));
         }
     }
-    failpoint(&plane.settings, &format!("{}:marked", mv.action));
+    failpoint(&plane.settings, &format!("{}:marked", mv.name()));
     let mut t = t.clone();
-    t.status = mv.via;
+    t.status = via;
     Ok(t)
 }
 
@@ -135,9 +136,11 @@ async fn finish(
     to: Status,
     details: serde_json::Value,
 ) -> Result<()> {
+    let via = mv.via();
+    debug_assert!(Transition::allows(mv.finish, via, to), "{mv:?} to {to}");
     let moved = plane
         .control
-        .transition(t, &[mv.via], to, mv.action, &plane.settings.actor, details)
+        .transition(t, &[via], to, mv.finish, &plane.settings.actor, details)
         .await?;
     if moved {
         Ok(())
@@ -164,7 +167,7 @@ pub async fn set_tier(
     reporter: &dyn Reporter,
 ) -> Result<TenantView> {
     let (_lock, t) = lock_and_find(plane, slug).await?;
-    if !matches!(t.status, Status::Active | Status::Suspended) {
+    if Transition::target(Action::SetTier, t.status).is_none() {
         return Err(Failure::Refused(format!(
             "tenant `{slug}` is {}; only an active or suspended tenant can change tiers",
             t.status
@@ -502,21 +505,26 @@ async fn purge_expired_one(
 mod tests {
     use super::*;
 
-    /// An interrupted command leaves its intermediate status: the command and its inverse
-    /// both take it, and no command starts from a status it cannot finish from.
+    /// Each command's moves are in the table: it starts from its own intermediate status and
+    /// finishes from it (the invariants of the table itself are tested in `transition`).
     #[test]
-    fn every_intermediate_status_is_taken_by_its_command_and_its_inverse() {
-        for (mv, inverse) in [
-            (&SUSPEND, &RESUME),
-            (&RESUME, &SUSPEND),
-            (&DEPROVISION, &RESTORE),
-            (&RESTORE, &DEPROVISION),
-        ] {
-            assert!(mv.via.is_intermediate(), "{mv:?}");
-            assert!(mv.from.contains(&mv.via), "{mv:?}");
-            assert!(inverse.from.contains(&mv.via), "{mv:?} / {inverse:?}");
+    fn every_command_is_in_the_table() {
+        for mv in [&SUSPEND, &RESUME, &DEPROVISION, &RESTORE, &PURGE] {
+            assert!(mv.via().is_intermediate(), "{mv:?}");
+            assert!(Transition::sources(mv.start).contains(&mv.via()), "{mv:?}");
         }
-        assert!(DEPROVISION.from.iter().all(|s| *s != Status::Deleting));
-        assert!(PURGE.from.contains(&Status::Deleting));
+        for (mv, to) in [
+            (&SUSPEND, Status::Suspended),
+            (&RESUME, Status::Active),
+            (&DEPROVISION, Status::Deleted),
+            (&RESTORE, Status::Active),
+            (&RESTORE, Status::Provisioning),
+        ] {
+            assert!(Transition::allows(mv.finish, mv.via(), to), "{mv:?}");
+        }
+        assert_eq!(
+            [&SUSPEND, &RESUME, &DEPROVISION, &RESTORE, &PURGE].map(Move::name),
+            ["suspend", "resume", "deprovision", "restore", "purge"]
+        );
     }
 }

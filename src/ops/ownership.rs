@@ -284,7 +284,12 @@ pub async fn adopt(plane: &ControlPlane, slug: &Slug) -> Result<Adopted> {
         let details = serde_json::json!({ "marked": done.marked, "mark": mark.as_str() });
         plane
             .control
-            .audit_entry(&t, "adopt", &plane.settings.actor, details)
+            .audit_entry(
+                &t,
+                crate::action::Action::Adopt,
+                &plane.settings.actor,
+                details,
+            )
             .await
             .context("auditing the adoption")?;
     }

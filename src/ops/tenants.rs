@@ -73,7 +73,8 @@ fn assemble(
         .into_iter()
         .map(|q| {
             (
-                q.resource,
+                // Keyed by name: the map keeps the alphabetical order `show` has always had.
+                q.resource.to_string(),
                 QuotaView {
                     limit: q.limit,
                     source: q.source,
