@@ -20,7 +20,7 @@ const SHOWN_ERRORS: usize = 10;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageRow {
     pub line: i64,
-    pub slug: String,
+    pub slug: Slug,
     pub resource: Resource,
     pub quantity: i64,
     pub at: DateTime<Utc>,
@@ -66,7 +66,7 @@ fn parse_row(line: i64, fields: &[&str]) -> Result<UsageRow, String> {
     check_key(fields[4])?;
     Ok(UsageRow {
         line,
-        slug: slug.to_string(),
+        slug,
         resource,
         quantity,
         at,

@@ -10,6 +10,7 @@ use crate::action::Action;
 use crate::excerpt::excerpt;
 use crate::exit::Failure;
 use crate::resource::Resource;
+use crate::slug::Slug;
 use crate::step::Step;
 use crate::tenant::{Status, Tenant};
 use crate::tier::Isolation;
@@ -28,7 +29,7 @@ const TENANT_LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2)
 
 /// What step 1 records.
 pub struct NewTenant<'a> {
-    pub slug: &'a str,
+    pub slug: &'a Slug,
     pub name: &'a str,
     pub tier: &'a str,
     pub isolation: Isolation,
@@ -237,7 +238,7 @@ impl ControlDb {
     /// process still holds it then. The grace covers a killed run, whose session the server
     /// ends a moment after the process died; a live run elsewhere makes this exit "in
     /// progress" promptly rather than queue behind it.
-    pub async fn try_lock_tenant(&self, slug: &str) -> Result<Option<SessionLock>> {
+    pub async fn try_lock_tenant(&self, slug: &Slug) -> Result<Option<SessionLock>> {
         self.try_session_lock(&format!("tenantctl:tenant:{slug}"), TENANT_LOCK_GRACE)
             .await
     }
@@ -284,7 +285,7 @@ impl ControlDb {
         Ok(SessionLock { _client: client })
     }
 
-    pub async fn find_tenant(&self, slug: &str) -> Result<Option<Tenant>> {
+    pub async fn find_tenant(&self, slug: &Slug) -> Result<Option<Tenant>> {
         let row = self
             .conn()
             .await?

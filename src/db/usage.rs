@@ -363,7 +363,7 @@ impl ControlDb {
         for r in rows {
             buf.push_str(&r.line.to_string());
             buf.push('\t');
-            copy_field(&mut buf, &r.slug);
+            copy_field(&mut buf, r.slug.as_str());
             buf.push('\t');
             copy_field(&mut buf, r.resource.as_str());
             buf.push('\t');

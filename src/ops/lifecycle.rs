@@ -206,7 +206,7 @@ pub async fn set_tier(
     ));
     let t = plane
         .control
-        .find_tenant(slug.as_str())
+        .find_tenant(slug)
         .await?
         .expect("the tenant was just updated");
     tenants::view(plane, t).await
@@ -214,7 +214,7 @@ pub async fn set_tier(
 
 /// The tenant's lock (exit 3 "in progress" if held) and its current row (exit 3 if none).
 async fn lock_and_find(plane: &ControlPlane, slug: &Slug) -> Result<(SessionLock, Tenant)> {
-    let lock = plane.control.try_lock_tenant(slug.as_str()).await?.ok_or_else(|| {
+    let lock = plane.control.try_lock_tenant(slug).await?.ok_or_else(|| {
         Failure::Refused(format!(
             "tenant `{slug}` is being changed by another tenantctl process; try again when it has finished"
         ))
@@ -303,7 +303,7 @@ async fn open(plane: &ControlPlane, t: &Tenant, action: &str) -> Result<()> {
 async fn reread(plane: &ControlPlane, slug: &Slug) -> Result<TenantView> {
     let t = plane
         .control
-        .find_tenant(slug.as_str())
+        .find_tenant(slug)
         .await?
         .expect("the tenant was just changed");
     tenants::view(plane, t).await
@@ -403,7 +403,7 @@ pub async fn purge(plane: &ControlPlane, slug: &Slug, reporter: &dyn Reporter) -
 }
 
 async fn purge_locked(plane: &ControlPlane, t: &Tenant, reporter: &dyn Reporter) -> Result<Purged> {
-    super::billing::warn_unbilled_usage(plane, t.id, &t.slug, reporter).await?;
+    super::billing::warn_unbilled_usage(plane, t.id, t.slug.as_str(), reporter).await?;
     let actor = &plane.settings.actor;
     // `deleting` is written before anything is removed: from then on only a purge may follow.
     let t = &begin(plane, t, &PURGE, &serde_json::json!({})).await?;
@@ -440,7 +440,7 @@ async fn purge_locked(plane: &ControlPlane, t: &Tenant, reporter: &dyn Reporter)
     failpoint(&plane.settings, "purge:buckets");
     plane.control.purge_tenant_rows(t, actor).await?;
     Ok(Purged {
-        slug: t.slug.clone(),
+        slug: t.slug.to_string(),
         isolation: t.isolation,
         database,
         role,
@@ -471,7 +471,7 @@ pub async fn purge_expired(plane: &ControlPlane, reporter: &dyn Reporter) -> Res
             Err(e) => {
                 let e = format!("{e:#}");
                 reporter.status(&format!("purging `{slug}` failed: {e}"));
-                done.failed.push((slug, e));
+                done.failed.push((slug.to_string(), e));
             }
         }
     }
@@ -483,15 +483,15 @@ async fn purge_expired_one(
     t: Tenant,
     reporter: &dyn Reporter,
 ) -> Result<Option<Purged>> {
-    let slug: Slug = t.slug.parse()?;
-    let Some(_lock) = plane.control.try_lock_tenant(slug.as_str()).await? else {
+    let slug = t.slug;
+    let Some(_lock) = plane.control.try_lock_tenant(&slug).await? else {
         reporter.status(&format!(
             "skipping `{slug}`: another tenantctl process holds it"
         ));
         return Ok(None);
     };
     // Re-read under the lock: it may have been restored meanwhile.
-    let Some(t) = plane.control.find_tenant(slug.as_str()).await? else {
+    let Some(t) = plane.control.find_tenant(&slug).await? else {
         return Ok(None);
     };
     if !matches!(t.status, Status::Deleted | Status::Deleting) {

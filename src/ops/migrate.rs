@@ -26,7 +26,7 @@ use crate::tier::Isolation;
 struct Target {
     database: String,
     role: String,
-    slugs: Vec<String>,
+    slugs: Vec<crate::slug::Slug>,
     isolation: Isolation,
     /// The siloed tenant's id (its mark); unused for the pooled database.
     tenant_id: uuid::Uuid,
@@ -228,7 +228,7 @@ pub async fn migrate(
                 };
                 let _ = tx.send(DatabaseResult {
                     database: target.database.clone(),
-                    tenants: target.slugs.clone(),
+                    tenants: target.slugs.iter().map(ToString::to_string).collect(),
                     isolation: target.isolation,
                     result,
                     applied,
@@ -251,7 +251,7 @@ pub async fn migrate(
     for (target, why) in skipped {
         results.push(DatabaseResult {
             database: target.database,
-            tenants: target.slugs,
+            tenants: target.slugs.iter().map(ToString::to_string).collect(),
             isolation: target.isolation,
             result: Outcome::Skipped,
             applied: Vec::new(),
@@ -293,7 +293,7 @@ pub async fn states(plane: &ControlPlane) -> Result<Vec<DatabaseState>> {
         };
         out.push(DatabaseState {
             database: target.database,
-            tenants: target.slugs,
+            tenants: target.slugs.iter().map(ToString::to_string).collect(),
             isolation: target.isolation,
             behind: version.is_some_and(|v| v < latest),
             version,

@@ -68,7 +68,7 @@ async fn lines(
     measure_first: Option<&dyn Reporter>,
 ) -> Result<Vec<QuotaLine>> {
     let t = find(plane, slug).await?;
-    let tier = tier_of(tiers, &t.slug, &t.tier)?;
+    let tier = tier_of(tiers, t.slug.as_str(), &t.tier)?;
     if let Some(reporter) = measure_first {
         let m = measure(plane, std::slice::from_ref(&t)).await?;
         if let Some(f) = m.failed.first() {
@@ -126,7 +126,7 @@ pub async fn set(
         .control
         .set_quota(
             t.id,
-            &t.slug,
+            t.slug.as_str(),
             resource,
             limit,
             "override",
@@ -144,13 +144,20 @@ pub async fn reset(
     resource: Option<Resource>,
 ) -> Result<Vec<QuotaLine>> {
     let t = find(plane, slug).await?;
-    let tier = tier_of(tiers, &t.slug, &t.tier)?;
+    let tier = tier_of(tiers, t.slug.as_str(), &t.tier)?;
     for (r, limit) in tier.limits.iter() {
         if resource.is_none_or(|want| want == r) {
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             plane
                 .control
-                .set_quota(t.id, &t.slug, r, limit, "tier", &plane.settings.actor)
+                .set_quota(
+                    t.id,
+                    t.slug.as_str(),
+                    r,
+                    limit,
+                    "tier",
+                    &plane.settings.actor,
+                )
                 .await?;
         }
     }

@@ -77,7 +77,7 @@ pub async fn record(
     let t = find(plane, slug).await?;
     // The tier file must still define the tenant's tier (a file that lacks it is a
     // configuration error), but the limit and its hardness are the tenant's stored ones.
-    let file_hard = tier_of(tiers, &t.slug, &t.tier)?
+    let file_hard = tier_of(tiers, t.slug.as_str(), &t.tier)?
         .overage
         .price(resource)
         .is_none();
@@ -415,13 +415,13 @@ pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measure
             let mut kept: Vec<&'static str> = theirs.iter().map(|f| f.1).collect();
             kept.dedup();
             out.failed.push(Unmeasured {
-                slug: t.slug.clone(),
+                slug: t.slug.to_string(),
                 kept,
                 reason: theirs[0].2.clone(),
             });
         } else if t.status == Status::Suspended && t.isolation == crate::tier::Isolation::Siloed {
             out.skipped.push(Unmeasured {
-                slug: t.slug.clone(),
+                slug: t.slug.to_string(),
                 kept: vec!["users"],
                 reason: "suspended: its database accepts no connections".to_owned(),
             });

@@ -251,7 +251,7 @@ pub async fn plan(
     let mut done = BTreeSet::new();
     let mut status = None;
     if let Some(plane) = plane {
-        if let Some(t) = plane.control.find_tenant(req.slug.as_str()).await? {
+        if let Some(t) = plane.control.find_tenant(&req.slug).await? {
             refuse_conflicts(&t, req)?;
             done.extend(plane.control.completed_steps(t.id).await?);
             status = Some(t.status.to_string());
@@ -277,7 +277,7 @@ pub async fn plan(
         status,
         database,
         role,
-        buckets: bucket_names(req.slug.as_str()),
+        buckets: bucket_names(&req.slug),
         steps,
     })
 }
@@ -324,7 +324,7 @@ pub async fn provision(
     req: &Request,
     reporter: &dyn Reporter,
 ) -> Result<Outcome> {
-    let slug = req.slug.as_str();
+    let slug = &req.slug;
     let _lock = plane.control.try_lock_tenant(slug).await?.ok_or_else(|| {
         Failure::Refused(format!(
             "provisioning of tenant `{slug}` is in progress in another tenantctl process; try again when it has finished"
@@ -435,7 +435,7 @@ async fn record_tenant(plane: &ControlPlane, req: &Request) -> Result<Tenant> {
     let t0 = Instant::now();
     let (database, role) = names_for(&plane.settings, req);
     let new = NewTenant {
-        slug: req.slug.as_str(),
+        slug: &req.slug,
         name: &req.name,
         tier: &req.tier_name,
         isolation: req.tier.isolation,
