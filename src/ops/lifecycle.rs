@@ -23,7 +23,7 @@
 //! same command and its inverse (suspend ⇄ resume, deprovision ⇄ restore) accept: re-running
 //! either converges, each step being idempotent.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use chrono::Utc;
 use serde::Serialize;
 
@@ -128,16 +128,22 @@ async fn begin(
     Ok(t)
 }
 
-/// Replaces `mv`'s intermediate status with `to`, once the data plane matches `to`.
+/// Replaces `mv`'s intermediate status with the final status the table gives its finishing
+/// move (`to` where it gives more than one), once the data plane matches it.
 async fn finish(
     plane: &ControlPlane,
     t: &Tenant,
     mv: &Move,
-    to: Status,
+    to: Option<Status>,
     details: serde_json::Value,
 ) -> Result<()> {
     let via = mv.via();
-    debug_assert!(Transition::allows(mv.finish, via, to), "{mv:?} to {to}");
+    let to = match to {
+        Some(to) if Transition::allows(mv.finish, via, to) => to,
+        Some(to) => anyhow::bail!("no move {} from {via} to {to}", mv.finish),
+        None => Transition::target(mv.finish, via)
+            .with_context(|| format!("no move {} from {via}", mv.finish))?,
+    };
     let moved = plane
         .control
         .transition(t, &[via], to, mv.finish, &plane.settings.actor, details)
@@ -320,7 +326,7 @@ pub async fn suspend(
     let t = begin(plane, &t, &SUSPEND, &details).await?;
     close(plane, &t).await?;
     failpoint(&plane.settings, "suspend:closed");
-    finish(plane, &t, &SUSPEND, Status::Suspended, details).await?;
+    finish(plane, &t, &SUSPEND, None, details).await?;
     reread(plane, slug).await
 }
 
@@ -331,7 +337,7 @@ pub async fn resume(plane: &ControlPlane, slug: &Slug) -> Result<TenantView> {
     let t = begin(plane, &t, &RESUME, &details).await?;
     open(plane, &t, "resume").await?;
     failpoint(&plane.settings, "resume:opened");
-    finish(plane, &t, &RESUME, Status::Active, details).await?;
+    finish(plane, &t, &RESUME, None, details).await?;
     reread(plane, slug).await
 }
 
@@ -347,7 +353,7 @@ pub async fn deprovision(
     let t = begin(plane, &t, &DEPROVISION, &details).await?;
     close(plane, &t).await?;
     failpoint(&plane.settings, "deprovision:closed");
-    finish(plane, &t, &DEPROVISION, Status::Deleted, details).await?;
+    finish(plane, &t, &DEPROVISION, None, details).await?;
     reread(plane, slug).await
 }
 
@@ -381,7 +387,7 @@ pub async fn restore(plane: &ControlPlane, slug: &Slug) -> Result<TenantView> {
     } else {
         Status::Provisioning
     };
-    finish(plane, &t, &RESTORE, to, details).await?;
+    finish(plane, &t, &RESTORE, Some(to), details).await?;
     reread(plane, slug).await
 }
 
@@ -518,10 +524,14 @@ mod tests {
             (&RESUME, Status::Active),
             (&DEPROVISION, Status::Deleted),
             (&RESTORE, Status::Active),
-            (&RESTORE, Status::Provisioning),
         ] {
-            assert!(Transition::allows(mv.finish, mv.via(), to), "{mv:?}");
+            assert_eq!(Transition::target(mv.finish, mv.via()), Some(to), "{mv:?}");
         }
+        assert!(Transition::allows(
+            RESTORE.finish,
+            RESTORE.via(),
+            Status::Provisioning
+        ));
         assert_eq!(
             [&SUSPEND, &RESUME, &DEPROVISION, &RESTORE, &PURGE].map(Move::name),
             ["suspend", "resume", "deprovision", "restore", "purge"]
