@@ -1,5 +1,5 @@
 //! `text_sql!`: `ToSql`/`FromSql` through PostgreSQL's text types for the domain's words
-//! (`Resource`, `Status`, `Action`, `Step`, `Slug`), so that they cross the db boundary whole:
+//! (`Resource`, `Status`, `Action`, `Step`, `Slug`, `Isolation`), so that they cross the db boundary whole:
 //! bound as their stored name, read back into the type, and an unknown name in a row is an
 //! error that names the column's type rather than a string compared later.
 

@@ -42,6 +42,8 @@ impl Isolation {
     }
 }
 
+crate::sql_text::text_sql!(Isolation, Isolation::parse);
+
 impl fmt::Display for Isolation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

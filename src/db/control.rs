@@ -58,17 +58,13 @@ pub(super) const TENANT_COLUMNS: &str =
                               owner_email, created_at, activated_at, deleted_at, purge_after";
 
 pub(super) fn tenant_from(row: &Row) -> Result<Tenant> {
-    let isolation: String = row.get("isolation");
-    let status: String = row.get("status");
     Ok(Tenant {
         id: row.get("id"),
         slug: row.get("slug"),
         name: row.get("name"),
         tier: row.get("tier"),
-        isolation: Isolation::parse(&isolation)
-            .with_context(|| format!("unknown isolation `{isolation}` in tenants"))?,
-        status: Status::parse(&status)
-            .with_context(|| format!("unknown status `{status}` in tenants"))?,
+        isolation: row.try_get("isolation").context("reading tenants")?,
+        status: row.try_get("status").context("reading tenants")?,
         database: row.get("database_name"),
         role: row.get("role_name"),
         owner_email: row.get("owner_email"),
@@ -332,7 +328,7 @@ impl ControlDb {
                     &new.slug,
                     &new.name,
                     &new.tier,
-                    &new.isolation.as_str(),
+                    &new.isolation,
                     &new.database,
                     &new.role,
                     &new.owner_email,
