@@ -64,7 +64,7 @@ fn floor_script(s: &mut String, slug: &str, siloed: bool, root: &Path, marks: &P
         "BEGIN;
 INSERT INTO tenants (slug, name, tier, isolation, database_name, role_name, owner_email, owner_name)
   VALUES ('{slug}', '{slug}', '{tier}', '{iso}', '{db}', '{role}', 'owner@{slug}.localhost', 'Owner') RETURNING id AS tid \\gset
-INSERT INTO provisioning_journal VALUES (:'tid', 1, 'record tenant', 0);
+INSERT INTO provisioning_journal VALUES (:'tid', 'record_tenant', 'record tenant', 0);
 INSERT INTO audit_log (actor, action, tenant_id, slug, to_status) VALUES ('bench', 'provision.start', :'tid', '{slug}', 'provisioning');
 COMMIT;"
     );
@@ -79,7 +79,7 @@ GRANT CONNECT ON DATABASE \"{db}\" TO \"{role}\";"
     }
     let _ = writeln!(
         s,
-        "INSERT INTO provisioning_journal VALUES (:'tid', 2, 'create database', 0);
+        "INSERT INTO provisioning_journal VALUES (:'tid', 'create_database', 'create database', 0);
 SELECT crypt('{password}', gen_salt('bf', 12)) AS hash \\gset
 \\c {db}"
     );
@@ -98,16 +98,16 @@ SELECT set_config('app.tenant_id', :'tid', true) \\gset
 INSERT INTO users (tenant_id, email, password_hash, full_name, role) VALUES (:'tid', 'owner@{slug}.localhost', :'hash', 'Owner', 'owner');
 COMMIT;
 \\c floor_ctl
-INSERT INTO provisioning_journal VALUES (:'tid', 3, 'apply schema', 0), (:'tid', 4, 'create owner', 0);
+INSERT INTO provisioning_journal VALUES (:'tid', 'apply_schema', 'apply schema', 0), (:'tid', 'create_owner', 'create owner', 0);
 INSERT INTO quotas (tenant_id, resource, limit_value)
   SELECT :'tid', r, l FROM unnest(ARRAY['api_requests','compute_hours','sandboxes','storage_mb','users'], ARRAY[{limits}]::bigint[]) AS q(r, l);
-INSERT INTO provisioning_journal VALUES (:'tid', 5, 'seed quotas', 0);
+INSERT INTO provisioning_journal VALUES (:'tid', 'seed_quotas', 'seed quotas', 0);
 \\! mkdir -p {root}/{slug}-uploads {root}/{slug}-assets {root}/{slug}-backups
-INSERT INTO provisioning_journal VALUES (:'tid', 6, 'create buckets', 0);
+INSERT INTO provisioning_journal VALUES (:'tid', 'create_buckets', 'create buckets', 0);
 BEGIN;
 UPDATE tenants SET status = 'active', activated_at = now() WHERE id = :'tid';
 INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status) VALUES ('bench', 'provision', :'tid', '{slug}', 'provisioning', 'active');
-INSERT INTO provisioning_journal VALUES (:'tid', 7, 'activate', 0);
+INSERT INTO provisioning_journal VALUES (:'tid', 'activate', 'activate', 0);
 COMMIT;",
         root = root.join("floor-buckets").display(),
         limits = limits.trim_matches(|c| c == '(' || c == ')'),

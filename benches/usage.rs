@@ -124,9 +124,15 @@ INSERT INTO floor_events (tenant_id, key, resource, quantity, at, period)
         let mut v = Vec::new();
         for i in 0..1000 {
             let t0 = Instant::now();
-            let c = tenantctl::ops::quota::check(&plane, &tiers, &slug, "api_requests", 1)
-                .await
-                .unwrap();
+            let c = tenantctl::ops::quota::check(
+                &plane,
+                &tiers,
+                &slug,
+                tenantctl::resource::Resource::ApiRequests,
+                1,
+            )
+            .await
+            .unwrap();
             if i >= 50 {
                 v.push(t0.elapsed().as_secs_f64() * 1000.0);
             }

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::money::Money;
 use crate::period::Period;
+use crate::resource::Resource;
 use crate::tier::{Tier, Tiers};
 
 /// Micros per cent.
@@ -147,7 +148,7 @@ pub struct Line {
     pub kind: LineKind,
     pub description: String,
     /// `None` for a base line.
-    pub resource: Option<String>,
+    pub resource: Option<Resource>,
     pub tier: String,
     /// The billed units: days (base), units over the limit (overage), units newly over the
     /// limit (adjustment).
@@ -202,9 +203,9 @@ pub fn base_lines(days: &[(NaiveDate, String)], tiers: &Tiers, period: Period) -
 
 /// The overage of `used` units against `tier`'s included limit, in cents; `None` for a hard
 /// limit (never billed).
-pub fn overage_cents(tier: &Tier, resource: &str, used: i64) -> Option<(i64, i64)> {
+pub fn overage_cents(tier: &Tier, resource: Resource, used: i64) -> Option<(i64, i64)> {
     let price = tier.overage.price(resource)?;
-    let included = i64::try_from(tier.limits.get(resource)?).unwrap_or(i64::MAX);
+    let included = i64::try_from(tier.limits.get(resource)).unwrap_or(i64::MAX);
     let over = (used - included).max(0);
     Some((
         over,
@@ -216,7 +217,7 @@ pub fn overage_cents(tier: &Tier, resource: &str, used: i64) -> Option<(i64, i64
 pub fn overage_line(
     tier_name: &str,
     tier: &Tier,
-    resource: &str,
+    resource: Resource,
     used: i64,
     period: Period,
 ) -> Option<Line> {
@@ -231,7 +232,7 @@ pub fn overage_line(
             "{resource} over the {tier_name} limit of {included} in {period}: {used} used, {over} over × {}",
             tier.overage.price(resource)?
         ),
-        resource: Some(resource.to_owned()),
+        resource: Some(resource),
         tier: tier_name.to_owned(),
         quantity: over,
         unit_price: tier.overage.price(resource)?,
@@ -243,10 +244,8 @@ pub fn overage_line(
     })
 }
 
-fn included_of(tier: &Tier, resource: &str) -> i64 {
-    tier.limits
-        .get(resource)
-        .map_or(0, |l| i64::try_from(l).unwrap_or(i64::MAX))
+fn included_of(tier: &Tier, resource: Resource) -> i64 {
+    i64::try_from(tier.limits.get(resource)).unwrap_or(i64::MAX)
 }
 
 /// An adjustment for usage of an earlier, already billed period that arrived after its
@@ -256,7 +255,7 @@ fn included_of(tier: &Tier, resource: &str) -> i64 {
 pub fn adjustment_line(
     tier_name: &str,
     tier: &Tier,
-    resource: &str,
+    resource: Resource,
     billed: i64,
     now: i64,
     usage_period: Period,
@@ -281,7 +280,7 @@ pub fn adjustment_line(
             format_cents(after),
             format_cents(before)
         ),
-        resource: Some(resource.to_owned()),
+        resource: Some(resource),
         tier: tier_name.to_owned(),
         quantity: over_after - over_before,
         unit_price: price,
@@ -311,7 +310,7 @@ pub fn upgrade_hint(
     current: &str,
     days: i64,
     period: Period,
-    usage: &BTreeMap<String, i64>,
+    usage: &BTreeMap<Resource, i64>,
     period_cents: i64,
 ) -> Option<UpgradeHint> {
     let current_price = tiers.tiers.get(current)?.monthly_price;
@@ -325,11 +324,9 @@ pub fn upgrade_hint(
         i128::from(period.days()),
     );
     for (resource, used) in usage {
-        match overage_cents(next, resource, *used) {
+        match overage_cents(next, *resource, *used) {
             Some((_, c)) => cost += c,
-            None if *used
-                > i64::try_from(next.limits.get(resource).unwrap_or(0)).unwrap_or(i64::MAX) =>
-            {
+            None if *used > i64::try_from(next.limits.get(*resource)).unwrap_or(i64::MAX) => {
                 return None
             }
             None => {}
@@ -440,27 +437,50 @@ mod tests {
         let t = Tiers::builtin();
         let nov: Period = "2026-11".parse().unwrap();
         let premium = t.get("premium").unwrap();
-        let line = overage_line("premium", premium, "api_requests", 12_345, nov).unwrap();
+        let line = overage_line("premium", premium, Resource::ApiRequests, 12_345, nov).unwrap();
         assert_eq!((line.quantity, line.amount_cents), (2_345, 235)); // 2345 * 0.001 = 2.345 -> 2.35
-        assert!(overage_line("premium", premium, "api_requests", 10_000, nov).is_none());
-        assert!(overage_line("free", t.get("free").unwrap(), "api_requests", 5_000, nov).is_none());
-        let adj = adjustment_line("premium", premium, "api_requests", 12_345, 13_345, nov).unwrap();
+        assert!(overage_line("premium", premium, Resource::ApiRequests, 10_000, nov).is_none());
+        assert!(overage_line(
+            "free",
+            t.get("free").unwrap(),
+            Resource::ApiRequests,
+            5_000,
+            nov
+        )
+        .is_none());
+        let adj = adjustment_line(
+            "premium",
+            premium,
+            Resource::ApiRequests,
+            12_345,
+            13_345,
+            nov,
+        )
+        .unwrap();
         assert_eq!((adj.quantity, adj.amount_cents), (1_000, 100)); // 3.345 -> 3.35 minus 2.35
         assert_eq!(
             (adj.included, adj.month_usage, adj.late_units),
             (Some(10_000), Some(13_345), Some(1_000))
         );
         // Late units partly under the limit: quantity is the units billed, not the late units.
-        let adj = adjustment_line("premium", premium, "compute_hours", 0, 30, nov).unwrap();
+        let adj = adjustment_line("premium", premium, Resource::ComputeHours, 0, 30, nov).unwrap();
         assert_eq!((adj.quantity, adj.amount_cents), (20, 4_000)); // (30 - 10) * 2.00
         assert_eq!(adj.late_units, Some(30));
         // Two separately rounded amounts: 2,346 over is 2.346 -> 2.35, as 2,345 was.
         assert!(
-            adjustment_line("premium", premium, "api_requests", 12_345, 12_346, nov).is_none(),
+            adjustment_line(
+                "premium",
+                premium,
+                Resource::ApiRequests,
+                12_345,
+                12_346,
+                nov
+            )
+            .is_none(),
             "no line when the rounded amounts are equal"
         );
         assert!(
-            adjustment_line("premium", premium, "api_requests", 100, 200, nov).is_none(),
+            adjustment_line("premium", premium, Resource::ApiRequests, 100, 200, nov).is_none(),
             "still within the limit"
         );
     }
@@ -469,16 +489,16 @@ mod tests {
     fn upgrade_hint_when_the_next_tier_is_cheaper() {
         let t = Tiers::builtin();
         let nov: Period = "2026-11".parse().unwrap();
-        let usage: BTreeMap<String, i64> = [("compute_hours".to_owned(), 2_000)].into();
+        let usage: BTreeMap<Resource, i64> = [(Resource::ComputeHours, 2_000)].into();
         // premium: 499 + (2000-10)*2.00 = 4479.00; enterprise: 4999 + (2000-100)*1.50 = 7849
         assert!(upgrade_hint(&t, "premium", 30, nov, &usage, 447_900).is_none());
-        let usage: BTreeMap<String, i64> = [("sandboxes".to_owned(), 300)].into();
+        let usage: BTreeMap<Resource, i64> = [(Resource::Sandboxes, 300)].into();
         // premium: 499 + 295*25 = 7874; enterprise: 4999 + 280*20 = 10599: no
         assert!(upgrade_hint(&t, "premium", 30, nov, &usage, 787_400).is_none());
-        let usage: BTreeMap<String, i64> = [("api_requests".to_owned(), 6_000_000)].into();
+        let usage: BTreeMap<Resource, i64> = [(Resource::ApiRequests, 6_000_000)].into();
         // premium: 499 + 5,990,000*0.001 = 6489; enterprise: 4999 + 5,900,000*0.0005 = 7949: no
         assert!(upgrade_hint(&t, "premium", 30, nov, &usage, 648_900).is_none());
-        let usage: BTreeMap<String, i64> = [("storage_mb".to_owned(), 200_000)].into();
+        let usage: BTreeMap<Resource, i64> = [(Resource::StorageMb, 200_000)].into();
         // premium: 499 + 199000*0.05 = 10449; enterprise: 4999 + 190000*0.03 = 10699: no
         assert!(upgrade_hint(&t, "premium", 30, nov, &usage, 1_044_900).is_none());
         // The free tier's next is premium; a free total can never pass it (no overage), but a
@@ -497,7 +517,7 @@ mod tests {
             "premium",
             30,
             nov,
-            &[("compute_hours".to_owned(), 3_000)].into(),
+            &[(Resource::ComputeHours, 3_000)].into(),
             2_000_000,
         )
         .unwrap();

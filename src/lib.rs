@@ -23,10 +23,13 @@
 //! - `number`: the range check of whole numbers given on the command line.
 //! - `text_file`: bounded reading of a file a user names (tiers, config, usage import).
 //! - `words`: counts with their noun in the right number, times with their zone.
-//! - `slug`, `tenant`, `tier`, `feature`, `money`, `period`, `usage_file`, `invoice`: the domain types, unit-tested in place.
+//! - `action`, `transition`: the audit actions, and the one table of allowed status moves.
+//! - `sql_text`: `ToSql`/`FromSql` through the text type for the domain's words.
+//! - `resource`, `step`, `slug`, `tenant`, `tier`, `feature`, `money`, `period`, `usage_file`, `invoice`: the domain types, unit-tested in place.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod action;
 pub mod cli;
 pub mod cluster;
 mod commands;
@@ -44,11 +47,15 @@ pub mod ops;
 pub mod output;
 pub mod period;
 pub mod progress;
+pub mod resource;
 pub mod slug;
+mod sql_text;
+pub mod step;
 pub mod storage;
 pub mod tenant;
 pub mod text_file;
 pub mod tier;
+pub mod transition;
 pub mod usage_file;
 pub mod words;
 

@@ -59,6 +59,37 @@ impl fmt::Display for Period {
     }
 }
 
+/// Stored as its first day (`date`); a date read back is the month that contains it.
+impl tokio_postgres::types::ToSql for Period {
+    fn to_sql(
+        &self,
+        ty: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        self.first.to_sql(ty, out)
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        <NaiveDate as tokio_postgres::types::ToSql>::accepts(ty)
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+impl<'a> tokio_postgres::types::FromSql<'a> for Period {
+    fn from_sql(
+        ty: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<Period, Box<dyn std::error::Error + Sync + Send>> {
+        let d = NaiveDate::from_sql(ty, raw)?;
+        Ok(Period::containing(d.and_time(NaiveTime::MIN).and_utc()))
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        <NaiveDate as tokio_postgres::types::FromSql>::accepts(ty)
+    }
+}
+
 impl FromStr for Period {
     type Err = String;
 
@@ -136,6 +167,20 @@ pub fn check_usage_time(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crosses_the_database_as_its_first_day() {
+        use tokio_postgres::types::{FromSql, ToSql, Type};
+        let p: Period = "2026-11".parse().unwrap();
+        let mut buf = bytes::BytesMut::new();
+        p.to_sql(&Type::DATE, &mut buf).unwrap();
+        assert_eq!(Period::from_sql(&Type::DATE, &buf).unwrap(), p);
+        assert_eq!(
+            NaiveDate::from_sql(&Type::DATE, &buf).unwrap(),
+            p.first_day()
+        );
+        assert!(!<Period as ToSql>::accepts(&Type::TEXT));
+    }
 
     #[test]
     fn months() {

@@ -42,11 +42,33 @@ impl Slug {
     }
 }
 
+impl serde::Serialize for Slug {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for Slug {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Slug {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 impl fmt::Display for Slug {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
+
+// Rows hold slugs this or an earlier tenantctl validated on the way in: they are taken as
+// stored, so that a word reserved later never makes an existing tenant unreadable.
+crate::sql_text::text_sql!(Slug, |s| Some(Slug(s.to_owned())));
 
 const RULE: &str = "a slug is a DNS label of 3 to 40 characters: lowercase letters, digits and \
                     '-', starting with a letter, ending with a letter or digit, without '--'";

@@ -80,6 +80,8 @@ impl Status {
     }
 }
 
+crate::sql_text::text_sql!(Status, Status::parse);
+
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -90,7 +92,7 @@ impl fmt::Display for Status {
 #[derive(Clone, Debug)]
 pub struct Tenant {
     pub id: Uuid,
-    pub slug: String,
+    pub slug: Slug,
     pub name: String,
     pub tier: String,
     pub isolation: Isolation,
@@ -110,7 +112,7 @@ pub struct Tenant {
 /// The bucket kinds every tenant gets, as `<slug>-<kind>`.
 pub const BUCKET_KINDS: [&str; 3] = ["uploads", "assets", "backups"];
 
-pub fn bucket_names(slug: &str) -> Vec<String> {
+pub fn bucket_names(slug: &Slug) -> Vec<String> {
     BUCKET_KINDS.iter().map(|k| format!("{slug}-{k}")).collect()
 }
 

@@ -10,6 +10,7 @@ use crate::excerpt::{excerpt, excerpt_n};
 use crate::exit::Failure;
 use crate::feature::Feature;
 use crate::money::Money;
+use crate::resource::Resource;
 
 /// The tier table shipped with tenantctl, used when no other file is configured.
 pub const BUILTIN: &str = include_str!("../tiers.toml");
@@ -41,6 +42,8 @@ impl Isolation {
     }
 }
 
+crate::sql_text::text_sql!(Isolation, Isolation::parse);
+
 impl fmt::Display for Isolation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -59,38 +62,6 @@ pub const MAX_PRICE: Money = Money::from_micros(1_000_000_000_000);
 /// 10^12 units x 10^9 micros = 10^17 cents, far inside an i64.
 pub const MAX_UNIT_PRICE: Money = Money::from_micros(1_000_000_000);
 
-/// The resources every tier limits, in display order.
-pub const RESOURCES: [&str; 5] = [
-    "users",
-    "storage_mb",
-    "sandboxes",
-    "compute_hours",
-    "api_requests",
-];
-
-/// How a resource's usage is known.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// Counted from `usage record` / `usage import` events, per calendar month (UTC).
-    Metered,
-    /// Measured from the data plane by `usage refresh` / `quota show`: a current level.
-    Measured,
-}
-
-/// The kind of a known resource, or a bad-input error listing the resources.
-pub fn resource_kind(resource: &str) -> Result<Kind, Failure> {
-    match resource {
-        "users" | "storage_mb" => Ok(Kind::Measured),
-        "sandboxes" | "compute_hours" | "api_requests" => Ok(Kind::Metered),
-        other => Err(Failure::BadInput(format!(
-            "unknown resource `{}`: the resources are {}",
-            excerpt(other),
-            RESOURCES.join(", ")
-        ))),
-    }
-}
-
 /// Included quantity per resource. Every resource must be named: a tier that forgets one is
 /// an error, not an unlimited resource.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -104,22 +75,19 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// (resource, limit) in `RESOURCES` order.
-    pub fn iter(&self) -> [(&'static str, u64); 5] {
-        [
-            ("users", self.users),
-            ("storage_mb", self.storage_mb),
-            ("sandboxes", self.sandboxes),
-            ("compute_hours", self.compute_hours),
-            ("api_requests", self.api_requests),
-        ]
+    /// (resource, limit) in `Resource::ALL` order.
+    pub fn iter(&self) -> impl Iterator<Item = (Resource, u64)> + '_ {
+        Resource::ALL.iter().map(|r| (*r, self.get(*r)))
     }
 
-    pub fn get(&self, resource: &str) -> Option<u64> {
-        self.iter()
-            .into_iter()
-            .find(|(r, _)| *r == resource)
-            .map(|(_, l)| l)
+    pub fn get(&self, resource: Resource) -> u64 {
+        match resource {
+            Resource::Users => self.users,
+            Resource::StorageMb => self.storage_mb,
+            Resource::Sandboxes => self.sandboxes,
+            Resource::ComputeHours => self.compute_hours,
+            Resource::ApiRequests => self.api_requests,
+        }
     }
 }
 
@@ -136,14 +104,13 @@ pub struct Overage {
 
 impl Overage {
     /// The price of one unit of `resource` over its limit; `None`: a hard limit.
-    pub fn price(&self, resource: &str) -> Option<Money> {
+    pub fn price(&self, resource: Resource) -> Option<Money> {
         match resource {
-            "users" => self.users,
-            "storage_mb" => self.storage_mb,
-            "sandboxes" => self.sandboxes,
-            "compute_hours" => self.compute_hours,
-            "api_requests" => self.api_requests,
-            _ => None,
+            Resource::Users => self.users,
+            Resource::StorageMb => self.storage_mb,
+            Resource::Sandboxes => self.sandboxes,
+            Resource::ComputeHours => self.compute_hours,
+            Resource::ApiRequests => self.api_requests,
         }
     }
 }
@@ -189,10 +156,9 @@ impl<'de> Deserialize<'de> for TierFeatures {
 impl Tier {
     /// (resource, limit, hard) as the quota rows store them: a limit is hard when the tier
     /// has no overage price for it.
-    pub fn quota_rows(&self) -> Vec<(&'static str, u64, bool)> {
+    pub fn quota_rows(&self) -> Vec<(Resource, u64, bool)> {
         self.limits
             .iter()
-            .into_iter()
             .map(|(r, l)| (r, l, self.overage.price(r).is_none()))
             .collect()
     }
@@ -272,40 +238,39 @@ impl Tiers {
     /// before anything is created.
     fn check_ranges(&self, text: &str, origin: &str) -> Result<(), Failure> {
         for (name, tier) in &self.tiers {
-            let mut checks: Vec<(String, &str, bool, String)> = Vec::new();
+            // (table, key, within range, allowed, the value as written)
+            let mut checks: Vec<(String, &str, bool, String, String)> = Vec::new();
             checks.push((
                 format!("[tiers.{name}]"),
                 "monthly_price",
                 tier.monthly_price <= MAX_PRICE,
                 format!("at most {MAX_PRICE}"),
+                tier.monthly_price.to_string(),
             ));
             for (r, l) in tier.limits.iter() {
                 checks.push((
                     format!("[tiers.{name}.limits]"),
-                    r,
+                    r.as_str(),
                     l <= MAX_QUANTITY as u64,
                     format!("at most {MAX_QUANTITY}"),
+                    l.to_string(),
                 ));
             }
-            for r in RESOURCES {
-                if let Some(p) = tier.overage.price(r) {
+            for r in Resource::ALL {
+                if let Some(p) = tier.overage.price(*r) {
                     checks.push((
                         format!("[tiers.{name}.overage]"),
-                        r,
+                        r.as_str(),
                         p <= MAX_UNIT_PRICE,
                         format!("at most {MAX_UNIT_PRICE} per unit"),
+                        p.to_string(),
                     ));
                 }
             }
-            if let Some((table, key, _, allowed)) = checks.into_iter().find(|c| !c.2) {
+            if let Some((table, key, _, allowed, shown)) = checks.into_iter().find(|c| !c.2) {
                 let line = line_of(text, &table, key)
                     .map(|l| format!(", line {l}"))
                     .unwrap_or_default();
-                let shown = match table.ends_with(".limits]") {
-                    true => tier.limits.get(key).unwrap_or_default().to_string(),
-                    false if key == "monthly_price" => tier.monthly_price.to_string(),
-                    false => tier.overage.price(key).unwrap_or_default().to_string(),
-                };
                 return Err(Failure::BadInput(format!(
                     "invalid tiers file {origin}{line}, key `{key}`: {} is out of range ({allowed})",
                     crate::excerpt::excerpt(&shown)
@@ -355,13 +320,13 @@ mod tests {
         let free = t.get("free").unwrap();
         assert_eq!(free.isolation, Isolation::Pooled);
         assert_eq!(
-            free.limits.iter(),
+            free.limits.iter().collect::<Vec<_>>(),
             [
-                ("users", 1),
-                ("storage_mb", 100),
-                ("sandboxes", 1),
-                ("compute_hours", 1),
-                ("api_requests", 1000)
+                (Resource::Users, 1),
+                (Resource::StorageMb, 100),
+                (Resource::Sandboxes, 1),
+                (Resource::ComputeHours, 1),
+                (Resource::ApiRequests, 1000)
             ]
         );
         assert_eq!(free.overage, Overage::default());
@@ -449,23 +414,22 @@ mod tests {
     }
 
     #[test]
-    fn resources_have_kinds_and_hard_limits_follow_overage() {
-        assert_eq!(resource_kind("users").unwrap(), Kind::Measured);
-        assert_eq!(resource_kind("api_requests").unwrap(), Kind::Metered);
-        let e = resource_kind("seats").unwrap_err().to_string();
-        assert_eq!(e, "unknown resource `seats`: the resources are users, storage_mb, sandboxes, compute_hours, api_requests");
+    fn hard_limits_follow_overage() {
         let t = Tiers::builtin();
-        assert_eq!(t.get("free").unwrap().overage.price("api_requests"), None);
+        assert_eq!(
+            t.get("free").unwrap().overage.price(Resource::ApiRequests),
+            None
+        );
         assert_eq!(
             t.get("premium")
                 .unwrap()
                 .overage
-                .price("api_requests")
+                .price(Resource::ApiRequests)
                 .unwrap()
                 .to_string(),
             "0.001"
         );
-        assert_eq!(t.get("premium").unwrap().limits.get("users"), Some(5));
+        assert_eq!(t.get("premium").unwrap().limits.get(Resource::Users), 5);
     }
 
     #[test]

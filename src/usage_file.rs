@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 use crate::excerpt::excerpt;
 use crate::exit::Failure;
 use crate::period::parse_time;
+use crate::resource::Resource;
 use crate::slug::Slug;
-use crate::tier::{resource_kind, Kind, MAX_QUANTITY};
+use crate::tier::MAX_QUANTITY;
 
 pub const HEADER: [&str; 5] = ["slug", "resource", "quantity", "time", "key"];
 
@@ -19,8 +20,8 @@ const SHOWN_ERRORS: usize = 10;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageRow {
     pub line: i64,
-    pub slug: String,
-    pub resource: String,
+    pub slug: Slug,
+    pub resource: Resource,
     pub quantity: i64,
     pub at: DateTime<Utc>,
     pub key: String,
@@ -38,18 +39,6 @@ pub fn check_key(key: &str) -> Result<(), String> {
     }
 }
 
-/// A metered resource name (measured ones are not recorded).
-pub fn check_metered(resource: &str) -> Result<(), Failure> {
-    match resource_kind(resource)? {
-        Kind::Metered => Ok(()),
-        Kind::Measured => Err(Failure::BadInput(format!(
-            "resource `{}` is measured, not metered: `tenantctl usage refresh` measures it; \
-             the metered resources are sandboxes, compute_hours, api_requests",
-            excerpt(resource)
-        ))),
-    }
-}
-
 fn parse_row(line: i64, fields: &[&str]) -> Result<UsageRow, String> {
     if fields.len() != 5 {
         return Err(format!(
@@ -59,8 +48,10 @@ fn parse_row(line: i64, fields: &[&str]) -> Result<UsageRow, String> {
         ));
     }
     let slug: Slug = fields[0].parse().map_err(|e: Failure| e.to_string())?;
-    let resource = fields[1].to_owned();
-    check_metered(&resource).map_err(|e| e.to_string())?;
+    let resource = fields[1]
+        .parse::<Resource>()
+        .and_then(Resource::check_metered)
+        .map_err(|e| e.to_string())?;
     let quantity: i64 = fields[2]
         .parse()
         .ok()
@@ -75,7 +66,7 @@ fn parse_row(line: i64, fields: &[&str]) -> Result<UsageRow, String> {
     check_key(fields[4])?;
     Ok(UsageRow {
         line,
-        slug: slug.to_string(),
+        slug,
         resource,
         quantity,
         at,

@@ -475,3 +475,79 @@ fn a_killed_resume_never_shows_suspended_and_a_purge_takes_any_intermediate_stat
         );
     }
 }
+
+/// A journal written before steps were keyed by name (numbers 1 to 7, control schema V9) is
+/// converted by V10 on the next run, and the half-provisioned tenant it belongs to resumes
+/// after the steps it records, not from the start and not past a step it lacks.
+#[test]
+fn a_journal_of_step_numbers_is_converted_and_its_tenant_resumes() {
+    let env = TestEnv::new();
+    let crashed = env.run_env(
+        &["provision", "legacy", "--tier", "premium"],
+        &[("TENANTCTL_FAILPOINT", "after-step:4")],
+    );
+    assert_eq!(crashed.code, None, "{}", crashed.stderr);
+    // The control database as the previous version left it: numbered steps under the range
+    // check, and no V10 in the migration history.
+    env.control()
+        .batch_execute(
+            "ALTER TABLE provisioning_journal DROP CONSTRAINT provisioning_journal_step_check;
+             ALTER TABLE provisioning_journal ALTER COLUMN step TYPE smallint USING CASE step
+                 WHEN 'record_tenant' THEN 1 WHEN 'create_database' THEN 2
+                 WHEN 'apply_schema' THEN 3 WHEN 'create_owner' THEN 4
+                 WHEN 'seed_quotas' THEN 5 WHEN 'create_buckets' THEN 6 WHEN 'activate' THEN 7 END;
+             ALTER TABLE provisioning_journal
+                 ADD CONSTRAINT provisioning_journal_step_check CHECK (step BETWEEN 1 AND 7);
+             DELETE FROM refinery_schema_history WHERE version = 10;",
+        )
+        .unwrap();
+    let old: Vec<i16> = env
+        .control()
+        .query("SELECT step FROM provisioning_journal ORDER BY step", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(old, [1, 2, 3, 4]);
+
+    let rerun = env
+        .run(&["provision", "legacy", "--tier", "premium"])
+        .expect(0);
+    assert!(rerun.stderr.contains("resuming"), "{}", rerun.stderr);
+    assert_eq!(
+        rerun.stderr.matches("already done").count(),
+        4,
+        "steps 1-4 skipped:\n{}",
+        rerun.stderr
+    );
+    assert_converged(&env, "legacy", true);
+    let names: Vec<String> = env
+        .control()
+        .query(
+            "SELECT step FROM provisioning_journal j JOIN tenants t ON t.id = j.tenant_id
+             WHERE t.slug = 'legacy' ORDER BY j.step",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "activate",
+            "apply_schema",
+            "create_buckets",
+            "create_database",
+            "create_owner",
+            "record_tenant",
+            "seed_quotas"
+        ]
+    );
+    // The new check keeps the journal's keys names.
+    let refused = env.control().batch_execute(
+        "INSERT INTO provisioning_journal (tenant_id, step, name, duration_ms)
+         SELECT id, '8', 'a number', 0 FROM tenants WHERE slug = 'legacy'",
+    );
+    assert!(refused.is_err());
+}

@@ -30,7 +30,7 @@ pub async fn run(
     out.print(&results)?;
     let failed: Vec<String> = results
         .iter()
-        .filter(|r| r.result == "failed")
+        .filter(|r| r.result == migrate::Outcome::Failed)
         .map(|r| format!("{} ({})", r.database, r.tenants.join(", ")))
         .collect();
     if failed.is_empty() {

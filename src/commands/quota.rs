@@ -9,6 +9,7 @@ use crate::ops::quota::QuotaLine;
 use crate::ops::{quota, tenants, ControlPlane};
 use crate::output::Output;
 use crate::progress::TerminalReporter;
+use crate::resource::Resource;
 use crate::slug::Slug;
 use crate::words;
 
@@ -35,19 +36,17 @@ pub async fn run(
         } => {
             let out = out.printer::<[QuotaLine]>()?;
             let slug: Slug = slug.parse()?;
-            crate::tier::resource_kind(&resource)?;
+            let resource: Resource = resource.parse()?;
             let limit = crate::number::in_range("limit", limit, 0..=crate::tier::MAX_QUANTITY)?;
             let plane = ControlPlane::open(settings, reporter).await?;
-            out.print(&[quota::set(&plane, &tiers, &slug, &resource, limit).await?])
+            out.print(&[quota::set(&plane, &tiers, &slug, resource, limit).await?])
         }
         QuotaCommand::Reset { slug, resource } => {
             let out = out.printer::<[QuotaLine]>()?;
             let slug: Slug = slug.parse()?;
-            if let Some(r) = &resource {
-                crate::tier::resource_kind(r)?;
-            }
+            let resource: Option<Resource> = resource.map(|r| r.parse()).transpose()?;
             let plane = ControlPlane::open(settings, reporter).await?;
-            out.print(&quota::reset(&plane, &tiers, &slug, resource.as_deref()).await?)
+            out.print(&quota::reset(&plane, &tiers, &slug, resource).await?)
         }
         QuotaCommand::Check {
             slug,
@@ -56,20 +55,20 @@ pub async fn run(
         } => {
             let out = out.printer::<quota::Check>()?;
             let slug: Slug = slug.parse()?;
-            crate::tier::resource_kind(&resource)?;
+            let resource: Resource = resource.parse()?;
             let amount =
                 crate::number::in_range("--amount", amount, 1..=crate::tier::MAX_QUANTITY)?;
             let Some(plane) = ControlPlane::open_read_only(settings, reporter, true).await? else {
                 return Err(tenants::not_found(slug.as_str()).into());
             };
-            let check = quota::check(&plane, &tiers, &slug, &resource, amount).await?;
+            let check = quota::check(&plane, &tiers, &slug, resource, amount).await?;
             out.print(&check)?;
             if check.allowed {
                 Ok(())
             } else {
                 Err(Failure::Refused(format!(
                     "refused: {} for `{slug}`: {}",
-                    words::quantity(amount, &resource),
+                    words::quantity(amount, resource),
                     check.reason.as_deref().unwrap_or("over the limit")
                 ))
                 .into())

@@ -34,7 +34,9 @@ pub async fn run(
                 }
                 None => chrono::Utc::now(),
             };
-            crate::usage_file::check_metered(&resource)?;
+            let resource = resource
+                .parse::<crate::resource::Resource>()?
+                .check_metered()?;
             let quantity =
                 crate::number::in_range("quantity", quantity, 1..=crate::tier::MAX_QUANTITY)?;
             let tiers = settings.load_tiers()?;
@@ -43,7 +45,7 @@ pub async fn run(
                 &plane,
                 &tiers,
                 &slug,
-                &resource,
+                resource,
                 quantity,
                 at,
                 key.as_deref(),

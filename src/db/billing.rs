@@ -5,14 +5,16 @@
 use std::collections::HashMap;
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::control::{ControlDb, SessionLock};
+use crate::action::Action;
 use crate::invoice::{Change, Line, LineKind, Standing};
 use crate::money::Money;
 use crate::period::Period;
+use crate::resource::Resource;
 
 /// A tenant without an invoice for the period, with its history.
 #[derive(Debug, Clone)]
@@ -26,8 +28,8 @@ pub struct Candidate {
 #[derive(Debug, Clone)]
 pub struct LateUsage {
     pub tenant: Uuid,
-    pub resource: String,
-    pub period: NaiveDate,
+    pub resource: Resource,
+    pub period: Period,
     pub now: i64,
     pub billed: i64,
     pub tier: String,
@@ -43,7 +45,7 @@ pub struct NewInvoice {
     pub upgrade_hint: Option<serde_json::Value>,
     pub lines: Vec<Line>,
     /// (resource, usage period, quantity, tier) this invoice accounts for.
-    pub covers: Vec<(String, NaiveDate, i64, String)>,
+    pub covers: Vec<(Resource, Period, i64, String)>,
 }
 
 /// An invoice as stored.
@@ -51,7 +53,7 @@ pub struct NewInvoice {
 pub struct StoredInvoice {
     pub id: i64,
     pub slug: String,
-    pub period: NaiveDate,
+    pub period: Period,
     pub currency: String,
     pub total_cents: i64,
     pub upgrade_hint: Option<serde_json::Value>,
@@ -68,15 +70,15 @@ pub struct RunRow {
 
 impl ControlDb {
     /// The period's billing lock, without waiting: `None` if another run holds it.
-    pub async fn try_lock_billing(&self, period: NaiveDate) -> Result<Option<SessionLock>> {
+    pub async fn try_lock_billing(&self, period: Period) -> Result<Option<SessionLock>> {
         self.try_session_lock(
-            &format!("tenantctl:bill:{period}"),
+            &format!("tenantctl:bill:{}", period.first_day()),
             std::time::Duration::ZERO,
         )
         .await
     }
 
-    pub async fn billing_run(&self, period: NaiveDate) -> Result<Option<RunRow>> {
+    pub async fn billing_run(&self, period: Period) -> Result<Option<RunRow>> {
         Ok(self
             .conn()
             .await?
@@ -93,7 +95,7 @@ impl ControlDb {
     }
 
     /// Claims the period (a row that survives crashes); an existing claim is kept.
-    pub async fn start_billing_run(&self, period: NaiveDate, actor: &str) -> Result<()> {
+    pub async fn start_billing_run(&self, period: Period, actor: &str) -> Result<()> {
         self.conn()
             .await?
             .execute(
@@ -106,7 +108,7 @@ impl ControlDb {
     }
 
     /// Marks the period billed, with the count and sum of all its invoices.
-    pub async fn finish_billing_run(&self, period: NaiveDate) -> Result<()> {
+    pub async fn finish_billing_run(&self, period: Period) -> Result<()> {
         self.conn()
             .await?
             .execute(
@@ -124,14 +126,14 @@ impl ControlDb {
     /// history (from the append-only audit log, so purged tenants are included).
     ///
     /// The history is every entry that names a status it moved to (`to_status`), whatever its
-    /// action, plus `purge`; the tier comes from `provision.start`, `provision` and `set-tier`.
-    /// So a status or action added later is seen without a change here, and
-    /// `Standing::of_status` bills an unknown status like active. The one exception: the
-    /// intermediate status a lifecycle command writes when it starts (`suspend.start`,
-    /// `resume.start`, `deprovision.start`, `restore.start`) changes nothing until the command
-    /// completes, so an interrupted resume bills like the suspended tenant it was and an
-    /// interrupted restore like the deleted one (`provision.start` starts the history, and
-    /// `purge.start` ends billing at once).
+    /// action, plus those of `Action::billed_without_status` (`purge`, `set-tier`); the tier
+    /// comes from the actions that `Action::names_tier`. So a status or action added later is
+    /// seen without a change here, and `Standing::of_status` bills an unknown status like
+    /// active (an action this version does not know counts by its status alone). The one
+    /// exception: the intermediate status a lifecycle command writes when it starts
+    /// (`Action::is_unfinished_command`) changes nothing until the command completes, so an
+    /// interrupted resume bills like the suspended tenant it was and an interrupted restore
+    /// like the deleted one.
     pub async fn billing_candidates(&self, period: Period) -> Result<Vec<Candidate>> {
         let end = period
             .next_first_day()
@@ -146,32 +148,29 @@ impl ControlDb {
                         coalesce(a.details->>'to_tier', a.details->>'tier')
                  FROM audit_log a
                  WHERE a.tenant_id IS NOT NULL AND a.at < $2
-                   AND (a.to_status IS NOT NULL OR a.action IN ('purge', 'set-tier'))
+                   AND (a.to_status IS NOT NULL OR a.action = ANY($3))
                    AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.tenant_id = a.tenant_id AND i.period = $1)
                  ORDER BY a.tenant_id, a.id",
-                &[&first, &end],
+                &[&first, &end, &Action::billed_without_status()],
             )
             .await
             .context("reading tenant histories")?;
         let mut out: Vec<Candidate> = Vec::new();
         for r in &rows {
             let tenant: Uuid = r.get(0);
-            let action: String = r.get(3);
+            let action = Action::parse(r.get(3));
             let to_status: Option<String> = r.get(4);
             let tier: Option<String> = r.get(5);
             let change = Change {
                 at: r.get(2),
-                status: if action == "purge" {
+                status: if action.is_some_and(Action::ends_billing) {
                     Some(Standing::NotBillable)
-                } else if is_unfinished_command(&action) {
+                } else if action.is_some_and(Action::is_unfinished_command) {
                     None
                 } else {
                     to_status.as_deref().map(Standing::of_status)
                 },
-                tier: if matches!(
-                    action.as_str(),
-                    "provision.start" | "provision" | "set-tier"
-                ) {
+                tier: if action.is_some_and(Action::names_tier) {
                     tier
                 } else {
                     None
@@ -190,7 +189,7 @@ impl ControlDb {
     }
 
     /// Metered usage totals of the period: (tenant, resource) → quantity.
-    pub async fn period_usage(&self, period: NaiveDate) -> Result<HashMap<(Uuid, String), i64>> {
+    pub async fn period_usage(&self, period: Period) -> Result<HashMap<(Uuid, Resource), i64>> {
         let rows = self
             .conn()
             .await?
@@ -211,7 +210,7 @@ impl ControlDb {
     /// recorded after the invoice is found whether or not the month had any before. The tier
     /// is the one the month's own invoice was computed under (the row with the period's
     /// invoice), not that of a later adjustment.
-    pub async fn late_usage(&self, period: NaiveDate) -> Result<Vec<LateUsage>> {
+    pub async fn late_usage(&self, period: Period) -> Result<Vec<LateUsage>> {
         let rows = self
             .conn()
             .await?
@@ -244,7 +243,7 @@ impl ControlDb {
 
     /// A tenant's metered usage that no invoice has covered yet: (resource, month, units),
     /// months without an invoice and units recorded after a month's invoice alike.
-    pub async fn unbilled_usage(&self, tenant: Uuid) -> Result<Vec<(String, NaiveDate, i64)>> {
+    pub async fn unbilled_usage(&self, tenant: Uuid) -> Result<Vec<(Resource, Period, i64)>> {
         let rows = self
             .conn()
             .await?
@@ -269,7 +268,7 @@ impl ControlDb {
     /// Writes a batch of invoices in one transaction; an invoice that exists for its tenant
     /// and period is skipped with its lines (UNIQUE (tenant_id, period)). Returns how many were
     /// written.
-    pub async fn insert_invoices(&self, period: NaiveDate, batch: &[NewInvoice]) -> Result<usize> {
+    pub async fn insert_invoices(&self, period: Period, batch: &[NewInvoice]) -> Result<usize> {
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.context("starting a transaction")?;
         let tenants: Vec<Uuid> = batch.iter().map(|i| i.tenant).collect();
@@ -308,12 +307,12 @@ impl ControlDb {
                 l_no.push(n as i32 + 1);
                 l_kind.push(l.kind.as_str());
                 l_desc.push(l.description.as_str());
-                l_res.push(l.resource.as_deref());
+                l_res.push(l.resource);
                 l_tier.push(l.tier.as_str());
                 l_qty.push(l.quantity);
                 l_price.push(l.unit_price.micros());
                 l_amount.push(l.amount_cents);
-                l_period.push(l.usage_period.map(Period::first_day));
+                l_period.push(l.usage_period);
                 l_included.push(l.included);
                 l_usage.push(l.month_usage);
                 l_late.push(l.late_units);
@@ -321,7 +320,7 @@ impl ControlDb {
             for (resource, p, q, tier) in &inv.covers {
                 b_inv.push(*id);
                 b_tenant.push(inv.tenant);
-                b_res.push(resource.as_str());
+                b_res.push(*resource);
                 b_period.push(*p);
                 b_qty.push(*q);
                 b_tier.push(tier.as_str());
@@ -365,7 +364,7 @@ impl ControlDb {
     /// Invoices with their lines, newest period first, then by slug.
     pub async fn invoices(
         &self,
-        period: Option<NaiveDate>,
+        period: Option<Period>,
         slug: Option<&str>,
         id: Option<i64>,
     ) -> Result<Vec<StoredInvoice>> {
@@ -396,7 +395,7 @@ impl ControlDb {
                 "overage" => LineKind::Overage,
                 _ => LineKind::Adjustment,
             };
-            let usage_period: Option<NaiveDate> = l.get(8);
+            let usage_period: Option<Period> = l.get(8);
             by_invoice.entry(l.get(0)).or_default().push(Line {
                 kind,
                 description: l.get(2),
@@ -405,8 +404,7 @@ impl ControlDb {
                 quantity: l.get(5),
                 unit_price: Money::from_micros(l.get(6)),
                 amount_cents: l.get(7),
-                usage_period: usage_period
-                    .map(|d| Period::containing(d.and_time(chrono::NaiveTime::MIN).and_utc())),
+                usage_period,
                 included: l.get(9),
                 month_usage: l.get(10),
                 late_units: l.get(11),
@@ -429,13 +427,4 @@ impl ControlDb {
             })
             .collect())
     }
-}
-
-/// True for the audit action of a lifecycle command that has started but may not have
-/// completed: billing takes the standing its completion writes, not its intermediate status.
-fn is_unfinished_command(action: &str) -> bool {
-    matches!(
-        action,
-        "suspend.start" | "resume.start" | "deprovision.start" | "restore.start"
-    )
 }

@@ -6,10 +6,15 @@ use tokio_postgres::{Client, Row};
 use uuid::Uuid;
 
 use super::{already_exists, database_missing, ident, migrate, Server};
+use crate::action::Action;
 use crate::excerpt::excerpt;
 use crate::exit::Failure;
+use crate::resource::Resource;
+use crate::slug::Slug;
+use crate::step::Step;
 use crate::tenant::{Status, Tenant};
 use crate::tier::Isolation;
+use crate::transition::Transition;
 
 /// Cheap to clone: the pool and the server settings are shared.
 #[derive(Clone)]
@@ -28,7 +33,7 @@ const TENANT_LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2)
 
 /// What step 1 records.
 pub struct NewTenant<'a> {
-    pub slug: &'a str,
+    pub slug: &'a Slug,
     pub name: &'a str,
     pub tier: &'a str,
     pub isolation: Isolation,
@@ -41,7 +46,7 @@ pub struct NewTenant<'a> {
 /// One quota row.
 #[derive(Debug, Clone)]
 pub struct QuotaRow {
-    pub resource: String,
+    pub resource: Resource,
     pub limit: i64,
     pub source: String,
 }
@@ -57,17 +62,13 @@ pub(super) const TENANT_COLUMNS: &str =
                               owner_email, created_at, activated_at, deleted_at, purge_after";
 
 pub(super) fn tenant_from(row: &Row) -> Result<Tenant> {
-    let isolation: String = row.get("isolation");
-    let status: String = row.get("status");
     Ok(Tenant {
         id: row.get("id"),
         slug: row.get("slug"),
         name: row.get("name"),
         tier: row.get("tier"),
-        isolation: Isolation::parse(&isolation)
-            .with_context(|| format!("unknown isolation `{isolation}` in tenants"))?,
-        status: Status::parse(&status)
-            .with_context(|| format!("unknown status `{status}` in tenants"))?,
+        isolation: row.try_get("isolation").context("reading tenants")?,
+        status: row.try_get("status").context("reading tenants")?,
         database: row.get("database_name"),
         role: row.get("role_name"),
         owner_email: row.get("owner_email"),
@@ -237,7 +238,7 @@ impl ControlDb {
     /// process still holds it then. The grace covers a killed run, whose session the server
     /// ends a moment after the process died; a live run elsewhere makes this exit "in
     /// progress" promptly rather than queue behind it.
-    pub async fn try_lock_tenant(&self, slug: &str) -> Result<Option<SessionLock>> {
+    pub async fn try_lock_tenant(&self, slug: &Slug) -> Result<Option<SessionLock>> {
         self.try_session_lock(&format!("{TENANT_LOCK_PREFIX}{slug}"), TENANT_LOCK_GRACE)
             .await
     }
@@ -284,7 +285,7 @@ impl ControlDb {
         Ok(SessionLock { _client: client })
     }
 
-    pub async fn find_tenant(&self, slug: &str) -> Result<Option<Tenant>> {
+    pub async fn find_tenant(&self, slug: &Slug) -> Result<Option<Tenant>> {
         let row = self
             .conn()
             .await?
@@ -331,7 +332,7 @@ impl ControlDb {
                     &new.slug,
                     &new.name,
                     &new.tier,
-                    &new.isolation.as_str(),
+                    &new.isolation,
                     &new.database,
                     &new.role,
                     &new.owner_email,
@@ -342,49 +343,48 @@ impl ControlDb {
             .with_context(|| format!("recording tenant {}", new.slug))?;
         let tenant = tenant_from(&row)?;
         tx.execute(
-            "INSERT INTO provisioning_journal (tenant_id, step, name, duration_ms) VALUES ($1, 1, 'record tenant', $2)",
-            &[&tenant.id, &duration_ms],
+            "INSERT INTO provisioning_journal (tenant_id, step, name, duration_ms) VALUES ($1, $2, $3, $4)",
+            &[&tenant.id, &Step::RecordTenant, &Step::RecordTenant.label(), &duration_ms],
         )
         .await
-        .context("journaling step 1")?;
+        .context("journaling step record_tenant")?;
         let details = serde_json::json!({ "tier": new.tier, "isolation": new.isolation.as_str() });
         tx.execute(
             "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
-             VALUES ($1, 'provision.start', $2, $3, NULL, 'provisioning', $4)",
-            &[&actor, &tenant.id, &new.slug, &details],
+             VALUES ($1, $2, $3, $4, NULL, $5, $6)",
+            &[&actor, &Action::ProvisionStart, &tenant.id, &new.slug, &Status::Provisioning, &details],
         )
         .await
         .context("writing the audit log")?;
-        tx.commit().await.context("committing step 1")?;
+        tx.commit().await.context("committing step record_tenant")?;
         Ok(tenant)
     }
 
-    pub async fn completed_steps(&self, tenant: Uuid) -> Result<Vec<i16>> {
+    /// The steps the tenant's journal records as done. A step name this version does not
+    /// know (journaled by a newer tenantctl) is an error, never skipped silently.
+    pub async fn completed_steps(&self, tenant: Uuid) -> Result<Vec<Step>> {
         let rows = self
             .conn()
             .await?
             .query(
-                "SELECT step FROM provisioning_journal WHERE tenant_id = $1 ORDER BY step",
+                "SELECT step FROM provisioning_journal WHERE tenant_id = $1",
                 &[&tenant],
             )
             .await
             .context("reading the provisioning journal")?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        rows.iter()
+            .map(|r| r.try_get(0).context("reading the provisioning journal"))
+            .collect()
     }
 
-    pub async fn journal_step(
-        &self,
-        tenant: Uuid,
-        step: i16,
-        name: &str,
-        duration_ms: i32,
-    ) -> Result<()> {
+    /// Journals `step` as done (its stable name; its label as it reads today).
+    pub async fn journal_step(&self, tenant: Uuid, step: Step, duration_ms: i32) -> Result<()> {
         self.conn()
             .await?
             .execute(
                 "INSERT INTO provisioning_journal (tenant_id, step, name, duration_ms) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (tenant_id, step) DO NOTHING",
-                &[&tenant, &step, &name, &duration_ms],
+                &[&tenant, &step, &step.label(), &duration_ms],
             )
             .await
             .with_context(|| format!("journaling step {step}"))?;
@@ -393,7 +393,7 @@ impl ControlDb {
 
     /// Step 5: one row per resource; rows that exist (an earlier run, an override) are kept.
     /// `limits`: (resource, limit, hard).
-    pub async fn seed_quotas(&self, tenant: Uuid, limits: &[(&str, u64, bool)]) -> Result<()> {
+    pub async fn seed_quotas(&self, tenant: Uuid, limits: &[(Resource, u64, bool)]) -> Result<()> {
         let (resources, values, hard) = limit_columns(limits)?;
         self.conn()
             .await?
@@ -457,7 +457,7 @@ impl ControlDb {
         &self,
         tenant: &Tenant,
         tier: &str,
-        limits: &[(&str, u64, bool)],
+        limits: &[(Resource, u64, bool)],
         features: &[&str],
         actor: &str,
     ) -> Result<()> {
@@ -482,11 +482,10 @@ impl ControlDb {
         .context("updating the tier's quotas")?;
         super::features::set_tier_features(&tx, tenant.id, features).await?;
         let details = serde_json::json!({ "from_tier": tenant.tier, "to_tier": tier });
-        let status = tenant.status.as_str();
         tx.execute(
             "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
-             VALUES ($1, 'set-tier', $2, $3, $4, $4, $5)",
-            &[&actor, &tenant.id, &tenant.slug, &status, &details],
+             VALUES ($1, $2, $3, $4, $5, $5, $6)",
+            &[&actor, &Action::SetTier, &tenant.id, &tenant.slug, &tenant.status, &details],
         )
         .await
         .context("writing the audit log")?;
@@ -507,47 +506,61 @@ impl ControlDb {
         Ok((row.get(0), row.get(1)))
     }
 
-    /// Step 7: `provisioning → active`, journaled and audited in the same transaction.
-    pub async fn activate(&self, tenant: &Tenant, actor: &str) -> Result<()> {
+    /// Step 7: the move `activation` (`provisioning → active`), journaled and audited in the
+    /// same transaction. Does nothing when the tenant is in none of its `from` statuses.
+    pub async fn activate(
+        &self,
+        tenant: &Tenant,
+        activation: &Transition,
+        actor: &str,
+    ) -> Result<()> {
         let t0 = std::time::Instant::now();
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.context("starting a transaction")?;
-        let changed = tx
-            .execute(
-                "UPDATE tenants SET status = 'active', activated_at = now(), updated_at = now()
-                 WHERE id = $1 AND status = 'provisioning'",
-                &[&tenant.id],
+        let previous: Option<Status> = tx
+            .query_opt(
+                "UPDATE tenants t SET status = $2, activated_at = now(), updated_at = now()
+                 FROM (SELECT id, status FROM tenants WHERE id = $1 FOR UPDATE) old
+                 WHERE t.id = old.id AND old.status = ANY($3)
+                 RETURNING old.status",
+                &[&tenant.id, &activation.to, &activation.from],
             )
             .await
-            .context("activating the tenant")?;
-        if changed == 0 {
+            .context("activating the tenant")?
+            .map(|r| r.get(0));
+        let Some(previous) = previous else {
             return Ok(());
-        }
+        };
         tx.execute(
-            "INSERT INTO provisioning_journal (tenant_id, step, name, duration_ms) VALUES ($1, 7, 'activate', $2)
+            "INSERT INTO provisioning_journal (tenant_id, step, name, duration_ms) VALUES ($1, $2, $3, $4)
              ON CONFLICT (tenant_id, step) DO NOTHING",
-            &[&tenant.id, &i32::try_from(t0.elapsed().as_millis()).unwrap_or(i32::MAX)],
+            &[
+                &tenant.id,
+                &Step::Activate,
+                &Step::Activate.label(),
+                &i32::try_from(t0.elapsed().as_millis()).unwrap_or(i32::MAX),
+            ],
         )
         .await
-        .context("journaling step 7")?;
+        .context("journaling step activate")?;
         let details =
             serde_json::json!({ "tier": tenant.tier, "isolation": tenant.isolation.as_str() });
         tx.execute(
             "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
-             VALUES ($1, 'provision', $2, $3, 'provisioning', 'active', $4)",
-            &[&actor, &tenant.id, &tenant.slug, &details],
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[&actor, &activation.action, &tenant.id, &tenant.slug, &previous, &activation.to, &details],
         )
         .await
         .context("writing the audit log")?;
-        tx.commit().await.context("committing step 7")?;
+        tx.commit().await.context("committing step activate")?;
         Ok(())
     }
 }
 
 /// `(resource, limit)` pairs as the two arrays an `unnest` insert binds.
-type LimitColumns<'a> = (Vec<&'a str>, Vec<i64>, Vec<bool>);
+type LimitColumns = (Vec<Resource>, Vec<i64>, Vec<bool>);
 
-fn limit_columns<'a>(limits: &[(&'a str, u64, bool)]) -> Result<LimitColumns<'a>> {
+fn limit_columns(limits: &[(Resource, u64, bool)]) -> Result<LimitColumns> {
     let resources = limits.iter().map(|(r, _, _)| *r).collect();
     let values = limits
         .iter()

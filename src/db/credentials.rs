@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::control::ControlDb;
 use super::ident;
+use crate::action::Action;
 use crate::tenant::Tenant;
 
 impl ControlDb {
@@ -14,8 +15,8 @@ impl ControlDb {
         let conn = self.admin().await?;
         Ok(conn
             .query_one(
-                "SELECT max(at) FROM audit_log WHERE tenant_id = $1 AND action = 'credentials'",
-                &[&tenant.id],
+                "SELECT max(at) FROM audit_log WHERE tenant_id = $1 AND action = $2",
+                &[&tenant.id, &Action::Credentials],
             )
             .await
             .context("reading the audit log")?
@@ -49,11 +50,10 @@ impl ControlDb {
         ))
         .await
         .with_context(|| format!("setting the password of role `{}`", tenant.role))?;
-        let status = tenant.status.as_str();
         tx.execute(
             "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
-             VALUES ($1, 'credentials', $2, $3, $4, $4, $5)",
-            &[&actor, &tenant.id, &tenant.slug, &status, &details],
+             VALUES ($1, $2, $3, $4, $5, $5, $6)",
+            &[&actor, &Action::Credentials, &tenant.id, &tenant.slug, &tenant.status, &details],
         )
         .await
         .context("writing the audit log")?;

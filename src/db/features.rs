@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::control::ControlDb;
 use super::dataplane::tenant_tx;
+use crate::action::Action;
 use crate::tenant::Tenant;
 
 /// One row of `feature_entitlements`.
@@ -140,7 +141,8 @@ impl ControlDb {
             .collect();
         for feature in granted {
             let details = serde_json::json!({ "feature": feature, "via": "provision" });
-            super::lifecycle::append_audit(&*tx, tenant, "features.grant", actor, details).await?;
+            super::lifecycle::append_audit(&*tx, tenant, Action::FeaturesGrant, actor, details)
+                .await?;
         }
         tx.commit()
             .await
@@ -162,7 +164,8 @@ impl ControlDb {
             return Ok(false);
         }
         let details = serde_json::json!({ "tier": tenant.tier, "tier_features": tier });
-        super::lifecycle::append_audit(&*tx, tenant, "features.refresh", actor, details).await?;
+        super::lifecycle::append_audit(&*tx, tenant, Action::FeaturesRefresh, actor, details)
+            .await?;
         tx.commit()
             .await
             .context("committing the tier's features")?;
@@ -176,7 +179,7 @@ impl ControlDb {
         tenant: &Tenant,
         feature: &str,
         override_: Option<&str>,
-        action: &str,
+        action: Action,
         actor: &str,
     ) -> Result<bool> {
         let mut conn = self.conn().await?;

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::GenericClient;
 
 use super::control::{tenant_from, ControlDb, TENANT_COLUMNS};
+use crate::action::Action;
 use crate::tenant::{Status, Tenant};
 
 /// One audit entry.
@@ -34,14 +35,13 @@ impl ControlDb {
         tenant: &Tenant,
         from: &[Status],
         to: Status,
-        action: &str,
+        action: Action,
         actor: &str,
         details: serde_json::Value,
     ) -> Result<bool> {
-        let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.context("starting a transaction")?;
-        let previous: Option<String> = tx
+        let previous: Option<Status> = tx
             .query_opt(
                 "UPDATE tenants t SET status = $2, updated_at = now(),
                      suspended_at = CASE WHEN $2 = 'suspended' THEN now() WHEN $2 = 'resuming' THEN t.suspended_at END,
@@ -52,7 +52,7 @@ impl ControlDb {
                  FROM (SELECT id, status FROM tenants WHERE id = $1 FOR UPDATE) old
                  WHERE t.id = old.id AND old.status = ANY($3)
                  RETURNING old.status",
-                &[&tenant.id, &to.as_str(), &from, &details],
+                &[&tenant.id, &to, &from, &details],
             )
             .await
             .with_context(|| format!("changing the status of tenant {}", tenant.slug))?
@@ -63,7 +63,7 @@ impl ControlDb {
         tx.execute(
             "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[&actor, &action, &tenant.id, &tenant.slug, &previous, &to.as_str(), &details],
+            &[&actor, &action, &tenant.id, &tenant.slug, &previous, &to, &details],
         )
         .await
         .context("writing the audit log")?;
@@ -111,8 +111,8 @@ impl ControlDb {
             let details = serde_json::json!({ "database": tenant.database, "role": tenant.role, "isolation": tenant.isolation.as_str() });
             tx.execute(
                 "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
-                 VALUES ($1, 'purge', $2, $3, 'deleting', NULL, $4)",
-                &[&actor, &tenant.id, &tenant.slug, &details],
+                 VALUES ($1, $2, $3, $4, $5, NULL, $6)",
+                &[&actor, &Action::Purge, &tenant.id, &tenant.slug, &Status::Deleting, &details],
             )
             .await
             .context("writing the audit log")?;
@@ -159,11 +159,11 @@ impl ControlDb {
 pub(super) async fn append_audit<C: GenericClient>(
     client: &C,
     tenant: &Tenant,
-    action: &str,
+    action: Action,
     actor: &str,
     details: serde_json::Value,
 ) -> Result<()> {
-    let status = tenant.status.as_str();
+    let status = tenant.status;
     client
         .execute(
             "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)

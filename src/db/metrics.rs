@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::control::{ControlDb, TENANT_LOCK_PREFIX};
+use crate::resource::Resource;
 
 /// Tenants of one tier, isolation and status.
 #[derive(Debug, Clone)]
@@ -21,7 +22,7 @@ pub struct TenantCount {
 pub struct QuotaFact {
     pub slug: String,
     pub tier: String,
-    pub resource: String,
+    pub resource: Resource,
     pub limit: i64,
     /// The period's metered total (0 if none).
     pub metered: i64,

@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use uuid::Uuid;
 
 use super::control::ControlDb;
+use crate::action::Action;
 use crate::tenant::Tenant;
 
 impl ControlDb {
@@ -67,7 +68,7 @@ impl ControlDb {
     pub async fn audit_entry(
         &self,
         tenant: &Tenant,
-        action: &str,
+        action: Action,
         actor: &str,
         details: serde_json::Value,
     ) -> Result<()> {

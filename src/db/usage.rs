@@ -2,14 +2,18 @@
 //! and the bulk import through COPY.
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use futures_util::SinkExt;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::control::ControlDb;
+use crate::action::Action;
 use crate::exit::Failure;
-use crate::period::{check_usage_time, USAGE_SKEW};
+use crate::period::{check_usage_time, Period, USAGE_SKEW};
+use crate::resource::Resource;
+use crate::slug::Slug;
+use crate::tenant::Status;
 use crate::tier::MAX_QUANTITY;
 use crate::usage_file::UsageRow;
 
@@ -23,7 +27,7 @@ pub enum Recorded {
     /// Over the hard limit: nothing recorded.
     OverLimit { used: i64, limit: i64 },
     /// The tenant is not active (its status): nothing recorded.
-    NotActive(String),
+    NotActive(Status),
     /// The period's total would pass `tier::MAX_QUANTITY`: nothing recorded.
     TooLarge { used: i64 },
 }
@@ -31,17 +35,17 @@ pub enum Recorded {
 /// One event to record.
 pub struct Event<'a> {
     pub tenant: Uuid,
-    pub resource: &'a str,
+    pub resource: Resource,
     pub quantity: i64,
     pub at: DateTime<Utc>,
-    pub period: NaiveDate,
+    pub period: Period,
     pub key: &'a str,
 }
 
 /// A quota row with the usage that counts against it.
 #[derive(Debug, Clone)]
 pub struct QuotaUsage {
-    pub resource: String,
+    pub resource: Resource,
     pub limit: i64,
     pub source: String,
     /// The period's metered total (0 if none).
@@ -58,7 +62,7 @@ pub struct Imported {
     pub accepted: i64,
     pub duplicates: i64,
     /// (line, slug, resource, reason)
-    pub refused: Vec<(i64, String, String, String)>,
+    pub refused: Vec<(i64, String, Resource, String)>,
 }
 
 /// Whether the limit of an import row (`s`, its tenant `t`) is hard: the tenant's stored
@@ -113,7 +117,7 @@ impl ControlDb {
     pub async fn record_event(&self, e: &Event<'_>, file_hard: bool) -> Result<Recorded> {
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.context("starting a transaction")?;
-        let status: String = tx
+        let status: Status = tx
             .query_one(
                 "SELECT status FROM tenants WHERE id = $1 FOR SHARE",
                 &[&e.tenant],
@@ -121,7 +125,7 @@ impl ControlDb {
             .await
             .context("locking the tenant")?
             .get(0);
-        if status != "active" {
+        if status != Status::Active {
             return Ok(Recorded::NotActive(status));
         }
         let (limit, hard): (i64, bool) = tx
@@ -193,7 +197,7 @@ impl ControlDb {
     }
 
     /// The tenant's quota rows with the period's metered totals and the last measurements.
-    pub async fn quota_usage(&self, tenant: Uuid, period: NaiveDate) -> Result<Vec<QuotaUsage>> {
+    pub async fn quota_usage(&self, tenant: Uuid, period: Period) -> Result<Vec<QuotaUsage>> {
         let rows = self
             .conn()
             .await?
@@ -224,10 +228,10 @@ impl ControlDb {
     /// query (the hot path of `quota check`). `None`: no such tenant; an empty quota: none yet.
     pub async fn quota_for_check(
         &self,
-        slug: &str,
-        resource: &str,
-        period: NaiveDate,
-    ) -> Result<Option<(String, String, Option<QuotaUsage>)>> {
+        slug: &Slug,
+        resource: Resource,
+        period: Period,
+    ) -> Result<Option<(Status, String, Option<QuotaUsage>)>> {
         let row = self
             .conn()
             .await?
@@ -243,7 +247,7 @@ impl ControlDb {
             .await
             .context("reading the quota")?;
         Ok(row.map(|r| {
-            let quota = r.get::<_, Option<String>>(2).map(|resource| QuotaUsage {
+            let quota = r.get::<_, Option<Resource>>(2).map(|resource| QuotaUsage {
                 resource,
                 limit: r.get(3),
                 source: r.get(4),
@@ -260,7 +264,7 @@ impl ControlDb {
         &self,
         tenant: Uuid,
         slug: &str,
-        resource: &str,
+        resource: Resource,
         limit: i64,
         source: &str,
         actor: &str,
@@ -287,9 +291,9 @@ impl ControlDb {
         .await
         .with_context(|| format!("setting the {resource} quota"))?;
         let action = if source == "override" {
-            "quota.set"
+            Action::QuotaSet
         } else {
-            "quota.reset"
+            Action::QuotaReset
         };
         let details = serde_json::json!({ "resource": resource, "from": before, "to": limit });
         tx.execute(
@@ -303,9 +307,9 @@ impl ControlDb {
     }
 
     /// Stores measurements: (tenant, resource, quantity), set-based.
-    pub async fn store_measurements(&self, rows: &[(Uuid, &str, i64)]) -> Result<()> {
+    pub async fn store_measurements(&self, rows: &[(Uuid, Resource, i64)]) -> Result<()> {
         let tenants: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
-        let resources: Vec<&str> = rows.iter().map(|r| r.1).collect();
+        let resources: Vec<Resource> = rows.iter().map(|r| r.1).collect();
         let quantities: Vec<i64> = rows.iter().map(|r| r.2).collect();
         self.conn()
             .await?
@@ -338,7 +342,7 @@ impl ControlDb {
         origin: &str,
         rows: &[UsageRow],
         tier_names: &[&str],
-        hard: &[(String, String)],
+        hard: &[(String, Resource)],
         now: DateTime<Utc>,
     ) -> Result<Imported> {
         let mut conn = self.conn().await?;
@@ -359,9 +363,9 @@ impl ControlDb {
         for r in rows {
             buf.push_str(&r.line.to_string());
             buf.push('\t');
-            copy_field(&mut buf, &r.slug);
+            copy_field(&mut buf, r.slug.as_str());
             buf.push('\t');
-            copy_field(&mut buf, &r.resource);
+            copy_field(&mut buf, r.resource.as_str());
             buf.push('\t');
             buf.push_str(&r.quantity.to_string());
             buf.push('\t');
@@ -383,7 +387,7 @@ impl ControlDb {
         sink.finish().await.context("finishing COPY")?;
 
         let hard_tiers: Vec<&str> = hard.iter().map(|(t, _)| t.as_str()).collect();
-        let hard_resources: Vec<&str> = hard.iter().map(|(_, r)| r.as_str()).collect();
+        let hard_resources: Vec<Resource> = hard.iter().map(|(_, r)| *r).collect();
         tx.batch_execute("ANALYZE import_staging")
             .await
             .context("analysing the staging table")?;
@@ -489,7 +493,7 @@ impl ControlDb {
         }
 
         // 1. Rows of unknown or inactive tenants are refused.
-        let mut refused: Vec<(i64, String, String, String)> = tx
+        let mut refused: Vec<(i64, String, Resource, String)> = tx
             .query(
                 "SELECT s.line, s.slug, s.resource,
                         CASE WHEN t.id IS NULL THEN 'unknown tenant' ELSE 'tenant is ' || t.status END

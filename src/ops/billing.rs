@@ -27,7 +27,8 @@ use crate::db::billing::{NewInvoice, StoredInvoice};
 use crate::exit::Failure;
 use crate::invoice::{self, format_cents, Line, UpgradeHint};
 use crate::period::Period;
-use crate::tier::{resource_kind, Kind, Tiers, RESOURCES};
+use crate::resource::Resource;
+use crate::tier::Tiers;
 
 /// One line as printed. JSON field names are a contract.
 #[derive(Debug, Clone, Serialize)]
@@ -35,7 +36,7 @@ pub struct LineView {
     pub kind: String,
     pub description: String,
     /// `null` for a base line.
-    pub resource: Option<String>,
+    pub resource: Option<Resource>,
     pub tier: String,
     pub quantity: i64,
     pub unit_price: String,
@@ -101,7 +102,7 @@ fn line_view(l: &Line) -> LineView {
     LineView {
         kind: l.kind.as_str().to_owned(),
         description: l.description.clone(),
-        resource: l.resource.clone(),
+        resource: l.resource,
         tier: l.tier.clone(),
         quantity: l.quantity,
         unit_price: l.unit_price.to_string(),
@@ -126,7 +127,7 @@ pub fn stored_view(i: &StoredInvoice) -> Result<InvoiceView> {
     Ok(InvoiceView {
         id: Some(i.id),
         slug: i.slug.clone(),
-        period: Period::containing(i.period.and_time(chrono::NaiveTime::MIN).and_utc()).to_string(),
+        period: i.period.to_string(),
         currency: i.currency.clone(),
         total: format_cents(i.total_cents),
         lines: i.lines.iter().map(line_view).collect(),
@@ -145,16 +146,11 @@ fn checked_sum(mut cents: impl Iterator<Item = i64>) -> Result<i64> {
 /// Step 3: the invoices of every tenant without one for the period.
 async fn compute(plane: &ControlPlane, tiers: &Tiers, period: Period) -> Result<Vec<NewInvoice>> {
     let candidates = plane.control.billing_candidates(period).await?;
-    let usage = plane.control.period_usage(period.first_day()).await?;
+    let usage = plane.control.period_usage(period).await?;
     let mut late: HashMap<Uuid, Vec<crate::db::billing::LateUsage>> = HashMap::new();
-    for l in plane.control.late_usage(period.first_day()).await? {
+    for l in plane.control.late_usage(period).await? {
         late.entry(l.tenant).or_default().push(l);
     }
-    let metered: Vec<&str> = RESOURCES
-        .iter()
-        .copied()
-        .filter(|r| matches!(resource_kind(r), Ok(Kind::Metered)))
-        .collect();
     let mut out = Vec::new();
     for c in candidates {
         let days = invoice::billed_days(&c.history, period);
@@ -171,23 +167,19 @@ async fn compute(plane: &ControlPlane, tiers: &Tiers, period: Period) -> Result<
         let mut lines = invoice::base_lines(&days, tiers, period);
         let mut covers = Vec::new();
         let mut used_map = BTreeMap::new();
-        for r in &metered {
-            let used = usage
-                .get(&(c.tenant, (*r).to_owned()))
-                .copied()
-                .unwrap_or(0);
+        for r in Resource::metered() {
+            let used = usage.get(&(c.tenant, r)).copied().unwrap_or(0);
             // Zero too: usage recorded after this invoice must find what it covered.
-            covers.push(((*r).to_owned(), period.first_day(), used, last_tier.clone()));
+            covers.push((r, period, used, last_tier.clone()));
             if used > 0 {
-                used_map.insert((*r).to_owned(), used);
+                used_map.insert(r, used);
             }
             lines.extend(invoice::overage_line(&last_tier, tier, r, used, period));
         }
         // What the period's own days and usage cost: the upgrade hint compares with this.
         let period_cents: i64 = lines.iter().map(|l| l.amount_cents).sum();
         for l in late.remove(&c.tenant).unwrap_or_default() {
-            let usage_period =
-                Period::containing(l.period.and_time(chrono::NaiveTime::MIN).and_utc());
+            let usage_period = l.period;
             let then = tiers.tiers.get(&l.tier).ok_or_else(|| {
                 Failure::BadInput(format!(
                     "tenant `{}` has late usage of {usage_period} billed on tier `{}`, which the tier table does not define (it has {})",
@@ -196,16 +188,11 @@ async fn compute(plane: &ControlPlane, tiers: &Tiers, period: Period) -> Result<
                     tiers.names().join(", ")
                 ))
             })?;
-            covers.push((
-                l.resource.clone(),
-                l.period,
-                l.now - l.billed,
-                l.tier.clone(),
-            ));
+            covers.push((l.resource, l.period, l.now - l.billed, l.tier.clone()));
             lines.extend(invoice::adjustment_line(
                 &l.tier,
                 then,
-                &l.resource,
+                l.resource,
                 l.billed,
                 l.now,
                 usage_period,
@@ -255,11 +242,10 @@ pub async fn bill(
     reporter: &dyn Reporter,
 ) -> Result<RunView> {
     let t0 = Instant::now();
-    let first = period.first_day();
     let _lock = if dry_run {
         None
     } else {
-        Some(plane.control.try_lock_billing(first).await?.ok_or_else(|| {
+        Some(plane.control.try_lock_billing(period).await?.ok_or_else(|| {
             Failure::Refused(format!("busy: another `tenantctl bill` is billing {period}; try again when it has finished"))
         })?)
     };
@@ -275,7 +261,7 @@ pub async fn bill(
         duration_ms: t0.elapsed().as_millis(),
         invoices,
     };
-    if let Some(run) = plane.control.billing_run(first).await? {
+    if let Some(run) = plane.control.billing_run(period).await? {
         if let Some(done) = run.finished_at {
             reporter.status(&format!(
                 "{period} was billed at {}; nothing to do",
@@ -293,7 +279,7 @@ pub async fn bill(
     if !dry_run {
         plane
             .control
-            .start_billing_run(first, &plane.settings.actor)
+            .start_billing_run(period, &plane.settings.actor)
             .await?;
     }
     let invoices = compute(plane, tiers, period).await?;
@@ -309,14 +295,14 @@ pub async fn bill(
     reporter.progress(0, n, "billing");
     let mut written = 0;
     for batch in invoices.chunks(plane.settings.bill_batch) {
-        plane.control.insert_invoices(first, batch).await?;
+        plane.control.insert_invoices(period, batch).await?;
         written += batch.len();
         reporter.progress(written, n, "billing");
         failpoint(&plane.settings, "bill:batch");
     }
-    plane.control.finish_billing_run(first).await?;
+    plane.control.finish_billing_run(period).await?;
     // Show the invoices as stored (with their ids).
-    let stored = plane.control.invoices(Some(first), None, None).await?;
+    let stored = plane.control.invoices(Some(period), None, None).await?;
     let billed: std::collections::HashSet<&str> =
         invoices.iter().map(|i| i.slug.as_str()).collect();
     let views: Vec<InvoiceView> = stored
@@ -343,7 +329,6 @@ pub async fn warn_unbilled_usage(
     let what: Vec<String> = unbilled
         .iter()
         .map(|(resource, month, units)| {
-            let month = Period::containing(month.and_time(chrono::NaiveTime::MIN).and_utc());
             format!("{} of {month}", crate::words::quantity(*units, resource))
         })
         .collect();
@@ -368,10 +353,7 @@ pub async fn invoices(
     slug: Option<&str>,
     id: Option<i64>,
 ) -> Result<Vec<InvoiceView>> {
-    let list = plane
-        .control
-        .invoices(period.map(Period::first_day), slug, id)
-        .await?;
+    let list = plane.control.invoices(period, slug, id).await?;
     if let (Some(id), true) = (id, list.is_empty()) {
         return Err(no_invoice(id).into());
     }

@@ -80,7 +80,7 @@ pub async fn credentials(
     let server = plane.control.server();
     let (host, port) = server.endpoint();
     let mut view = CredentialsView {
-        slug: tenant.slug.clone(),
+        slug: tenant.slug.to_string(),
         isolation: tenant.isolation,
         role: tenant.role.clone(),
         database: tenant.database.clone(),

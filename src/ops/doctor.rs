@@ -184,7 +184,7 @@ async fn reach_tenants(plane: &ControlPlane) -> Result<Vec<Reach>> {
             by_db
                 .entry(t.database.clone())
                 .or_default()
-                .push(t.slug.clone());
+                .push(t.slug.to_string());
         }
     }
     let server = plane.control.server();

@@ -18,11 +18,13 @@ use tokio_postgres::Client;
 use super::tenants;
 use super::usage::tier_of;
 use super::{ControlPlane, Reporter};
+use crate::action::Action;
 use crate::db::dataplane;
 use crate::db::features::{write_tenant_features, Entitlement};
 use crate::exit::Failure;
 use crate::feature::Feature;
 use crate::slug::Slug;
+use crate::step::Step;
 use crate::tenant::{Status, Tenant};
 use crate::tier::Tiers;
 
@@ -64,7 +66,7 @@ pub fn effective(status: Status, rows: &[Entitlement]) -> Vec<String> {
 
 fn view(t: &Tenant, rows: Vec<Entitlement>) -> FeaturesView {
     FeaturesView {
-        slug: t.slug.clone(),
+        slug: t.slug.to_string(),
         tier: t.tier.clone(),
         status: t.status.to_string(),
         features: effective(t.status, &rows),
@@ -145,11 +147,11 @@ impl Change {
         }
     }
 
-    fn action(self) -> &'static str {
+    fn action(self) -> Action {
         match self {
-            Change::Grant => "features.grant",
-            Change::Revoke => "features.revoke",
-            Change::Reset => "features.reset",
+            Change::Grant => Action::FeaturesGrant,
+            Change::Revoke => Action::FeaturesRevoke,
+            Change::Reset => Action::FeaturesReset,
         }
     }
 }
@@ -163,7 +165,7 @@ pub async fn change(
     feature: &Feature,
     change: Change,
 ) -> Result<(FeaturesView, bool)> {
-    let _lock = plane.control.try_lock_tenant(slug.as_str()).await?.ok_or_else(|| {
+    let _lock = plane.control.try_lock_tenant(slug).await?.ok_or_else(|| {
         Failure::Refused(format!(
             "tenant `{slug}` is being changed by another tenantctl process; try again when it has finished"
         ))
@@ -220,7 +222,7 @@ pub async fn refresh(
         None => plane.control.list_tenants().await?,
     };
     for t in &tenants {
-        tier_of(tiers, &t.slug, &t.tier)?;
+        tier_of(tiers, t.slug.as_str(), &t.tier)?;
     }
     let mut done = Vec::new();
     for t in tenants {
@@ -249,7 +251,7 @@ pub async fn refresh(
             reporter.status(&format!("skipping `{}`: it is {}", t.slug, t.status));
             continue;
         }
-        let tier = tier_of(tiers, &t.slug, &t.tier)?;
+        let tier = tier_of(tiers, t.slug.as_str(), &t.tier)?;
         let changed = plane
             .control
             .refresh_tier_features(&t, &tier.features.names(), &plane.settings.actor)
@@ -258,7 +260,7 @@ pub async fn refresh(
         let rows = plane.control.entitlements(t.id).await?;
         done.push(Refreshed {
             features: effective(t.status, &rows),
-            slug: t.slug,
+            slug: t.slug.to_string(),
             tier: t.tier,
             status: t.status.to_string(),
             changed,
@@ -328,8 +330,12 @@ pub async fn refuse_unrecorded(
     if requested.is_empty() {
         return Ok(());
     }
-    let seeded =
-        t.status == Status::Active || plane.control.completed_steps(t.id).await?.contains(&5);
+    let seeded = t.status == Status::Active
+        || plane
+            .control
+            .completed_steps(t.id)
+            .await?
+            .contains(&Step::SeedQuotas);
     if !seeded {
         return Ok(());
     }

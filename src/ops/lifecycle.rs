@@ -14,7 +14,7 @@
 //! - **set_tier**: a move between tiers of the same isolation model, where only the bill and the
 //!   limits change; pooled↔siloed needs a data migration and is refused.
 //!
-//! Every status change follows one table (`Move`): a command first writes its intermediate
+//! Every status change follows one table (`transition::TRANSITIONS`): a command first writes its intermediate
 //! status (`suspending`, `resuming`, `deprovisioning`, `restoring`, `deleting`; audit action
 //! `<command>.start`), then changes the data plane, then writes its final status. An
 //! intermediate status promises nothing about the data plane, and the final one is written
@@ -23,72 +23,71 @@
 //! same command and its inverse (suspend ⇄ resume, deprovision ⇄ restore) accept: re-running
 //! either converges, each step being idempotent.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use chrono::Utc;
 use serde::Serialize;
 
 use super::tenants::{self, TenantView};
 use super::{failpoint, ownership, ControlPlane, Reporter};
+use crate::action::Action;
 use crate::db::control::SessionLock;
 use crate::db::{dataplane, migrate};
 use crate::exit::Failure;
 use crate::slug::Slug;
 use crate::tenant::{bucket_names, Status, Tenant};
 use crate::tier::{Isolation, Tier};
+use crate::transition::Transition;
 
-/// One lifecycle command's moves: the statuses it starts from (its own intermediate status and
-/// its inverse's included, so that either finishes an interrupted run), and the intermediate
-/// status it writes before touching the data plane. Its final status follows from the command.
+/// One lifecycle command: the move that starts it (`<command>.start`, to its intermediate
+/// status) and the action of the move that finishes it, both in `TRANSITIONS`.
 #[derive(Debug)]
 struct Move {
-    action: &'static str,
-    from: &'static [Status],
-    via: Status,
+    start: Action,
+    finish: Action,
     /// For refusals: who may take this move.
     allowed: &'static str,
 }
 
+impl Move {
+    /// The command's name, in messages and failpoints.
+    fn name(&self) -> &'static str {
+        self.finish.as_str()
+    }
+
+    /// Its intermediate status.
+    fn via(&self) -> Status {
+        Transition::via(self.start)
+    }
+}
+
 const SUSPEND: Move = Move {
-    action: "suspend",
-    from: &[Status::Active, Status::Suspending, Status::Resuming],
-    via: Status::Suspending,
+    start: Action::SuspendStart,
+    finish: Action::Suspend,
     allowed: "an active tenant, or one being suspended or resumed,",
 };
 
 const RESUME: Move = Move {
-    action: "resume",
-    from: &[Status::Suspended, Status::Resuming, Status::Suspending],
-    via: Status::Resuming,
+    start: Action::ResumeStart,
+    finish: Action::Resume,
     allowed: "a suspended tenant, or one being suspended or resumed,",
 };
 
 const DEPROVISION: Move = Move {
-    action: "deprovision",
-    from: &[
-        Status::Provisioning,
-        Status::Active,
-        Status::Suspended,
-        Status::Suspending,
-        Status::Resuming,
-        Status::Deprovisioning,
-        Status::Restoring,
-    ],
-    via: Status::Deprovisioning,
+    start: Action::DeprovisionStart,
+    finish: Action::Deprovision,
     allowed: "an active, suspended or provisioning tenant, or one being suspended, resumed, deprovisioned or restored,",
 };
 
 const RESTORE: Move = Move {
-    action: "restore",
-    from: &[Status::Deleted, Status::Restoring, Status::Deprovisioning],
-    via: Status::Restoring,
+    start: Action::RestoreStart,
+    finish: Action::Restore,
     allowed: "a deprovisioned (deleted) tenant, or one being deprovisioned or restored,",
 };
 
 /// Purge starts from anything: it removes everything.
 const PURGE: Move = Move {
-    action: "purge",
-    from: &Status::ALL,
-    via: Status::Deleting,
+    start: Action::PurgeStart,
+    finish: Action::Purge,
     allowed: "any tenant",
 };
 
@@ -100,19 +99,21 @@ async fn begin(
     mv: &Move,
     details: &serde_json::Value,
 ) -> Result<Tenant> {
-    if !mv.from.contains(&t.status) {
-        return Err(invalid(t, mv.action, mv.allowed));
+    let from = Transition::sources(mv.start);
+    if !from.contains(&t.status) {
+        return Err(invalid(t, mv.name(), mv.allowed));
     }
     // A refusal over a foreign object must change nothing, not even the status.
     ownership::check_ours(plane, t).await?;
-    if t.status != mv.via {
+    let via = mv.via();
+    if t.status != via {
         let moved = plane
             .control
             .transition(
                 t,
-                mv.from,
-                mv.via,
-                &format!("{}.start", mv.action),
+                &from,
+                via,
+                mv.start,
                 &plane.settings.actor,
                 details.clone(),
             )
@@ -121,23 +122,31 @@ async fn begin(
             return Err(changed_meanwhile(t));
         }
     }
-    failpoint(&plane.settings, &format!("{}:marked", mv.action));
+    failpoint(&plane.settings, &format!("{}:marked", mv.name()));
     let mut t = t.clone();
-    t.status = mv.via;
+    t.status = via;
     Ok(t)
 }
 
-/// Replaces `mv`'s intermediate status with `to`, once the data plane matches `to`.
+/// Replaces `mv`'s intermediate status with the final status the table gives its finishing
+/// move (`to` where it gives more than one), once the data plane matches it.
 async fn finish(
     plane: &ControlPlane,
     t: &Tenant,
     mv: &Move,
-    to: Status,
+    to: Option<Status>,
     details: serde_json::Value,
 ) -> Result<()> {
+    let via = mv.via();
+    let to = match to {
+        Some(to) if Transition::allows(mv.finish, via, to) => to,
+        Some(to) => anyhow::bail!("no move {} from {via} to {to}", mv.finish),
+        None => Transition::target(mv.finish, via)
+            .with_context(|| format!("no move {} from {via}", mv.finish))?,
+    };
     let moved = plane
         .control
-        .transition(t, &[mv.via], to, mv.action, &plane.settings.actor, details)
+        .transition(t, &[via], to, mv.finish, &plane.settings.actor, details)
         .await?;
     if moved {
         Ok(())
@@ -164,7 +173,7 @@ pub async fn set_tier(
     reporter: &dyn Reporter,
 ) -> Result<TenantView> {
     let (_lock, t) = lock_and_find(plane, slug).await?;
-    if !matches!(t.status, Status::Active | Status::Suspended) {
+    if Transition::target(Action::SetTier, t.status).is_none() {
         return Err(Failure::Refused(format!(
             "tenant `{slug}` is {}; only an active or suspended tenant can change tiers",
             t.status
@@ -203,7 +212,7 @@ pub async fn set_tier(
     ));
     let t = plane
         .control
-        .find_tenant(slug.as_str())
+        .find_tenant(slug)
         .await?
         .expect("the tenant was just updated");
     tenants::view(plane, t).await
@@ -211,7 +220,7 @@ pub async fn set_tier(
 
 /// The tenant's lock (exit 3 "in progress" if held) and its current row (exit 3 if none).
 async fn lock_and_find(plane: &ControlPlane, slug: &Slug) -> Result<(SessionLock, Tenant)> {
-    let lock = plane.control.try_lock_tenant(slug.as_str()).await?.ok_or_else(|| {
+    let lock = plane.control.try_lock_tenant(slug).await?.ok_or_else(|| {
         Failure::Refused(format!(
             "tenant `{slug}` is being changed by another tenantctl process; try again when it has finished"
         ))
@@ -300,7 +309,7 @@ async fn open(plane: &ControlPlane, t: &Tenant, action: &str) -> Result<()> {
 async fn reread(plane: &ControlPlane, slug: &Slug) -> Result<TenantView> {
     let t = plane
         .control
-        .find_tenant(slug.as_str())
+        .find_tenant(slug)
         .await?
         .expect("the tenant was just changed");
     tenants::view(plane, t).await
@@ -317,7 +326,7 @@ pub async fn suspend(
     let t = begin(plane, &t, &SUSPEND, &details).await?;
     close(plane, &t).await?;
     failpoint(&plane.settings, "suspend:closed");
-    finish(plane, &t, &SUSPEND, Status::Suspended, details).await?;
+    finish(plane, &t, &SUSPEND, None, details).await?;
     reread(plane, slug).await
 }
 
@@ -328,7 +337,7 @@ pub async fn resume(plane: &ControlPlane, slug: &Slug) -> Result<TenantView> {
     let t = begin(plane, &t, &RESUME, &details).await?;
     open(plane, &t, "resume").await?;
     failpoint(&plane.settings, "resume:opened");
-    finish(plane, &t, &RESUME, Status::Active, details).await?;
+    finish(plane, &t, &RESUME, None, details).await?;
     reread(plane, slug).await
 }
 
@@ -344,7 +353,7 @@ pub async fn deprovision(
     let t = begin(plane, &t, &DEPROVISION, &details).await?;
     close(plane, &t).await?;
     failpoint(&plane.settings, "deprovision:closed");
-    finish(plane, &t, &DEPROVISION, Status::Deleted, details).await?;
+    finish(plane, &t, &DEPROVISION, None, details).await?;
     reread(plane, slug).await
 }
 
@@ -378,7 +387,7 @@ pub async fn restore(plane: &ControlPlane, slug: &Slug) -> Result<TenantView> {
     } else {
         Status::Provisioning
     };
-    finish(plane, &t, &RESTORE, to, details).await?;
+    finish(plane, &t, &RESTORE, Some(to), details).await?;
     reread(plane, slug).await
 }
 
@@ -400,7 +409,7 @@ pub async fn purge(plane: &ControlPlane, slug: &Slug, reporter: &dyn Reporter) -
 }
 
 async fn purge_locked(plane: &ControlPlane, t: &Tenant, reporter: &dyn Reporter) -> Result<Purged> {
-    super::billing::warn_unbilled_usage(plane, t.id, &t.slug, reporter).await?;
+    super::billing::warn_unbilled_usage(plane, t.id, t.slug.as_str(), reporter).await?;
     let actor = &plane.settings.actor;
     // `deleting` is written before anything is removed: from then on only a purge may follow.
     let t = &begin(plane, t, &PURGE, &serde_json::json!({})).await?;
@@ -437,7 +446,7 @@ async fn purge_locked(plane: &ControlPlane, t: &Tenant, reporter: &dyn Reporter)
     failpoint(&plane.settings, "purge:buckets");
     plane.control.purge_tenant_rows(t, actor).await?;
     Ok(Purged {
-        slug: t.slug.clone(),
+        slug: t.slug.to_string(),
         isolation: t.isolation,
         database,
         role,
@@ -468,7 +477,7 @@ pub async fn purge_expired(plane: &ControlPlane, reporter: &dyn Reporter) -> Res
             Err(e) => {
                 let e = format!("{e:#}");
                 reporter.status(&format!("purging `{slug}` failed: {e}"));
-                done.failed.push((slug, e));
+                done.failed.push((slug.to_string(), e));
             }
         }
     }
@@ -480,15 +489,15 @@ async fn purge_expired_one(
     t: Tenant,
     reporter: &dyn Reporter,
 ) -> Result<Option<Purged>> {
-    let slug: Slug = t.slug.parse()?;
-    let Some(_lock) = plane.control.try_lock_tenant(slug.as_str()).await? else {
+    let slug = t.slug;
+    let Some(_lock) = plane.control.try_lock_tenant(&slug).await? else {
         reporter.status(&format!(
             "skipping `{slug}`: another tenantctl process holds it"
         ));
         return Ok(None);
     };
     // Re-read under the lock: it may have been restored meanwhile.
-    let Some(t) = plane.control.find_tenant(slug.as_str()).await? else {
+    let Some(t) = plane.control.find_tenant(&slug).await? else {
         return Ok(None);
     };
     if !matches!(t.status, Status::Deleted | Status::Deleting) {
@@ -502,21 +511,30 @@ async fn purge_expired_one(
 mod tests {
     use super::*;
 
-    /// An interrupted command leaves its intermediate status: the command and its inverse
-    /// both take it, and no command starts from a status it cannot finish from.
+    /// Each command's moves are in the table: it starts from its own intermediate status and
+    /// finishes from it (the invariants of the table itself are tested in `transition`).
     #[test]
-    fn every_intermediate_status_is_taken_by_its_command_and_its_inverse() {
-        for (mv, inverse) in [
-            (&SUSPEND, &RESUME),
-            (&RESUME, &SUSPEND),
-            (&DEPROVISION, &RESTORE),
-            (&RESTORE, &DEPROVISION),
-        ] {
-            assert!(mv.via.is_intermediate(), "{mv:?}");
-            assert!(mv.from.contains(&mv.via), "{mv:?}");
-            assert!(inverse.from.contains(&mv.via), "{mv:?} / {inverse:?}");
+    fn every_command_is_in_the_table() {
+        for mv in [&SUSPEND, &RESUME, &DEPROVISION, &RESTORE, &PURGE] {
+            assert!(mv.via().is_intermediate(), "{mv:?}");
+            assert!(Transition::sources(mv.start).contains(&mv.via()), "{mv:?}");
         }
-        assert!(DEPROVISION.from.iter().all(|s| *s != Status::Deleting));
-        assert!(PURGE.from.contains(&Status::Deleting));
+        for (mv, to) in [
+            (&SUSPEND, Status::Suspended),
+            (&RESUME, Status::Active),
+            (&DEPROVISION, Status::Deleted),
+            (&RESTORE, Status::Active),
+        ] {
+            assert_eq!(Transition::target(mv.finish, mv.via()), Some(to), "{mv:?}");
+        }
+        assert!(Transition::allows(
+            RESTORE.finish,
+            RESTORE.via(),
+            Status::Provisioning
+        ));
+        assert_eq!(
+            [&SUSPEND, &RESUME, &DEPROVISION, &RESTORE, &PURGE].map(Move::name),
+            ["suspend", "resume", "deprovision", "restore", "purge"]
+        );
     }
 }

@@ -9,14 +9,14 @@ use chrono::Utc;
 use super::{migrate, ControlPlane};
 use crate::db::metrics::{LastRun, TenantCount, Transition};
 use crate::period::Period;
-use crate::tier::{resource_kind, Kind};
+use crate::resource::{Kind, Resource};
 
 /// One quota of a tenant: the usage that counts against it now.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuotaUse {
     pub slug: String,
     pub tier: String,
-    pub resource: String,
+    pub resource: Resource,
     pub limit: i64,
     /// Metered resources: this month's total (UTC); measured ones: the last measurement (0 if
     /// never measured).
@@ -71,19 +71,19 @@ pub async fn gather(plane: &ControlPlane) -> Result<Fleet> {
         .quotas
         .into_iter()
         .map(|q| {
-            let used = match resource_kind(&q.resource)? {
+            let used = match q.resource.kind() {
                 Kind::Metered => q.metered,
                 Kind::Measured => q.measured.unwrap_or(0),
             };
-            Ok(QuotaUse {
+            QuotaUse {
                 slug: q.slug,
                 tier: q.tier,
                 resource: q.resource,
                 limit: q.limit,
                 used,
-            })
+            }
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect();
     let mut schemas = Schemas::default();
     for db in migrate::states(plane).await? {
         match db.version {
@@ -109,7 +109,7 @@ mod tests {
         QuotaUse {
             slug: "acme".into(),
             tier: "free".into(),
-            resource: "users".into(),
+            resource: Resource::Users,
             limit,
             used,
         }

@@ -26,10 +26,41 @@ use crate::tier::Isolation;
 struct Target {
     database: String,
     role: String,
-    slugs: Vec<String>,
+    slugs: Vec<crate::slug::Slug>,
     isolation: Isolation,
     /// The siloed tenant's id (its mark); unused for the pooled database.
     tenant_id: uuid::Uuid,
+}
+
+/// What migrating one database came to. Serialised as its name (`result` in JSON).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Pending migrations were applied.
+    Migrated,
+    /// Nothing to do.
+    Current,
+    /// Migrating it failed (`error` says why); the others went on.
+    Failed,
+    /// Closed to connections (a suspended or deleted silo): migrated when it is reopened.
+    Skipped,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Migrated => "migrated",
+            Outcome::Current => "current",
+            Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The outcome for one database. JSON field names are a contract.
@@ -39,8 +70,7 @@ pub struct DatabaseResult {
     /// The tenant (siloed) or the tenants (pooled) in it.
     pub tenants: Vec<String>,
     pub isolation: Isolation,
-    /// `migrated`, `current` (nothing to do), `failed` or `skipped`.
-    pub result: String,
+    pub result: Outcome,
     pub applied: Vec<String>,
     pub duration_ms: u128,
     pub error: Option<String>,
@@ -185,22 +215,22 @@ pub async fn migrate(
                 }
                 .await;
                 let (result, applied, error) = match outcome {
-                    Ok(a) if a.is_empty() => ("current", a, None),
-                    Ok(a) => ("migrated", a, None),
+                    Ok(a) if a.is_empty() => (Outcome::Current, a, None),
+                    Ok(a) => (Outcome::Migrated, a, None),
                     Err(e) => match closed_meanwhile(&control, &target).await {
                         Some(why) => (
-                            "skipped",
+                            Outcome::Skipped,
                             Vec::new(),
                             Some(format!("{why}; {MIGRATED_LATER}")),
                         ),
-                        None => ("failed", Vec::new(), Some(format!("{e:#}"))),
+                        None => (Outcome::Failed, Vec::new(), Some(format!("{e:#}"))),
                     },
                 };
                 let _ = tx.send(DatabaseResult {
                     database: target.database.clone(),
-                    tenants: target.slugs.clone(),
+                    tenants: target.slugs.iter().map(ToString::to_string).collect(),
                     isolation: target.isolation,
-                    result: result.to_owned(),
+                    result,
                     applied,
                     duration_ms: t0.elapsed().as_millis(),
                     error,
@@ -221,9 +251,9 @@ pub async fn migrate(
     for (target, why) in skipped {
         results.push(DatabaseResult {
             database: target.database,
-            tenants: target.slugs,
+            tenants: target.slugs.iter().map(ToString::to_string).collect(),
             isolation: target.isolation,
-            result: "skipped".to_owned(),
+            result: Outcome::Skipped,
             applied: Vec::new(),
             duration_ms: 0,
             error: Some(format!("{why}; {MIGRATED_LATER}")),
@@ -263,7 +293,7 @@ pub async fn states(plane: &ControlPlane) -> Result<Vec<DatabaseState>> {
         };
         out.push(DatabaseState {
             database: target.database,
-            tenants: target.slugs,
+            tenants: target.slugs.iter().map(ToString::to_string).collect(),
             isolation: target.isolation,
             behind: version.is_some_and(|v| v < latest),
             version,

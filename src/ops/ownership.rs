@@ -122,7 +122,7 @@ pub async fn check_new(
 ) -> Result<()> {
     // A new tenant has no buckets yet: any bucket under its names is someone else's (another
     // control plane sharing the bucket root, or something an operator keeps there).
-    for b in crate::tenant::bucket_names(slug.as_str()) {
+    for b in crate::tenant::bucket_names(slug) {
         if let Owner::Foreign(found) = plane.store.owner(&b, "tenantctl:new")? {
             return Err(storage::refusal(&plane.store.location(&b), found.as_deref()).into());
         }
@@ -228,7 +228,7 @@ pub struct Adopted {
 /// without any comment; one marked for someone else, or with a comment of another kind, is
 /// refused. Audited. tenantctl never does this by itself.
 pub async fn adopt(plane: &ControlPlane, slug: &Slug) -> Result<Adopted> {
-    let _lock = plane.control.try_lock_tenant(slug.as_str()).await?.ok_or_else(|| {
+    let _lock = plane.control.try_lock_tenant(slug).await?.ok_or_else(|| {
         Failure::Refused(format!(
             "tenant `{slug}` is being changed by another tenantctl process; try again when it has finished"
         ))
@@ -239,7 +239,7 @@ pub async fn adopt(plane: &ControlPlane, slug: &Slug) -> Result<Adopted> {
     let objects = [Object::Database(&t.database), Object::Role(&t.role)];
     let mut to_mark = Vec::new();
     let mut done = Adopted {
-        slug: t.slug.clone(),
+        slug: t.slug.to_string(),
         marked: Vec::new(),
         already_marked: Vec::new(),
         missing: Vec::new(),
@@ -284,7 +284,12 @@ pub async fn adopt(plane: &ControlPlane, slug: &Slug) -> Result<Adopted> {
         let details = serde_json::json!({ "marked": done.marked, "mark": mark.as_str() });
         plane
             .control
-            .audit_entry(&t, "adopt", &plane.settings.actor, details)
+            .audit_entry(
+                &t,
+                crate::action::Action::Adopt,
+                &plane.settings.actor,
+                details,
+            )
             .await
             .context("auditing the adoption")?;
     }

@@ -13,14 +13,15 @@ use crate::db::usage::QuotaUsage;
 use crate::exit::Failure;
 use crate::money::Money;
 use crate::period::Period;
+use crate::resource::{Kind, Resource};
 use crate::slug::Slug;
 use crate::tenant::Status;
-use crate::tier::{resource_kind, Kind, Tier, Tiers};
+use crate::tier::{Tier, Tiers};
 
 /// One resource of `quota show`. JSON field names are a contract.
 #[derive(Debug, Clone, Serialize)]
 pub struct QuotaLine {
-    pub resource: String,
+    pub resource: Resource,
     pub kind: Kind,
     pub limit: i64,
     pub used: i64,
@@ -38,15 +39,15 @@ pub struct QuotaLine {
     pub measured_at: Option<DateTime<Utc>>,
 }
 
-fn line(q: &QuotaUsage, tier: &Tier, period: Period) -> Result<QuotaLine, Failure> {
-    let kind = resource_kind(&q.resource)?;
+fn line(q: &QuotaUsage, tier: &Tier, period: Period) -> QuotaLine {
+    let kind = q.resource.kind();
     let (used, period, measured_at) = match kind {
         Kind::Metered => (q.metered, Some(period.to_string()), None),
         Kind::Measured => (q.measured.map_or(0, |m| m.0), None, q.measured.map(|m| m.1)),
     };
-    let price = tier.overage.price(&q.resource);
-    Ok(QuotaLine {
-        resource: q.resource.clone(),
+    let price = tier.overage.price(q.resource);
+    QuotaLine {
+        resource: q.resource,
         kind,
         limit: q.limit,
         used,
@@ -57,7 +58,7 @@ fn line(q: &QuotaUsage, tier: &Tier, period: Period) -> Result<QuotaLine, Failur
         source: q.source.clone(),
         period,
         measured_at,
-    })
+    }
 }
 
 async fn lines(
@@ -67,7 +68,7 @@ async fn lines(
     measure_first: Option<&dyn Reporter>,
 ) -> Result<Vec<QuotaLine>> {
     let t = find(plane, slug).await?;
-    let tier = tier_of(tiers, &t.slug, &t.tier)?;
+    let tier = tier_of(tiers, t.slug.as_str(), &t.tier)?;
     if let Some(reporter) = measure_first {
         let m = measure(plane, std::slice::from_ref(&t)).await?;
         if let Some(f) = m.failed.first() {
@@ -86,7 +87,7 @@ async fn lines(
         }
     }
     let period = Period::containing(Utc::now());
-    let rows = plane.control.quota_usage(t.id, period.first_day()).await?;
+    let rows = plane.control.quota_usage(t.id, period).await?;
     if rows.is_empty() {
         return Err(Failure::Refused(format!(
             "tenant `{slug}` has no quotas yet (status {}); finish its provisioning first",
@@ -94,10 +95,7 @@ async fn lines(
         ))
         .into());
     }
-    Ok(rows
-        .iter()
-        .map(|q| line(q, tier, period))
-        .collect::<Result<_, _>>()?)
+    Ok(rows.iter().map(|q| line(q, tier, period)).collect())
 }
 
 /// `quota show`: measures the tenant's measured resources now, then every line.
@@ -117,10 +115,9 @@ pub async fn set(
     plane: &ControlPlane,
     tiers: &Tiers,
     slug: &Slug,
-    resource: &str,
+    resource: Resource,
     limit: i64,
 ) -> Result<QuotaLine> {
-    resource_kind(resource)?;
     let t = find(plane, slug).await?;
     if t.status == Status::Deleted {
         return Err(Failure::Refused(format!("tenant `{slug}` is deleted")).into());
@@ -129,7 +126,7 @@ pub async fn set(
         .control
         .set_quota(
             t.id,
-            &t.slug,
+            t.slug.as_str(),
             resource,
             limit,
             "override",
@@ -144,19 +141,23 @@ pub async fn reset(
     plane: &ControlPlane,
     tiers: &Tiers,
     slug: &Slug,
-    resource: Option<&str>,
+    resource: Option<Resource>,
 ) -> Result<Vec<QuotaLine>> {
-    if let Some(r) = resource {
-        resource_kind(r)?;
-    }
     let t = find(plane, slug).await?;
-    let tier = tier_of(tiers, &t.slug, &t.tier)?;
+    let tier = tier_of(tiers, t.slug.as_str(), &t.tier)?;
     for (r, limit) in tier.limits.iter() {
         if resource.is_none_or(|want| want == r) {
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             plane
                 .control
-                .set_quota(t.id, &t.slug, r, limit, "tier", &plane.settings.actor)
+                .set_quota(
+                    t.id,
+                    t.slug.as_str(),
+                    r,
+                    limit,
+                    "tier",
+                    &plane.settings.actor,
+                )
                 .await?;
         }
     }
@@ -167,7 +168,7 @@ pub async fn reset(
         .collect())
 }
 
-fn pick(all: Vec<QuotaLine>, resource: &str) -> Result<QuotaLine> {
+fn pick(all: Vec<QuotaLine>, resource: Resource) -> Result<QuotaLine> {
     all.into_iter()
         .find(|l| l.resource == resource)
         .ok_or_else(|| anyhow::anyhow!("quota row for {resource} missing"))
@@ -177,7 +178,7 @@ fn pick(all: Vec<QuotaLine>, resource: &str) -> Result<QuotaLine> {
 #[derive(Debug, Serialize)]
 pub struct Check {
     pub slug: String,
-    pub resource: String,
+    pub resource: Resource,
     pub amount: i64,
     pub allowed: bool,
     pub limit: i64,
@@ -196,15 +197,15 @@ pub async fn check(
     plane: &ControlPlane,
     tiers: &Tiers,
     slug: &Slug,
-    resource: &str,
+    resource: Resource,
     amount: i64,
 ) -> Result<Check> {
-    let kind = resource_kind(resource)?;
+    let kind = resource.kind();
     let period = Period::containing(Utc::now());
     let read = || async {
         plane
             .control
-            .quota_for_check(slug.as_str(), resource, period.first_day())
+            .quota_for_check(slug, resource, period)
             .await?
             .ok_or_else(|| anyhow::Error::from(not_found(slug.as_str())))
     };
@@ -213,7 +214,7 @@ pub async fn check(
     // `usage refresh`) is measured now, once: answering from a missing measurement would be
     // answering 0, and let a free tenant past its hard limit of one user.
     if kind == Kind::Measured
-        && status == Status::Active.as_str()
+        && status == Status::Active
         && quota.as_ref().is_some_and(|q| q.measured.is_none())
     {
         let t = find(plane, slug).await?;
@@ -233,10 +234,10 @@ pub async fn check(
             "tenant `{slug}` has no quotas yet (status {status}); finish its provisioning first"
         ))
     })?;
-    let q = line(&quota, tier, period)?;
+    let q = line(&quota, tier, period);
     let after = q.used.saturating_add(amount);
     let over = (after - q.limit).max(0);
-    let (allowed, reason) = if status != Status::Active.as_str() {
+    let (allowed, reason) = if status != Status::Active {
         (false, Some(format!("tenant `{slug}` is {status}")))
     } else if q.hard && over > 0 {
         (
@@ -256,7 +257,7 @@ pub async fn check(
     };
     Ok(Check {
         slug: slug.to_string(),
-        resource: resource.to_owned(),
+        resource,
         amount,
         allowed,
         limit: q.limit,

@@ -73,7 +73,8 @@ fn assemble(
         .into_iter()
         .map(|q| {
             (
-                q.resource,
+                // Keyed by name: the map keeps the alphabetical order `show` has always had.
+                q.resource.to_string(),
                 QuotaView {
                     limit: q.limit,
                     source: q.source,
@@ -83,7 +84,7 @@ fn assemble(
         .collect();
     TenantView {
         id: t.id,
-        slug: t.slug,
+        slug: t.slug.to_string(),
         name: t.name,
         tier: t.tier,
         isolation: t.isolation,
@@ -119,7 +120,7 @@ pub fn not_found(slug: &str) -> Failure {
 pub async fn find(plane: &ControlPlane, slug: &Slug) -> Result<Tenant> {
     Ok(plane
         .control
-        .find_tenant(slug.as_str())
+        .find_tenant(slug)
         .await?
         .ok_or_else(|| not_found(slug.as_str()))?)
 }

@@ -20,10 +20,11 @@ use crate::db::dataplane;
 use crate::db::usage::{Event, Recorded};
 use crate::exit::Failure;
 use crate::period::{check_usage_time, Period};
+use crate::resource::Resource;
 use crate::slug::Slug;
 use crate::tenant::{bucket_names, Status, Tenant};
-use crate::tier::{resource_kind, Kind, Tier, Tiers, MAX_QUANTITY, RESOURCES};
-use crate::usage_file::{self, check_key, check_metered, UsageRow};
+use crate::tier::{Tier, Tiers, MAX_QUANTITY};
+use crate::usage_file::{self, check_key, UsageRow};
 
 /// How many siloed databases are measured at once.
 const MEASURE_CONCURRENCY: usize = 4;
@@ -42,7 +43,7 @@ pub fn tier_of<'a>(tiers: &'a Tiers, slug: &str, tier: &str) -> Result<&'a Tier,
 #[derive(Debug, Serialize)]
 pub struct RecordView {
     pub slug: String,
-    pub resource: String,
+    pub resource: Resource,
     pub quantity: i64,
     pub key: String,
     pub period: String,
@@ -58,12 +59,12 @@ pub async fn record(
     plane: &ControlPlane,
     tiers: &Tiers,
     slug: &Slug,
-    resource: &str,
+    resource: Resource,
     quantity: i64,
     at: DateTime<Utc>,
     key: Option<&str>,
 ) -> Result<RecordView> {
-    check_metered(resource)?;
+    resource.check_metered()?;
     if let Some(k) = key {
         check_key(k).map_err(|e| Failure::BadInput(format!("invalid --key: {e}")))?;
     }
@@ -76,7 +77,7 @@ pub async fn record(
     let t = find(plane, slug).await?;
     // The tier file must still define the tenant's tier (a file that lacks it is a
     // configuration error), but the limit and its hardness are the tenant's stored ones.
-    let file_hard = tier_of(tiers, &t.slug, &t.tier)?
+    let file_hard = tier_of(tiers, t.slug.as_str(), &t.tier)?
         .overage
         .price(resource)
         .is_none();
@@ -91,13 +92,13 @@ pub async fn record(
         resource,
         quantity,
         at,
-        period: period.first_day(),
+        period,
         key: &key,
     };
     let outcome = plane.control.record_event(&event, file_hard).await?;
     let view = |counted, total| RecordView {
         slug: slug.to_string(),
-        resource: resource.to_owned(),
+        resource,
         quantity,
         key: key.clone(),
         period: period.to_string(),
@@ -130,7 +131,7 @@ pub async fn record(
 pub struct RefusedRow {
     pub line: i64,
     pub slug: String,
-    pub resource: String,
+    pub resource: Resource,
     pub reason: String,
 }
 
@@ -159,16 +160,13 @@ pub async fn import(
     rows: &[UsageRow],
 ) -> Result<ImportView> {
     let t0 = Instant::now();
-    let hard: Vec<(String, String)> = tiers
+    let hard: Vec<(String, Resource)> = tiers
         .tiers
         .iter()
         .flat_map(|(name, tier)| {
-            RESOURCES
-                .iter()
-                .filter(|r| {
-                    matches!(resource_kind(r), Ok(Kind::Metered)) && tier.overage.price(r).is_none()
-                })
-                .map(move |r| (name.clone(), (*r).to_owned()))
+            Resource::metered()
+                .filter(|r| tier.overage.price(*r).is_none())
+                .map(move |r| (name.clone(), r))
         })
         .collect();
     let names = tiers.names();
@@ -396,14 +394,14 @@ pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measure
             m.storage_bytes = Some(bytes);
         }
     }
-    let rows: Vec<(Uuid, &str, i64)> = out
+    let rows: Vec<(Uuid, Resource, i64)> = out
         .measurements
         .iter()
         .flat_map(|m| {
             [
-                m.users.map(|u| (m.tenant, "users", u)),
+                m.users.map(|u| (m.tenant, Resource::Users, u)),
                 m.storage_bytes
-                    .map(|b| (m.tenant, "storage_mb", storage_mb(b))),
+                    .map(|b| (m.tenant, Resource::StorageMb, storage_mb(b))),
             ]
         })
         .flatten()
@@ -419,13 +417,13 @@ pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measure
             let mut kept: Vec<&'static str> = theirs.iter().map(|f| f.1).collect();
             kept.dedup();
             out.failed.push(Unmeasured {
-                slug: t.slug.clone(),
+                slug: t.slug.to_string(),
                 kept,
                 reason: theirs[0].2.clone(),
             });
         } else if t.status == Status::Suspended && t.isolation == crate::tier::Isolation::Siloed {
             out.skipped.push(Unmeasured {
-                slug: t.slug.clone(),
+                slug: t.slug.to_string(),
                 kept: vec!["users"],
                 reason: "suspended: its database accepts no connections".to_owned(),
             });

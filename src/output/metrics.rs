@@ -71,7 +71,7 @@ pub fn render(fleet: &Fleet) -> Result<String> {
         let l = labels(&[
             ("slug", &q.slug),
             ("tier", &q.tier),
-            ("resource", &q.resource),
+            ("resource", q.resource.as_str()),
         ]);
         used.get_or_create(&l).set(q.used);
         limit.get_or_create(&l).set(q.limit);

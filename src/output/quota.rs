@@ -49,7 +49,7 @@ impl Render for Check {
             .unwrap_or_default();
         format!(
             "{verdict}: {} for {} (used {} of {}, {} remaining){reason}\n",
-            words::quantity(c.amount, &c.resource),
+            words::quantity(c.amount, c.resource),
             c.slug,
             c.used,
             c.limit,

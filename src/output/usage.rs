@@ -11,7 +11,7 @@ impl Render for RecordView {
         match r.total {
             Some(total) => format!(
                 "recorded {} for {} ({} total {total})\n",
-                words::quantity(r.quantity, &r.resource),
+                words::quantity(r.quantity, r.resource),
                 r.slug,
                 r.period
             ),

@@ -20,13 +20,18 @@
 //!
 //! The whole run holds a per-tenant advisory lock (a second `provision` of the same slug exits
 //! "in progress"). The journal lets a run that was killed at any point be finished by running
-//! the same command again; a step whose work was done but not journaled is simply redone.
+//! the same command again; a step whose work was done but not journaled is simply redone. The
+//! journal keys each step by its stable name (`step::Step`), never by its number, so a step can
+//! be inserted here without changing what an existing journal means; `runner` skips, times,
+//! reports and journals the steps.
+
+mod runner;
 
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use rand::distr::{Alphanumeric, SampleString};
@@ -34,7 +39,8 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::tenants::{self, TenantView};
-use super::{failpoint, ownership, ControlPlane, Reporter, StepResult};
+use super::{ownership, ControlPlane, Reporter};
+use crate::action::Action;
 use crate::config::Settings;
 use crate::db::control::NewTenant;
 use crate::db::{dataplane, migrate};
@@ -43,18 +49,11 @@ use crate::exit::Failure;
 use crate::feature::Feature;
 use crate::field;
 use crate::slug::Slug;
-use crate::tenant::{bucket_names, Status, Tenant};
+use crate::step::Step;
+use crate::tenant::{bucket_names, Tenant};
 use crate::tier::{Isolation, Tier};
-
-pub const STEPS: [&str; 7] = [
-    "record tenant",
-    "create database",
-    "apply schema",
-    "create owner",
-    "seed quotas and features",
-    "create buckets",
-    "activate",
-];
+use crate::transition::Transition;
+use runner::{millis, Run};
 
 /// bcrypt's cost for the owner's password hash (2^12 rounds, the bcrypt crate's default).
 pub const BCRYPT_COST: u32 = 12;
@@ -252,19 +251,18 @@ pub async fn plan(
     let mut done = BTreeSet::new();
     let mut status = None;
     if let Some(plane) = plane {
-        if let Some(t) = plane.control.find_tenant(req.slug.as_str()).await? {
+        if let Some(t) = plane.control.find_tenant(&req.slug).await? {
             refuse_conflicts(&t, req)?;
             done.extend(plane.control.completed_steps(t.id).await?);
             status = Some(t.status.to_string());
         }
     }
-    let steps = STEPS
-        .iter()
-        .enumerate()
-        .map(|(i, name)| PlannedStep {
-            step: i + 1,
-            name,
-            state: if done.contains(&(i as i16 + 1)) {
+    let steps = Step::ALL
+        .into_iter()
+        .map(|step| PlannedStep {
+            step: step.number(),
+            name: step.label(),
+            state: if done.contains(&step) {
                 "done"
             } else {
                 "pending"
@@ -279,27 +277,44 @@ pub async fn plan(
         status,
         database,
         role,
-        buckets: bucket_names(req.slug.as_str()),
+        buckets: bucket_names(&req.slug),
         steps,
     })
 }
 
-/// Refuses a request that conflicts with the tenant's recorded state (exit 3).
+/// The move that finishes provisioning (`provisioning → active`), from the one table.
+fn activation() -> &'static Transition {
+    crate::transition::TRANSITIONS
+        .iter()
+        .find(|t| t.action == Action::Provision)
+        .expect("the table has the activation")
+}
+
+/// Refuses a request that conflicts with the tenant's recorded state (exit 3). A recorded
+/// tenant may be provisioned while activation may still take it (unfinished), or once it has
+/// (done: a no-op on the same tier).
 fn refuse_conflicts(t: &Tenant, req: &Request) -> Result<(), Failure> {
     let slug = &t.slug;
-    match t.status {
-        Status::Active if t.tier != req.tier_name => Err(Failure::Refused(format!(
+    let activation = activation();
+    let unfinished = activation.from.contains(&t.status);
+    let finished = t.status == activation.to;
+    if finished && t.tier != req.tier_name {
+        Err(Failure::Refused(format!(
             "tenant `{slug}` is already active on tier `{}`; to move it to `{}`, run `tenantctl set-tier {slug} {}`",
             t.tier, req.tier_name, req.tier_name
-        ))),
-        Status::Provisioning if t.tier != req.tier_name => Err(Failure::Refused(format!(
+        )))
+    } else if unfinished && t.tier != req.tier_name {
+        Err(Failure::Refused(format!(
             "tenant `{slug}` is being provisioned on tier `{}`; finish it with `tenantctl provision {slug} --tier {}`, then run `tenantctl set-tier {slug} {}`",
             t.tier, t.tier, req.tier_name
-        ))),
-        Status::Active | Status::Provisioning => Ok(()),
-        other => Err(Failure::Refused(format!(
-            "tenant `{slug}` is {other}; only a new or unfinished tenant can be provisioned"
-        ))),
+        )))
+    } else if finished || unfinished {
+        Ok(())
+    } else {
+        Err(Failure::Refused(format!(
+            "tenant `{slug}` is {}; only a new or unfinished tenant can be provisioned",
+            t.status
+        )))
     }
 }
 
@@ -309,7 +324,7 @@ pub async fn provision(
     req: &Request,
     reporter: &dyn Reporter,
 ) -> Result<Outcome> {
-    let slug = req.slug.as_str();
+    let slug = &req.slug;
     let _lock = plane.control.try_lock_tenant(slug).await?.ok_or_else(|| {
         Failure::Refused(format!(
             "provisioning of tenant `{slug}` is in progress in another tenantctl process; try again when it has finished"
@@ -319,7 +334,7 @@ pub async fn provision(
     if let Some(t) = &existing {
         refuse_conflicts(t, req)?;
         super::features::refuse_unrecorded(plane, t, &req.features).await?;
-        if t.status == Status::Active {
+        if t.status == activation().to {
             reporter.status(&format!(
                 "tenant `{slug}` is already active on tier `{}`; nothing to do",
                 t.tier
@@ -331,7 +346,7 @@ pub async fn provision(
         }
         reporter.status(&format!("resuming the provisioning of tenant `{slug}`"));
     }
-    let done: BTreeSet<i16> = match &existing {
+    let done: BTreeSet<Step> = match &existing {
         Some(t) => plane
             .control
             .completed_steps(t.id)
@@ -342,7 +357,7 @@ pub async fn provision(
     };
     // bcrypt is the slowest part of a run and needs no database: hash on a blocking thread
     // while steps 1-3 wait on the server.
-    let owner_secret = (!done.contains(&4)).then(OwnerSecret::start);
+    let owner_secret = (!done.contains(&Step::CreateOwner)).then(OwnerSecret::start);
     let run = Run {
         plane,
         req,
@@ -352,7 +367,7 @@ pub async fn provision(
 
     let tenant = match existing {
         Some(t) => {
-            run.skip(1);
+            run.skip(Step::RecordTenant);
             t
         }
         None => {
@@ -360,36 +375,48 @@ pub async fn provision(
             // before recording anything.
             let (database, role) = names_for(&plane.settings, req);
             ownership::check_new(plane, req.tier.isolation, &database, &role, &req.slug).await?;
-            run.step(1, || record_tenant(plane, req)).await?
+            run.step(Step::RecordTenant, || record_tenant(plane, req))
+                .await?
         }
     };
     // One lock for steps 2 and 3 of a pooled tenant, one connection to its database for 3 and 4.
     let pooled_lock = match tenant.isolation {
-        Isolation::Pooled if !(run.done.contains(&2) && run.done.contains(&3)) => {
+        Isolation::Pooled
+            if !(run.done.contains(&Step::CreateDatabase)
+                && run.done.contains(&Step::ApplySchema)) =>
+        {
             Some(plane.control.lock_pooled().await?)
         }
         _ => None,
     };
     let mut tenant_db: Option<Client> = None;
-    run.step_journaled(2, &tenant, || create_database(plane, &tenant))
-        .await?;
-    run.step_journaled(3, &tenant, || apply_schema(plane, &tenant, &mut tenant_db))
-        .await?;
+    run.step_journaled(Step::CreateDatabase, &tenant, || {
+        create_database(plane, &tenant)
+    })
+    .await?;
+    run.step_journaled(Step::ApplySchema, &tenant, || {
+        apply_schema(plane, &tenant, &mut tenant_db)
+    })
+    .await?;
     drop(pooled_lock);
     if let Some(secret) = owner_secret {
-        run.step_journaled(4, &tenant, || {
+        run.step_journaled(Step::CreateOwner, &tenant, || {
             create_owner(plane, &tenant, req, reporter, secret, &mut tenant_db)
         })
         .await?;
     } else {
-        run.skip(4);
+        run.skip(Step::CreateOwner);
     }
     drop(tenant_db);
-    run.step_journaled(5, &tenant, || seed_quotas(plane, &tenant, req))
-        .await?;
-    run.step_journaled(6, &tenant, || create_buckets(plane, &tenant))
-        .await?;
-    run.step_journaled(7, &tenant, || activate(plane, &tenant))
+    run.step_journaled(Step::SeedQuotas, &tenant, || {
+        seed_quotas(plane, &tenant, req)
+    })
+    .await?;
+    run.step_journaled(Step::CreateBuckets, &tenant, || {
+        create_buckets(plane, &tenant)
+    })
+    .await?;
+    run.step_journaled(Step::Activate, &tenant, || activate(plane, &tenant))
         .await?;
 
     let tenant = plane
@@ -403,96 +430,12 @@ pub async fn provision(
     })
 }
 
-/// Drives the steps: skips journaled ones, times and reports the others, and offers the
-/// crash points the fault tests use.
-struct Run<'a> {
-    plane: &'a ControlPlane,
-    req: &'a Request,
-    reporter: &'a dyn Reporter,
-    done: BTreeSet<i16>,
-}
-
-impl<'a> Run<'a> {
-    fn skip(&self, n: usize) {
-        self.reporter.step_started(n, STEPS.len(), STEPS[n - 1]);
-        self.reporter.step_finished(
-            n,
-            STEPS.len(),
-            STEPS[n - 1],
-            StepResult::AlreadyDone,
-            Duration::ZERO,
-        );
-    }
-
-    /// Runs step `n` and reports it; the step journals itself.
-    async fn step<T, F, Fut>(&self, n: usize, work: F) -> Result<T>
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<T>>,
-    {
-        let name = STEPS[n - 1];
-        self.reporter.step_started(n, STEPS.len(), name);
-        let t0 = Instant::now();
-        match work().await {
-            Ok(v) => {
-                self.reporter
-                    .step_finished(n, STEPS.len(), name, StepResult::Done, t0.elapsed());
-                failpoint(&self.plane.settings, &format!("after-step:{n}"));
-                Ok(v)
-            }
-            Err(e) => {
-                self.reporter
-                    .step_finished(n, STEPS.len(), name, StepResult::Failed, t0.elapsed());
-                Err(e.context(format!(
-                    "step {n}/{} ({name}) failed for tenant `{}`; fix the cause and run the same command again to resume",
-                    STEPS.len(),
-                    self.req.slug
-                )))
-            }
-        }
-    }
-
-    /// Runs step `n` unless the journal has it, then journals it. A crash between the work and
-    /// the journal entry makes the next run redo the step, which every step tolerates. The last
-    /// step (activation) is journaled atomically with its work, so an active tenant always has
-    /// a complete journal.
-    async fn step_journaled<F, Fut>(&self, n: usize, tenant: &Tenant, work: F) -> Result<()>
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<()>>,
-    {
-        if self.done.contains(&(n as i16)) {
-            self.skip(n);
-            return Ok(());
-        }
-        let t0 = Instant::now();
-        let plane = self.plane;
-        self.step(n, || async move {
-            work().await?;
-            failpoint(&plane.settings, &format!("before-journal:{n}"));
-            if n == STEPS.len() {
-                return Ok(()); // activation journals itself, in its own transaction
-            }
-            let ms = millis(t0.elapsed());
-            plane
-                .control
-                .journal_step(tenant.id, n as i16, STEPS[n - 1], ms)
-                .await
-        })
-        .await
-    }
-}
-
-fn millis(d: Duration) -> i32 {
-    i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
-}
-
-/// Step 1.
+/// Step `record_tenant`.
 async fn record_tenant(plane: &ControlPlane, req: &Request) -> Result<Tenant> {
     let t0 = Instant::now();
     let (database, role) = names_for(&plane.settings, req);
     let new = NewTenant {
-        slug: req.slug.as_str(),
+        slug: &req.slug,
         name: &req.name,
         tier: &req.tier_name,
         isolation: req.tier.isolation,
@@ -507,7 +450,7 @@ async fn record_tenant(plane: &ControlPlane, req: &Request) -> Result<Tenant> {
         .await
 }
 
-/// Step 2. (A pooled tenant's caller holds the pooled lock: concurrent GRANTs on one object
+/// Step `create_database`. (A pooled tenant's caller holds the pooled lock: concurrent GRANTs on one object
 /// fail with "tuple concurrently updated".)
 /// Each object is marked in the statement that creates it (the role), or right after with a
 /// claim covering the gap (the database); an existing one must carry the tenant's mark.
@@ -535,7 +478,7 @@ async fn tenant_conn<'c>(
     Ok(slot.as_mut().expect("just connected"))
 }
 
-/// Step 3.
+/// Step `apply_schema`.
 async fn apply_schema(plane: &ControlPlane, t: &Tenant, conn: &mut Option<Client>) -> Result<()> {
     let client = tenant_conn(plane, t, conn).await?;
     migrate::tenant(client).await?;
@@ -557,7 +500,7 @@ impl OwnerSecret {
     }
 }
 
-/// Step 4.
+/// Step `create_owner`.
 async fn create_owner(
     plane: &ControlPlane,
     t: &Tenant,
@@ -663,7 +606,7 @@ pub(crate) fn write_secret_file(path: &Path, secret: &str) -> Result<()> {
     written
 }
 
-/// Step 5.
+/// Step `seed_quotas`.
 async fn seed_quotas(plane: &ControlPlane, t: &Tenant, req: &Request) -> Result<()> {
     plane
         .control
@@ -672,7 +615,7 @@ async fn seed_quotas(plane: &ControlPlane, t: &Tenant, req: &Request) -> Result<
     super::features::seed(plane, t, &req.tier.features.0, &req.features).await
 }
 
-/// Step 6. Each bucket carries the tenant's mark; one that exists without it is refused.
+/// Step `create_buckets`. Each bucket carries the tenant's mark; one that exists without it is refused.
 async fn create_buckets(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     let mark = ownership::bucket_mark(plane, t).await?;
     for bucket in bucket_names(&t.slug) {
@@ -681,7 +624,10 @@ async fn create_buckets(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     Ok(())
 }
 
-/// Step 7.
+/// Step `activate`: the table's activation move, journaled in the same transaction.
 async fn activate(plane: &ControlPlane, t: &Tenant) -> Result<()> {
-    plane.control.activate(t, &plane.settings.actor).await
+    plane
+        .control
+        .activate(t, activation(), &plane.settings.actor)
+        .await
 }
