@@ -431,8 +431,8 @@ async fn purge_locked(plane: &ControlPlane, t: &Tenant, reporter: &dyn Reporter)
     failpoint(&plane.settings, "purge:data");
     let buckets = bucket_names(&t.slug);
     let mark = ownership::bucket_mark(plane, t).await?;
-    for b in &buckets {
-        plane.store.remove(b, mark.as_str())?;
+    for b in crate::storage::buckets(&t.slug, t.isolation) {
+        plane.store.remove(&b, mark.as_str())?;
     }
     failpoint(&plane.settings, "purge:buckets");
     plane.control.purge_tenant_rows(t, actor).await?;

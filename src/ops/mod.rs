@@ -36,7 +36,6 @@ use crate::cluster::LocalCluster;
 use crate::config::{DatabaseTarget, Settings};
 use crate::db::control::ControlDb;
 use crate::db::Server;
-use crate::storage::local::LocalDirStore;
 use crate::storage::BucketStore;
 
 /// How a step ended, for the reporter.
@@ -119,7 +118,7 @@ impl ControlPlane {
     pub async fn open(settings: Settings, reporter: &dyn Reporter) -> Result<ControlPlane> {
         let server = server(&settings, reporter, true)?.expect("started on demand");
         let control = ControlDb::open(server).await?;
-        let store = Box::new(LocalDirStore::new(settings.storage_root.clone()));
+        let store = crate::storage::open(&settings)?;
         Ok(ControlPlane {
             settings,
             control,
@@ -139,7 +138,7 @@ impl ControlPlane {
         let Some(control) = ControlDb::open_existing(server).await? else {
             return Ok(None);
         };
-        let store = Box::new(LocalDirStore::new(settings.storage_root.clone()));
+        let store = crate::storage::open(&settings)?;
         Ok(Some(ControlPlane {
             settings,
             control,
@@ -172,13 +171,14 @@ impl ControlPlane {
         } else {
             ControlDb::open_existing(server).await?
         };
-        Ok(control.map(|control| {
-            let store = Box::new(LocalDirStore::new(settings.storage_root.clone()));
-            ControlPlane {
-                settings,
-                control,
-                store,
-            }
+        let Some(control) = control else {
+            return Ok(None);
+        };
+        let store = crate::storage::open(&settings)?;
+        Ok(Some(ControlPlane {
+            settings,
+            control,
+            store,
         }))
     }
 }

@@ -33,7 +33,7 @@ pub async fn bucket_mark(plane: &ControlPlane, t: &Tenant) -> Result<Mark> {
 /// Every bucket of `t` is absent or carries `t`'s mark.
 async fn check_buckets(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     let mark = bucket_mark(plane, t).await?;
-    for b in crate::tenant::bucket_names(&t.slug) {
+    for b in storage::buckets(&t.slug, t.isolation) {
         if let Owner::Foreign(found) = plane.store.owner(&b, mark.as_str())? {
             return Err(storage::refusal(&plane.store.location(&b), found.as_deref()).into());
         }
@@ -122,7 +122,7 @@ pub async fn check_new(
 ) -> Result<()> {
     // A new tenant has no buckets yet: any bucket under its names is someone else's (another
     // control plane sharing the bucket root, or something an operator keeps there).
-    for b in crate::tenant::bucket_names(slug.as_str()) {
+    for b in storage::buckets(slug.as_str(), isolation) {
         if let Owner::Foreign(found) = plane.store.owner(&b, "tenantctl:new")? {
             return Err(storage::refusal(&plane.store.location(&b), found.as_deref()).into());
         }
@@ -257,7 +257,7 @@ pub async fn adopt(plane: &ControlPlane, slug: &Slug) -> Result<Adopted> {
     }
     let bmark = bucket_mark(plane, &t).await?;
     let mut buckets_to_mark = Vec::new();
-    for b in crate::tenant::bucket_names(&t.slug) {
+    for b in storage::buckets(&t.slug, t.isolation) {
         let shown = format!("bucket `{b}`");
         match plane.store.owner(&b, bmark.as_str())? {
             Owner::Ours => done.already_marked.push(shown),

@@ -675,7 +675,7 @@ async fn seed_quotas(plane: &ControlPlane, t: &Tenant, req: &Request) -> Result<
 /// Step 6. Each bucket carries the tenant's mark; one that exists without it is refused.
 async fn create_buckets(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     let mark = ownership::bucket_mark(plane, t).await?;
-    for bucket in bucket_names(&t.slug) {
+    for bucket in crate::storage::buckets(&t.slug, t.isolation) {
         plane.store.create(&bucket, mark.as_str())?;
     }
     Ok(())
