@@ -20,4 +20,5 @@ mod privileges;
 mod provision;
 mod quota;
 mod show;
+mod storage_s3;
 mod usage;

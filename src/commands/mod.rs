@@ -2,6 +2,7 @@
 
 mod adopt;
 mod audit;
+mod backup;
 mod bill;
 mod credentials;
 mod doctor;
@@ -14,6 +15,7 @@ mod provision;
 mod quota;
 mod set_tier;
 mod show;
+mod storage;
 mod usage;
 
 use anyhow::Result;
@@ -63,6 +65,10 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         Command::Usage(cmd) => usage::run(settings, cmd, &out, &reporter).await,
         Command::Local(cmd) => local::run(&settings, cmd, &out).await,
         Command::Credentials(args) => credentials::run(settings, &args, &out, &reporter).await,
+        Command::Storage(cmd) => storage::run(settings, cmd, &out, &reporter).await,
+        Command::Backup(args) => backup::backup(settings, &args, &out, &reporter).await,
+        Command::Backups(cmd) => backup::backups(settings, cmd, &out, &reporter).await,
+        Command::RestoreBackup(args) => backup::restore(settings, &args, &out, &reporter).await,
         Command::Init => doctor::init(settings, &out, &reporter).await,
         Command::Doctor => doctor::doctor(settings, &out, &reporter).await,
     }

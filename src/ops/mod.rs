@@ -13,8 +13,11 @@
 //! - `local`: the local cluster (`local status`, `local stop`).
 //! - `ownership`: the marks on tenant databases and roles, and `adopt`.
 //! - `doctor`: `init` (the control database on an operator's server) and `doctor`.
+//! - `storage`: the access policy of a tenant's buckets (`storage policy`).
+//! - `backup`: per-tenant backups into the `-backups` bucket, and restoring them.
 
 pub mod audit;
+pub mod backup;
 pub mod billing;
 pub mod credentials;
 pub mod doctor;
@@ -25,6 +28,7 @@ pub mod migrate;
 pub mod ownership;
 pub mod provision;
 pub mod quota;
+pub mod storage;
 pub mod tenants;
 pub mod usage;
 
