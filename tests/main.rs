@@ -3,6 +3,7 @@
 
 mod support;
 
+mod backup;
 mod bill;
 mod bill_model;
 mod cli;

@@ -44,8 +44,8 @@ fn silo_and_pooled_buckets_are_created_measured_and_purged() {
         let text = std::fs::read_to_string(p.join(".tenantctl-bucket")).unwrap();
         assert_eq!(text.trim(), mark(&env, "pool"));
         // The shared bucket carries the control plane's mark, not a tenant's.
-        let shared = std::fs::read_to_string(s3.shared_bucket(kind).join(".tenantctl-bucket"))
-            .unwrap();
+        let shared =
+            std::fs::read_to_string(s3.shared_bucket(kind).join(".tenantctl-bucket")).unwrap();
         assert!(shared.trim().ends_with(":shared"), "{shared}");
     }
     let show = env.run(&["show", "pool", "-o", "json"]).expect(0).json();
@@ -77,8 +77,10 @@ fn silo_and_pooled_buckets_are_created_measured_and_purged() {
     std::fs::create_dir_all(&other).unwrap();
     std::fs::write(other.join("keep.bin"), b"keep").unwrap();
 
-    env.run(&["deprovision", "silo", "--purge", "--yes"]).expect(0);
-    env.run(&["deprovision", "pool", "--purge", "--yes"]).expect(0);
+    env.run(&["deprovision", "silo", "--purge", "--yes"])
+        .expect(0);
+    env.run(&["deprovision", "pool", "--purge", "--yes"])
+        .expect(0);
     for kind in ["uploads", "assets", "backups"] {
         assert!(!s3.silo_bucket("silo", kind).exists(), "{kind}");
         assert!(files(&s3.pooled_prefix("pool", kind)).is_empty(), "{kind}");
@@ -98,10 +100,14 @@ fn a_foreign_bucket_is_never_adopted_emptied_or_deleted() {
     let theirs = s3.silo_bucket("acme", "assets");
     std::fs::create_dir_all(&theirs).unwrap();
     std::fs::write(theirs.join("data.bin"), b"theirs").unwrap();
-    let run = env.run(&["provision", "acme", "--tier", "premium"]).expect(3);
+    let run = env
+        .run(&["provision", "acme", "--tier", "premium"])
+        .expect(3);
     assert!(
         run.stderr.contains("refusing to touch bucket")
-            && run.stderr.contains(&format!("s3://{}acme-assets/", s3.bucket_prefix)),
+            && run
+                .stderr
+                .contains(&format!("s3://{}acme-assets/", s3.bucket_prefix)),
         "{}",
         run.stderr
     );
@@ -119,7 +125,9 @@ fn a_foreign_bucket_is_never_adopted_emptied_or_deleted() {
     let up = s3.silo_bucket("silo", "uploads");
     std::fs::write(up.join(".tenantctl-bucket"), "tenantctl:someone:else\n").unwrap();
     std::fs::write(up.join("keep"), b"k").unwrap();
-    let run = env.run(&["deprovision", "silo", "--purge", "--yes"]).expect(3);
+    let run = env
+        .run(&["deprovision", "silo", "--purge", "--yes"])
+        .expect(3);
     assert!(run.stderr.contains("someone:else"), "{}", run.stderr);
     assert_eq!(files(&up), vec![".tenantctl-bucket", "keep"]);
 }
@@ -185,13 +193,27 @@ fn bad_storage_settings_are_refused_naming_the_value() {
         std::fs::write(env.dir.path().join("tenantctl.toml"), body).unwrap();
     };
     for (body, needle) in [
-        ("[storage]\nbackend = \"s3\"\nshared_buckets = \"Bad_Name\"\n", "`Bad_Name`"),
-        ("[storage]\nbackend = \"s3\"\nshared_buckets = \"a..b\"\n", "`a..b`"),
-        ("[storage]\nbackend = \"s3\"\nshared_buckets = \"10.0.0\"\n", "not an IP"),
-        ("[storage]\nbackend = \"s3\"\nbucket_prefix = \"UP-\"\n", "`UP-`"),
-        ("[storage]\nbackend = \"s3\"\nendpoint = \"ftp://x\"\n", "`ftp://x`"),
+        (
+            "[storage]\nbackend = \"s3\"\nshared_buckets = \"Bad_Name\"\n",
+            "`Bad_Name`",
+        ),
+        (
+            "[storage]\nbackend = \"s3\"\nshared_buckets = \"a..b\"\n",
+            "`a..b`",
+        ),
+        (
+            "[storage]\nbackend = \"s3\"\nbucket_prefix = \"UP-\"\n",
+            "`UP-`",
+        ),
+        (
+            "[storage]\nbackend = \"s3\"\nendpoint = \"ftp://x\"\n",
+            "`ftp://x`",
+        ),
         ("[storage]\nbackend = \"gcs\"\n", "gcs"),
-        ("[storage]\nendpoint = \"http://x\"\n", "backend is not `s3`"),
+        (
+            "[storage]\nendpoint = \"http://x\"\n",
+            "backend is not `s3`",
+        ),
     ] {
         write(body);
         let run = env.run(&["list"]).expect(2);

@@ -169,10 +169,7 @@ pub async fn restore_pooled(
             t.table
         );
     }
-    let tx = client
-        .transaction()
-        .await
-        .context("starting the restore")?;
+    let tx = client.transaction().await.context("starting the restore")?;
     tx.execute(
         "SELECT set_config('app.tenant_id', $1, true)",
         &[&tenant.to_string()],
@@ -465,7 +462,10 @@ impl ControlDb {
     pub async fn end_restore(&self, tenant: Uuid) -> Result<()> {
         self.conn()
             .await?
-            .execute("DELETE FROM backup_restores WHERE tenant_id = $1", &[&tenant])
+            .execute(
+                "DELETE FROM backup_restores WHERE tenant_id = $1",
+                &[&tenant],
+            )
             .await
             .context("closing the restore journal")?;
         Ok(())

@@ -158,17 +158,18 @@ async fn backups_bucket(plane: &ControlPlane, t: &Tenant) -> Result<TenantBucket
 fn new_id() -> String {
     format!(
         "{}-{:08x}",
-        Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string().replace('.', ""),
+        Utc::now()
+            .format("%Y%m%dT%H%M%S%.3fZ")
+            .to_string()
+            .replace('.', ""),
         rand::random::<u32>()
     )
 }
 
 /// An id as `backups list` prints it: checked before it becomes part of a key.
 fn check_id(id: &str) -> Result<(), Failure> {
-    let ok = (8..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let ok =
+        (8..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     if ok {
         Ok(())
     } else {
@@ -180,7 +181,11 @@ fn check_id(id: &str) -> Result<(), Failure> {
 }
 
 /// `backup <slug>`.
-pub async fn backup(plane: &ControlPlane, slug: &Slug, reporter: &dyn Reporter) -> Result<BackupView> {
+pub async fn backup(
+    plane: &ControlPlane,
+    slug: &Slug,
+    reporter: &dyn Reporter,
+) -> Result<BackupView> {
     let _lock = plane
         .control
         .try_lock_tenant(slug.as_str())
@@ -198,11 +203,17 @@ fn not_backupable(t: &Tenant) -> Option<String> {
             "a suspended siloed tenant's database takes no connections; resume it to back it up"
                 .to_owned(),
         ),
-        (s, _) => Some(format!("it is {s}; only active and suspended tenants are backed up")),
+        (s, _) => Some(format!(
+            "it is {s}; only active and suspended tenants are backed up"
+        )),
     }
 }
 
-async fn backup_locked(plane: &ControlPlane, t: &Tenant, reporter: &dyn Reporter) -> Result<BackupView> {
+async fn backup_locked(
+    plane: &ControlPlane,
+    t: &Tenant,
+    reporter: &dyn Reporter,
+) -> Result<BackupView> {
     if let Some(why) = not_backupable(t) {
         return Err(Failure::Refused(format!("cannot back up tenant `{}`: {why}", t.slug)).into());
     }
@@ -371,7 +382,11 @@ pub async fn backup_all(
 }
 
 /// The tenant's backups (those with a manifest), oldest first.
-async fn manifests(plane: &ControlPlane, t: &Tenant, bucket: &TenantBucket) -> Result<Vec<Manifest>> {
+async fn manifests(
+    plane: &ControlPlane,
+    t: &Tenant,
+    bucket: &TenantBucket,
+) -> Result<Vec<Manifest>> {
     let mut out = Vec::new();
     for o in plane.store.list(bucket, "")? {
         let Some(id) = o.key.strip_suffix(&format!("/{MANIFEST}")) else {
@@ -592,12 +607,17 @@ async fn restore_silo(
     reporter.status(&format!("loading backup {} into `{staging}`", m.id));
     let bindir = crate::cluster::pg_bindir(plane.settings.pg_bindir.as_deref())?;
     let mut cmd = std::process::Command::new(bindir.join("pg_restore"));
-    cmd.args(["--no-owner", "--exit-on-error", "--single-transaction", "--no-password"])
-        .envs(plane.control.server().libpq_env(&staging))
-        .arg(format!("--dbname={staging}"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
+    cmd.args([
+        "--no-owner",
+        "--exit-on-error",
+        "--single-transaction",
+        "--no-password",
+    ])
+    .envs(plane.control.server().libpq_env(&staging))
+    .arg(format!("--dbname={staging}"))
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped());
     let out = tokio::task::spawn_blocking(move || -> std::io::Result<std::process::Output> {
         use std::io::Write;
         let mut child = cmd.spawn()?;
@@ -620,7 +640,10 @@ async fn restore_silo(
     }
     // Verified: every table of the backup holds the rows it had.
     let mut client = plane.control.server().connect(&staging).await?;
-    let tx = client.transaction().await.context("verifying the restore")?;
+    let tx = client
+        .transaction()
+        .await
+        .context("verifying the restore")?;
     let counts = db::count_rows(&tx, t.id).await?;
     tx.rollback().await.context("verifying the restore")?;
     for e in &m.tables {
@@ -696,7 +719,11 @@ async fn swap(plane: &ControlPlane, t: &Tenant, j: &db::RestoreJournal) -> Resul
 }
 
 /// Step 1 of a restore: what a killed one left. Returns what was done, if anything.
-async fn settle(plane: &ControlPlane, t: &Tenant, reporter: &dyn Reporter) -> Result<Option<String>> {
+async fn settle(
+    plane: &ControlPlane,
+    t: &Tenant,
+    reporter: &dyn Reporter,
+) -> Result<Option<String>> {
     let Some(j) = plane.control.restore_journal(t.id).await? else {
         return Ok(None);
     };

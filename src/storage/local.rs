@@ -303,13 +303,23 @@ impl BucketStore for LocalDirStore {
 
     fn delete(&self, bucket: &TenantBucket, key: &str) -> Result<()> {
         check_key(key)?;
-        let path = self.root.join(bucket.name()).join(key);
+        let dir = self.root.join(bucket.name());
+        let path = dir.join(key);
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(e).with_context(|| format!("deleting {}", path.display()))
+                return Err(e).with_context(|| format!("deleting {}", path.display()))
             }
-            _ => Ok(()),
+            _ => {}
         }
+        // As in object storage, a "directory" is there only while something is under it.
+        let mut parent = path.parent();
+        while let Some(p) = parent.filter(|p| *p != dir) {
+            if std::fs::remove_dir(p).is_err() {
+                break;
+            }
+            parent = p.parent();
+        }
+        Ok(())
     }
 }
 

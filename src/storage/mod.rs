@@ -132,9 +132,7 @@ pub trait BucketStore: Send + Sync {
         buckets
             .iter()
             .map(|(b, mark)| match self.owner(b, mark)? {
-                Owner::Foreign(found) => {
-                    Err(refusal(&self.location(b), found.as_deref()).into())
-                }
+                Owner::Foreign(found) => Err(refusal(&self.location(b), found.as_deref()).into()),
                 _ => self.size(b),
             })
             .collect()

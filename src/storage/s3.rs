@@ -179,7 +179,11 @@ impl S3Settings {
                 .bytes()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-');
         if !region_ok {
-            return Err(bad("region", &region, "use a region name such as `eu-west-1`"));
+            return Err(bad(
+                "region",
+                &region,
+                "use a region name such as `eu-west-1`",
+            ));
         }
         let bucket_prefix = file.bucket_prefix.unwrap_or_default();
         // With the longest slug (40) and kind (`-uploads`, 8) a bucket name stays within 63.
@@ -381,7 +385,11 @@ impl S3Store {
     ) -> Result<(StatusCode, String)> {
         let client = self.client(bucket)?;
         let url = client
-            .signed_url(method.clone(), &ObjectPath::from(""), Duration::from_secs(300))
+            .signed_url(
+                method.clone(),
+                &ObjectPath::from(""),
+                Duration::from_secs(300),
+            )
             .await
             .with_context(|| format!("signing a request for bucket {bucket}"))?;
         let mut req = self.http.request(method.clone(), url);
@@ -435,11 +443,11 @@ impl S3Store {
     async fn read_object(&self, bucket: &str, key: &str) -> Result<Option<Bytes>> {
         let client = self.client(bucket)?;
         match client.get(&ObjectPath::from(key)).await {
-            Ok(r) => Ok(Some(
-                r.bytes()
-                    .await
-                    .with_context(|| format!("reading {}", self.shown(bucket, key)))?,
-            )),
+            Ok(r) => {
+                Ok(Some(r.bytes().await.with_context(|| {
+                    format!("reading {}", self.shown(bucket, key))
+                })?))
+            }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e).with_context(|| format!("reading {}", self.shown(bucket, key))),
         }
@@ -449,7 +457,11 @@ impl S3Store {
         let data = self
             .read_object(bucket, &format!("{prefix}{MARK_FILE}"))
             .await?;
-        Ok(data.map(|d| String::from_utf8_lossy(&d[..d.len().min(512)]).trim().to_owned()))
+        Ok(data.map(|d| {
+            String::from_utf8_lossy(&d[..d.len().min(512)])
+                .trim()
+                .to_owned()
+        }))
     }
 
     async fn write_mark(&self, bucket: &str, prefix: &str, mark: &str) -> Result<()> {
@@ -713,7 +725,8 @@ impl BucketStore for S3Store {
             .into_iter()
             .filter_map(|(k, size)| {
                 let key = k.strip_prefix(&prefix)?.to_owned();
-                (key != MARK_FILE && key.starts_with(key_prefix)).then_some(ObjectInfo { key, size })
+                (key != MARK_FILE && key.starts_with(key_prefix))
+                    .then_some(ObjectInfo { key, size })
             })
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
@@ -725,7 +738,11 @@ impl BucketStore for S3Store {
         let (b, prefix) = self.place(bucket);
         let full = format!("{prefix}{key}");
         block(async {
-            match self.client(&b)?.delete(&ObjectPath::from(full.as_str())).await {
+            match self
+                .client(&b)?
+                .delete(&ObjectPath::from(full.as_str()))
+                .await
+            {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
                 Err(e) => Err(e).with_context(|| format!("deleting {}", self.shown(&b, &full))),
             }
@@ -747,7 +764,16 @@ mod tests {
     fn bucket_names_follow_the_s3_rules() {
         assert!(check_bucket_name("acme-uploads").is_ok());
         assert!(check_bucket_name("a.b-c").is_ok());
-        for bad in ["ab", "Acme", "a..b", "192.168.1.2", "-ab", "ab-", "a_b", "xn--ab"] {
+        for bad in [
+            "ab",
+            "Acme",
+            "a..b",
+            "192.168.1.2",
+            "-ab",
+            "ab-",
+            "a_b",
+            "xn--ab",
+        ] {
             assert!(check_bucket_name(bad).is_err(), "{bad}");
         }
         assert!(check_bucket_name(&"a".repeat(64)).is_err());

@@ -100,7 +100,9 @@ impl S3Env {
 
     /// The directory of a siloed tenant's bucket on the server.
     pub fn silo_bucket(&self, slug: &str, kind: &str) -> PathBuf {
-        server().root.join(format!("{}{slug}-{kind}", self.bucket_prefix))
+        server()
+            .root
+            .join(format!("{}{slug}-{kind}", self.bucket_prefix))
     }
 
     /// The directory of a pooled tenant's prefix in the shared bucket of `kind`.
@@ -118,7 +120,11 @@ pub fn files(dir: &Path) -> Vec<String> {
     fn walk(dir: &Path, rel: &str, out: &mut Vec<String>) {
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let key = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+            let key = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
             if e.file_type().unwrap().is_dir() {
                 walk(&e.path(), &key, out);
             } else {
