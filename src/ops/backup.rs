@@ -281,7 +281,7 @@ async fn backup_locked(
 async fn dump_silo(plane: &ControlPlane, t: &Tenant) -> Result<(Bytes, Vec<TableEntry>)> {
     let client = ownership::connect(plane, t).await?;
     let snapshot = db::export_snapshot(&client).await?;
-    let counts = db::count_rows(&*client_ref(&client), t.id).await?;
+    let counts = db::count_rows(&client, t.id).await?;
     let bindir = crate::cluster::pg_bindir(plane.settings.pg_bindir.as_deref())?;
     let mut cmd = std::process::Command::new(bindir.join("pg_dump"));
     cmd.args(["--format=custom", "--no-password", "--enable-row-security"])
@@ -316,10 +316,6 @@ async fn dump_silo(plane: &ControlPlane, t: &Tenant) -> Result<(Bytes, Vec<Table
         })
         .collect();
     Ok((Bytes::from(out.stdout), tables))
-}
-
-fn client_ref(c: &tokio_postgres::Client) -> &tokio_postgres::Client {
-    c
 }
 
 /// `backup --all`: every active tenant and every suspended pooled one, `concurrency` at a time;
