@@ -226,3 +226,41 @@ fn bad_storage_settings_are_refused_naming_the_value() {
     let run = env.run(&["storage", "policy", "acme"]).expect(2);
     assert!(run.stderr.contains("s3"), "{}", run.stderr);
 }
+
+#[test]
+fn a_bucket_a_killed_run_left_unmarked_is_finished_not_refused() {
+    let env = TestEnv::new();
+    let s3 = S3Env::new(&env);
+    // Killed between CreateBucket and writing the mark: an empty bucket without a mark.
+    let run = env.run_env(
+        &["provision", "silo", "--tier", "premium"],
+        &[("TENANTCTL_FAILPOINT", "storage:created-unmarked")],
+    );
+    assert_ne!(run.code, Some(0), "{}", run.stderr);
+    let up = s3.silo_bucket("silo", "uploads");
+    assert!(up.is_dir() && files(&up).is_empty());
+    // The claim written before it was created lets the re-run mark it and go on.
+    env.provision("silo", "premium");
+    for kind in ["uploads", "assets", "backups"] {
+        let b = s3.silo_bucket("silo", kind);
+        assert_eq!(files(&b), vec![".tenantctl-bucket"], "{kind}");
+    }
+    // Killed between deleting the mark and DeleteBucket: the next purge finishes.
+    let run = env.run_env(
+        &["deprovision", "silo", "--purge", "--yes"],
+        &[("TENANTCTL_FAILPOINT", "storage:unmarked")],
+    );
+    assert_ne!(run.code, Some(0), "{}", run.stderr);
+    assert!(up.is_dir() && files(&up).is_empty());
+    env.run(&["purge", "--expired", "--yes"]).expect(0);
+    for kind in ["uploads", "assets", "backups"] {
+        assert!(!s3.silo_bucket("silo", kind).exists(), "{kind}");
+    }
+    assert_eq!(env.scalar_i64("SELECT count(*) FROM bucket_claims", &[]), 0);
+    // Without a claim, an empty unmarked bucket is someone else's: refused, left alone.
+    let theirs = s3.silo_bucket("late", "uploads");
+    std::fs::create_dir_all(&theirs).unwrap();
+    env.run(&["provision", "late", "--tier", "premium"])
+        .expect(3);
+    assert!(theirs.is_dir());
+}

@@ -15,6 +15,7 @@
 
 pub mod backup;
 pub mod billing;
+pub mod buckets;
 pub mod control;
 pub mod credentials;
 pub mod dataplane;

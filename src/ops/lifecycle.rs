@@ -432,7 +432,7 @@ async fn purge_locked(plane: &ControlPlane, t: &Tenant, reporter: &dyn Reporter)
     let buckets = bucket_names(&t.slug);
     let mark = ownership::bucket_mark(plane, t).await?;
     for b in crate::storage::buckets(&t.slug, t.isolation) {
-        plane.store.remove(&b, mark.as_str())?;
+        ownership::remove_bucket(plane, &b, &mark).await?;
     }
     failpoint(&plane.settings, "purge:buckets");
     plane.control.purge_tenant_rows(t, actor).await?;

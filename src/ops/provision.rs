@@ -676,7 +676,7 @@ async fn seed_quotas(plane: &ControlPlane, t: &Tenant, req: &Request) -> Result<
 async fn create_buckets(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     let mark = ownership::bucket_mark(plane, t).await?;
     for bucket in crate::storage::buckets(&t.slug, t.isolation) {
-        plane.store.create(&bucket, mark.as_str())?;
+        ownership::create_bucket(plane, &bucket, &mark).await?;
     }
     Ok(())
 }

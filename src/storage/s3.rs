@@ -372,6 +372,13 @@ impl S3Store {
         Ok(client)
     }
 
+    /// Debug builds: abort at the named point (`Settings::failpoint`), as a kill would.
+    fn failpoint(&self, point: &str) {
+        if cfg!(debug_assertions) && self.settings.failpoint.as_deref() == Some(point) {
+            std::process::abort();
+        }
+    }
+
     fn shown(&self, bucket: &str, prefix: &str) -> String {
         format!("s3://{bucket}/{prefix}")
     }
@@ -542,6 +549,7 @@ impl S3Store {
                 other => Err(refuse(other)),
             };
         }
+        self.failpoint("storage:created-unmarked");
         self.write_mark(bucket, "", mark).await
     }
 
@@ -579,7 +587,6 @@ impl S3Store {
             .list(p.as_ref())
             .map_ok(|m| m.location)
             .try_filter(|loc| std::future::ready(loc.as_ref() != mark_key));
-        let failpoint = self.settings.failpoint.as_deref();
         let mut deleted = 0usize;
         let mut results = client.delete_stream(keys.boxed());
         while let Some(r) = results.next().await {
@@ -592,11 +599,8 @@ impl S3Store {
                 }
             }
             deleted += 1;
-            if cfg!(debug_assertions)
-                && failpoint == Some("storage:removing-objects")
-                && deleted >= 3
-            {
-                std::process::abort();
+            if deleted == 3 {
+                self.failpoint("storage:removing-objects");
             }
         }
         drop(results);
@@ -609,6 +613,7 @@ impl S3Store {
             })
             .with_context(|| format!("deleting the mark of {}", self.shown(&bucket, &prefix)))?;
         if prefix.is_empty() {
+            self.failpoint("storage:unmarked");
             self.delete_bucket(&bucket).await?;
         }
         Ok(())
