@@ -707,6 +707,7 @@ async fn swap(plane: &ControlPlane, t: &Tenant, j: &db::RestoreJournal) -> Resul
         failpoint(&plane.settings, "restore-backup:swapping");
         db::rename_database(&admin, &mark, staging, &t.database).await?;
     }
+    // A purge settles a restore too: a deleted or deleting tenant's database stays closed.
     if t.status == Status::Active {
         db::reopen_database(&admin, &mark, &t.database).await?;
     }
@@ -714,8 +715,9 @@ async fn swap(plane: &ControlPlane, t: &Tenant, j: &db::RestoreJournal) -> Resul
     plane.control.end_restore(t.id).await
 }
 
-/// Step 1 of a restore: what a killed one left. Returns what was done, if anything.
-async fn settle(
+/// Step 1 of a restore (and of a purge): what a killed restore left, finished (past its
+/// verification) or undone. Returns what was done, if anything.
+pub(crate) async fn settle(
     plane: &ControlPlane,
     t: &Tenant,
     reporter: &dyn Reporter,

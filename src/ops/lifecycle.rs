@@ -408,6 +408,8 @@ async fn purge_locked(plane: &ControlPlane, t: &Tenant, reporter: &dyn Reporter)
     let mut pooled_rows = 0;
     let (database, role) = match t.isolation {
         Isolation::Siloed => {
+            // A restore a crash left holds databases beside the tenant's: settled first.
+            super::backup::settle(plane, t, reporter).await?;
             let mark = ownership::settled_mark(plane, t).await?;
             let admin = plane.control.admin().await?;
             ownership::settle_interrupted_create(plane, &admin, &t.database, &mark).await?;
