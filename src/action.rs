@@ -32,10 +32,14 @@ pub enum Action {
     FeaturesRefresh,
     Credentials,
     Adopt,
+    /// `backup`: details carry the backup's id.
+    Backup,
+    /// `restore-backup` replaced the tenant's data; details carry the backup's id.
+    RestoreBackup,
 }
 
 impl Action {
-    pub const ALL: [Action; 21] = [
+    pub const ALL: [Action; 23] = [
         Action::ProvisionStart,
         Action::Provision,
         Action::SuspendStart,
@@ -57,6 +61,8 @@ impl Action {
         Action::FeaturesRefresh,
         Action::Credentials,
         Action::Adopt,
+        Action::Backup,
+        Action::RestoreBackup,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -82,6 +88,8 @@ impl Action {
             Action::FeaturesRefresh => "features.refresh",
             Action::Credentials => "credentials",
             Action::Adopt => "adopt",
+            Action::Backup => "backup",
+            Action::RestoreBackup => "restore-backup",
         }
     }
 

@@ -138,6 +138,19 @@ pub enum Command {
     /// Give a siloed tenant's login role a password (stored as a SCRAM verifier) and show a
     /// ready connection URL once; for a pooled tenant, say how its application connects
     Credentials(CredentialsArgs),
+    /// Object storage: the access policy that confines an application to a tenant's buckets
+    #[command(subcommand)]
+    Storage(StorageCommand),
+    /// Back up a tenant's data into its `-backups` bucket (siloed: pg_dump of its database;
+    /// pooled: its rows from one snapshot); --all for every active or suspended tenant
+    Backup(BackupArgs),
+    /// A tenant's backups: list them, prune old ones
+    #[command(subcommand)]
+    Backups(BackupsCommand),
+    /// Replace a tenant's data with one of its backups (siloed: a fresh database swapped in
+    /// after it verified; pooled: its rows replaced in one transaction). Journaled: a re-run
+    /// after a crash finishes or undoes it
+    RestoreBackup(RestoreBackupArgs),
     /// Create the control database if it is missing and apply its migrations (needed once on
     /// an operator's server; idempotent)
     Init,
@@ -499,4 +512,53 @@ mod tests {
         walk(&Cli::command(), "tenantctl", &mut missing);
         assert!(missing.is_empty(), "no help line: {missing:?}");
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StorageCommand {
+    /// Print the IAM-style policy (JSON) that confines an application to the tenant's
+    /// `-uploads` and `-assets` buckets (siloed) or prefixes (pooled); s3 backend only
+    Policy(SlugArg),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The tenant's slug
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub slug: Option<String>,
+    /// Every active or suspended tenant; one failure does not stop the others (exit 1 naming
+    /// them)
+    #[arg(long)]
+    pub all: bool,
+    /// Tenants backed up at once with --all (1 to 16)
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16), requires = "all")]
+    pub concurrency: u16,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupsCommand {
+    /// A tenant's backups, oldest first
+    List(SlugArg),
+    /// Delete all but the newest N backups of a tenant
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// The tenant's slug
+    pub slug: String,
+    /// How many of the newest backups to keep (at least 1)
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreBackupArgs {
+    /// The tenant's slug
+    pub slug: String,
+    /// The backup's id, as `backups list` shows it
+    pub backup_id: String,
+    /// Confirm overwriting an active tenant's data (required for an active tenant)
+    #[arg(long)]
+    pub yes: bool,
 }

@@ -33,6 +33,8 @@ pub struct Settings {
     /// `None`: the built-in tier table.
     pub tiers_path: Option<PathBuf>,
     pub storage_root: PathBuf,
+    /// Where buckets live: the local directory tree (`storage_root`) or an S3-compatible store.
+    pub storage: StorageBackend,
     pub naming: Naming,
     pub actor: String,
     pub output: OutputFormat,
@@ -61,6 +63,7 @@ struct FileConfig {
     name_prefix: Option<String>,
     actor: Option<String>,
     retention_days: Option<i64>,
+    storage: Option<crate::storage::s3::StorageFile>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -104,6 +107,8 @@ impl Settings {
             .or(file.storage_root.map(rel))
             .unwrap_or_else(|| data_dir.join("buckets"));
         let storage_root = absolute(storage_root)?;
+
+        let storage = resolve_storage(file.storage)?;
 
         let prefix = args
             .name_prefix
@@ -157,6 +162,7 @@ impl Settings {
             data_dir,
             tiers_path,
             storage_root,
+            storage,
             naming,
             actor,
             output: args.output,
@@ -183,6 +189,48 @@ impl Settings {
             Some(path) => Tiers::load(path),
             None => Ok(Tiers::builtin()),
         }
+    }
+}
+
+/// Where buckets live.
+#[derive(Clone, Debug)]
+pub enum StorageBackend {
+    /// Directories under `Settings::storage_root`.
+    Local,
+    /// An S3-compatible store, with the credentials found in the environment.
+    S3(Box<crate::storage::s3::S3Settings>),
+}
+
+/// `[storage]` in the config file, with the credentials from the AWS environment variables
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) or else the profile
+/// `AWS_PROFILE` (default `default`) of `AWS_SHARED_CREDENTIALS_FILE` (default
+/// `~/.aws/credentials`). Credentials are never written anywhere.
+fn resolve_storage(
+    file: Option<crate::storage::s3::StorageFile>,
+) -> Result<StorageBackend, Failure> {
+    let Some(file) = file else {
+        return Ok(StorageBackend::Local);
+    };
+    let credentials = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+        (Some(key), Some(secret)) => Some(crate::storage::s3::Credentials {
+            key_id: key,
+            secret,
+            token: env("AWS_SESSION_TOKEN"),
+        }),
+        _ => {
+            let path = env("AWS_SHARED_CREDENTIALS_FILE")
+                .map(PathBuf::from)
+                .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".aws/credentials")));
+            let profile = env("AWS_PROFILE").unwrap_or_else(|| "default".to_owned());
+            match path.and_then(|p| std::fs::read_to_string(p).ok()) {
+                Some(text) => crate::storage::s3::profile_credentials(&text, &profile),
+                None => None,
+            }
+        }
+    };
+    match crate::storage::s3::S3Settings::from_file(file, credentials)? {
+        Some(s3) => Ok(StorageBackend::S3(Box::new(s3))),
+        None => Ok(StorageBackend::Local),
     }
 }
 

@@ -4,6 +4,7 @@
 mod support;
 
 mod actor;
+mod backup;
 mod bill;
 mod bill_model;
 mod cli;
@@ -24,4 +25,5 @@ mod privileges;
 mod provision;
 mod quota;
 mod show;
+mod storage_s3;
 mod usage;

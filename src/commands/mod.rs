@@ -6,6 +6,7 @@
 
 mod adopt;
 mod audit;
+mod backup;
 mod bill;
 mod completions;
 mod credentials;
@@ -20,6 +21,7 @@ mod provision;
 mod quota;
 mod set_tier;
 mod show;
+mod storage;
 mod usage;
 
 use anyhow::Result;
@@ -71,6 +73,10 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         Command::Usage(cmd) => usage::run(settings, cmd, &out, &reporter).await,
         Command::Local(cmd) => local::run(&settings, cmd, &out).await,
         Command::Credentials(args) => credentials::run(settings, &args, &out, &reporter).await,
+        Command::Storage(cmd) => storage::run(settings, cmd, &out, &reporter).await,
+        Command::Backup(args) => backup::backup(settings, &args, &out, &reporter).await,
+        Command::Backups(cmd) => backup::backups(settings, cmd, &out, &reporter).await,
+        Command::RestoreBackup(args) => backup::restore(settings, &args, &out, &reporter).await,
         Command::Init => doctor::init(settings, &out, &reporter).await,
         Command::Doctor => doctor::doctor(settings, &out, &reporter).await,
         Command::Metrics(args) => metrics::run(settings, &args, &reporter).await,

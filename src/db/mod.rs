@@ -14,7 +14,9 @@
 //! - `ident`: the one place identifiers are quoted.
 //! - `ownership`: this control plane's id and the claims on databases being created.
 
+pub mod backup;
 pub mod billing;
+pub mod buckets;
 pub mod control;
 pub mod credentials;
 pub mod dataplane;

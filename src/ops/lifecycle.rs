@@ -417,6 +417,8 @@ async fn purge_locked(plane: &ControlPlane, t: &Tenant, reporter: &dyn Reporter)
     let mut pooled_rows = 0;
     let (database, role) = match t.isolation {
         Isolation::Siloed => {
+            // A restore a crash left holds databases beside the tenant's: settled first.
+            super::backup::settle(plane, t, reporter).await?;
             let mark = ownership::settled_mark(plane, t).await?;
             let admin = plane.control.admin().await?;
             ownership::settle_interrupted_create(plane, &admin, &t.database, &mark).await?;
@@ -440,8 +442,8 @@ async fn purge_locked(plane: &ControlPlane, t: &Tenant, reporter: &dyn Reporter)
     failpoint(&plane.settings, "purge:data");
     let buckets = bucket_names(&t.slug);
     let mark = ownership::bucket_mark(plane, t).await?;
-    for b in &buckets {
-        plane.store.remove(b, mark.as_str())?;
+    for b in crate::storage::buckets(&t.slug, t.isolation) {
+        ownership::remove_bucket(plane, &b, &mark).await?;
     }
     failpoint(&plane.settings, "purge:buckets");
     plane.control.purge_tenant_rows(t, actor).await?;

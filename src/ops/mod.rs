@@ -13,8 +13,11 @@
 //! - `local`: the local cluster (`local status`, `local stop`).
 //! - `ownership`: the marks on tenant databases and roles, and `adopt`.
 //! - `doctor`: `init` (the control database on an operator's server) and `doctor`.
+//! - `storage`: the access policy of a tenant's buckets (`storage policy`).
+//! - `backup`: per-tenant backups into the `-backups` bucket, and restoring them.
 
 pub mod audit;
+pub mod backup;
 pub mod billing;
 pub mod credentials;
 pub mod doctor;
@@ -26,6 +29,7 @@ pub mod migrate;
 pub mod ownership;
 pub mod provision;
 pub mod quota;
+pub mod storage;
 pub mod tenants;
 pub mod usage;
 
@@ -37,7 +41,6 @@ use crate::cluster::LocalCluster;
 use crate::config::{DatabaseTarget, Settings};
 use crate::db::control::ControlDb;
 use crate::db::Server;
-use crate::storage::local::LocalDirStore;
 use crate::storage::BucketStore;
 
 /// How a step ended, for the reporter.
@@ -120,7 +123,7 @@ impl ControlPlane {
     pub async fn open(settings: Settings, reporter: &dyn Reporter) -> Result<ControlPlane> {
         let server = server(&settings, reporter, true)?.expect("started on demand");
         let control = ControlDb::open(server).await?;
-        let store = Box::new(LocalDirStore::new(settings.storage_root.clone()));
+        let store = crate::storage::open(&settings)?;
         Ok(ControlPlane {
             settings,
             control,
@@ -140,7 +143,7 @@ impl ControlPlane {
         let Some(control) = ControlDb::open_existing(server).await? else {
             return Ok(None);
         };
-        let store = Box::new(LocalDirStore::new(settings.storage_root.clone()));
+        let store = crate::storage::open(&settings)?;
         Ok(Some(ControlPlane {
             settings,
             control,
@@ -173,13 +176,14 @@ impl ControlPlane {
         } else {
             ControlDb::open_existing(server).await?
         };
-        Ok(control.map(|control| {
-            let store = Box::new(LocalDirStore::new(settings.storage_root.clone()));
-            ControlPlane {
-                settings,
-                control,
-                store,
-            }
+        let Some(control) = control else {
+            return Ok(None);
+        };
+        let store = crate::storage::open(&settings)?;
+        Ok(Some(ControlPlane {
+            settings,
+            control,
+            store,
         }))
     }
 }

@@ -11,7 +11,7 @@ use super::{failpoint, tenants, ControlPlane};
 use crate::db::dataplane::{self, Found, Mark, Object};
 use crate::exit::Failure;
 use crate::slug::Slug;
-use crate::storage::{self, Owner};
+use crate::storage::{self, Owner, TenantBucket};
 use crate::tenant::Tenant;
 use crate::tier::Isolation;
 
@@ -30,15 +30,61 @@ pub async fn bucket_mark(plane: &ControlPlane, t: &Tenant) -> Result<Mark> {
     Ok(Mark::tenant(plane.control.plane_id().await?, t.id))
 }
 
-/// Every bucket of `t` is absent or carries `t`'s mark.
+/// Every bucket of `t` is absent or carries `t`'s mark (after settling one a killed run of
+/// ours left unmarked).
 async fn check_buckets(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     let mark = bucket_mark(plane, t).await?;
-    for b in crate::tenant::bucket_names(&t.slug) {
+    for b in storage::buckets(&t.slug, t.isolation) {
         if let Owner::Foreign(found) = plane.store.owner(&b, mark.as_str())? {
-            return Err(storage::refusal(&plane.store.location(&b), found.as_deref()).into());
+            if found.is_some() || !settle_bucket(plane, &b, &mark).await? {
+                return Err(storage::refusal(&plane.store.location(&b), found.as_deref()).into());
+            }
         }
     }
     Ok(())
+}
+
+/// Object storage creates a bucket and then its mark, and removes the mark and then the
+/// bucket: a run killed in between leaves an empty bucket without any mark. Under this control
+/// plane's claim on it (written before, removed after), such a bucket is ours and is marked
+/// again. True if it did.
+async fn settle_bucket(plane: &ControlPlane, b: &TenantBucket, mark: &Mark) -> Result<bool> {
+    let location = plane.store.location(b);
+    if !plane
+        .control
+        .bucket_claimed(&location, mark.as_str())
+        .await?
+    {
+        return Ok(false);
+    }
+    if plane.store.owner(b, mark.as_str())? != Owner::Foreign(None)
+        || !plane.store.list(b, "")?.is_empty()
+    {
+        return Ok(false);
+    }
+    plane.store.adopt(b, mark.as_str())
+}
+
+/// Creates bucket `b` with `mark` (provisioning step 6), under a claim while it is created.
+pub async fn create_bucket(plane: &ControlPlane, b: &TenantBucket, mark: &Mark) -> Result<()> {
+    let location = plane.store.location(b);
+    settle_bucket(plane, b, mark).await?;
+    if plane.store.owner(b, mark.as_str())? == Owner::Absent {
+        plane.control.claim_bucket(&location, mark.as_str()).await?;
+    }
+    plane.store.create(b, mark.as_str())?;
+    plane.control.release_bucket_claim(&location).await
+}
+
+/// Removes bucket `b` carrying `mark` (purge), under a claim while it is removed.
+pub async fn remove_bucket(plane: &ControlPlane, b: &TenantBucket, mark: &Mark) -> Result<()> {
+    let location = plane.store.location(b);
+    settle_bucket(plane, b, mark).await?;
+    if plane.store.owner(b, mark.as_str())? == Owner::Ours {
+        plane.control.claim_bucket(&location, mark.as_str()).await?;
+    }
+    plane.store.remove(b, mark.as_str())?;
+    plane.control.release_bucket_claim(&location).await
 }
 
 /// `mark`, after finishing the marking of `t`'s database if a run was killed between creating
@@ -122,7 +168,7 @@ pub async fn check_new(
 ) -> Result<()> {
     // A new tenant has no buckets yet: any bucket under its names is someone else's (another
     // control plane sharing the bucket root, or something an operator keeps there).
-    for b in crate::tenant::bucket_names(slug) {
+    for b in storage::buckets(slug, isolation) {
         if let Owner::Foreign(found) = plane.store.owner(&b, "tenantctl:new")? {
             return Err(storage::refusal(&plane.store.location(&b), found.as_deref()).into());
         }
@@ -257,7 +303,7 @@ pub async fn adopt(plane: &ControlPlane, slug: &Slug) -> Result<Adopted> {
     }
     let bmark = bucket_mark(plane, &t).await?;
     let mut buckets_to_mark = Vec::new();
-    for b in crate::tenant::bucket_names(&t.slug) {
+    for b in storage::buckets(&t.slug, t.isolation) {
         let shown = format!("bucket `{b}`");
         match plane.store.owner(&b, bmark.as_str())? {
             Owner::Ours => done.already_marked.push(shown),

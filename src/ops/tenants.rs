@@ -12,7 +12,7 @@ use crate::db::control::QuotaRow;
 use crate::db::features::Entitlement;
 use crate::exit::Failure;
 use crate::slug::Slug;
-use crate::tenant::{bucket_names, Tenant};
+use crate::tenant::Tenant;
 use crate::tier::Isolation;
 
 /// A tenant as `show` and `list` print it. The JSON field names are a contract.
@@ -62,11 +62,11 @@ fn assemble(
     entitlements: &[Entitlement],
 ) -> TenantView {
     let features = super::features::effective(t.status, entitlements);
-    let buckets = bucket_names(&t.slug)
+    let buckets = crate::storage::buckets(&t.slug, t.isolation)
         .into_iter()
-        .map(|name| BucketView {
-            location: plane.store.location(&name),
-            name,
+        .map(|b| BucketView {
+            location: plane.store.location(&b),
+            name: b.name(),
         })
         .collect();
     let quotas = quotas

@@ -22,7 +22,7 @@ use crate::exit::Failure;
 use crate::period::{check_usage_time, Period};
 use crate::resource::Resource;
 use crate::slug::Slug;
-use crate::tenant::{bucket_names, Status, Tenant};
+use crate::tenant::{Status, Tenant};
 use crate::tier::{Tier, Tiers, MAX_QUANTITY};
 use crate::usage_file::{self, check_key, UsageRow};
 
@@ -360,38 +360,43 @@ pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measure
     } else {
         Some(plane.control.plane_id().await?)
     };
-    for m in &mut out.measurements {
+    // Every bucket of every measured tenant at once: the store may measure them concurrently.
+    let mut wanted = Vec::new();
+    for m in &out.measurements {
+        if m.storage_bytes.is_none() {
+            continue;
+        }
         let t = tenants
             .iter()
             .find(|t| t.id == m.tenant)
             .expect("measured tenants come from the list");
-        let Some(mut bytes) = m.storage_bytes else {
-            continue;
-        };
         let mark = dataplane::Mark::tenant(plane_id.expect("set when measuring"), t.id);
-        for bucket in bucket_names(&t.slug) {
-            let size = match plane.store.owner(&bucket, mark.as_str()) {
-                Ok(crate::storage::Owner::Foreign(found)) => Err(anyhow::Error::from(
-                    crate::storage::refusal(&plane.store.location(&bucket), found.as_deref()),
-                )),
-                Ok(_) => plane.store.size(&bucket),
-                Err(e) => Err(e),
-            };
-            let size = size
-                .with_context(|| format!("measuring bucket {bucket}"))
-                .and_then(|b| i64::try_from(b).context("bucket size out of range"))
-                .and_then(|b| bytes.checked_add(b).context("storage size out of range"));
-            match size {
-                Ok(total) => bytes = total,
-                Err(e) => {
-                    failures.push((t.id, "storage_mb", format!("{e:#}")));
-                    m.storage_bytes = None;
-                    break;
-                }
-            }
+        for bucket in crate::storage::buckets(&t.slug, t.isolation) {
+            wanted.push((m.tenant, (bucket, mark.as_str().to_owned())));
         }
-        if m.storage_bytes.is_some() {
-            m.storage_bytes = Some(bytes);
+    }
+    let pairs: Vec<_> = wanted.iter().map(|(_, p)| p.clone()).collect();
+    let sizes = plane.store.measure(&pairs);
+    for ((tenant, (bucket, _)), size) in wanted.iter().zip(sizes) {
+        let t = tenants.iter().find(|t| t.id == *tenant).expect("listed");
+        let m = out
+            .measurements
+            .iter_mut()
+            .find(|m| m.tenant == *tenant)
+            .expect("measured");
+        let Some(bytes) = m.storage_bytes else {
+            continue; // an earlier bucket of this tenant failed
+        };
+        let size = size
+            .with_context(|| format!("measuring bucket {bucket}"))
+            .and_then(|b| i64::try_from(b).context("bucket size out of range"))
+            .and_then(|b| bytes.checked_add(b).context("storage size out of range"));
+        match size {
+            Ok(total) => m.storage_bytes = Some(total),
+            Err(e) => {
+                failures.push((t.id, "storage_mb", format!("{e:#}")));
+                m.storage_bytes = None;
+            }
         }
     }
     let rows: Vec<(Uuid, Resource, i64)> = out

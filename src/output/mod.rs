@@ -18,9 +18,11 @@
 //! - `lifecycle`: purges, adoption, the audit log.
 //! - `quota`, `usage`, `billing`, `features`, `migrate`: their commands' views.
 //! - `server`: the local cluster, credentials, `init` and `doctor`.
+//! - `backup`: the storage policy, backups and restores.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod backup;
 mod billing;
 pub mod document;
 mod features;

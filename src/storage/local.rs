@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::{refusal, BucketStore, Owner};
+use bytes::Bytes;
+
+use super::{check_key, refusal, BucketStore, ObjectInfo, Owner, TenantBucket};
 
 /// The file inside a bucket directory that says who made it.
 pub const MARK_FILE: &str = ".tenantctl-bucket";
@@ -74,8 +76,8 @@ fn read_mark(dir: &Path) -> Result<Option<String>> {
 }
 
 impl BucketStore for LocalDirStore {
-    fn owner(&self, bucket: &str, mark: &str) -> Result<Owner> {
-        let dir = self.root.join(bucket);
+    fn owner(&self, bucket: &TenantBucket, mark: &str) -> Result<Owner> {
+        let dir = self.root.join(bucket.name());
         match std::fs::symlink_metadata(&dir) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Owner::Absent),
             Err(e) => Err(e).with_context(|| format!("inspecting bucket {}", dir.display())),
@@ -88,8 +90,8 @@ impl BucketStore for LocalDirStore {
         }
     }
 
-    fn create(&self, bucket: &str, mark: &str) -> Result<()> {
-        let dir = self.root.join(bucket);
+    fn create(&self, bucket: &TenantBucket, mark: &str) -> Result<()> {
+        let dir = self.root.join(bucket.name());
         match self.owner(bucket, mark)? {
             Owner::Ours => return Ok(()),
             Owner::Foreign(found) => {
@@ -100,7 +102,8 @@ impl BucketStore for LocalDirStore {
         std::fs::create_dir_all(&self.root)
             .with_context(|| format!("creating the bucket root {}", self.root.display()))?;
         let scratch = self.root.join(format!(
-            ".creating.{bucket}.{}.{}",
+            ".creating.{}.{}.{}",
+            bucket.name(),
             std::process::id(),
             rand::random::<u32>()
         ));
@@ -132,9 +135,9 @@ impl BucketStore for LocalDirStore {
         }
     }
 
-    fn remove(&self, bucket: &str, mark: &str) -> Result<()> {
-        let dir = self.root.join(bucket);
-        let parked = self.parked(bucket, mark);
+    fn remove(&self, bucket: &TenantBucket, mark: &str) -> Result<()> {
+        let dir = self.root.join(bucket.name());
+        let parked = self.parked(&bucket.name(), mark);
         match self.owner(bucket, mark)? {
             Owner::Foreign(found) => {
                 return Err(refusal(&dir.display().to_string(), found.as_deref()).into())
@@ -157,8 +160,8 @@ impl BucketStore for LocalDirStore {
         }
     }
 
-    fn adopt(&self, bucket: &str, mark: &str) -> Result<bool> {
-        let dir = self.root.join(bucket);
+    fn adopt(&self, bucket: &TenantBucket, mark: &str) -> Result<bool> {
+        let dir = self.root.join(bucket.name());
         match self.owner(bucket, mark)? {
             Owner::Absent | Owner::Ours => Ok(false),
             Owner::Foreign(None) if std::fs::symlink_metadata(&dir)?.is_dir() => {
@@ -189,7 +192,7 @@ impl BucketStore for LocalDirStore {
         }
     }
 
-    fn size(&self, bucket: &str) -> Result<u64> {
+    fn size(&self, bucket: &TenantBucket) -> Result<u64> {
         fn walk(dir: &Path) -> std::io::Result<u64> {
             let mut total = 0;
             for entry in std::fs::read_dir(dir)? {
@@ -206,7 +209,7 @@ impl BucketStore for LocalDirStore {
             }
             Ok(total)
         }
-        let dir = self.root.join(bucket);
+        let dir = self.root.join(bucket.name());
         match std::fs::symlink_metadata(&dir) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
             Err(e) => {
@@ -223,8 +226,100 @@ impl BucketStore for LocalDirStore {
         walk(&dir).with_context(|| format!("measuring bucket directory {}", dir.display()))
     }
 
-    fn location(&self, bucket: &str) -> String {
-        self.root.join(bucket).display().to_string()
+    fn location(&self, bucket: &TenantBucket) -> String {
+        self.root.join(bucket.name()).display().to_string()
+    }
+
+    fn put(&self, bucket: &TenantBucket, key: &str, data: Bytes) -> Result<()> {
+        check_key(key)?;
+        let path = self.root.join(bucket.name()).join(key);
+        let dir = path.parent().expect("a key has a parent");
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        // Written aside, flushed, then renamed into place: never half an object under its key.
+        let scratch = dir.join(format!(
+            ".writing.{}.{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let written = (|| -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&scratch)?;
+            f.write_all(&data)?;
+            f.sync_all()?;
+            std::fs::rename(&scratch, &path)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&scratch);
+        }
+        written.with_context(|| format!("writing {}", path.display()))
+    }
+
+    fn get(&self, bucket: &TenantBucket, key: &str) -> Result<Option<Bytes>> {
+        check_key(key)?;
+        let path = self.root.join(bucket.name()).join(key);
+        match std::fs::read(&path) {
+            Ok(data) => Ok(Some(Bytes::from(data))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    fn list(&self, bucket: &TenantBucket, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        fn walk(dir: &Path, rel: &str, out: &mut Vec<ObjectInfo>) -> std::io::Result<()> {
+            let entries = match std::fs::read_dir(dir) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                other => other?,
+            };
+            for entry in entries {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name == MARK_FILE || name.starts_with(".writing.") {
+                    continue;
+                }
+                let key = if rel.is_empty() {
+                    name
+                } else {
+                    format!("{rel}/{name}")
+                };
+                let meta = entry.metadata()?;
+                if meta.is_dir() {
+                    walk(&entry.path(), &key, out)?;
+                } else {
+                    out.push(ObjectInfo {
+                        key,
+                        size: meta.len(),
+                    });
+                }
+            }
+            Ok(())
+        }
+        let dir = self.root.join(bucket.name());
+        let mut out = Vec::new();
+        walk(&dir, "", &mut out).with_context(|| format!("listing {}", dir.display()))?;
+        out.retain(|o| o.key.starts_with(prefix));
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    fn delete(&self, bucket: &TenantBucket, key: &str) -> Result<()> {
+        check_key(key)?;
+        let dir = self.root.join(bucket.name());
+        let path = dir.join(key);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("deleting {}", path.display()))
+            }
+            _ => {}
+        }
+        // As in object storage, a "directory" is there only while something is under it.
+        let mut parent = path.parent();
+        while let Some(p) = parent.filter(|p| *p != dir) {
+            if std::fs::remove_dir(p).is_err() {
+                break;
+            }
+            parent = p.parent();
+        }
+        Ok(())
     }
 }
 
@@ -236,28 +331,34 @@ mod tests {
     fn buckets_carry_their_mark_and_foreign_ones_are_left_alone() {
         let root = std::env::temp_dir().join(format!("tenantctl-store-{}", std::process::id()));
         let store = LocalDirStore::new(root.clone());
+        let b = |kind: &'static str| TenantBucket {
+            slug: "acme".into(),
+            kind,
+            pooled: false,
+        };
+        let (up, assets) = (&b("uploads"), &b("assets"));
         let (ours, theirs) = ("tenantctl:a:b", "tenantctl:a:c");
-        store.create("acme-uploads", ours).unwrap();
-        store.create("acme-uploads", ours).unwrap();
-        assert_eq!(store.owner("acme-uploads", ours).unwrap(), Owner::Ours);
-        assert_eq!(store.owner("acme-assets", ours).unwrap(), Owner::Absent);
-        assert!(store.create("acme-uploads", theirs).is_err());
-        assert!(store.remove("acme-uploads", theirs).is_err());
+        store.create(up, ours).unwrap();
+        store.create(up, ours).unwrap();
+        assert_eq!(store.owner(up, ours).unwrap(), Owner::Ours);
+        assert_eq!(store.owner(assets, ours).unwrap(), Owner::Absent);
+        assert!(store.create(up, theirs).is_err());
+        assert!(store.remove(up, theirs).is_err());
         std::fs::create_dir_all(root.join("acme-uploads/a/b")).unwrap();
         std::fs::write(root.join("acme-uploads/x"), [0u8; 10]).unwrap();
         std::fs::write(root.join("acme-uploads/a/b/y"), [0u8; 5]).unwrap();
-        assert_eq!(store.size("acme-uploads").unwrap(), 15);
-        assert_eq!(store.size("acme-assets").unwrap(), 0);
-        store.remove("acme-uploads", ours).unwrap();
-        store.remove("acme-uploads", ours).unwrap();
-        assert_eq!(store.owner("acme-uploads", ours).unwrap(), Owner::Absent);
+        assert_eq!(store.size(up).unwrap(), 15);
+        assert_eq!(store.size(assets).unwrap(), 0);
+        store.remove(up, ours).unwrap();
+        store.remove(up, ours).unwrap();
+        assert_eq!(store.owner(up, ours).unwrap(), Owner::Absent);
         // A directory nobody marked is never adopted by create, nor removed.
         std::fs::create_dir_all(root.join("acme-assets")).unwrap();
-        assert!(store.create("acme-assets", ours).is_err());
-        assert!(store.remove("acme-assets", ours).is_err());
+        assert!(store.create(assets, ours).is_err());
+        assert!(store.remove(assets, ours).is_err());
         assert!(root.join("acme-assets").is_dir());
-        assert!(store.adopt("acme-assets", ours).unwrap());
-        store.remove("acme-assets", ours).unwrap();
+        assert!(store.adopt(assets, ours).unwrap());
+        store.remove(assets, ours).unwrap();
         std::fs::remove_dir_all(root).unwrap();
     }
 }

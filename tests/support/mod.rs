@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod managed;
+pub mod s3;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -358,9 +359,15 @@ pub fn bare_cmd() -> Command {
         "TENANTCTL_NAME_PREFIX",
         "TENANTCTL_FAILPOINT",
         "TENANTCTL_ACTOR",
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_SHARED_CREDENTIALS_FILE",
     ] {
         cmd.env_remove(var);
     }
+    // The test S3 server's credentials; only read when a config file selects the s3 backend.
+    cmd.env("AWS_ACCESS_KEY_ID", s3::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", s3::SECRET_KEY);
     cmd.stdin(Stdio::null());
     cmd
 }

@@ -618,8 +618,8 @@ async fn seed_quotas(plane: &ControlPlane, t: &Tenant, req: &Request) -> Result<
 /// Step `create_buckets`. Each bucket carries the tenant's mark; one that exists without it is refused.
 async fn create_buckets(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     let mark = ownership::bucket_mark(plane, t).await?;
-    for bucket in bucket_names(&t.slug) {
-        plane.store.create(&bucket, mark.as_str())?;
+    for bucket in crate::storage::buckets(&t.slug, t.isolation) {
+        ownership::create_bucket(plane, &bucket, &mark).await?;
     }
     Ok(())
 }
