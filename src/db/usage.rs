@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::SinkExt;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 use uuid::Uuid;
 
 use super::control::ControlDb;
@@ -228,20 +228,27 @@ impl ControlDb {
         resource: &str,
         period: NaiveDate,
     ) -> Result<Option<(String, String, Option<QuotaUsage>)>> {
+        // Typed parameters: parse, bind and execute in one round trip (no prepare first).
         let row = self
             .conn()
             .await?
-            .query_opt(
+            .query_typed(
                 "SELECT t.status, t.tier, q.resource, q.limit_value, q.source, coalesce(u.quantity, 0), m.quantity, m.measured_at, q.hard
                  FROM tenants t
                  LEFT JOIN quotas q ON q.tenant_id = t.id AND q.resource = $2
                  LEFT JOIN usage_totals u ON u.tenant_id = t.id AND u.resource = $2 AND u.period = $3
                  LEFT JOIN measured_usage m ON m.tenant_id = t.id AND m.resource = $2
                  WHERE t.slug = $1",
-                &[&slug, &resource, &period],
+                &[
+                    (&slug, Type::TEXT),
+                    (&resource, Type::TEXT),
+                    (&period, Type::DATE),
+                ],
             )
             .await
-            .context("reading the quota")?;
+            .context("reading the quota")?
+            .into_iter()
+            .next();
         Ok(row.map(|r| {
             let quota = r.get::<_, Option<String>>(2).map(|resource| QuotaUsage {
                 resource,
