@@ -188,7 +188,12 @@ impl ControlDb {
                 pending.join(", ")
             );
         }
-        Ok(Some(ControlDb::with_first(pool, server, name, Some(client))))
+        Ok(Some(ControlDb::with_first(
+            pool,
+            server,
+            name,
+            Some(client),
+        )))
     }
 
     /// Opens the control database only if it exists, applying its pending migrations as
@@ -213,7 +218,12 @@ impl ControlDb {
         if v != Some(migrate::control_latest()) {
             migrate::control(&mut client).await?;
         }
-        Ok(Some(ControlDb::with_first(pool, server, name, Some(client))))
+        Ok(Some(ControlDb::with_first(
+            pool,
+            server,
+            name,
+            Some(client),
+        )))
     }
 
     /// The applied control schema version and the names of the migrations still pending.
