@@ -831,3 +831,28 @@ fn tenant_text(v: &TenantView) -> String {
         ("features", v.features.join(" ")),
     ])
 }
+
+/// `provision --file`: the summary (JSON: `ops::bulk::Summary` as it is), failures on stderr.
+impl Output {
+    pub fn bulk_provisioned(&self, s: &crate::ops::bulk::Summary) -> Result<()> {
+        for f in &s.failed {
+            stderr_line(&format!(
+                "line {}: tenant `{}` failed: {}",
+                f.line, f.slug, f.error
+            ));
+        }
+        match self.format {
+            OutputFormat::Json => self.json(s),
+            OutputFormat::Table | OutputFormat::Csv => emit(&format!(
+                "{} row(s): {} provisioned, {} already active (skipped), {} failed; passwords in {} ({} at a time, {} ms)",
+                s.rows,
+                s.provisioned,
+                s.skipped,
+                s.failed.len(),
+                s.password_file,
+                s.concurrency,
+                s.duration_ms
+            )),
+        }
+    }
+}
