@@ -5,6 +5,7 @@ mod support;
 
 mod bill;
 mod bill_model;
+mod bulk;
 mod cli;
 mod connection;
 mod corpus;

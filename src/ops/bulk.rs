@@ -355,8 +355,8 @@ pub async fn provision_all(
     reporter.progress(0, total, "tenants");
     let passwords = Mutex::new(passwords);
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<Option<Failed>> = futures_util::stream::iter(todo.into_iter().map(
-        |(line, req)| {
+    let results: Vec<Option<Failed>> =
+        futures_util::stream::iter(todo.into_iter().map(|(line, req)| {
             let passwords = &passwords;
             let done = &done;
             async move {
@@ -382,11 +382,10 @@ pub async fn provision_all(
                     ),
                 })
             }
-        },
-    ))
-    .buffer_unordered(batch.concurrency)
-    .collect()
-    .await;
+        }))
+        .buffer_unordered(batch.concurrency)
+        .collect()
+        .await;
     let passwords = passwords.into_inner().expect("not poisoned");
     passwords.tidy();
     let mut failed: Vec<Failed> = results.into_iter().flatten().collect();
