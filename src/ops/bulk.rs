@@ -303,7 +303,7 @@ impl Passwords {
         for entry in entries {
             let name = entry.context("reading staged passwords")?.file_name();
             if let Some(slug) = name.to_str().filter(|s| active.contains(s)) {
-                self.deliver(&slug.to_owned())?;
+                self.deliver(slug)?;
             }
         }
         Ok(())
