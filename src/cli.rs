@@ -165,7 +165,7 @@ pub struct ProvisionArgs {
     /// [default: FILE.passwords], one `slug,password` line per tenant
     #[arg(long, value_name = "CSV", conflicts_with_all = ["slug", "tier", "name", "owner_email", "owner_name", "features", "dry_run"])]
     pub file: Option<PathBuf>,
-    /// With --file: how many tenants are provisioned at once [default: 2 × CPU cores]
+    /// With --file: how many tenants are provisioned at once (at most 20) [default: 2 × CPU cores, at most 16]
     #[arg(long, value_name = "N", requires = "file")]
     pub concurrency: Option<usize>,
     /// Display name [default: the slug]

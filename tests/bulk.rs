@@ -218,3 +218,38 @@ fn a_rerun_after_a_crash_finishes_every_tenant_with_one_password_line_each() {
     assert_eq!(again.json()["skipped"].as_u64(), Some(5));
     check_passwords(&env, &pw, &refs);
 }
+
+/// More siloed tenants at once than the control pool's usual four connections: each run holds
+/// a pooled connection while asking for another, which once hung every run for ever.
+#[test]
+fn siloed_tenants_at_a_concurrency_above_the_usual_pool_size_all_finish() {
+    let env = TestEnv::new();
+    let mut text = "slug,tier,name,owner_email\n".to_owned();
+    for i in 0..6 {
+        text.push_str(&format!("silo{i},premium,,\n"));
+    }
+    let file = write(&env, "t.csv", &text);
+    let run = env
+        .run(&[
+            "provision",
+            "--file",
+            &file,
+            "--concurrency",
+            "6",
+            "-o",
+            "json",
+        ])
+        .expect(0);
+    assert_eq!(run.json()["provisioned"].as_u64(), Some(6));
+    let refs: Vec<String> = (0..6).map(|i| format!("silo{i}")).collect();
+    let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
+    check_passwords(&env, &format!("{file}.passwords"), &refs);
+    let too_many = env
+        .run(&["provision", "--file", &file, "--concurrency", "21"])
+        .expect(2);
+    assert!(
+        too_many.stderr.contains("at most 20"),
+        "{}",
+        too_many.stderr
+    );
+}

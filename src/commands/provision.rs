@@ -23,8 +23,8 @@ pub async fn run(
             args.password_file.as_deref(),
             args.concurrency,
         )?;
-        let plane = ControlPlane::open(settings, reporter).await?;
-        let summary = bulk::provision_all(&plane, &batch, reporter).await?;
+        let mut plane = ControlPlane::open(settings, reporter).await?;
+        let summary = bulk::provision_all(&mut plane, &batch, reporter).await?;
         out.bulk_provisioned(&summary)?;
         return bulk::result(&summary);
     }

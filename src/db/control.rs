@@ -241,6 +241,19 @@ impl ControlDb {
         &self.name
     }
 
+    /// The same control database with a pool of `size` connections, for an operation that runs
+    /// many others at once (`provision --file`): a provisioning run may hold one pooled
+    /// connection while it asks for a second, so N at once need more than N.
+    pub fn widened(&self, size: usize) -> Result<ControlDb> {
+        let pool = self.server.pool(&self.name, size)?;
+        Ok(ControlDb::with_first(
+            pool,
+            self.server.clone(),
+            self.name.clone(),
+            None,
+        ))
+    }
+
     fn with_first(pool: Pool, server: Server, name: String, first: Option<Object>) -> ControlDb {
         ControlDb {
             pool,

@@ -40,6 +40,12 @@ use crate::text_file;
 
 /// The header a tenant file starts with.
 pub const HEADER: [&str; 4] = ["slug", "tier", "name", "owner_email"];
+/// `--concurrency` at most: a tenant in flight holds up to four connections (two pooled to the
+/// control database, its advisory lock's, its tenant database's), and PostgreSQL's default
+/// `max_connections` is 100.
+const MAX_CONCURRENCY: usize = 20;
+/// The default (2 × cores) at most.
+const DEFAULT_CONCURRENCY_MAX: usize = 16;
 /// Bad rows named in one error message.
 const SHOWN_ERRORS: usize = 10;
 
@@ -88,8 +94,14 @@ impl Batch {
                     "invalid --concurrency 0: give at least 1".to_owned(),
                 ))
             }
+            Some(n) if n > MAX_CONCURRENCY => {
+                return Err(Failure::BadInput(format!(
+                    "invalid --concurrency {n}: at most {MAX_CONCURRENCY} (each tenant in flight holds up to four server connections)"
+                )))
+            }
             Some(n) => n,
-            None => 2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
+            None => (2 * std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .min(DEFAULT_CONCURRENCY_MAX),
         };
         let password_file = match password_file {
             Some(p) => p.to_path_buf(),
@@ -317,11 +329,15 @@ impl Passwords {
 
 /// Steps 2 to 4 (see the module outline).
 pub async fn provision_all(
-    plane: &ControlPlane,
+    plane: &mut ControlPlane,
     batch: &Batch,
     reporter: &dyn Reporter,
 ) -> Result<Summary> {
     let started = Instant::now();
+    // A provisioning run may hold one pooled control connection while asking for another: with
+    // fewer than N + 1, N runs could each hold one and wait for ever.
+    plane.control = plane.control.widened(2 * batch.concurrency + 2)?;
+    let plane = &*plane;
     let mut passwords = Passwords::open(&batch.password_file)?;
     let existing: HashMap<String, (Status, String)> = plane
         .control
