@@ -7,7 +7,8 @@
 //!   provisioning, "1000,10000,50000" for the fleet commands);
 //! - `list -o json`, `bill --dry-run`, `usage refresh` at each of SCALE_TENANTS;
 //! - `migrate --concurrency 4` of one tenant migration over each of SCALE_SILOS siloed tenants
-//!   (default "10,30"; the issue's: "50,200,1000").
+//!   (default "10,30"; the issue's: "50,200,1000"); the migration is tenant V4 (re-runnable),
+//!   made pending again by deleting its history row in every silo.
 //!
 //! Pooled fleets are seeded as rows by SQL (tenants, quotas), as the other benchmarks do; silos
 //! are provisioned by `provision --file`. `cargo bench --bench scaling`.
@@ -34,17 +35,22 @@ fn sizes(name: &str, default: &str) -> Vec<usize> {
 /// seeded tenant has nothing to measure in some place, after storing the rest).
 fn run(url: &str, root: &std::path::Path, args: &[&str]) -> (f64, bool) {
     let t0 = Instant::now();
-    let status = Command::new(common::BIN)
+    let out = Command::new(common::BIN)
         .args(args)
         .arg("--quiet")
         .env("TENANTCTL_DATABASE_URL", url)
         .env("TENANTCTL_NAME_PREFIX", "sc_")
         .env("TENANTCTL_STORAGE_ROOT", root.join("buckets"))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
+        .stderr(Stdio::piped())
+        .output()
         .unwrap();
-    (t0.elapsed().as_secs_f64() * 1000.0, status.success())
+    let ms = t0.elapsed().as_secs_f64() * 1000.0;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        eprintln!("tenantctl {args:?}: {}", err.lines().next().unwrap_or(""));
+    }
+    (ms, out.status.success())
 }
 
 fn main() {
@@ -191,7 +197,7 @@ fn main() {
             let mut db =
                 postgres::Client::connect(&c.url(&format!("sc_silo{i:05}")), postgres::NoTls)
                     .unwrap();
-            db.execute("DELETE FROM refinery_schema_history WHERE version = 2", &[])
+            db.execute("DELETE FROM refinery_schema_history WHERE version = 4", &[])
                 .unwrap();
         }
         let (ms, ok) = run(&url, root, &["migrate", "--concurrency", "4"]);
