@@ -209,10 +209,19 @@ pub struct CredentialsArgs {
 #[derive(Debug, Args)]
 pub struct ProvisionArgs {
     /// The tenant's slug: a DNS label that becomes its subdomain
-    pub slug: String,
+    #[arg(required_unless_present = "file")]
+    pub slug: Option<String>,
     /// Tier from the tier table (built in: free, premium, enterprise)
-    #[arg(long, value_name = "TIER")]
-    pub tier: String,
+    #[arg(long, value_name = "TIER", required_unless_present = "file")]
+    pub tier: Option<String>,
+    /// Provision every tenant of a CSV file (header `slug,tier,name,owner_email`), all rows
+    /// checked before anything is created; passwords go to --password-file
+    /// [default: FILE.passwords], one `slug,password` line per tenant
+    #[arg(long, value_name = "CSV", conflicts_with_all = ["slug", "tier", "name", "owner_email", "owner_name", "features", "dry_run"])]
+    pub file: Option<PathBuf>,
+    /// With --file: how many tenants are provisioned at once (at most 20) [default: 2 × CPU cores, at most 16]
+    #[arg(long, value_name = "N", requires = "file")]
+    pub concurrency: Option<usize>,
     /// Display name, up to 200 printable characters [default: the slug]
     #[arg(long, value_name = "TEXT")]
     pub name: Option<String>,

@@ -70,10 +70,27 @@ pub fn run(cli: cli::Cli) -> Result<()> {
     for w in &settings.warnings {
         output::stderr_line(w);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    // A one-shot command (`quota check`, `show`, `list`) waits on one connection at a time: a
+    // single-threaded runtime starts no worker threads. Commands that fan out over many
+    // connections or hash in bulk keep the worker threads (bcrypt runs on the blocking pool
+    // either way).
+    let fans_out = matches!(
+        cli.command,
+        cli::Command::Provision(_)
+            | cli::Command::Migrate(_)
+            | cli::Command::Bill(_)
+            | cli::Command::Usage(_)
+    );
+    let runtime = if fans_out {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    }
+    .context("starting the async runtime")?;
     runtime.block_on(commands::dispatch(cli.command, settings))
 }

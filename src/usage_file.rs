@@ -75,7 +75,7 @@ fn parse_row(line: i64, fields: &[&str]) -> Result<UsageRow, String> {
 }
 
 /// Splits one CSV line (RFC 4180 within the line: a field may be quoted, `""` is a quote).
-fn split_line(line: &str) -> Result<Vec<String>, String> {
+pub(crate) fn split_line(line: &str) -> Result<Vec<String>, String> {
     let mut fields = Vec::new();
     let mut field = String::new();
     let mut chars = line.chars().peekable();

@@ -7,6 +7,7 @@ mod actor;
 mod backup;
 mod bill;
 mod bill_model;
+mod bulk;
 mod cli;
 mod completions;
 mod connection;

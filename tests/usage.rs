@@ -883,3 +883,95 @@ fn import_counts_read_right() {
         run.stdout
     );
 }
+
+/// The import's fast path (groups that cannot reach a limit go in with one INSERT) and its
+/// careful path (groups that can, in file order) in one file, imported by four processes at
+/// once: every key counts once, the hard limit holds, totals equal the events.
+#[test]
+fn concurrent_imports_mixing_untouched_and_contested_limits_count_each_key_once() {
+    let env = TestEnv::new();
+    env.run(&["provision", "acme", "--tier", "free"]).expect(0);
+    env.run(&["provision", "bigco", "--tier", "premium"])
+        .expect(0);
+    env.backdate_creation("acme", "2026-10-01T00:00:00Z");
+    env.backdate_creation("bigco", "2026-10-01T00:00:00Z");
+    env.run(&[
+        "usage",
+        "record",
+        "bigco",
+        "api_requests",
+        "7",
+        "--at",
+        "2026-10-02",
+        "--key",
+        "b0",
+    ])
+    .expect(0);
+    let csv = env.dir.path().join("u.csv");
+    // acme October: 300 + 200 (+ a repeated key) under the hard limit of 1000: untouched.
+    // acme November: 600, then 600 that would pass 1000: refused, and so is every later row
+    // of the month (file order: refused from the first row that passes the limit).
+    // bigco: soft; b0 was recorded before, b1 repeats within the file.
+    std::fs::write(
+        &csv,
+        "acme,api_requests,300,2026-10-20,a1\n\
+         acme,api_requests,200,2026-10-21,a2\n\
+         acme,api_requests,200,2026-10-22,a2\n\
+         acme,api_requests,600,2026-11-01,n1\n\
+         acme,api_requests,600,2026-11-02,n2\n\
+         acme,api_requests,400,2026-11-03,n3\n\
+         bigco,api_requests,5000,2026-10-20,b1\n\
+         bigco,api_requests,5000,2026-10-21,b1\n\
+         bigco,api_requests,7,2026-10-22,b0\n\
+         bigco,compute_hours,3,2026-10-23,b2\n",
+    )
+    .unwrap();
+    let argv: Vec<String> = ["usage", "import", csv.to_str().unwrap(), "-o", "json"]
+        .map(String::from)
+        .to_vec();
+    let runs = env.run_concurrently(&vec![argv; 4]);
+    let mut accepted = 0;
+    for run in &runs {
+        assert_eq!(run.code, Some(3), "{}", run.stderr);
+        let v = run.json();
+        accepted += v["accepted"].as_i64().unwrap();
+        let refused: Vec<i64> = v["refused_rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["line"].as_i64().unwrap())
+            .collect();
+        assert_eq!(refused, [5, 6], "{v}");
+    }
+    assert_eq!(
+        accepted, 5,
+        "the five new keys, counted by exactly one import each"
+    );
+    let oct = "SELECT quantity FROM usage_totals u JOIN tenants t ON t.id = u.tenant_id WHERE t.slug = $1 AND u.resource = $2 AND period = $3::text::date";
+    assert_eq!(
+        env.scalar_i64(oct, &[&"acme", &"api_requests", &"2026-10-01"]),
+        500
+    );
+    assert_eq!(
+        env.scalar_i64(oct, &[&"acme", &"api_requests", &"2026-11-01"]),
+        600
+    );
+    assert_eq!(
+        env.scalar_i64(oct, &[&"bigco", &"api_requests", &"2026-10-01"]),
+        5007
+    );
+    assert_eq!(
+        env.scalar_i64(oct, &[&"bigco", &"compute_hours", &"2026-10-01"]),
+        3
+    );
+    assert_eq!(events(&env, "acme"), 3);
+    assert_eq!(events(&env, "bigco"), 3);
+    // Totals are exactly the sum of the events behind them.
+    assert_eq!(
+        env.scalar_i64(
+            "SELECT count(*) FROM usage_totals u WHERE quantity <> (SELECT sum(quantity) FROM usage_events e WHERE e.tenant_id = u.tenant_id AND e.resource = u.resource AND e.period = u.period)",
+            &[]
+        ),
+        0
+    );
+}

@@ -5,7 +5,7 @@ use anyhow::Result;
 use crate::cli::ProvisionArgs;
 use crate::config::Settings;
 use crate::ops::provision::{self, Args, Request};
-use crate::ops::ControlPlane;
+use crate::ops::{bulk, ControlPlane};
 use crate::output::Output;
 use crate::progress::TerminalReporter;
 
@@ -15,13 +15,31 @@ pub async fn run(
     out: &Output,
     reporter: &TerminalReporter,
 ) -> Result<()> {
+    if let Some(file) = &args.file {
+        // Every row is checked before anything (even the local cluster) is touched.
+        let batch = bulk::Batch::read(
+            &settings,
+            file,
+            args.password_file.as_deref(),
+            args.concurrency,
+        )?;
+        let out = out.printer::<bulk::Summary>()?;
+        let mut plane = ControlPlane::open(settings, reporter).await?;
+        let summary = bulk::provision_all(&mut plane, &batch, reporter).await?;
+        crate::output::bulk_failures(&summary);
+        out.print(&summary)?;
+        return bulk::result(&summary);
+    }
+    let (Some(slug), Some(tier)) = (&args.slug, &args.tier) else {
+        unreachable!("clap requires a slug and --tier without --file");
+    };
     // Everything is checked before anything (even the local cluster) is touched.
     let validate = |settings: &Settings| {
         Request::validate(
             settings,
             &Args {
-                slug: &args.slug,
-                tier: &args.tier,
+                slug,
+                tier,
                 name: args.name.as_deref(),
                 owner_email: args.owner_email.as_deref(),
                 owner_name: args.owner_name.as_deref(),

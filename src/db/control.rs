@@ -1,7 +1,9 @@
 //! `ControlDb`: the control database. Tenants, the provisioning journal, quotas, the audit log.
 
 use anyhow::{Context, Result};
-use deadpool_postgres::Pool;
+use std::sync::{Arc, Mutex};
+
+use deadpool_postgres::{Object, Pool};
 use tokio_postgres::{Client, Row};
 use uuid::Uuid;
 
@@ -22,6 +24,9 @@ pub struct ControlDb {
     pool: Pool,
     server: Server,
     name: String,
+    /// The connection that checked the schema version, handed to the first `conn()`: a
+    /// one-shot command then uses one connection, and skips the pool's recycling round trip.
+    first: Arc<Mutex<Option<Object>>>,
 }
 
 /// The key of a tenant's advisory lock is this followed by its slug (`metrics` looks for it
@@ -86,6 +91,15 @@ impl ControlDb {
     /// `tenantctl init`, and nothing is created.
     pub async fn open(server: Server) -> Result<ControlDb> {
         if server.embedded() {
+            // The common case costs one connection and one query; anything else (a database
+            // to create, migrations to apply) is `init`'s work.
+            let name = server.control_database().to_owned();
+            let pool = server.pool(&name, 4)?;
+            if let Ok(client) = server.first_pooled(&pool, &name).await {
+                if current_version(&client).await? == Some(migrate::control_latest()) {
+                    return Ok(ControlDb::with_first(pool, server, name, Some(client)));
+                }
+            }
             return Ok(Self::init(server).await?.0);
         }
         let name = server.control_database().to_owned();
@@ -96,12 +110,13 @@ impl ControlDb {
                 server.shown()
             ))
         };
-        let mut client = match server.connect(&name).await {
+        let pool = server.pool(&name, 4)?;
+        let mut client = match server.first_pooled(&pool, &name).await {
             Ok(c) => c,
             Err(e) if database_missing(&e) => return Err(init_hint().into()),
             Err(e) => return Err(e),
         };
-        match schema_version(&client).await? {
+        match current_version(&client).await? {
             None => {
                 return Err(Failure::BadInput(format!(
                     "database `{}` on {} has no tenantctl control schema: run `tenantctl init` to set it up there, or name the right database",
@@ -110,12 +125,14 @@ impl ControlDb {
                 ))
                 .into())
             }
-            Some(v) => refuse_newer(v)?,
+            Some(v) => {
+                refuse_newer(v)?;
+                if v < migrate::control_latest() {
+                    migrate::control(&mut client).await?;
+                }
+            }
         }
-        migrate::control(&mut client).await?;
-        drop(client);
-        let pool = server.pool(&name, 4)?;
-        Ok(ControlDb { pool, server, name })
+        Ok(ControlDb::with_first(pool, server, name, Some(client)))
     }
 
     /// `tenantctl init`: creates the control database if it is missing and applies its
@@ -138,14 +155,19 @@ impl ControlDb {
         let applied = migrate::control(&mut client).await?;
         drop(client);
         let pool = server.pool(&name, 4)?;
-        Ok((ControlDb { pool, server, name }, created, applied))
+        Ok((
+            ControlDb::with_first(pool, server, name, None),
+            created,
+            applied,
+        ))
     }
 
     /// Opens the control database only if it exists and is migrated, changing nothing
     /// (for `--dry-run`).
     pub async fn open_existing(server: Server) -> Result<Option<ControlDb>> {
         let name = server.control_database().to_owned();
-        let client = match server.connect(&name).await {
+        let pool = server.pool(&name, 2)?;
+        let client = match server.first_pooled(&pool, &name).await {
             Ok(c) => c,
             Err(e) if database_missing(&e) && server.embedded() => return Ok(None),
             Err(e) if database_missing(&e) => {
@@ -158,15 +180,9 @@ impl ControlDb {
             }
             Err(e) => return Err(e),
         };
-        let migrated: bool = client
-            .query_one("SELECT to_regclass('public.tenants') IS NOT NULL", &[])
-            .await
-            .context("reading the control schema")?
-            .get(0);
-        if !migrated {
+        let Some(v) = current_version(&client).await? else {
             return Ok(None);
-        }
-        let v = schema_version(&client).await?.unwrap_or(0);
+        };
         refuse_newer(v)?;
         // A control database left behind by an older tenantctl lacks columns every read
         // needs; migrating it would change something, so say what to do instead.
@@ -177,8 +193,12 @@ impl ControlDb {
                 pending.join(", ")
             );
         }
-        let pool = server.pool(&name, 2)?;
-        Ok(Some(ControlDb { pool, server, name }))
+        Ok(Some(ControlDb::with_first(
+            pool,
+            server,
+            name,
+            Some(client),
+        )))
     }
 
     /// Opens the control database only if it exists, applying its pending migrations as
@@ -190,18 +210,25 @@ impl ControlDb {
             return Self::open(server).await.map(Some);
         }
         let name = server.control_database().to_owned();
-        let mut client = match server.connect(&name).await {
+        let pool = server.pool(&name, 4)?;
+        let mut client = match server.first_pooled(&pool, &name).await {
             Ok(c) => c,
             Err(e) if database_missing(&e) => return Ok(None),
             Err(e) => return Err(e),
         };
-        if let Some(v) = schema_version(&client).await? {
+        let v = current_version(&client).await?;
+        if let Some(v) = v {
             refuse_newer(v)?;
         }
-        migrate::control(&mut client).await?;
-        drop(client);
-        let pool = server.pool(&name, 4)?;
-        Ok(Some(ControlDb { pool, server, name }))
+        if v != Some(migrate::control_latest()) {
+            migrate::control(&mut client).await?;
+        }
+        Ok(Some(ControlDb::with_first(
+            pool,
+            server,
+            name,
+            Some(client),
+        )))
     }
 
     /// The applied control schema version and the names of the migrations still pending.
@@ -219,7 +246,33 @@ impl ControlDb {
         &self.name
     }
 
+    /// The same control database with a pool of `size` connections, for an operation that runs
+    /// many others at once (`provision --file`): a provisioning run may hold one pooled
+    /// connection while it asks for a second, so N at once need more than N.
+    pub fn widened(&self, size: usize) -> Result<ControlDb> {
+        let pool = self.server.pool(&self.name, size)?;
+        Ok(ControlDb::with_first(
+            pool,
+            self.server.clone(),
+            self.name.clone(),
+            None,
+        ))
+    }
+
+    fn with_first(pool: Pool, server: Server, name: String, first: Option<Object>) -> ControlDb {
+        ControlDb {
+            pool,
+            server,
+            name,
+            first: Arc::new(Mutex::new(first)),
+        }
+    }
+
     pub(super) async fn conn(&self) -> Result<deadpool_postgres::Object> {
+        let first = self.first.lock().map(|mut f| f.take()).unwrap_or(None);
+        if let Some(client) = first {
+            return Ok(client);
+        }
         self.pool.get().await.with_context(|| {
             format!(
                 "connecting to the control database on {}",
@@ -572,7 +625,40 @@ fn limit_columns(limits: &[(Resource, u64, bool)]) -> Result<LimitColumns> {
     Ok((resources, values, hard))
 }
 
-/// Creates the control database from a maintenance database (`postgres`, else `template1`).
+/// The newest applied control migration, `None` when the database has no control schema, in
+/// one query when the schema is there (every command asks: it should not cost migrations'
+/// worth of queries); only a database without migration history pays a second one.
+async fn current_version(client: &Client) -> Result<Option<i32>> {
+    // The simple protocol: one round trip, where a prepared statement costs two.
+    match client
+        .simple_query(
+            "SELECT coalesce(max(version), 0), to_regclass('public.tenants') IS NOT NULL FROM refinery_schema_history",
+        )
+        .await
+    {
+        Ok(messages) => {
+            let row = messages
+                .iter()
+                .find_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+                    _ => None,
+                })
+                .context("reading the control schema's version: no row")?;
+            if row.get(1) != Some("t") {
+                return Ok(None);
+            }
+            let v = row.get(0).unwrap_or("0");
+            Ok(Some(v.parse().with_context(|| {
+                format!("reading the control schema's version: `{v}`")
+            })?))
+        }
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
+            schema_version(client).await
+        }
+        Err(e) => Err(e).context("reading the control schema's version"),
+    }
+}
+
 /// The newest applied control migration, `None` when the database has no control schema.
 async fn schema_version(client: &Client) -> Result<Option<i32>> {
     let row = client
@@ -639,6 +725,7 @@ fn refuse_newer(version: i32) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Creates the control database from a maintenance database (`postgres`, else `template1`).
 async fn create_control_database(server: &Server, name: &str) -> Result<()> {
     let client = match server.connect("postgres").await {
         Ok(c) => c,

@@ -32,7 +32,9 @@ pub mod usage;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
 use postgres_openssl::MakeTlsConnector;
 use tokio_postgres::config::SslMode as DriverSslMode;
@@ -124,7 +126,15 @@ impl Server {
             options = format!("{o} {options}");
         }
         c.options(&options);
+        // libpq never encrypts a unix-socket connection, and a server always answers `N` to
+        // TLS over one: under `prefer` (the default) asking costs a round trip and building
+        // the connector loads the system's CA bundle (≈20 ms), for nothing.
+        let only_sockets = !p.hosts.is_empty() && p.hosts.iter().all(|h| h.starts_with('/'));
         let tls = match p.sslmode {
+            SslMode::Prefer if only_sockets => {
+                c.ssl_mode(DriverSslMode::Disable);
+                Tls::None
+            }
             SslMode::Disable => {
                 c.ssl_mode(DriverSslMode::Disable);
                 Tls::None
@@ -234,6 +244,23 @@ impl Server {
                 self.connect_timeout.as_secs()
             ))
             .with_context(context),
+        }
+    }
+
+    /// The first connection of `pool` (of database `dbname`), its failure worded as `connect`
+    /// words it: a command's schema check and its own queries then share one connection
+    /// instead of paying for a second one (≈6 ms each over a unix socket).
+    pub async fn first_pooled(&self, pool: &Pool, dbname: &str) -> Result<Object> {
+        let context = || format!("connecting to database `{dbname}` on {}", self.shown);
+        match pool.get().await {
+            Ok(o) => Ok(o),
+            Err(PoolError::Backend(e)) => Err(self.clear_error(e)).with_context(context),
+            Err(PoolError::Timeout(_)) => Err(anyhow!(
+                "no answer within {} s (connect_timeout)",
+                self.connect_timeout.as_secs()
+            ))
+            .with_context(context),
+            Err(e) => Err(anyhow::Error::new(e)).with_context(context),
         }
     }
 

@@ -2,6 +2,7 @@
 //! through the `Reporter` trait, results are returned as `#[derive(Serialize)]` views.
 //!
 //! - `provision`: the numbered provisioning steps.
+//! - `bulk`: `provision --file`, many tenants through `provision`, N at a time.
 //! - `lifecycle`: suspend, resume, deprovision, restore, purge, set-tier.
 //! - `migrate`: the tenant schema across every tenant database.
 //! - `audit`: reading the audit log.
@@ -19,6 +20,7 @@
 pub mod audit;
 pub mod backup;
 pub mod billing;
+pub mod bulk;
 pub mod credentials;
 pub mod doctor;
 pub mod features;

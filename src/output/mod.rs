@@ -46,6 +46,7 @@ use crate::excerpt::escape;
 use crate::exit::Failure;
 
 pub use server::Stopped;
+pub use tenants::bulk_failures;
 
 /// A result view: JSON from its `Serialize`, the rest from here.
 pub trait Render: Serialize {

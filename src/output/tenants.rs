@@ -103,3 +103,32 @@ impl Render for Plan {
         text
     }
 }
+
+/// `provision --file`: one summary line (the failed rows go to stderr first, see `bulk_failures`).
+impl Render for crate::ops::bulk::Summary {
+    fn human(&self) -> String {
+        format!(
+            "{}: {} provisioned, {} already active (skipped), {} failed; passwords in {} ({} at a time, {} ms)\n",
+            words::count_len(self.rows, "row"),
+            self.provisioned,
+            self.skipped,
+            self.failed.len(),
+            escape(&self.password_file),
+            self.concurrency,
+            self.duration_ms
+        )
+    }
+}
+
+/// The rows of a bulk provisioning that failed, one line each on stderr (also under `-o json`,
+/// whose summary lists them too).
+pub fn bulk_failures(s: &crate::ops::bulk::Summary) {
+    for f in &s.failed {
+        super::stderr_line(&format!(
+            "line {}: tenant `{}` failed: {}",
+            f.line,
+            f.slug,
+            escape(&f.error)
+        ));
+    }
+}

@@ -1,0 +1,185 @@
+//! Bulk onboarding benchmark: `tenantctl provision --file` against its floors.
+//!
+//! - pooled: BENCH_POOLED (default 40; the size is 1000) free-tier tenants at the
+//!   default concurrency (2 × cores), against the bcrypt floor: N × one bcrypt hash at cost 12
+//!   (measured in this process, median of 5) / cores.
+//! - siloed: BENCH_SILOED (default 20; the size is 200) premium tenants at
+//!   BENCH_SILO_CONCURRENCY (default 4), against a psql loop creating the same number of
+//!   databases (`CREATE ROLE` + `CREATE DATABASE … OWNER`) in as many concurrent psql sessions.
+//!
+//! Each side runs BENCH_REPS times (default 2), alternating, on fresh names; medians printed.
+//! `cargo bench --bench bulk`.
+
+#[path = "../tests/support/cluster.rs"]
+#[allow(dead_code)]
+mod cluster;
+#[allow(dead_code)]
+mod common;
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+fn main() {
+    if common::listing() {
+        return;
+    }
+    let pooled_n = common::count("BENCH_POOLED", 40);
+    let siloed_n = common::count("BENCH_SILOED", 20);
+    let silo_conc = common::count("BENCH_SILO_CONCURRENCY", 4);
+    let reps = common::count("BENCH_REPS", 2);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let c = cluster::cluster();
+    let root = tempfile::Builder::new()
+        .prefix("tenantctl-bulkbench-")
+        .tempdir()
+        .unwrap();
+    let root = root.path();
+    let mut pg = postgres::Client::connect(&c.url("postgres"), postgres::NoTls).unwrap();
+    pg.batch_execute("DROP DATABASE IF EXISTS bulkctl WITH (FORCE)")
+        .unwrap();
+    for row in pg
+        .query(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'bk\\_%' OR datname LIKE 'bkf\\_%'",
+            &[],
+        )
+        .unwrap()
+    {
+        let db: String = row.get(0);
+        pg.batch_execute(&format!("DROP DATABASE \"{db}\" WITH (FORCE)"))
+            .unwrap();
+    }
+    for row in pg
+        .query(
+            "SELECT rolname FROM pg_roles WHERE rolname LIKE 'bk\\_%' OR rolname LIKE 'bkf\\_%'",
+            &[],
+        )
+        .unwrap()
+    {
+        let r: String = row.get(0);
+        pg.batch_execute(&format!("DROP ROLE \"{r}\"")).unwrap();
+    }
+    let url = c.url("bulkctl");
+    let buckets = root.join("buckets");
+    let envs = [("TENANTCTL_STORAGE_ROOT", buckets.to_str().unwrap())];
+    common::tenantctl(&url, "bk_", &envs, &["init"]);
+    // Warm-up: the pooled database and its schema exist before the measured runs.
+    let warm = root.join("warm.csv");
+    std::fs::write(&warm, "slug,tier,name,owner_email\nwarm-p,free,,\n").unwrap();
+    common::tenantctl(
+        &url,
+        "bk_",
+        &envs,
+        &["provision", "--file", warm.to_str().unwrap()],
+    );
+
+    let file = |name: &str, prefix: &str, n: usize, tier: &str| {
+        let path = root.join(name);
+        let mut text = "slug,tier,name,owner_email\n".to_owned();
+        for i in 0..n {
+            writeln!(text, "{prefix}{i},{tier},,").unwrap();
+        }
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let bcrypt_ms = || {
+        let mut v: Vec<f64> = (0..5)
+            .map(|_| {
+                let t0 = Instant::now();
+                bcrypt::hash("correct horse battery staple", 12).unwrap();
+                t0.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect();
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[2]
+    };
+
+    let (mut pooled, mut pooled_floor, mut siloed, mut siloed_floor) =
+        (vec![], vec![], vec![], vec![]);
+    for rep in 0..reps {
+        let f = file(
+            &format!("pooled{rep}.csv"),
+            &format!("p{rep}x"),
+            pooled_n,
+            "free",
+        );
+        pooled.push(common::tenantctl(
+            &url,
+            "bk_",
+            &envs,
+            &["provision", "--file", f.to_str().unwrap()],
+        ));
+        pooled_floor.push(bcrypt_ms() * pooled_n as f64 / cores as f64);
+
+        let f = file(
+            &format!("siloed{rep}.csv"),
+            &format!("s{rep}x"),
+            siloed_n,
+            "premium",
+        );
+        let conc = silo_conc.to_string();
+        siloed.push(common::tenantctl(
+            &url,
+            "bk_",
+            &envs,
+            &[
+                "provision",
+                "--file",
+                f.to_str().unwrap(),
+                "--concurrency",
+                &conc,
+            ],
+        ));
+        // The psql floor: silo_conc sessions at once, each creating its share of databases.
+        let t0 = Instant::now();
+        let children: Vec<_> = (0..silo_conc)
+            .map(|k| {
+                let mut script = String::new();
+                for i in (k..siloed_n).step_by(silo_conc) {
+                    let name = format!("bkf_{rep}_{i}");
+                    writeln!(
+                        script,
+                        "CREATE ROLE {name} LOGIN;\nCREATE DATABASE {name} OWNER {name};"
+                    )
+                    .unwrap();
+                }
+                let path = root.join(format!("floor{rep}_{k}.sql"));
+                std::fs::write(&path, script).unwrap();
+                std::process::Command::new(
+                    tenantctl::cluster::pg_bindir(None).unwrap().join("psql"),
+                )
+                .args([
+                    "-X",
+                    "-q",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-d",
+                    &c.url("postgres"),
+                    "-f",
+                ])
+                .arg(&path)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+            })
+            .collect();
+        for mut child in children {
+            assert!(child.wait().unwrap().success());
+        }
+        siloed_floor.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (p, pf, s, sf) = (
+        common::median(&pooled),
+        common::median(&pooled_floor),
+        common::median(&siloed),
+        common::median(&siloed_floor),
+    );
+    println!("bulk onboarding (provision --file), medians of {reps}, {cores} cores");
+    println!(
+        "  pooled  {pooled_n:>5} tenants  tenantctl {p:>8.0} ms   floor (N x bcrypt / cores) {pf:>8.0} ms   ratio {:.2} (target <= 1.2)",
+        p / pf
+    );
+    println!(
+        "  siloed  {siloed_n:>5} tenants  tenantctl {s:>8.0} ms   floor (psql CREATE ROLE + DATABASE, {silo_conc} sessions) {sf:>8.0} ms   ratio {:.2} (target <= 1.2)",
+        s / sf
+    );
+}
