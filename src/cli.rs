@@ -67,7 +67,7 @@ pub struct GlobalArgs {
     /// [default: $USER, then $LOGNAME, then the account name of the effective uid, then uid:<euid>]
     #[arg(long, global = true, value_name = "NAME")]
     pub actor: Option<String>,
-    /// Result format on stdout (csv: `bill` and `invoices`, one row per invoice line)
+    /// Result format on stdout (csv: `bill` and `invoices`, one row per invoice line; `report`)
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
     /// No progress or status lines on stderr (errors, warnings that may cost data or money,
@@ -80,7 +80,7 @@ pub struct GlobalArgs {
 pub enum OutputFormat {
     Table,
     Json,
-    /// One row per invoice line (`bill`, `invoices` only)
+    /// One row per invoice line (`bill`, `invoices`), per tier or tenant (`report`)
     Csv,
 }
 
@@ -122,6 +122,10 @@ pub enum Command {
     /// Invoices written by `bill`
     #[command(subcommand)]
     Invoices(InvoicesCommand),
+    /// Revenue (MRR, ARR, ARPA and their movement) and gross margin, from the invoices `bill`
+    /// wrote
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Quotas: limits against usage, overrides, and the check scripts branch on
     #[command(subcommand)]
     Quota(QuotaCommand),
@@ -323,6 +327,33 @@ pub struct BillArgs {
     /// Print exactly what a run would write, write nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Per tier and in total: MRR, ARR, tenants paying, ARPA, the movement against the previous
+    /// month (new, expansion, contraction, churned MRR) and overage as a share of revenue
+    Revenue {
+        /// The (last) month, YYYY-MM [default: the last billed month]
+        #[arg(long, value_name = "YYYY-MM")]
+        period: Option<String>,
+        /// How many months, ending with the period (1 to 120)
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = 1,
+            allow_negative_numbers = true
+        )]
+        months: i64,
+    },
+    /// Gross margin per tenant, per tier and in total: the month's invoiced revenue against the
+    /// infrastructure costs declared in the tiers file's [costs] (fixed per silo or pooled
+    /// tenant, storage per GB-month of the latest measurement), prorated by billed days
+    Margin {
+        /// The month, YYYY-MM [default: the last billed month]
+        #[arg(long, value_name = "YYYY-MM")]
+        period: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -169,6 +169,31 @@ impl Tier {
 pub struct Tiers {
     pub currency: String,
     pub tiers: BTreeMap<String, Tier>,
+    /// What the infrastructure costs (`report margin`); absent: not declared.
+    #[serde(default)]
+    pub costs: Option<Costs>,
+}
+
+/// Infrastructure costs, `[costs]` in tiers.toml, for `report margin`: every key required.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Costs {
+    /// A siloed tenant's own database (and role), per month.
+    pub silo_per_month: Money,
+    /// A pooled tenant's share of the shared database, per month.
+    pub pooled_tenant_per_month: Money,
+    /// One GB (1024 MB, as `storage_mb` counts MiB) of measured storage for a month.
+    pub storage_gb_month: Money,
+}
+
+impl Costs {
+    /// The fixed monthly cost of one tenant of `isolation`.
+    pub fn fixed(&self, isolation: Isolation) -> Money {
+        match isolation {
+            Isolation::Siloed => self.silo_per_month,
+            Isolation::Pooled => self.pooled_tenant_per_month,
+        }
+    }
 }
 
 impl Tiers {
@@ -267,15 +292,26 @@ impl Tiers {
                     ));
                 }
             }
-            if let Some((table, key, _, allowed, shown)) = checks.into_iter().find(|c| !c.2) {
-                let line = line_of(text, &table, key)
-                    .map(|l| format!(", line {l}"))
-                    .unwrap_or_default();
-                return Err(Failure::BadInput(format!(
-                    "invalid tiers file {origin}{line}, key `{key}`: {} is out of range ({allowed})",
-                    crate::excerpt::excerpt(&shown)
-                )));
-            }
+            out_of_range(checks, text, origin)?;
+        }
+        if let Some(costs) = &self.costs {
+            let checks = [
+                ("silo_per_month", costs.silo_per_month),
+                ("pooled_tenant_per_month", costs.pooled_tenant_per_month),
+                ("storage_gb_month", costs.storage_gb_month),
+            ]
+            .into_iter()
+            .map(|(key, value)| {
+                (
+                    "[costs]".to_owned(),
+                    key,
+                    value <= MAX_PRICE,
+                    format!("at most {MAX_PRICE}"),
+                    value.to_string(),
+                )
+            })
+            .collect();
+            out_of_range(checks, text, origin)?;
         }
         Ok(())
     }
@@ -294,6 +330,25 @@ impl Tiers {
     pub fn names(&self) -> Vec<&str> {
         self.tiers.keys().map(String::as_str).collect()
     }
+}
+
+/// The first of `checks` (table, key, within range, allowed, the value as written) out of range,
+/// as an error naming the file, the line and the key.
+fn out_of_range(
+    checks: Vec<(String, &str, bool, String, String)>,
+    text: &str,
+    origin: &str,
+) -> Result<(), Failure> {
+    if let Some((table, key, _, allowed, shown)) = checks.into_iter().find(|c| !c.2) {
+        let line = line_of(text, &table, key)
+            .map(|l| format!(", line {l}"))
+            .unwrap_or_default();
+        return Err(Failure::BadInput(format!(
+            "invalid tiers file {origin}{line}, key `{key}`: {} is out of range ({allowed})",
+            crate::excerpt::excerpt(&shown)
+        )));
+    }
+    Ok(())
 }
 
 /// The line (1-based) of `key = ...` inside the table headed `table`, if it is written that way.

@@ -250,6 +250,22 @@ fn every_json_output_has_its_pinned_key_set() {
     let list = c.run(&env, "invoices-list", 0, &["invoices", "list"]);
     let id = list[0]["id"].to_string();
     c.run(&env, "invoices-show", 0, &["invoices", "show", &id]);
+    c.run(&env, "report-revenue", 0, &["report", "revenue"]);
+    let tiers = env.dir.path().join("tiers-costs.toml");
+    std::fs::write(
+        &tiers,
+        format!(
+            "{}\n[costs]\nsilo_per_month = \"40\"\npooled_tenant_per_month = \"2\"\nstorage_gb_month = \"0.10\"\n",
+            include_str!("../tiers.toml")
+        ),
+    )
+    .unwrap();
+    c.run(
+        &env,
+        "report-margin",
+        0,
+        &["report", "margin", "--tiers", tiers.to_str().unwrap()],
+    );
 
     c.run(
         &env,

@@ -25,6 +25,7 @@ mod ownership;
 mod privileges;
 mod provision;
 mod quota;
+mod report;
 mod show;
 mod storage_s3;
 mod usage;

@@ -19,6 +19,7 @@ mod metrics;
 mod migrate;
 mod provision;
 mod quota;
+mod report;
 mod set_tier;
 mod show;
 mod storage;
@@ -68,6 +69,7 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         Command::Migrate(args) => migrate::run(settings, &args, &out, &reporter).await,
         Command::Bill(args) => bill::run(settings, &args, &out, &reporter).await,
         Command::Invoices(cmd) => bill::invoices(settings, cmd, &out, &reporter).await,
+        Command::Report(cmd) => report::run(settings, cmd, &out, &reporter).await,
         Command::Quota(cmd) => quota::run(settings, cmd, &out, &reporter).await,
         Command::Features(cmd) => features::run(settings, cmd, &out, &reporter).await,
         Command::Usage(cmd) => usage::run(settings, cmd, &out, &reporter).await,

@@ -8,6 +8,7 @@
 //! - `doctor`: the server's version, the session's TLS, the admin role's attributes.
 //! - `features`: feature entitlements in the control database and in tenant databases.
 //! - `metrics`: the fleet's state in a few set-based reads, for `tenantctl metrics`.
+//! - `report`: billed months, invoice lines summed, storage measurements, for `report`.
 //! - `usage`: metered events, monthly totals, measurements, bulk import.
 //! - `migrate`: the refinery migrations of both schemas, each run under an advisory lock.
 //! - `lifecycle`: status transitions, purge of control rows, the audit log.
@@ -27,6 +28,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod migrate;
 pub mod ownership;
+pub mod report;
 pub mod usage;
 
 use std::time::Duration;

@@ -7,6 +7,7 @@
 //! - `migrate`: the tenant schema across every tenant database.
 //! - `audit`: reading the audit log.
 //! - `billing`: billing runs and invoices.
+//! - `report`: revenue (MRR, ARR, ARPA, movement) and margin, from invoices and costs.
 //! - `features`: feature entitlements (`features show|grant|revoke|reset|check`).
 //! - `quota`: limits against usage (`quota show|set|reset|check`).
 //! - `usage`: metered events and measured levels (`usage record|import|refresh`).
@@ -31,6 +32,7 @@ pub mod migrate;
 pub mod ownership;
 pub mod provision;
 pub mod quota;
+pub mod report;
 pub mod storage;
 pub mod tenants;
 pub mod usage;

@@ -16,7 +16,7 @@
 //!
 //! - `tenants`: one tenant, the list, provisioning results and plans.
 //! - `lifecycle`: purges, adoption, the audit log.
-//! - `quota`, `usage`, `billing`, `features`, `migrate`: their commands' views.
+//! - `quota`, `usage`, `billing`, `features`, `migrate`, `report`: their commands' views.
 //! - `server`: the local cluster, credentials, `init` and `doctor`.
 //! - `backup`: the storage policy, backups and restores.
 
@@ -30,6 +30,7 @@ mod lifecycle;
 pub mod metrics;
 mod migrate;
 mod quota;
+mod report;
 mod server;
 mod tenants;
 mod usage;
@@ -154,7 +155,7 @@ pub fn document_only(format: OutputFormat, what: &str) -> Result<(), Failure> {
 
 fn csv_refused() -> Failure {
     Failure::BadInput(
-        "--output csv is for `bill` and `invoices`: this command's result is not rows to export; use table or json here"
+        "--output csv is for `bill`, `invoices` and `report`: this command's result is not rows to export; use table or json here"
             .to_owned(),
     )
 }
