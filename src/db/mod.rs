@@ -8,7 +8,8 @@
 //! - `doctor`: the server's version, the session's TLS, the admin role's attributes.
 //! - `features`: feature entitlements in the control database and in tenant databases.
 //! - `metrics`: the fleet's state in a few set-based reads, for `tenantctl metrics`.
-//! - `usage`: metered events, monthly totals, measurements, bulk import.
+//! - `usage`: metered events, monthly totals, measured levels, bulk import.
+//! - `measurements`: the history of measured usage, and closing a month of it for billing.
 //! - `migrate`: the refinery migrations of both schemas, each run under an advisory lock.
 //! - `lifecycle`: status transitions, purge of control rows, the audit log.
 //! - `ident`: the one place identifiers are quoted.
@@ -24,6 +25,7 @@ pub mod doctor;
 pub mod features;
 pub mod ident;
 pub mod lifecycle;
+pub mod measurements;
 pub mod metrics;
 pub mod migrate;
 pub mod ownership;
