@@ -641,4 +641,59 @@ mod tests {
         .unwrap();
         assert_eq!(hint.tier, "enterprise");
     }
+
+    fn measured(day: &str, peak: i64, first: &str, last: (i64, &str), area: i64) -> MeasuredDay {
+        MeasuredDay {
+            day: day.parse().unwrap(),
+            peak,
+            first_at: at(first),
+            last_value: last.0,
+            last_at: at(last.1),
+            area,
+        }
+    }
+
+    #[test]
+    fn measured_levels_carry_forward_and_count_only_billed_days() {
+        let nov: Period = "2026-11".parse().unwrap();
+        let all: Vec<NaiveDate> = (1..=30)
+            .map(|d| NaiveDate::from_ymd_opt(2026, 11, d).unwrap())
+            .collect();
+        // Nothing measured, nothing carried: nothing is counted.
+        assert_eq!(measured_peak(&all, None, &[], nov), 0);
+        assert_eq!(measured_unit_months(&all, None, &[], nov), 0);
+        // A level carried in from October holds all month.
+        assert_eq!(measured_peak(&all, Some(7), &[], nov), 7);
+        assert_eq!(measured_unit_months(&all, Some(1500), &[], nov), 1500);
+        // First measured at noon on the 16th: the 15½ days before are unknown, not guessed.
+        let rows = [measured(
+            "2026-11-16",
+            3000,
+            "2026-11-16T12:00:00Z",
+            (3000, "2026-11-16T12:00:00Z"),
+            0,
+        )];
+        // 3000 × 14.5 days / 30 = 1450.
+        assert_eq!(measured_unit_months(&all, None, &rows, nov), 1450);
+        // Carried 1,000 until noon: 1000 × 15.5 + 3000 × 14.5 = 59,000 / 30 = 1966.67 → 1967.
+        assert_eq!(measured_unit_months(&all, Some(1000), &rows, nov), 1967);
+        // Only billed days count: the 1st to the 10th at the carried level, the peak on the
+        // 16th is not billed.
+        let first_ten = &all[..10];
+        assert_eq!(measured_peak(first_ten, Some(1000), &rows, nov), 1000);
+        assert_eq!(measured_unit_months(first_ten, Some(1200), &rows, nov), 400);
+        // Within a day: 100 from 00:00 to 06:00 (area), then 400 to midnight; the peak of 900
+        // was measured between.
+        let day = [measured(
+            "2026-11-01",
+            900,
+            "2026-11-01T00:00:00Z",
+            (400, "2026-11-01T06:00:00Z"),
+            100 * 6 * 3600,
+        )];
+        // (100 × 6 + 400 × 18) / 24 = 325 for the day, then 400 for 29 days:
+        // (325 + 400 × 29) / 30 = 397.5 → 398 (half up).
+        assert_eq!(measured_unit_months(&all, None, &day, nov), 398);
+        assert_eq!(measured_peak(&all, None, &day, nov), 900);
+    }
 }
