@@ -9,6 +9,10 @@
 //! - The base line of a tier is its monthly price × billed days on it / days in the period.
 //! - Overage: metered usage of the period past the *tier's* included limit (of the period's last
 //!   tier), at that tier's unit price; resources without a price (hard limits) are never billed.
+//! - Measured resources: `users` at the peak of the period's billed days, `storage_mb` in
+//!   MB-months (the time-weighted level over the billed days / the days of the month), past the
+//!   same tier's limit at its price; the level of a day without a measurement is the last one
+//!   measured before it.
 //! - Adjustment: late usage of an already billed month, priced at the tier that month was
 //!   billed under: the overage of the new total minus the overage already billed, each rounded.
 //! - Each line is rounded once, half up, to cents; the total is the sum of the lines.
@@ -292,6 +296,120 @@ pub fn adjustment_line(
     })
 }
 
+/// One day's row of a measured resource's history (control `measurements`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MeasuredDay {
+    pub day: NaiveDate,
+    /// The highest level measured that day.
+    pub peak: i64,
+    pub first_at: DateTime<Utc>,
+    pub last_value: i64,
+    pub last_at: DateTime<Utc>,
+    /// The integral of the level from the first to the last measurement of the day, in
+    /// unit-seconds.
+    pub area: i64,
+}
+
+/// Walks the period's days with the level carried forward: for each billed day (in `billed`),
+/// its peak and its integral in unit-seconds. A day without a measurement has the last level
+/// measured before it all day; before a tenant's first measurement nothing is known, and
+/// nothing is counted (a guess is never billed).
+fn measured_days(
+    billed: &[NaiveDate],
+    carried_in: Option<i64>,
+    rows: &[MeasuredDay],
+    period: Period,
+) -> Vec<(i64, i128)> {
+    let mut out = Vec::new();
+    let mut carry = carried_in;
+    let mut day = period.first_day();
+    while day < period.next_first_day() {
+        let d0 = day.and_time(NaiveTime::MIN).and_utc();
+        let d1 = (day + chrono::Days::new(1))
+            .and_time(NaiveTime::MIN)
+            .and_utc();
+        let secs = |a: DateTime<Utc>, b: DateTime<Utc>| i128::from((b - a).num_seconds().max(0));
+        let (peak, area) = match rows.iter().find(|r| r.day == day) {
+            Some(r) => {
+                let before = carry.map_or(0, |c| i128::from(c) * secs(d0, r.first_at));
+                let after = i128::from(r.last_value) * secs(r.last_at, d1);
+                (
+                    r.peak.max(carry.unwrap_or(0)),
+                    before + i128::from(r.area) + after,
+                )
+            }
+            None => (
+                carry.unwrap_or(0),
+                carry.map_or(0, |c| i128::from(c) * secs(d0, d1)),
+            ),
+        };
+        if billed.contains(&day) {
+            out.push((peak, area));
+        }
+        if let Some(r) = rows.iter().find(|r| r.day == day) {
+            carry = Some(r.last_value);
+        }
+        day = day + chrono::Days::new(1);
+    }
+    out
+}
+
+/// The highest level of the period's billed days (`users`: billed at the month's peak).
+pub fn measured_peak(
+    billed: &[NaiveDate],
+    carried_in: Option<i64>,
+    rows: &[MeasuredDay],
+    period: Period,
+) -> i64 {
+    measured_days(billed, carried_in, rows, period)
+        .iter()
+        .map(|d| d.0)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Unit-months over the period's billed days (`storage_mb`: MB-months): the time-weighted
+/// level summed over the billed days, divided by the whole month, rounded half up to a whole
+/// unit. A tenant billed all month at a constant 1,500 MB has 1,500 MB-months; one billed for
+/// 10 of 30 days at that level has 500, as its base price is 10/30 of the month's.
+pub fn measured_unit_months(
+    billed: &[NaiveDate],
+    carried_in: Option<i64>,
+    rows: &[MeasuredDay],
+    period: Period,
+) -> i64 {
+    let total: i128 = measured_days(billed, carried_in, rows, period)
+        .iter()
+        .map(|d| d.1)
+        .sum();
+    let month_secs = i128::from(period.days()) * 86_400;
+    i64::try_from(div_half_up(total, month_secs)).unwrap_or(i64::MAX)
+}
+
+/// The overage line of a measured resource: `quantity` (the peak for `users`, MB-months for
+/// `storage_mb`) past the tier's included limit, like a metered overage line, with a
+/// description that says which quantity was billed.
+pub fn measured_overage_line(
+    tier_name: &str,
+    tier: &Tier,
+    resource: Resource,
+    quantity: i64,
+    period: Period,
+) -> Option<Line> {
+    let mut line = overage_line(tier_name, tier, resource, quantity, period)?;
+    let price = tier.overage.price(resource)?;
+    let included = included_of(tier, resource);
+    let what = match resource {
+        Resource::Users => format!("peak of {quantity} users"),
+        _ => format!("{quantity} {resource}-months (the month's average)"),
+    };
+    line.description = format!(
+        "{resource} over the {tier_name} limit of {included} in {period}: {what}, {} over × {price}",
+        line.quantity
+    );
+    Some(line)
+}
+
 /// A cheaper tier for the same days and usage, if there is one. Stored as JSON with the
 /// invoice, and read back as this type.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -522,5 +640,60 @@ mod tests {
         )
         .unwrap();
         assert_eq!(hint.tier, "enterprise");
+    }
+
+    fn measured(day: &str, peak: i64, first: &str, last: (i64, &str), area: i64) -> MeasuredDay {
+        MeasuredDay {
+            day: day.parse().unwrap(),
+            peak,
+            first_at: at(first),
+            last_value: last.0,
+            last_at: at(last.1),
+            area,
+        }
+    }
+
+    #[test]
+    fn measured_levels_carry_forward_and_count_only_billed_days() {
+        let nov: Period = "2026-11".parse().unwrap();
+        let all: Vec<NaiveDate> = (1..=30)
+            .map(|d| NaiveDate::from_ymd_opt(2026, 11, d).unwrap())
+            .collect();
+        // Nothing measured, nothing carried: nothing is counted.
+        assert_eq!(measured_peak(&all, None, &[], nov), 0);
+        assert_eq!(measured_unit_months(&all, None, &[], nov), 0);
+        // A level carried in from October holds all month.
+        assert_eq!(measured_peak(&all, Some(7), &[], nov), 7);
+        assert_eq!(measured_unit_months(&all, Some(1500), &[], nov), 1500);
+        // First measured at noon on the 16th: the 15½ days before are unknown, not guessed.
+        let rows = [measured(
+            "2026-11-16",
+            3000,
+            "2026-11-16T12:00:00Z",
+            (3000, "2026-11-16T12:00:00Z"),
+            0,
+        )];
+        // 3000 × 14.5 days / 30 = 1450.
+        assert_eq!(measured_unit_months(&all, None, &rows, nov), 1450);
+        // Carried 1,000 until noon: 1000 × 15.5 + 3000 × 14.5 = 59,000 / 30 = 1966.67 → 1967.
+        assert_eq!(measured_unit_months(&all, Some(1000), &rows, nov), 1967);
+        // Only billed days count: the 1st to the 10th at the carried level, the peak on the
+        // 16th is not billed.
+        let first_ten = &all[..10];
+        assert_eq!(measured_peak(first_ten, Some(1000), &rows, nov), 1000);
+        assert_eq!(measured_unit_months(first_ten, Some(1200), &rows, nov), 400);
+        // Within a day: 100 from 00:00 to 06:00 (area), then 400 to midnight; the peak of 900
+        // was measured between.
+        let day = [measured(
+            "2026-11-01",
+            900,
+            "2026-11-01T00:00:00Z",
+            (400, "2026-11-01T06:00:00Z"),
+            100 * 6 * 3600,
+        )];
+        // (100 × 6 + 400 × 18) / 24 = 325 for the day, then 400 for 29 days:
+        // (325 + 400 × 29) / 30 = 397.5 → 398 (half up).
+        assert_eq!(measured_unit_months(&all, None, &day, nov), 398);
+        assert_eq!(measured_peak(&all, None, &day, nov), 900);
     }
 }

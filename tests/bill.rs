@@ -809,3 +809,305 @@ fn the_summary_reads_singular_for_one_tenant() {
         run.stderr
     );
 }
+
+// ---- measured resources: users at the month's peak, storage_mb in MB-months ----
+
+/// Test fixture: one day's history row, as `usage refresh` folds a day's measurements.
+#[allow(clippy::too_many_arguments)]
+fn measured_day(
+    env: &TestEnv,
+    slug: &str,
+    resource: &str,
+    day: &str,
+    peak: i64,
+    first_at: &str,
+    last: (i64, &str),
+    area: i64,
+) {
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap();
+    let day = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap();
+    let n = env
+        .control()
+        .execute(
+            "INSERT INTO measurements (tenant_id, resource, day, samples, peak, first_at, last_value, last_at, area)
+             SELECT id, $2, $3, 1, $4, $5, $6, $7, $8 FROM tenants WHERE slug = $1",
+            &[&slug, &resource, &day, &peak, &at(first_at), &last.0, &at(last.1), &area],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn usage_refresh_appends_to_the_measurement_history() {
+    let env = TestEnv::new();
+    env.provision("meas", "premium");
+    env.run(&["usage", "refresh", "meas"]).expect(0);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    env.run(&["usage", "refresh", "meas"]).expect(0);
+    let rows = env
+        .control()
+        .query(
+            "SELECT m.resource, m.samples, m.peak, m.last_value, m.area,
+                    extract(epoch FROM m.last_at - m.first_at)::bigint, m.day = (now() AT TIME ZONE 'UTC')::date,
+                    u.quantity
+             FROM measurements m JOIN tenants t ON t.id = m.tenant_id
+             JOIN measured_usage u ON u.tenant_id = m.tenant_id AND u.resource = m.resource
+             WHERE t.slug = 'meas' ORDER BY 1",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(rows.len(), 2, "one row per measured resource and day");
+    for r in &rows {
+        let resource: String = r.get(0);
+        let (samples, peak, last, area, secs): (i32, i64, i64, i64, i64) =
+            (r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+        assert_eq!(
+            samples, 2,
+            "{resource}: both refreshes folded into today's row"
+        );
+        assert!(r.get::<_, bool>(6), "{resource}: dated today");
+        assert_eq!(
+            r.get::<_, i64>(7),
+            last,
+            "{resource}: the latest level is kept for checks"
+        );
+        assert!(secs >= 1, "{resource}: {secs}");
+        // The level is constant between two refreshes: the integral is level × seconds.
+        assert_eq!((peak, area), (last, last * secs), "{resource}");
+    }
+}
+
+#[test]
+fn users_bill_at_the_months_peak_and_storage_as_its_average() {
+    let env = TestEnv::new();
+    env.provision_at("meter", "premium", "2026-09-01T00:00:00Z");
+    env.provision_at("freeb", "free", "2026-09-01T00:00:00Z");
+    // `measured_usage` names the measured pairs; today's measurement lies after October.
+    env.run(&["usage", "refresh"]).expect(0);
+    for slug in ["meter", "freeb"] {
+        // September's last levels carry into October: 3 users, 800 MB.
+        measured_day(
+            &env,
+            slug,
+            "users",
+            "2026-09-20",
+            3,
+            "2026-09-20T08:00:00Z",
+            (3, "2026-09-20T08:00:00Z"),
+            0,
+        );
+        measured_day(
+            &env,
+            slug,
+            "storage_mb",
+            "2026-09-20",
+            800,
+            "2026-09-20T08:00:00Z",
+            (800, "2026-09-20T08:00:00Z"),
+            0,
+        );
+        // 9 users from 12:00 to 18:00 on the 10th, then 4: the month's peak is 9.
+        measured_day(
+            &env,
+            slug,
+            "users",
+            "2026-10-10",
+            9,
+            "2026-10-10T12:00:00Z",
+            (4, "2026-10-10T18:00:00Z"),
+            9 * 6 * 3600,
+        );
+        // 2,000 MB from the 10th, 00:00; 3,000 MB from the 21st, 00:00, then 1,000 MB from
+        // 12:00 (that day averages 2,000); no measurement on the other days (carried forward).
+        measured_day(
+            &env,
+            slug,
+            "storage_mb",
+            "2026-10-10",
+            2000,
+            "2026-10-10T00:00:00Z",
+            (2000, "2026-10-10T00:00:00Z"),
+            0,
+        );
+        measured_day(
+            &env,
+            slug,
+            "storage_mb",
+            "2026-10-21",
+            3000,
+            "2026-10-21T00:00:00Z",
+            (1000, "2026-10-21T12:00:00Z"),
+            3000 * 12 * 3600,
+        );
+    }
+    env.run(&["bill", "--period", "2026-10"]).expect(0);
+    let oct = invoices(&env, "2026-10");
+    let meter = by_slug(&oct, "meter");
+    let line = |r: &str| {
+        lines_of(meter)
+            .into_iter()
+            .find(|l| l["resource"] == r)
+            .unwrap_or_else(|| panic!("no {r} line: {meter}"))
+    };
+    // Users: peak 9 against 5 included, 4 × 15.00.
+    let users = line("users");
+    assert_eq!(
+        (
+            &users["kind"],
+            &users["quantity"],
+            &users["amount"],
+            &users["included"],
+            &users["month_usage"]
+        ),
+        (
+            &"overage".into(),
+            &4.into(),
+            &"60.00".into(),
+            &5.into(),
+            &9.into()
+        ),
+        "{users}"
+    );
+    assert!(
+        users["description"]
+            .as_str()
+            .unwrap()
+            .contains("peak of 9 users"),
+        "{users}"
+    );
+    // Storage: MB-days 800 × 9 + 2,000 × 11 + 2,000 + 1,000 × 10 = 41,200; / 31 days =
+    // 1,329.03 → 1,329 MB-months, 329 over 1,000 × 0.05 = 16.45.
+    let storage = line("storage_mb");
+    assert_eq!(
+        (
+            &storage["quantity"],
+            &storage["amount"],
+            &storage["month_usage"]
+        ),
+        (&329.into(), &"16.45".into(), &1329.into()),
+        "{storage}"
+    );
+    assert!(
+        storage["description"]
+            .as_str()
+            .unwrap()
+            .contains("1329 storage_mb-months (the month's average)"),
+        "{storage}"
+    );
+    assert_eq!(meter["total"], "575.45"); // 499.00 + 60.00 + 16.45
+                                          // Free: hard limits (no overage price) for users and storage: nothing billed.
+    let freeb = by_slug(&oct, "freeb");
+    assert_eq!(lines_of(freeb).len(), 1, "{freeb}");
+    assert_eq!(freeb["total"], "0.00");
+    // What each invoice covered, per measured resource, is recorded like metered usage.
+    let covered = env
+        .control()
+        .query(
+            "SELECT i.slug, b.resource, b.quantity FROM billed_usage b JOIN invoices i ON i.id = b.invoice_id
+             WHERE b.resource IN ('users', 'storage_mb') ORDER BY 1, 2",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, i64>(2)))
+        .collect::<Vec<_>>();
+    let expect = |s: &str| {
+        vec![
+            (s.to_owned(), "storage_mb".to_owned(), 1329),
+            (s.to_owned(), "users".to_owned(), 9),
+        ]
+    };
+    assert_eq!(covered, [expect("freeb"), expect("meter")].concat());
+    // A re-run creates nothing, and a measurement stored now belongs to a later month.
+    env.run(&["usage", "refresh"]).expect(0);
+    let again = env
+        .run(&["bill", "--period", "2026-10", "-o", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(again["already_billed"], true, "{again}");
+    assert_eq!(env.scalar_i64("SELECT count(*) FROM invoices", &[]), 2);
+    assert_eq!(env.scalar_i64("SELECT count(*) FROM invoice_lines", &[]), 4);
+    assert_eq!(invoices(&env, "2026-10"), oct);
+}
+
+#[test]
+fn measured_usage_of_part_of_a_month_bills_that_part() {
+    let env = TestEnv::new();
+    // Created on October 21st (11 of 31 days billed) at a constant 3,100 MB and 7 users.
+    env.provision_at("late-start", "premium", "2026-10-21T10:00:00Z");
+    env.run(&["usage", "refresh", "late-start"]).expect(0);
+    measured_day(
+        &env,
+        "late-start",
+        "users",
+        "2026-10-21",
+        7,
+        "2026-10-21T10:00:00Z",
+        (7, "2026-10-21T10:00:00Z"),
+        0,
+    );
+    measured_day(
+        &env,
+        "late-start",
+        "storage_mb",
+        "2026-10-21",
+        3100,
+        "2026-10-21T00:00:00Z",
+        (3100, "2026-10-21T00:00:00Z"),
+        0,
+    );
+    env.run(&["bill", "--period", "2026-10"]).expect(0);
+    let inv = by_slug(&invoices(&env, "2026-10"), "late-start").clone();
+    let q = |r: &str| {
+        lines_of(&inv)
+            .into_iter()
+            .find(|l| l["resource"] == r)
+            .map(|l| {
+                (
+                    l["month_usage"].as_i64().unwrap(),
+                    l["amount"].as_str().unwrap().to_owned(),
+                )
+            })
+    };
+    // Users: the peak, whatever the days: 7 − 5 = 2 × 15.00.
+    assert_eq!(q("users"), Some((7, "30.00".to_owned())), "{inv}");
+    // Storage: 3,100 × 11 / 31 = 1,100 MB-months; 100 over × 0.05 = 5.00.
+    assert_eq!(q("storage_mb"), Some((1100, "5.00".to_owned())), "{inv}");
+}
+
+#[test]
+fn quota_check_says_how_measured_overage_is_billed() {
+    let env = TestEnv::new();
+    env.provision("soft", "premium");
+    let users = env
+        .run(&["quota", "check", "soft", "users", "--amount", "10"])
+        .expect(0);
+    assert!(
+        users
+            .stdout
+            .contains("over the soft limit of 5, billed if the month's peak of users passes it"),
+        "{}",
+        users.stdout
+    );
+    let storage = env
+        .run(&["quota", "check", "soft", "storage_mb", "--amount", "5000"])
+        .expect(0);
+    assert!(
+        storage
+            .stdout
+            .contains("billed if the month's average (MB-months) passes it"),
+        "{}",
+        storage.stdout
+    );
+    let api = env
+        .run(&[
+            "quota",
+            "check",
+            "soft",
+            "api_requests",
+            "--amount",
+            "20000",
+        ])
+        .expect(0);
+    assert!(api.stdout.contains("billed as overage"), "{}", api.stdout);
+}

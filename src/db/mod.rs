@@ -9,7 +9,8 @@
 //! - `features`: feature entitlements in the control database and in tenant databases.
 //! - `metrics`: the fleet's state in a few set-based reads, for `tenantctl metrics`.
 //! - `report`: billed months, invoice lines summed, storage measurements, for `report`.
-//! - `usage`: metered events, monthly totals, measurements, bulk import.
+//! - `usage`: metered events, monthly totals, measured levels, bulk import.
+//! - `measurements`: the history of measured usage, and closing a month of it for billing.
 //! - `migrate`: the refinery migrations of both schemas, each run under an advisory lock.
 //! - `lifecycle`: status transitions, purge of control rows, the audit log.
 //! - `ident`: the one place identifiers are quoted.
@@ -25,6 +26,7 @@ pub mod doctor;
 pub mod features;
 pub mod ident;
 pub mod lifecycle;
+pub mod measurements;
 pub mod metrics;
 pub mod migrate;
 pub mod ownership;

@@ -294,24 +294,6 @@ impl ControlDb {
         Ok(before)
     }
 
-    /// Stores measurements: (tenant, resource, quantity), set-based.
-    pub async fn store_measurements(&self, rows: &[(Uuid, Resource, i64)]) -> Result<()> {
-        let tenants: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
-        let resources: Vec<Resource> = rows.iter().map(|r| r.1).collect();
-        let quantities: Vec<i64> = rows.iter().map(|r| r.2).collect();
-        self.conn()
-            .await?
-            .execute(
-                "INSERT INTO measured_usage (tenant_id, resource, quantity, measured_at)
-                 SELECT t, r, q, now() FROM unnest($1::uuid[], $2::text[], $3::bigint[]) AS m(t, r, q)
-                 ON CONFLICT (tenant_id, resource) DO UPDATE SET quantity = EXCLUDED.quantity, measured_at = EXCLUDED.measured_at",
-                &[&tenants, &resources, &quantities],
-            )
-            .await
-            .context("storing measured usage")?;
-        Ok(())
-    }
-
     /// Imports a file's events in one transaction. A row is a duplicate if its key was
     /// recorded before or appears earlier in the file; refused if its tenant is unknown or not
     /// active, or if, taken in file order, it would pass a hard limit (`hard`: the (tier,

@@ -6,8 +6,10 @@
 //! 2. **gate**: the `billing_runs` row of the period. Finished: nothing to do (exit 0).
 //!    Otherwise it is claimed (or was, by a run that died).
 //! 3. **compute**: for every tenant with no invoice for the period yet, from its audit-log
-//!    history, the period's usage totals and the late usage of earlier periods: base lines per
-//!    tier and day, overage lines, adjustments, an upgrade hint (see `invoice`).
+//!    history, the period's usage totals, its measurements (after waiting for any being
+//!    stored, so the month's history is closed) and the late usage of earlier periods: base
+//!    lines per tier and day, overage lines (metered and measured), adjustments, an upgrade
+//!    hint (see `invoice`).
 //! 4. **write**: in batches, each one transaction; `UNIQUE (tenant_id, period)` makes a tenant's
 //!    invoice exist at most once even if two runs got this far. A run killed midway leaves
 //!    whole batches; the next run computes only the tenants still without an invoice.
@@ -27,7 +29,7 @@ use crate::db::billing::{NewInvoice, StoredInvoice};
 use crate::exit::Failure;
 use crate::invoice::{self, format_cents, Line, UpgradeHint};
 use crate::period::Period;
-use crate::resource::Resource;
+use crate::resource::{Kind, Resource};
 use crate::tier::Tiers;
 
 /// One line as printed. JSON field names are a contract.
@@ -147,6 +149,7 @@ fn checked_sum(mut cents: impl Iterator<Item = i64>) -> Result<i64> {
 async fn compute(plane: &ControlPlane, tiers: &Tiers, period: Period) -> Result<Vec<NewInvoice>> {
     let candidates = plane.control.billing_candidates(period).await?;
     let usage = plane.control.period_usage(period).await?;
+    let mut measured = plane.control.period_measurements(period).await?;
     let mut late: HashMap<Uuid, Vec<crate::db::billing::LateUsage>> = HashMap::new();
     for l in plane.control.late_usage(period).await? {
         late.entry(l.tenant).or_default().push(l);
@@ -175,6 +178,28 @@ async fn compute(plane: &ControlPlane, tiers: &Tiers, period: Period) -> Result<
                 used_map.insert(r, used);
             }
             lines.extend(invoice::overage_line(&last_tier, tier, r, used, period));
+        }
+        // Measured resources: from the history of measurements over the billed days, with
+        // the same coverage rows (a run never bills a month twice; see `close_measurements`
+        // for why a billed month's measurements cannot change).
+        let billed: Vec<chrono::NaiveDate> = days.iter().map(|(d, _)| *d).collect();
+        for r in Resource::ALL
+            .iter()
+            .copied()
+            .filter(|r| r.kind() == Kind::Measured)
+        {
+            let m = measured.remove(&(c.tenant, r)).unwrap_or_default();
+            let used = match r {
+                Resource::Users => invoice::measured_peak(&billed, m.carried_in, &m.days, period),
+                _ => invoice::measured_unit_months(&billed, m.carried_in, &m.days, period),
+            };
+            covers.push((r, period, used, last_tier.clone()));
+            if used > 0 {
+                used_map.insert(r, used);
+            }
+            lines.extend(invoice::measured_overage_line(
+                &last_tier, tier, r, used, period,
+            ));
         }
         // What the period's own days and usage cost: the upgrade hint compares with this.
         let period_cents: i64 = lines.iter().map(|l| l.amount_cents).sum();
@@ -277,6 +302,14 @@ pub async fn bill(
         }
     }
     if !dry_run {
+        // Measurements are dated by the server's clock: until it has passed the period's end
+        // (and every measurement in flight is stored), the period's history may still grow.
+        if !plane.control.close_measurements(period).await? {
+            return Err(Failure::Refused(format!(
+                "{period} has not ended on the database server's clock yet; measurements of it may still arrive, so it cannot be billed: try again later"
+            ))
+            .into());
+        }
         plane
             .control
             .start_billing_run(period, &plane.settings.actor)

@@ -28,7 +28,9 @@ pub struct QuotaLine {
     pub remaining: i64,
     /// No overage price: usage past the limit is refused.
     pub hard: bool,
-    /// Usage past the limit (soft limits only; billed at `overage_price`).
+    /// Usage past the limit (soft limits only). Metered: the month's overage, billed at
+    /// `overage_price`; measured: the level now, billed only as far as the month's peak
+    /// (users) or average (storage_mb) passes the limit.
     pub overage: i64,
     pub overage_price: Option<Money>,
     /// `tier` or `override`.
@@ -174,6 +176,15 @@ fn pick(all: Vec<QuotaLine>, resource: Resource) -> Result<QuotaLine> {
         .ok_or_else(|| anyhow::anyhow!("quota row for {resource} missing"))
 }
 
+/// What a soft limit's overage costs, in the words of `quota check` (README "Billing").
+fn billed_as(resource: Resource) -> &'static str {
+    match resource {
+        Resource::Users => "billed if the month's peak of users passes it",
+        Resource::StorageMb => "billed if the month's average (MB-months) passes it",
+        Resource::Sandboxes | Resource::ComputeHours | Resource::ApiRequests => "billed as overage",
+    }
+}
+
 /// What `quota check` answers.
 #[derive(Debug, Serialize)]
 pub struct Check {
@@ -185,7 +196,7 @@ pub struct Check {
     pub used: i64,
     pub remaining: i64,
     pub hard: bool,
-    /// Units of this amount past the limit (soft limits: billed as overage).
+    /// Units of this amount past the limit (soft limits; `reason` says how they are billed).
     pub overage: i64,
     pub reason: Option<String>,
 }
@@ -248,8 +259,9 @@ pub async fn check(
         (
             true,
             Some(format!(
-                "{over} over the soft limit of {}, billed as overage",
-                q.limit
+                "{over} over the soft limit of {}, {}",
+                q.limit,
+                billed_as(resource)
             )),
         )
     } else {
