@@ -7,6 +7,7 @@
 //! - `audit`: reading the audit log.
 //! - `billing`: billing runs and invoices.
 //! - `features`: feature entitlements (`features show|grant|revoke|reset|check`).
+//! - `hooks`: running the lifecycle hooks of `[hooks]`, each success recorded per run.
 //! - `quota`: limits against usage (`quota show|set|reset|check`).
 //! - `usage`: metered events and measured levels (`usage record|import|refresh`).
 //! - `tenants`: reading tenants (`list`, `show`).
@@ -22,6 +23,7 @@ pub mod billing;
 pub mod credentials;
 pub mod doctor;
 pub mod features;
+pub mod hooks;
 pub mod lifecycle;
 pub mod local;
 pub mod metrics;
