@@ -227,7 +227,7 @@ mod tests {
             ("timeout = 0", "hooks.timeout"),
             ("timeout = 3601", "hooks.timeout"),
             ("after_suspend = ['ok', '  ']", "hooks.after_suspend[2]"),
-            ("after_resume = ['a\\u001b[31m']", "hooks.after_resume[1]"),
+            ("after_resume = [\"a\\u001b[31m\"]", "hooks.after_resume[1]"),
         ] {
             let e = parse(text).unwrap_err();
             assert!(e.contains(key), "{text}: {e}");
