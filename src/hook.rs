@@ -181,7 +181,11 @@ fn check_command(event: Event, position: usize, cmd: &str) -> Result<(), Failure
         return Err(bad(&format!("at most {MAX_COMMAND_BYTES} bytes")));
     }
     // A NUL cannot reach a process; other controls (tabs, newlines) are shell syntax.
-    if cmd.contains('\0') || cmd.chars().any(|c| is_unsafe_char(c) && !"\t\n".contains(c)) {
+    if cmd.contains('\0')
+        || cmd
+            .chars()
+            .any(|c| is_unsafe_char(c) && !"\t\n".contains(c))
+    {
         return Err(bad(
             "a command for /bin/sh -c without control characters other than tab and newline",
         ));
@@ -218,7 +222,10 @@ mod tests {
         assert_eq!(h.of(Event::Provision), ["a", "b | c"]);
         assert_eq!(h.of(Event::Purge), ["d"]);
         assert!(h.of(Event::Suspend).is_empty());
-        assert_eq!(parse("timeout = 5").unwrap().timeout, Duration::from_secs(5));
+        assert_eq!(
+            parse("timeout = 5").unwrap().timeout,
+            Duration::from_secs(5)
+        );
     }
 
     #[test]
@@ -232,7 +239,9 @@ mod tests {
             let e = parse(text).unwrap_err();
             assert!(e.contains(key), "{text}: {e}");
         }
-        assert!(parse("after_provison = ['x']").unwrap_err().contains("after_provison"));
+        assert!(parse("after_provison = ['x']")
+            .unwrap_err()
+            .contains("after_provison"));
         assert!(parse("after_provision = 'x'").is_err());
     }
 }

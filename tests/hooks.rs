@@ -81,11 +81,18 @@ fn hooks_get_the_tenant_on_stdin_and_in_the_environment_and_no_secret() {
         serde_json::from_str(&std::fs::read_to_string(env.dir.path().join("stdin.json")).unwrap())
             .unwrap();
     let shown = env.run(&["show", "acme", "-o", "json"]).expect(0).json();
-    let keys = |v: &serde_json::Value| -> Vec<String> {
-        v.as_object().unwrap().keys().cloned().collect()
-    };
+    let keys =
+        |v: &serde_json::Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
     assert_eq!(keys(&stdin), keys(&shown));
-    for field in ["id", "slug", "tier", "isolation", "database", "role", "owner_email"] {
+    for field in [
+        "id",
+        "slug",
+        "tier",
+        "isolation",
+        "database",
+        "role",
+        "owner_email",
+    ] {
         assert_eq!(stdin[field], shown[field], "{field}");
     }
     assert_eq!(stdin["status"], "provisioning");
@@ -104,7 +111,10 @@ fn hooks_get_the_tenant_on_stdin_and_in_the_environment_and_no_secret() {
         format!("TENANTCTL_DATABASE={silo}"),
         "TENANTCTL_OWNER_EMAIL=ops@acme.example".to_owned(),
     ] {
-        assert!(vars.lines().any(|l| l == expected), "{expected} in:\n{vars}");
+        assert!(
+            vars.lines().any(|l| l == expected),
+            "{expected} in:\n{vars}"
+        );
     }
     // Never a password: not tenantctl's connection, not the storage key, not the owner's.
     for secret in [
@@ -135,7 +145,12 @@ fn hooks_get_the_tenant_on_stdin_and_in_the_environment_and_no_secret() {
         .unwrap();
     assert!(again.success());
     assert_eq!(std::fs::read_to_string(&message).unwrap(), text);
-    assert_eq!(std::fs::read_dir(env.dir.path().join("spool")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(env.dir.path().join("spool"))
+            .unwrap()
+            .count(),
+        1
+    );
 
     // Each lifecycle command runs its hooks once its final status is written.
     run(&env, &cfg, &["suspend", "acme"]).expect(0);
@@ -166,7 +181,14 @@ fn a_failed_hook_fails_provisioning_and_the_rerun_retries_only_it() {
     let failed = run(
         &env,
         &cfg,
-        &["provision", "acme", "--tier", "free", "--password-file", "/dev/null"],
+        &[
+            "provision",
+            "acme",
+            "--tier",
+            "free",
+            "--password-file",
+            "/dev/null",
+        ],
     )
     .expect(1);
     let last = failed.stderr.lines().last().unwrap();
@@ -183,16 +205,30 @@ fn a_failed_hook_fails_provisioning_and_the_rerun_retries_only_it() {
 
     // Still failing: only the failed hook runs again.
     run(&env, &cfg, &["provision", "acme", "--tier", "free"]).expect(1);
-    assert_eq!((lines(&env, "first").len(), lines(&env, "second").len()), (1, 2));
+    assert_eq!(
+        (lines(&env, "first").len(), lines(&env, "second").len()),
+        (1, 2)
+    );
 
     std::fs::write(env.dir.path().join("fixed"), "").unwrap();
     let ok = run(&env, &cfg, &["provision", "acme", "--tier", "free"]).expect(0);
-    assert!(ok.stderr.contains("after_provision[1] `echo ran >> first` ... already done"), "{}", ok.stderr);
+    assert!(
+        ok.stderr
+            .contains("after_provision[1] `echo ran >> first` ... already done"),
+        "{}",
+        ok.stderr
+    );
     assert_eq!(status(&env, "acme").as_deref(), Some("active"));
-    assert_eq!((lines(&env, "first").len(), lines(&env, "second").len()), (1, 3));
+    assert_eq!(
+        (lines(&env, "first").len(), lines(&env, "second").len()),
+        (1, 3)
+    );
     // Active: provisioning again is a no-op that runs no hook.
     run(&env, &cfg, &["provision", "acme", "--tier", "free"]).expect(0);
-    assert_eq!((lines(&env, "first").len(), lines(&env, "second").len()), (1, 3));
+    assert_eq!(
+        (lines(&env, "first").len(), lines(&env, "second").len()),
+        (1, 3)
+    );
 }
 
 #[test]
@@ -206,7 +242,9 @@ fn a_hook_past_its_time_limit_is_killed_with_what_it_started() {
     let failed = run(&env, &cfg, &["provision", "slow", "--tier", "free"]).expect(1);
     assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
     assert!(
-        failed.stderr.contains("killed after its time limit of 1 s (hooks.timeout)")
+        failed
+            .stderr
+            .contains("killed after its time limit of 1 s (hooks.timeout)")
             && failed.stderr.contains("`started`"),
         "{}",
         failed.stderr
@@ -221,7 +259,10 @@ fn a_hook_past_its_time_limit_is_killed_with_what_it_started() {
         if s.rsplit(')').next().unwrap().trim_start().starts_with('Z') {
             break;
         }
-        assert!(Instant::now() < deadline, "the background sleep survives: {s}");
+        assert!(
+            Instant::now() < deadline,
+            "the background sleep survives: {s}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -271,8 +312,9 @@ fn a_failed_lifecycle_hook_keeps_the_transition_and_the_same_command_retries_it(
     );
     let failed = run(&env, &cfg, &["suspend", "acme"]).expect(1);
     assert!(
-        failed.stderr.contains("tenant `acme` is suspended, but its after_suspend hooks did not all succeed")
-            && failed.stderr.contains("after_suspend[2]")
+        failed.stderr.contains(
+            "tenant `acme` is suspended, but its after_suspend hooks did not all succeed"
+        ) && failed.stderr.contains("after_suspend[2]")
             && failed.stderr.contains("`pager down`")
             && failed.stderr.contains("run `tenantctl suspend acme` again"),
         "{}",
@@ -280,19 +322,30 @@ fn a_failed_lifecycle_hook_keeps_the_transition_and_the_same_command_retries_it(
     );
     // The transition is complete: the data plane is closed and the status says so.
     assert_eq!(status(&env, "acme").as_deref(), Some("suspended"));
-    assert!(env.connect_as(&env.silo("acme"), &env.silo("acme")).is_err());
+    assert!(env
+        .connect_as(&env.silo("acme"), &env.silo("acme"))
+        .is_err());
 
     std::fs::write(env.dir.path().join("fixed"), "").unwrap();
     let retried = run(&env, &cfg, &["suspend", "acme"]).expect(0);
     assert!(retried.stderr.contains("already"), "{}", retried.stderr);
-    assert_eq!((lines(&env, "first").len(), lines(&env, "second").len()), (1, 2));
+    assert_eq!(
+        (lines(&env, "first").len(), lines(&env, "second").len()),
+        (1, 2)
+    );
     // Every hook of that suspension succeeded: suspending again is refused, as without hooks.
     run(&env, &cfg, &["suspend", "acme"]).expect(3);
-    assert_eq!((lines(&env, "first").len(), lines(&env, "second").len()), (1, 2));
+    assert_eq!(
+        (lines(&env, "first").len(), lines(&env, "second").len()),
+        (1, 2)
+    );
     // A new suspension is a new run: its hooks run again.
     run(&env, &cfg, &["resume", "acme"]).expect(0);
     run(&env, &cfg, &["suspend", "acme"]).expect(0);
-    assert_eq!((lines(&env, "first").len(), lines(&env, "second").len()), (2, 3));
+    assert_eq!(
+        (lines(&env, "first").len(), lines(&env, "second").len()),
+        (2, 3)
+    );
 }
 
 #[test]

@@ -27,7 +27,10 @@ impl ControlDb {
             .await
             .with_context(|| format!("reading the last status change of tenant {}", tenant.slug))?;
         row.map(|r| -> Result<(i64, Action)> {
-            Ok((r.try_get(0)?, r.try_get(1).context("reading the audit log")?))
+            Ok((
+                r.try_get(0)?,
+                r.try_get(1).context("reading the audit log")?,
+            ))
         })
         .transpose()
     }

@@ -90,11 +90,10 @@ pub async fn owed(plane: &ControlPlane, t: &Tenant, event: Event, finish: Action
         return Ok(false);
     }
     let done = plane.control.succeeded_hooks(t.id, event, run).await?;
-    Ok(commands.iter().enumerate().any(|(i, c)| {
-        !done
-            .iter()
-            .any(|(p, d)| *p == i as i32 + 1 && d == c)
-    }))
+    Ok(commands
+        .iter()
+        .enumerate()
+        .any(|(i, c)| !done.iter().any(|(p, d)| *p == i as i32 + 1 && d == c)))
 }
 
 /// The tenant's current run; 0 for a tenant whose status no audit entry explains.
@@ -200,7 +199,10 @@ fn execute(
     if status.success() {
         return Ok(());
     }
-    let how = match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
+    let how = match (
+        status.code(),
+        std::os::unix::process::ExitStatusExt::signal(&status),
+    ) {
         (Some(code), _) => format!("exit status {code}"),
         (None, Some(sig)) => format!("killed by signal {sig}"),
         (None, None) => status.to_string(),
@@ -219,11 +221,7 @@ fn last_line(line: &Option<String>) -> String {
 }
 
 /// Sends the lines of `stream` (lossy UTF-8, at most 64 KiB each) to `tx`, then `Closed`.
-fn forward<R: Read + Send + 'static>(
-    stream: R,
-    tx: mpsc::Sender<Line>,
-    wrap: fn(String) -> Line,
-) {
+fn forward<R: Read + Send + 'static>(stream: R, tx: mpsc::Sender<Line>, wrap: fn(String) -> Line) {
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stream);
         let mut buf = Vec::new();
