@@ -50,6 +50,14 @@ pub struct Settings {
     pub failpoint: Option<String>,
     /// Warnings found while resolving (a `.pgpass` readable by others), shown once.
     pub warnings: Vec<String>,
+    /// `[hooks]`: the commands run at lifecycle events (none unless configured).
+    pub hooks: crate::hook::Hooks,
+    /// The directory hooks run in: the config file's (relative paths in a hook read as in the
+    /// file), else the current directory.
+    pub hooks_dir: PathBuf,
+    /// The environment a hook inherits: tenantctl's, without what may carry a secret (see
+    /// `hook_environment`).
+    pub hook_env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
 }
 
 /// `tenantctl.toml`. Relative paths are relative to the file.
@@ -64,6 +72,7 @@ struct FileConfig {
     actor: Option<String>,
     retention_days: Option<i64>,
     storage: Option<crate::storage::s3::StorageFile>,
+    hooks: Option<crate::hook::HooksFile>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -109,6 +118,11 @@ impl Settings {
         let storage_root = absolute(storage_root)?;
 
         let storage = resolve_storage(file.storage)?;
+        let hooks = crate::hook::Hooks::from_file(file.hooks.unwrap_or_default())?;
+        let hooks_dir = match &file_dir {
+            Some(dir) => dir.clone(),
+            None => absolute(PathBuf::from("."))?,
+        };
 
         let prefix = args
             .name_prefix
@@ -180,6 +194,9 @@ impl Settings {
                 None
             },
             warnings,
+            hooks,
+            hooks_dir,
+            hook_env: hook_environment(),
         })
     }
 
@@ -190,6 +207,27 @@ impl Settings {
             None => Ok(Tiers::builtin()),
         }
     }
+}
+
+/// What a hook inherits: the environment without tenantctl's own variables (`TENANTCTL_*`:
+/// the hook gets its own set, and `TENANTCTL_DATABASE_URL` may hold a password) and without
+/// the variables that carry a password or key: `PGPASSWORD`, `DATABASE_URL`,
+/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`. Hooks never receive a
+/// password: one that needs a credential reads it from its own file (a kubeconfig, a profile).
+fn hook_environment() -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    const SECRETS: &[&str] = &[
+        "PGPASSWORD",
+        "DATABASE_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ];
+    std::env::vars_os()
+        .filter(|(k, _)| {
+            let k = k.to_string_lossy();
+            !k.starts_with("TENANTCTL_") && !SECRETS.contains(&k.as_ref())
+        })
+        .collect()
 }
 
 /// Where buckets live.

@@ -25,6 +25,7 @@
 //! - `words`: counts with their noun in the right number, times with their zone.
 //! - `action`, `transition`: the audit actions, and the one table of allowed status moves.
 //! - `sql_text`: `ToSql`/`FromSql` through the text type for the domain's words.
+//! - `hook`: the lifecycle events operators hook commands to, and `[hooks]` checked.
 //! - `resource`, `step`, `slug`, `tenant`, `tier`, `feature`, `money`, `period`, `usage_file`, `invoice`: the domain types, unit-tested in place.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -40,6 +41,7 @@ pub mod excerpt;
 pub mod exit;
 pub mod feature;
 pub mod field;
+pub mod hook;
 pub mod invoice;
 pub mod money;
 pub mod number;

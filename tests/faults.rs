@@ -23,7 +23,7 @@ fn assert_converged(env: &TestEnv, slug: &str, siloed: bool) {
         )
         .unwrap()
         .get(0);
-    assert_eq!(steps, 7, "journal of {slug}");
+    assert_eq!(steps, 8, "journal of {slug}");
     let quotas: i64 = ctl
         .query_one("SELECT count(*) FROM quotas WHERE tenant_id = $1", &[&id])
         .unwrap()
@@ -84,9 +84,9 @@ fn assert_converged(env: &TestEnv, slug: &str, siloed: bool) {
 #[test]
 fn a_crash_at_any_step_is_finished_by_running_the_same_command_again() {
     let env = TestEnv::new();
-    let mut points: Vec<String> = (1..=7).map(|n| format!("after-step:{n}")).collect();
-    // Step 1 and step 7 journal in the transaction that does their work.
-    points.extend((2..=6).map(|n| format!("before-journal:{n}")));
+    let mut points: Vec<String> = (1..=8).map(|n| format!("after-step:{n}")).collect();
+    // Step 1 and step 8 (activate) journal in the transaction that does their work.
+    points.extend((2..=7).map(|n| format!("before-journal:{n}")));
     for (i, point) in points.iter().enumerate() {
         let (slug, tier, siloed) = if i % 2 == 0 {
             (format!("crash{i}"), "premium", true)
@@ -110,7 +110,7 @@ fn a_crash_at_any_step_is_finished_by_running_the_same_command_again() {
         } else {
             step - 1
         };
-        if step < 7 {
+        if step < 8 {
             assert!(
                 rerun.stderr.contains("resuming"),
                 "{point}: {}",
@@ -501,6 +501,7 @@ fn a_journal_of_step_numbers_is_converted_and_its_tenant_resumes() {
              DROP TABLE backup_restores;
              DROP TABLE bucket_claims;
              DROP TABLE measurements;
+             DROP TABLE hook_runs;
              DELETE FROM refinery_schema_history WHERE version >= 10;",
         )
         .unwrap();
@@ -544,6 +545,7 @@ fn a_journal_of_step_numbers_is_converted_and_its_tenant_resumes() {
             "create_database",
             "create_owner",
             "record_tenant",
+            "run_hooks",
             "seed_quotas"
         ]
     );

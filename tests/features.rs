@@ -93,7 +93,7 @@ fn provision_feature_adds_to_the_tier_and_show_and_check_report_it() {
         json!(["api-access", "beta-ui"])
     );
     assert!(
-        run.stderr.contains("[5/7] seed quotas and features ... ok"),
+        run.stderr.contains("[5/8] seed quotas and features ... ok"),
         "{}",
         run.stderr
     );

@@ -41,13 +41,14 @@ fn siloed_tenant_gets_database_role_schema_owner_quotas_buckets() {
         ])
         .expect(0);
     for step in [
-        "[1/7] record tenant ... ok",
-        "[2/7] create database ... ok",
-        "[3/7] apply schema ... ok",
-        "[4/7] create owner ... ok",
-        "[5/7] seed quotas and features ... ok",
-        "[6/7] create buckets ... ok",
-        "[7/7] activate ... ok",
+        "[1/8] record tenant ... ok",
+        "[2/8] create database ... ok",
+        "[3/8] apply schema ... ok",
+        "[4/8] create owner ... ok",
+        "[5/8] seed quotas and features ... ok",
+        "[6/8] create buckets ... ok",
+        "[7/8] run hooks ... ok",
+        "[8/8] activate ... ok",
     ] {
         assert!(
             run.stderr.contains(step),
@@ -60,7 +61,7 @@ fn siloed_tenant_gets_database_role_schema_owner_quotas_buckets() {
         "{}",
         run.stdout
     );
-    assert!(!run.stdout.contains("[1/7]"), "progress went to stdout");
+    assert!(!run.stdout.contains("[1/8]"), "progress went to stdout");
 
     let mut ctl = env.control();
     let row = ctl.query_one("SELECT status, tier, isolation, name, database_name, role_name, id::text FROM tenants WHERE slug = 'acme'", &[]).unwrap();
@@ -93,7 +94,7 @@ fn siloed_tenant_gets_database_role_schema_owner_quotas_buckets() {
     assert_eq!(db, env.silo("acme"));
     assert_eq!(role, env.silo("acme"));
     let steps: i64 = ctl.query_one("SELECT count(*) FROM provisioning_journal j JOIN tenants t ON t.id = j.tenant_id WHERE t.slug = 'acme'", &[]).unwrap().get(0);
-    assert_eq!(steps, 7);
+    assert_eq!(steps, 8);
 
     // The database and a login role that is nothing more.
     assert!(env.database_exists(&db));
@@ -351,7 +352,7 @@ fn dry_run_changes_nothing_and_lists_the_steps() {
     let plan = dry(&env).expect(0).json();
     assert_eq!(plan["dry_run"], true);
     assert_eq!(plan["database"], env.silo("acme"));
-    assert_eq!(plan["steps"].as_array().unwrap().len(), 7);
+    assert_eq!(plan["steps"].as_array().unwrap().len(), 8);
     assert!(plan["steps"]
         .as_array()
         .unwrap()
@@ -508,7 +509,7 @@ fn quiet_hides_progress_but_still_shows_the_password_once() {
     let run = env
         .run(&["provision", "acme", "--tier", "free", "--quiet"])
         .expect(0);
-    assert!(!run.stderr.contains("[1/7]"), "{}", run.stderr);
+    assert!(!run.stderr.contains("[1/8]"), "{}", run.stderr);
     assert!(!run.stderr.contains("PostgreSQL cluster"), "{}", run.stderr);
     let password = shown_password(&run.stderr);
     assert_eq!(run.stderr.matches(&password).count(), 1);

@@ -24,7 +24,7 @@ pub async fn suspend(
     let slug: Slug = args.slug.parse()?;
     check_reason(args.reason.as_deref())?;
     let plane = ControlPlane::open(settings, reporter).await?;
-    out.print(&lifecycle::suspend(&plane, &slug, args.reason.as_deref()).await?)
+    out.print(&lifecycle::suspend(&plane, &slug, args.reason.as_deref(), reporter).await?)
 }
 
 pub async fn resume(
@@ -36,7 +36,7 @@ pub async fn resume(
     let out = out.printer::<TenantView>()?;
     let slug: Slug = args.slug.parse()?;
     let plane = ControlPlane::open(settings, reporter).await?;
-    out.print(&lifecycle::resume(&plane, &slug).await?)
+    out.print(&lifecycle::resume(&plane, &slug, reporter).await?)
 }
 
 pub async fn restore(
@@ -48,7 +48,7 @@ pub async fn restore(
     let out = out.printer::<TenantView>()?;
     let slug: Slug = args.slug.parse()?;
     let plane = ControlPlane::open(settings, reporter).await?;
-    out.print(&lifecycle::restore(&plane, &slug).await?)
+    out.print(&lifecycle::restore(&plane, &slug, reporter).await?)
 }
 
 /// A reason is stored in the audit log: bounded, printable text (`field::REASON_MAX`).
@@ -105,7 +105,7 @@ pub async fn deprovision(
     let slug: Slug = args.slug.parse()?;
     check_reason(args.reason.as_deref())?;
     let plane = ControlPlane::open(settings, reporter).await?;
-    out.print(&lifecycle::deprovision(&plane, &slug, args.reason.as_deref()).await?)
+    out.print(&lifecycle::deprovision(&plane, &slug, args.reason.as_deref(), reporter).await?)
 }
 
 pub async fn purge(

@@ -7,6 +7,7 @@
 //! - `dataplane`: tenant databases and roles: creation, access, the owner user.
 //! - `doctor`: the server's version, the session's TLS, the admin role's attributes.
 //! - `features`: feature entitlements in the control database and in tenant databases.
+//! - `hooks`: the lifecycle run a tenant's hooks belong to, and the hooks that succeeded.
 //! - `metrics`: the fleet's state in a few set-based reads, for `tenantctl metrics`.
 //! - `report`: billed months, invoice lines summed, storage measurements, for `report`.
 //! - `usage`: metered events, monthly totals, measured levels, bulk import.
@@ -24,6 +25,7 @@ pub mod credentials;
 pub mod dataplane;
 pub mod doctor;
 pub mod features;
+pub mod hooks;
 pub mod ident;
 pub mod lifecycle;
 pub mod measurements;

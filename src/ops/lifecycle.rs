@@ -22,6 +22,13 @@
 //! at any instant. A command killed at any point leaves its intermediate status, which both the
 //! same command and its inverse (suspend ⇄ resume, deprovision ⇄ restore) accept: re-running
 //! either converges, each step being idempotent.
+//!
+//! **Hooks** (`[hooks]`, `ops::hooks`): suspend, resume, deprovision and restore run their
+//! `after_*` hooks once their final status is written: the transition is complete whatever
+//! the hooks do. A failed hook fails the command (exit 1) and leaves the status as it is; the
+//! same command run again on the tenant it left (`suspend` of a suspended tenant, normally
+//! refused) runs the hooks of that run that have not succeeded, and nothing else. A purge runs
+//! its `before_purge` hooks before it changes anything: a failed one stops it, nothing removed.
 
 use anyhow::{Context, Result};
 use chrono::Utc;
@@ -33,6 +40,7 @@ use crate::action::Action;
 use crate::db::control::SessionLock;
 use crate::db::{dataplane, migrate};
 use crate::exit::Failure;
+use crate::hook::Event;
 use crate::slug::Slug;
 use crate::tenant::{bucket_names, Status, Tenant};
 use crate::tier::{Isolation, Tier};
@@ -46,6 +54,8 @@ struct Move {
     finish: Action,
     /// For refusals: who may take this move.
     allowed: &'static str,
+    /// Its hooks.
+    event: Event,
 }
 
 impl Move {
@@ -64,24 +74,28 @@ const SUSPEND: Move = Move {
     start: Action::SuspendStart,
     finish: Action::Suspend,
     allowed: "an active tenant, or one being suspended or resumed,",
+    event: Event::Suspend,
 };
 
 const RESUME: Move = Move {
     start: Action::ResumeStart,
     finish: Action::Resume,
     allowed: "a suspended tenant, or one being suspended or resumed,",
+    event: Event::Resume,
 };
 
 const DEPROVISION: Move = Move {
     start: Action::DeprovisionStart,
     finish: Action::Deprovision,
     allowed: "an active, suspended or provisioning tenant, or one being suspended, resumed, deprovisioned or restored,",
+    event: Event::Deprovision,
 };
 
 const RESTORE: Move = Move {
     start: Action::RestoreStart,
     finish: Action::Restore,
     allowed: "a deprovisioned (deleted) tenant, or one being deprovisioned or restored,",
+    event: Event::Restore,
 };
 
 /// Purge starts from anything: it removes everything.
@@ -89,6 +103,7 @@ const PURGE: Move = Move {
     start: Action::PurgeStart,
     finish: Action::Purge,
     allowed: "any tenant",
+    event: Event::Purge,
 };
 
 /// Writes `mv`'s intermediate status (audit action `<command>.start`) unless the tenant is in
@@ -306,12 +321,51 @@ async fn open(plane: &ControlPlane, t: &Tenant, action: &str) -> Result<()> {
     }
 }
 
-async fn reread(plane: &ControlPlane, slug: &Slug) -> Result<TenantView> {
+/// `mv` run again on a tenant that its last run left finished (`suspend` of a suspended
+/// tenant) with hooks that did not all succeed: runs those, and nothing else. `None`: not such
+/// a re-run; the command runs (or is refused) as usual.
+async fn rerun_hooks(
+    plane: &ControlPlane,
+    t: &Tenant,
+    mv: &Move,
+    reporter: &dyn Reporter,
+) -> Result<Option<TenantView>> {
+    if Transition::sources(mv.start).contains(&t.status)
+        || !super::hooks::owed(plane, t, mv.event, mv.finish).await?
+    {
+        return Ok(None);
+    }
+    reporter.status(&format!(
+        "tenant `{}` is {} already; running its {} hooks that have not succeeded",
+        t.slug,
+        t.status,
+        mv.event.key()
+    ));
+    after_hooks(plane, &t.slug, mv, reporter).await.map(Some)
+}
+
+/// The `after_*` hooks of `mv`, once its final status is written; the tenant as it now is.
+async fn after_hooks(
+    plane: &ControlPlane,
+    slug: &Slug,
+    mv: &Move,
+    reporter: &dyn Reporter,
+) -> Result<TenantView> {
     let t = plane
         .control
         .find_tenant(slug)
         .await?
         .expect("the tenant was just changed");
+    super::hooks::run(plane, &t, mv.event, reporter)
+        .await
+        .with_context(|| {
+            format!(
+                "tenant `{slug}` is {}, but its {} hooks did not all succeed; fix the cause and run `tenantctl {} {slug}` again: it runs only the hooks that have not succeeded",
+                t.status,
+                mv.event.key(),
+                mv.name()
+            )
+        })?;
     tenants::view(plane, t).await
 }
 
@@ -320,25 +374,36 @@ pub async fn suspend(
     plane: &ControlPlane,
     slug: &Slug,
     reason: Option<&str>,
+    reporter: &dyn Reporter,
 ) -> Result<TenantView> {
     let (_lock, t) = lock_and_find(plane, slug).await?;
+    if let Some(done) = rerun_hooks(plane, &t, &SUSPEND, reporter).await? {
+        return Ok(done);
+    }
     let details = serde_json::json!({ "reason": reason });
     let t = begin(plane, &t, &SUSPEND, &details).await?;
     close(plane, &t).await?;
     failpoint(&plane.settings, "suspend:closed");
     finish(plane, &t, &SUSPEND, None, details).await?;
-    reread(plane, slug).await
+    after_hooks(plane, slug, &SUSPEND, reporter).await
 }
 
 /// `resume`: `resuming`, migrate and reopen, `active`.
-pub async fn resume(plane: &ControlPlane, slug: &Slug) -> Result<TenantView> {
+pub async fn resume(
+    plane: &ControlPlane,
+    slug: &Slug,
+    reporter: &dyn Reporter,
+) -> Result<TenantView> {
     let (_lock, t) = lock_and_find(plane, slug).await?;
+    if let Some(done) = rerun_hooks(plane, &t, &RESUME, reporter).await? {
+        return Ok(done);
+    }
     let details = serde_json::json!({});
     let t = begin(plane, &t, &RESUME, &details).await?;
     open(plane, &t, "resume").await?;
     failpoint(&plane.settings, "resume:opened");
     finish(plane, &t, &RESUME, None, details).await?;
-    reread(plane, slug).await
+    after_hooks(plane, slug, &RESUME, reporter).await
 }
 
 /// `deprovision` without `--purge`, a soft delete: `deprovisioning`, close, `deleted`.
@@ -346,20 +411,31 @@ pub async fn deprovision(
     plane: &ControlPlane,
     slug: &Slug,
     reason: Option<&str>,
+    reporter: &dyn Reporter,
 ) -> Result<TenantView> {
     let (_lock, t) = lock_and_find(plane, slug).await?;
+    if let Some(done) = rerun_hooks(plane, &t, &DEPROVISION, reporter).await? {
+        return Ok(done);
+    }
     let retention = plane.settings.retention_days;
     let details = serde_json::json!({ "reason": reason, "retention_days": retention });
     let t = begin(plane, &t, &DEPROVISION, &details).await?;
     close(plane, &t).await?;
     failpoint(&plane.settings, "deprovision:closed");
     finish(plane, &t, &DEPROVISION, None, details).await?;
-    reread(plane, slug).await
+    after_hooks(plane, slug, &DEPROVISION, reporter).await
 }
 
 /// `restore`, within the retention period: `restoring`, migrate and reopen, `active`.
-pub async fn restore(plane: &ControlPlane, slug: &Slug) -> Result<TenantView> {
+pub async fn restore(
+    plane: &ControlPlane,
+    slug: &Slug,
+    reporter: &dyn Reporter,
+) -> Result<TenantView> {
     let (_lock, t) = lock_and_find(plane, slug).await?;
+    if let Some(done) = rerun_hooks(plane, &t, &RESTORE, reporter).await? {
+        return Ok(done);
+    }
     // The retention period bounds the start of a restore; one under way (`restoring`) or an
     // interrupted deprovision is not deleted yet.
     if t.status == Status::Deleted {
@@ -388,7 +464,7 @@ pub async fn restore(plane: &ControlPlane, slug: &Slug) -> Result<TenantView> {
         Status::Provisioning
     };
     finish(plane, &t, &RESTORE, Some(to), details).await?;
-    reread(plane, slug).await
+    after_hooks(plane, slug, &RESTORE, reporter).await
 }
 
 /// What a purge removed.
@@ -410,6 +486,19 @@ pub async fn purge(plane: &ControlPlane, slug: &Slug, reporter: &dyn Reporter) -
 
 async fn purge_locked(plane: &ControlPlane, t: &Tenant, reporter: &dyn Reporter) -> Result<Purged> {
     super::billing::warn_unbilled_usage(plane, t.id, t.slug.as_str(), reporter).await?;
+    // The before_purge hooks, before anything changes: a failed one stops the purge. A purge
+    // already under way (`deleting`) ran them all before it began, and is only finished.
+    if t.status != Status::Deleting {
+        ownership::check_ours(plane, t).await?;
+        super::hooks::run(plane, t, Event::Purge, reporter)
+            .await
+            .with_context(|| {
+                format!(
+                    "tenant `{}` was not purged, nothing was removed; fix the cause and run the purge again: it runs only the hooks that have not succeeded",
+                    t.slug
+                )
+            })?;
+    }
     let actor = &plane.settings.actor;
     // `deleting` is written before anything is removed: from then on only a purge may follow.
     let t = &begin(plane, t, &PURGE, &serde_json::json!({})).await?;

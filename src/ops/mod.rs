@@ -9,6 +9,7 @@
 //! - `billing`: billing runs and invoices.
 //! - `report`: revenue (MRR, ARR, ARPA, movement) and margin, from invoices and costs.
 //! - `features`: feature entitlements (`features show|grant|revoke|reset|check`).
+//! - `hooks`: running the lifecycle hooks of `[hooks]`, each success recorded per run.
 //! - `quota`: limits against usage (`quota show|set|reset|check`).
 //! - `usage`: metered events and measured levels (`usage record|import|refresh`).
 //! - `tenants`: reading tenants (`list`, `show`).
@@ -25,6 +26,7 @@ pub mod bulk;
 pub mod credentials;
 pub mod doctor;
 pub mod features;
+pub mod hooks;
 pub mod lifecycle;
 pub mod local;
 pub mod metrics;

@@ -1,4 +1,4 @@
-//! Provisioning a tenant: seven numbered steps, each idempotent and journaled.
+//! Provisioning a tenant: eight numbered steps, each idempotent and journaled.
 //!
 //! 1. **record tenant**: the `tenants` row (status `provisioning`), in one transaction with
 //!    its journal and audit entries. Re-run: the row is found and the step skipped.
@@ -16,7 +16,10 @@
 //!    the tenant database's `tenant_features`. A re-run after this step records no new
 //!    `--feature`: it refuses one the tenant lacks and names `features grant`.
 //! 6. **create buckets**: `<slug>-uploads`, `-assets`, `-backups`; existing ones are fine.
-//! 7. **activate**: `provisioning → active`, journaled and audited in one transaction.
+//! 7. **run hooks**: the `after_provision` hooks of `[hooks]` (`ops::hooks`), in order, each
+//!    recorded as it succeeds; a failed one fails the run (the tenant stays `provisioning`), and
+//!    the re-run runs only the hooks that have not succeeded. Nothing without hooks.
+//! 8. **activate**: `provisioning → active`, journaled and audited in one transaction.
 //!
 //! The whole run holds a per-tenant advisory lock (a second `provision` of the same slug exits
 //! "in progress"). The journal lets a run that was killed at any point be finished by running
@@ -48,6 +51,7 @@ use crate::excerpt::{excerpt, is_unsafe_char};
 use crate::exit::Failure;
 use crate::feature::Feature;
 use crate::field;
+use crate::hook::Event;
 use crate::slug::Slug;
 use crate::step::Step;
 use crate::tenant::{bucket_names, Tenant};
@@ -414,6 +418,10 @@ pub async fn provision(
     .await?;
     run.step_journaled(Step::CreateBuckets, &tenant, || {
         create_buckets(plane, &tenant)
+    })
+    .await?;
+    run.step_journaled(Step::RunHooks, &tenant, || {
+        super::hooks::run(plane, &tenant, Event::Provision, reporter)
     })
     .await?;
     run.step_journaled(Step::Activate, &tenant, || activate(plane, &tenant))
