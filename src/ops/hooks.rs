@@ -51,9 +51,7 @@ pub async fn run(
         }
         reporter.status(&format!("hook {name} ..."));
         let t0 = Instant::now();
-        let ran = tokio::task::block_in_place(|| {
-            execute(plane, t, event, i + 1, command, &stdin, reporter)
-        });
+        let ran = blocking(|| execute(plane, t, event, i + 1, command, &stdin, reporter));
         if let Err(why) = ran {
             return Err(anyhow::anyhow!(
                 "hook {name} failed for tenant `{}`: {why}",
@@ -240,4 +238,15 @@ fn forward<R: Read + Send + 'static>(stream: R, tx: mpsc::Sender<Line>, wrap: fn
         }
         let _ = tx.send(Line::Closed);
     });
+}
+
+/// Runs a hook's synchronous wait: off the worker thread where the runtime has workers, in
+/// place on a single-threaded runtime (a one-shot lifecycle command, where nothing else runs
+/// meanwhile; `block_in_place` would panic there).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
