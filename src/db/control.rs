@@ -211,10 +211,6 @@ impl ControlDb {
         Ok((v, migrate::control_pending(v)))
     }
 
-    pub fn server(&self) -> &Server {
-        &self.server
-    }
-
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -226,12 +222,6 @@ impl ControlDb {
                 self.server.shown()
             )
         })
-    }
-
-    /// A pooled connection to the control database, for statements that may run from any
-    /// database (`CREATE ROLE`, `CREATE DATABASE`, `GRANT CONNECT`).
-    pub async fn admin(&self) -> Result<deadpool_postgres::Object> {
-        self.conn().await
     }
 
     /// The per-tenant lock, waiting at most `TENANT_LOCK_GRACE` for it: `None` if another

@@ -6,6 +6,8 @@
 //! - `credentials`: a siloed tenant's login password (a SCRAM verifier), audited.
 //! - `dataplane`: tenant databases and roles: creation, access, the owner user.
 //! - `doctor`: the server's version, the session's TLS, the admin role's attributes.
+//! - `fleet`: `Fleet`, the seam through which every tenant database and admin connection is
+//!   reached.
 //! - `features`: feature entitlements in the control database and in tenant databases.
 //! - `metrics`: the fleet's state in a few set-based reads, for `tenantctl metrics`.
 //! - `usage`: metered events, monthly totals, measurements, bulk import.
@@ -22,6 +24,7 @@ pub mod credentials;
 pub mod dataplane;
 pub mod doctor;
 pub mod features;
+pub mod fleet;
 pub mod ident;
 pub mod lifecycle;
 pub mod metrics;
@@ -41,6 +44,8 @@ use tokio_postgres::{Client, NoTls};
 
 use crate::conninfo::{ConnParams, SslMode, APPLICATION_NAME, DEFAULT_CONNECT_TIMEOUT};
 use crate::exit::Failure;
+
+pub use fleet::Fleet;
 
 /// Every session waits at most this long for a lock (a table, a row, `CREATE DATABASE`'s lock
 /// on its template, an advisory lock): a lock held by a stuck session ends in an error.

@@ -456,7 +456,7 @@ async fn record_tenant(plane: &ControlPlane, req: &Request) -> Result<Tenant> {
 /// claim covering the gap (the database); an existing one must carry the tenant's mark.
 async fn create_database(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     let mark = ownership::mark(plane, t).await?;
-    let admin = plane.control.admin().await?;
+    let admin = plane.fleet.admin().await?;
     dataplane::ensure_app_role(&admin, &t.role, &mark).await?;
     if t.isolation == Isolation::Siloed {
         // So that a non-superuser admin can end the tenant's sessions when suspending it.
