@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::{already_exists, database_missing, ident, migrate, Server};
 use crate::action::Action;
+use crate::error::Failure;
 use crate::excerpt::excerpt;
-use crate::exit::Failure;
 use crate::resource::Resource;
 use crate::slug::Slug;
 use crate::step::Step;
@@ -339,13 +339,19 @@ impl ControlDb {
         .await
         .context("journaling step record_tenant")?;
         let details = serde_json::json!({ "tier": new.tier, "isolation": new.isolation.as_str() });
-        tx.execute(
-            "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
-             VALUES ($1, $2, $3, $4, NULL, $5, $6)",
-            &[&actor, &Action::ProvisionStart, &tenant.id, &new.slug, &Status::Provisioning, &details],
+        super::audit::append(
+            &*tx,
+            super::audit::Entry {
+                actor,
+                action: Action::ProvisionStart,
+                tenant_id: tenant.id,
+                slug: new.slug.as_str(),
+                from: None,
+                to: Some(Status::Provisioning),
+                details: &details,
+            },
         )
-        .await
-        .context("writing the audit log")?;
+        .await?;
         tx.commit().await.context("committing step record_tenant")?;
         Ok(tenant)
     }
@@ -472,13 +478,7 @@ impl ControlDb {
         .context("updating the tier's quotas")?;
         super::features::set_tier_features(&tx, tenant.id, features).await?;
         let details = serde_json::json!({ "from_tier": tenant.tier, "to_tier": tier });
-        tx.execute(
-            "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
-             VALUES ($1, $2, $3, $4, $5, $5, $6)",
-            &[&actor, &Action::SetTier, &tenant.id, &tenant.slug, &tenant.status, &details],
-        )
-        .await
-        .context("writing the audit log")?;
+        super::audit::append_unchanged(&*tx, tenant, Action::SetTier, actor, &details).await?;
         tx.commit().await.context("committing the tier change")
     }
 
@@ -535,13 +535,19 @@ impl ControlDb {
         .context("journaling step activate")?;
         let details =
             serde_json::json!({ "tier": tenant.tier, "isolation": tenant.isolation.as_str() });
-        tx.execute(
-            "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[&actor, &activation.action, &tenant.id, &tenant.slug, &previous, &activation.to, &details],
+        super::audit::append(
+            &*tx,
+            super::audit::Entry {
+                actor,
+                action: activation.action,
+                tenant_id: tenant.id,
+                slug: tenant.slug.as_str(),
+                from: Some(previous),
+                to: Some(activation.to),
+                details: &details,
+            },
         )
-        .await
-        .context("writing the audit log")?;
+        .await?;
         tx.commit().await.context("committing step activate")?;
         Ok(())
     }

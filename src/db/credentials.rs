@@ -50,13 +50,7 @@ impl ControlDb {
         ))
         .await
         .with_context(|| format!("setting the password of role `{}`", tenant.role))?;
-        tx.execute(
-            "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
-             VALUES ($1, $2, $3, $4, $5, $5, $6)",
-            &[&actor, &Action::Credentials, &tenant.id, &tenant.slug, &tenant.status, &details],
-        )
-        .await
-        .context("writing the audit log")?;
+        super::audit::append_unchanged(&*tx, tenant, Action::Credentials, actor, &details).await?;
         tx.commit().await.context("committing the credentials")
     }
 }

@@ -1,6 +1,7 @@
 //! Every line of SQL and every connection pool lives under here.
 //!
 //! - `Server`: how to reach the PostgreSQL server, and connections to any of its databases.
+//! - `audit`: the audit log's one insert, `append`.
 //! - `billing`: billing runs, invoice facts, invoices written exactly once.
 //! - `control`: the control database (tenants, journal, quotas, audit log).
 //! - `credentials`: a siloed tenant's login password (a SCRAM verifier), audited.
@@ -16,6 +17,7 @@
 //! - `ident`: the one place identifiers are quoted.
 //! - `ownership`: this control plane's id and the claims on databases being created.
 
+pub mod audit;
 pub mod backup;
 pub mod billing;
 pub mod buckets;
@@ -43,7 +45,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
 use crate::conninfo::{ConnParams, SslMode, APPLICATION_NAME, DEFAULT_CONNECT_TIMEOUT};
-use crate::exit::Failure;
+use crate::error::Failure;
 
 pub use fleet::Fleet;
 

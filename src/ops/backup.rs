@@ -34,7 +34,7 @@ use super::{failpoint, ownership, tenants, ControlPlane, Reporter};
 use crate::action::Action;
 use crate::db::backup::{self as db, TableCopy};
 use crate::db::dataplane::{self, Object};
-use crate::exit::Failure;
+use crate::error::Failure;
 use crate::slug::Slug;
 use crate::storage::{self, Owner, TenantBucket};
 use crate::tenant::{Status, Tenant};

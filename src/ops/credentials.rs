@@ -10,7 +10,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use serde::Serialize;
 
 use super::{tenants, ControlPlane, Reporter};
-use crate::exit::Failure;
+use crate::error::Failure;
 use crate::slug::Slug;
 use crate::tenant::Status;
 use crate::tier::Isolation;

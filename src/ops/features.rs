@@ -21,7 +21,7 @@ use super::{ControlPlane, Reporter};
 use crate::action::Action;
 use crate::db::dataplane;
 use crate::db::features::{write_tenant_features, Entitlement};
-use crate::exit::Failure;
+use crate::error::Failure;
 use crate::feature::Feature;
 use crate::slug::Slug;
 use crate::step::Step;

@@ -32,7 +32,7 @@ use super::{failpoint, ownership, ControlPlane, Reporter};
 use crate::action::Action;
 use crate::db::control::SessionLock;
 use crate::db::{dataplane, migrate};
-use crate::exit::Failure;
+use crate::error::Failure;
 use crate::slug::Slug;
 use crate::tenant::{bucket_names, Status, Tenant};
 use crate::tier::{Isolation, Tier};

@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 
 use super::{failpoint, tenants, ControlPlane};
 use crate::db::dataplane::{self, Found, Mark, Object};
-use crate::exit::Failure;
+use crate::error::Failure;
 use crate::slug::Slug;
 use crate::storage::{self, Owner, TenantBucket};
 use crate::tenant::Tenant;

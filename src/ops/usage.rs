@@ -19,7 +19,7 @@ use super::tenants::find;
 use super::ControlPlane;
 use crate::db::dataplane;
 use crate::db::usage::{Event, Recorded};
-use crate::exit::Failure;
+use crate::error::Failure;
 use crate::period::{check_usage_time, Period};
 use crate::resource::Resource;
 use crate::slug::Slug;
