@@ -4,7 +4,8 @@
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
-use super::control::{tenant_from, ControlDb, TENANT_COLUMNS};
+use super::control::ControlDb;
+use super::tenants::{tenant_from, TENANT_COLUMNS};
 use crate::action::Action;
 use crate::tenant::{Status, Tenant};
 

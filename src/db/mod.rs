@@ -3,7 +3,9 @@
 //! - `Server`: how to reach the PostgreSQL server, and connections to any of its databases.
 //! - `audit`: the audit log's one insert, `append`.
 //! - `billing`: billing runs, invoice facts, invoices written exactly once.
-//! - `control`: the control database (tenants, journal, quotas, audit log).
+//! - `control`: opening the control database (and migrating it); its pool.
+//! - `tenants`, `journal`, `quotas`, `locks`: the tenants table, the provisioning journal, the
+//!   quota rows, the advisory locks.
 //! - `credentials`: a siloed tenant's login password (a SCRAM verifier), audited.
 //! - `dataplane`: tenant databases and roles: creation, access, the owner user.
 //! - `doctor`: the server's version, the session's TLS, the admin role's attributes.
@@ -28,10 +30,14 @@ pub mod doctor;
 pub mod features;
 pub mod fleet;
 pub mod ident;
+pub mod journal;
 pub mod lifecycle;
+pub mod locks;
 pub mod metrics;
 pub mod migrate;
 pub mod ownership;
+pub mod quotas;
+pub mod tenants;
 pub mod usage;
 
 use std::time::Duration;

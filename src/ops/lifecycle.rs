@@ -30,7 +30,7 @@ use serde::Serialize;
 use super::tenants::{self, TenantView};
 use super::{failpoint, ownership, ControlPlane, Reporter};
 use crate::action::Action;
-use crate::db::control::SessionLock;
+use crate::db::locks::SessionLock;
 use crate::db::{dataplane, migrate};
 use crate::error::Failure;
 use crate::slug::Slug;

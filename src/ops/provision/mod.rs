@@ -42,7 +42,7 @@ use super::tenants::{self, TenantView};
 use super::{ownership, ControlPlane, Reporter};
 use crate::action::Action;
 use crate::config::Settings;
-use crate::db::control::NewTenant;
+use crate::db::tenants::NewTenant;
 use crate::db::{dataplane, migrate};
 use crate::error::Failure;
 use crate::excerpt::{excerpt, is_unsafe_char};
