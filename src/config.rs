@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::cli::{GlobalArgs, OutputFormat};
 use crate::conninfo::{self, ConnParams};
-use crate::exit::Failure;
+use crate::error::Failure;
 use crate::tenant::{Naming, DEFAULT_PREFIX};
 use crate::tier::Tiers;
 

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::error::Failure;
 use crate::excerpt::excerpt;
-use crate::exit::Failure;
 
 /// libpq's `sslmode`, all five of the values this tool supports (`allow` is not).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

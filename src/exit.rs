@@ -1,4 +1,4 @@
-//! Exit codes, and the few typed failures a caller branches on. Only this file knows the numbers.
+//! Exit codes: the mapping of `error::Failure` to numbers. Only this file knows the numbers.
 //!
 //! | code | meaning |
 //! |---|---|
@@ -7,16 +7,7 @@
 //! | 2 | bad input or usage; nothing was changed |
 //! | 3 | refused by state: not found, invalid transition, in progress, over a hard limit |
 
-/// Outcomes a script branches on. Everything else is an operational failure (exit 1).
-#[derive(Debug, thiserror::Error)]
-pub enum Failure {
-    /// Bad arguments, slug, tier, or configuration: nothing was changed.
-    #[error("{0}")]
-    BadInput(String),
-    /// The request is valid but the current state refuses it.
-    #[error("{0}")]
-    Refused(String),
-}
+use crate::error::Failure;
 
 pub const SUCCESS: u8 = 0;
 pub const FAILED: u8 = 1;

@@ -5,8 +5,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Failure;
 use crate::excerpt::excerpt;
-use crate::exit::Failure;
 
 /// Longest feature name, in characters (all ASCII, so also bytes).
 pub const MAX_LEN: usize = 40;

@@ -4,8 +4,8 @@
 //! later printed to terminals and read in audits, where such characters would hide or fake
 //! what it says.
 
+use crate::error::Failure;
 use crate::excerpt::{excerpt, is_unsafe_char};
-use crate::exit::Failure;
 
 /// A tenant's display name (`--name`), in characters.
 pub const NAME_MAX: usize = 200;

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::error::Failure;
 use crate::excerpt::{excerpt, is_unsafe_char};
-use crate::exit::Failure;
 
 /// The time a hook may take unless `hooks.timeout` says otherwise.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 60;

@@ -17,7 +17,8 @@
 //!   documents (completions, man pages, metrics) to stdout or a file replaced atomically;
 //!   `output::metrics` renders the fleet as Prometheus/OpenMetrics text.
 //! - `progress`: the terminal implementation of `ops::Reporter`.
-//! - `exit`: typed failures and their exit codes.
+//! - `error`: `Failure`, the typed outcomes a caller branches on (bad input, refused).
+//! - `exit`: the exit code of each failure.
 //! - `excerpt`: the short, escaped form in which a bad value appears in a message.
 //! - `field`: the length and character rules of the free text tenantctl stores.
 //! - `number`: the range check of whole numbers given on the command line.
@@ -37,6 +38,7 @@ mod commands;
 pub mod config;
 pub mod conninfo;
 pub mod db;
+pub mod error;
 pub mod excerpt;
 pub mod exit;
 pub mod feature;

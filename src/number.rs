@@ -4,7 +4,7 @@
 
 use std::ops::RangeInclusive;
 
-use crate::exit::Failure;
+use crate::error::Failure;
 
 /// `value` if it lies in `range`; else bad input naming `what`, the value and the range.
 pub fn in_range(what: &str, value: i64, range: RangeInclusive<i64>) -> Result<i64, Failure> {

@@ -10,8 +10,8 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+use crate::error::Failure;
 use crate::excerpt::excerpt;
-use crate::exit::Failure;
 
 /// How a resource's usage is known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

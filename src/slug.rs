@@ -3,8 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::error::Failure;
 use crate::excerpt::excerpt;
-use crate::exit::Failure;
 
 /// Words a tenant may not take: PostgreSQL's own databases and roles, names tenantctl uses for
 /// shared objects (`pooled`, `app`, `owner` under the name prefix), and common service

@@ -6,7 +6,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::exit::Failure;
+use crate::error::Failure;
 use crate::slug::Slug;
 use crate::tier::Isolation;
 

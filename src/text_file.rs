@@ -9,8 +9,8 @@ use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use crate::error::Failure;
 use crate::excerpt::excerpt_n;
-use crate::exit::Failure;
 
 /// How big a file of one kind may be.
 #[derive(Clone, Copy, Debug)]

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Failure;
 use crate::excerpt::{excerpt, excerpt_n};
-use crate::exit::Failure;
 use crate::feature::Feature;
 use crate::money::Money;
 use crate::resource::Resource;

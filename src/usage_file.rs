@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::error::Failure;
 use crate::excerpt::excerpt;
-use crate::exit::Failure;
 use crate::period::parse_time;
 use crate::resource::Resource;
 use crate::slug::Slug;

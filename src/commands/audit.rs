@@ -5,7 +5,7 @@ use anyhow::Result;
 use crate::cli::AuditArgs;
 use crate::config::Settings;
 use crate::db::lifecycle::AuditEntry;
-use crate::exit::Failure;
+use crate::error::Failure;
 use crate::ops::{audit, ControlPlane};
 use crate::output::Output;
 use crate::period::parse_time;

@@ -5,7 +5,7 @@ use chrono::Utc;
 
 use crate::cli::{BillArgs, InvoicesCommand};
 use crate::config::Settings;
-use crate::exit::Failure;
+use crate::error::Failure;
 use crate::ops::{billing, ControlPlane, Reporter};
 use crate::output::Output;
 use crate::period::Period;

@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use crate::cli::FeaturesCommand;
 use crate::config::Settings;
-use crate::exit::Failure;
+use crate::error::Failure;
 use crate::feature::Feature;
 use crate::ops::features::{self, Change};
 use crate::ops::{ControlPlane, Reporter};

@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use crate::cli::{DeprovisionArgs, PurgeArgs, SlugArg, SuspendArgs};
 use crate::config::Settings;
-use crate::exit::Failure;
+use crate::error::Failure;
 use crate::ops::tenants::TenantView;
 use crate::ops::{lifecycle, ControlPlane};
 use crate::output::{self, Output};

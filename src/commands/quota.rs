@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use crate::cli::QuotaCommand;
 use crate::config::Settings;
-use crate::exit::Failure;
+use crate::error::Failure;
 use crate::ops::quota::QuotaLine;
 use crate::ops::{quota, tenants, ControlPlane};
 use crate::output::Output;

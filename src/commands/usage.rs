@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use crate::cli::UsageCommand;
 use crate::config::Settings;
-use crate::exit::Failure;
+use crate::error::Failure;
 use crate::ops::{usage, ControlPlane};
 use crate::output::Output;
 use crate::period::parse_time;

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use super::control::{ControlDb, SessionLock};
+use super::control::ControlDb;
+use super::locks::SessionLock;
 use crate::action::Action;
 use crate::invoice::{Change, Line, LineKind, Standing};
 use crate::money::Money;

@@ -1,22 +1,17 @@
-//! `ControlDb`: the control database. Tenants, the provisioning journal, quotas, the audit log.
+//! `ControlDb`: the control database, opened (and migrated) once; its pool. The tables are read
+//! and written by the files named after them: `tenants`, `journal`, `quotas`, `locks`, `audit`,
+//! `usage`, `billing`, `lifecycle`, `features`, `backup`.
 
 use anyhow::{Context, Result};
 use std::sync::{Arc, Mutex};
 
 use deadpool_postgres::{Object, Pool};
-use tokio_postgres::{Client, Row};
-use uuid::Uuid;
+use tokio_postgres::Client;
 
 use super::{already_exists, database_missing, ident, migrate, Server};
-use crate::action::Action;
+use crate::error::Failure;
 use crate::excerpt::excerpt;
-use crate::exit::Failure;
 use crate::resource::Resource;
-use crate::slug::Slug;
-use crate::step::Step;
-use crate::tenant::{Status, Tenant};
-use crate::tier::Isolation;
-use crate::transition::Transition;
 
 /// Cheap to clone: the pool and the server settings are shared.
 #[derive(Clone)]
@@ -27,61 +22,6 @@ pub struct ControlDb {
     /// The connection that checked the schema version, handed to the first `conn()`: a
     /// one-shot command then uses one connection, and skips the pool's recycling round trip.
     first: Arc<Mutex<Option<Object>>>,
-}
-
-/// The key of a tenant's advisory lock is this followed by its slug (`metrics` looks for it
-/// in `pg_locks` to tell a running transition from an interrupted one).
-pub(super) const TENANT_LOCK_PREFIX: &str = "tenantctl:tenant:";
-
-/// How long `try_lock_tenant` waits for a lock that is held.
-const TENANT_LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// What step 1 records.
-pub struct NewTenant<'a> {
-    pub slug: &'a Slug,
-    pub name: &'a str,
-    pub tier: &'a str,
-    pub isolation: Isolation,
-    pub database: &'a str,
-    pub role: &'a str,
-    pub owner_email: &'a str,
-    pub owner_name: &'a str,
-}
-
-/// One quota row.
-#[derive(Debug, Clone)]
-pub struct QuotaRow {
-    pub resource: Resource,
-    pub limit: i64,
-    pub source: String,
-}
-
-/// A session advisory lock on its own connection: dropping it closes the session and so
-/// releases the lock, as does the death of the process.
-pub struct SessionLock {
-    _client: Client,
-}
-
-pub(super) const TENANT_COLUMNS: &str =
-    "id, slug, name, tier, isolation, status, database_name, role_name, \
-                              owner_email, created_at, activated_at, deleted_at, purge_after";
-
-pub(super) fn tenant_from(row: &Row) -> Result<Tenant> {
-    Ok(Tenant {
-        id: row.get("id"),
-        slug: row.get("slug"),
-        name: row.get("name"),
-        tier: row.get("tier"),
-        isolation: row.try_get("isolation").context("reading tenants")?,
-        status: row.try_get("status").context("reading tenants")?,
-        database: row.get("database_name"),
-        role: row.get("role_name"),
-        owner_email: row.get("owner_email"),
-        created_at: row.get("created_at"),
-        activated_at: row.get("activated_at"),
-        deleted_at: row.get("deleted_at"),
-        purge_after: row.get("purge_after"),
-    })
 }
 
 impl ControlDb {
@@ -238,10 +178,6 @@ impl ControlDb {
         Ok((v, migrate::control_pending(v)))
     }
 
-    pub fn server(&self) -> &Server {
-        &self.server
-    }
-
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -268,6 +204,12 @@ impl ControlDb {
         }
     }
 
+    /// A connection of its own to the control database, outside the pool (a session lock
+    /// lives as long as it).
+    pub(super) async fn session(&self) -> Result<Client> {
+        self.server.connect(&self.name).await
+    }
+
     pub(super) async fn conn(&self) -> Result<deadpool_postgres::Object> {
         let first = self.first.lock().map(|mut f| f.take()).unwrap_or(None);
         if let Some(client) = first {
@@ -280,340 +222,12 @@ impl ControlDb {
             )
         })
     }
-
-    /// A pooled connection to the control database, for statements that may run from any
-    /// database (`CREATE ROLE`, `CREATE DATABASE`, `GRANT CONNECT`).
-    pub async fn admin(&self) -> Result<deadpool_postgres::Object> {
-        self.conn().await
-    }
-
-    /// The per-tenant lock, waiting at most `TENANT_LOCK_GRACE` for it: `None` if another
-    /// process still holds it then. The grace covers a killed run, whose session the server
-    /// ends a moment after the process died; a live run elsewhere makes this exit "in
-    /// progress" promptly rather than queue behind it.
-    pub async fn try_lock_tenant(&self, slug: &Slug) -> Result<Option<SessionLock>> {
-        self.try_session_lock(&format!("{TENANT_LOCK_PREFIX}{slug}"), TENANT_LOCK_GRACE)
-            .await
-    }
-
-    /// A session lock, retried on one connection for up to `grace`: `None` if another session
-    /// still holds it then.
-    pub(super) async fn try_session_lock(
-        &self,
-        key: &str,
-        grace: std::time::Duration,
-    ) -> Result<Option<SessionLock>> {
-        let client = self.server.connect(&self.name).await?;
-        let deadline = std::time::Instant::now() + grace;
-        loop {
-            let got: bool = client
-                .query_one(
-                    "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
-                    &[&key],
-                )
-                .await
-                .with_context(|| format!("taking the lock {key}"))?
-                .get(0);
-            if got {
-                return Ok(Some(SessionLock { _client: client }));
-            }
-            if std::time::Instant::now() >= deadline {
-                return Ok(None);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    }
-
-    /// The lock around changes to the shared pooled database and its role (concurrent GRANTs
-    /// on one object fail with "tuple concurrently updated"); waits for it.
-    pub async fn lock_pooled(&self) -> Result<SessionLock> {
-        let client = self.server.connect(&self.name).await?;
-        client
-            .execute(
-                "SELECT pg_advisory_lock(hashtextextended($1, 0))",
-                &[&"tenantctl:pooled"],
-            )
-            .await
-            .context("waiting for the pooled database's lock")?;
-        Ok(SessionLock { _client: client })
-    }
-
-    pub async fn find_tenant(&self, slug: &Slug) -> Result<Option<Tenant>> {
-        let row = self
-            .conn()
-            .await?
-            .query_opt(
-                &format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE slug = $1"),
-                &[&slug],
-            )
-            .await
-            .with_context(|| format!("looking up tenant {slug}"))?;
-        row.as_ref().map(tenant_from).transpose()
-    }
-
-    pub async fn list_tenants(&self) -> Result<Vec<Tenant>> {
-        let rows = self
-            .conn()
-            .await?
-            .query(
-                &format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY slug"),
-                &[],
-            )
-            .await
-            .context("listing tenants")?;
-        rows.iter().map(tenant_from).collect()
-    }
-
-    /// Step 1: the tenant row (status `provisioning`), its journal entry and its audit entry,
-    /// in one transaction.
-    pub async fn record_tenant(
-        &self,
-        new: &NewTenant<'_>,
-        actor: &str,
-        duration_ms: i32,
-    ) -> Result<Tenant> {
-        let mut conn = self.conn().await?;
-        let tx = conn.transaction().await.context("starting a transaction")?;
-        let row = tx
-            .query_one(
-                &format!(
-                    "INSERT INTO tenants (slug, name, tier, isolation, database_name, role_name, owner_email, owner_name)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                     RETURNING {TENANT_COLUMNS}"
-                ),
-                &[
-                    &new.slug,
-                    &new.name,
-                    &new.tier,
-                    &new.isolation,
-                    &new.database,
-                    &new.role,
-                    &new.owner_email,
-                    &new.owner_name,
-                ],
-            )
-            .await
-            .with_context(|| format!("recording tenant {}", new.slug))?;
-        let tenant = tenant_from(&row)?;
-        tx.execute(
-            "INSERT INTO provisioning_journal (tenant_id, step, name, duration_ms) VALUES ($1, $2, $3, $4)",
-            &[&tenant.id, &Step::RecordTenant, &Step::RecordTenant.label(), &duration_ms],
-        )
-        .await
-        .context("journaling step record_tenant")?;
-        let details = serde_json::json!({ "tier": new.tier, "isolation": new.isolation.as_str() });
-        tx.execute(
-            "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
-             VALUES ($1, $2, $3, $4, NULL, $5, $6)",
-            &[&actor, &Action::ProvisionStart, &tenant.id, &new.slug, &Status::Provisioning, &details],
-        )
-        .await
-        .context("writing the audit log")?;
-        tx.commit().await.context("committing step record_tenant")?;
-        Ok(tenant)
-    }
-
-    /// The steps the tenant's journal records as done. A step name this version does not
-    /// know (journaled by a newer tenantctl) is an error, never skipped silently.
-    pub async fn completed_steps(&self, tenant: Uuid) -> Result<Vec<Step>> {
-        let rows = self
-            .conn()
-            .await?
-            .query(
-                "SELECT step FROM provisioning_journal WHERE tenant_id = $1",
-                &[&tenant],
-            )
-            .await
-            .context("reading the provisioning journal")?;
-        rows.iter()
-            .map(|r| r.try_get(0).context("reading the provisioning journal"))
-            .collect()
-    }
-
-    /// Journals `step` as done (its stable name; its label as it reads today).
-    pub async fn journal_step(&self, tenant: Uuid, step: Step, duration_ms: i32) -> Result<()> {
-        self.conn()
-            .await?
-            .execute(
-                "INSERT INTO provisioning_journal (tenant_id, step, name, duration_ms) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (tenant_id, step) DO NOTHING",
-                &[&tenant, &step, &step.label(), &duration_ms],
-            )
-            .await
-            .with_context(|| format!("journaling step {step}"))?;
-        Ok(())
-    }
-
-    /// Step 5: one row per resource; rows that exist (an earlier run, an override) are kept.
-    /// `limits`: (resource, limit, hard).
-    pub async fn seed_quotas(&self, tenant: Uuid, limits: &[(Resource, u64, bool)]) -> Result<()> {
-        let (resources, values, hard) = limit_columns(limits)?;
-        self.conn()
-            .await?
-            .execute(
-                "INSERT INTO quotas (tenant_id, resource, limit_value, hard)
-                 SELECT $1, r, l, h FROM unnest($2::text[], $3::bigint[], $4::bool[]) AS q(r, l, h)
-                 ON CONFLICT (tenant_id, resource) DO NOTHING",
-                &[&tenant, &resources, &values, &hard],
-            )
-            .await
-            .context("seeding quotas")?;
-        Ok(())
-    }
-
-    pub async fn quotas(&self, tenant: Uuid) -> Result<Vec<QuotaRow>> {
-        let rows = self
-            .conn()
-            .await?
-            .query(
-                "SELECT resource, limit_value, source FROM quotas WHERE tenant_id = $1 ORDER BY resource",
-                &[&tenant],
-            )
-            .await
-            .context("reading quotas")?;
-        Ok(rows
-            .iter()
-            .map(|r| QuotaRow {
-                resource: r.get(0),
-                limit: r.get(1),
-                source: r.get(2),
-            })
-            .collect())
-    }
-
-    /// Every quota row of every tenant, for `list`.
-    pub async fn all_quotas(&self) -> Result<Vec<(Uuid, QuotaRow)>> {
-        let rows = self
-            .conn()
-            .await?
-            .query("SELECT tenant_id, resource, limit_value, source FROM quotas ORDER BY tenant_id, resource", &[])
-            .await
-            .context("reading quotas")?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                (
-                    r.get(0),
-                    QuotaRow {
-                        resource: r.get(1),
-                        limit: r.get(2),
-                        source: r.get(3),
-                    },
-                )
-            })
-            .collect())
-    }
-
-    /// Moves a tenant to another tier: the tier, the quota rows and features that came from
-    /// the tier, and an audit entry, in one transaction.
-    pub async fn set_tier(
-        &self,
-        tenant: &Tenant,
-        tier: &str,
-        limits: &[(Resource, u64, bool)],
-        features: &[&str],
-        actor: &str,
-    ) -> Result<()> {
-        let (resources, values, hard) = limit_columns(limits)?;
-        let mut conn = self.conn().await?;
-        let tx = conn.transaction().await.context("starting a transaction")?;
-        tx.execute(
-            "UPDATE tenants SET tier = $2, updated_at = now() WHERE id = $1",
-            &[&tenant.id, &tier],
-        )
-        .await
-        .context("changing the tier")?;
-        tx.execute(
-            "INSERT INTO quotas (tenant_id, resource, limit_value, hard)
-             SELECT $1, r, l, h FROM unnest($2::text[], $3::bigint[], $4::bool[]) AS q(r, l, h)
-             ON CONFLICT (tenant_id, resource) DO UPDATE SET
-                 limit_value = CASE WHEN quotas.source = 'tier' THEN EXCLUDED.limit_value ELSE quotas.limit_value END,
-                 hard = EXCLUDED.hard, updated_at = now()",
-            &[&tenant.id, &resources, &values, &hard],
-        )
-        .await
-        .context("updating the tier's quotas")?;
-        super::features::set_tier_features(&tx, tenant.id, features).await?;
-        let details = serde_json::json!({ "from_tier": tenant.tier, "to_tier": tier });
-        tx.execute(
-            "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
-             VALUES ($1, $2, $3, $4, $5, $5, $6)",
-            &[&actor, &Action::SetTier, &tenant.id, &tenant.slug, &tenant.status, &details],
-        )
-        .await
-        .context("writing the audit log")?;
-        tx.commit().await.context("committing the tier change")
-    }
-
-    /// The owner's email and name, as step 1 recorded them.
-    pub async fn owner(&self, tenant: Uuid) -> Result<(String, String)> {
-        let row = self
-            .conn()
-            .await?
-            .query_one(
-                "SELECT owner_email, owner_name FROM tenants WHERE id = $1",
-                &[&tenant],
-            )
-            .await
-            .context("reading the tenant's owner")?;
-        Ok((row.get(0), row.get(1)))
-    }
-
-    /// Step 7: the move `activation` (`provisioning → active`), journaled and audited in the
-    /// same transaction. Does nothing when the tenant is in none of its `from` statuses.
-    pub async fn activate(
-        &self,
-        tenant: &Tenant,
-        activation: &Transition,
-        actor: &str,
-    ) -> Result<()> {
-        let t0 = std::time::Instant::now();
-        let mut conn = self.conn().await?;
-        let tx = conn.transaction().await.context("starting a transaction")?;
-        let previous: Option<Status> = tx
-            .query_opt(
-                "UPDATE tenants t SET status = $2, activated_at = now(), updated_at = now()
-                 FROM (SELECT id, status FROM tenants WHERE id = $1 FOR UPDATE) old
-                 WHERE t.id = old.id AND old.status = ANY($3)
-                 RETURNING old.status",
-                &[&tenant.id, &activation.to, &activation.from],
-            )
-            .await
-            .context("activating the tenant")?
-            .map(|r| r.get(0));
-        let Some(previous) = previous else {
-            return Ok(());
-        };
-        tx.execute(
-            "INSERT INTO provisioning_journal (tenant_id, step, name, duration_ms) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (tenant_id, step) DO NOTHING",
-            &[
-                &tenant.id,
-                &Step::Activate,
-                &Step::Activate.label(),
-                &i32::try_from(t0.elapsed().as_millis()).unwrap_or(i32::MAX),
-            ],
-        )
-        .await
-        .context("journaling step activate")?;
-        let details =
-            serde_json::json!({ "tier": tenant.tier, "isolation": tenant.isolation.as_str() });
-        tx.execute(
-            "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[&actor, &activation.action, &tenant.id, &tenant.slug, &previous, &activation.to, &details],
-        )
-        .await
-        .context("writing the audit log")?;
-        tx.commit().await.context("committing step activate")?;
-        Ok(())
-    }
 }
 
 /// `(resource, limit)` pairs as the two arrays an `unnest` insert binds.
 type LimitColumns = (Vec<Resource>, Vec<i64>, Vec<bool>);
 
-fn limit_columns(limits: &[(Resource, u64, bool)]) -> Result<LimitColumns> {
+pub(super) fn limit_columns(limits: &[(Resource, u64, bool)]) -> Result<LimitColumns> {
     let resources = limits.iter().map(|(r, _, _)| *r).collect();
     let values = limits
         .iter()

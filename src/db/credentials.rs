@@ -12,7 +12,7 @@ use crate::tenant::Tenant;
 impl ControlDb {
     /// When credentials were last issued to the tenant, if ever.
     pub async fn credentials_issued(&self, tenant: &Tenant) -> Result<Option<DateTime<Utc>>> {
-        let conn = self.admin().await?;
+        let conn = self.conn().await?;
         Ok(conn
             .query_one(
                 "SELECT max(at) FROM audit_log WHERE tenant_id = $1 AND action = $2",
@@ -38,7 +38,7 @@ impl ControlDb {
             Some(t) => t.to_rfc3339(),
             None => "infinity".to_owned(),
         };
-        let mut conn = self.admin().await?;
+        let mut conn = self.conn().await?;
         let tx = conn.transaction().await.context("starting a transaction")?;
         // Neither value can be a bound parameter in ALTER ROLE; both are quoted literals (the
         // verifier is base64 and `$:`; the time is chrono's RFC 3339).
@@ -50,13 +50,7 @@ impl ControlDb {
         ))
         .await
         .with_context(|| format!("setting the password of role `{}`", tenant.role))?;
-        tx.execute(
-            "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
-             VALUES ($1, $2, $3, $4, $5, $5, $6)",
-            &[&actor, &Action::Credentials, &tenant.id, &tenant.slug, &tenant.status, &details],
-        )
-        .await
-        .context("writing the audit log")?;
+        super::audit::append_unchanged(&*tx, tenant, Action::Credentials, actor, &details).await?;
         tx.commit().await.context("committing the credentials")
     }
 }

@@ -13,8 +13,8 @@ use tokio_postgres::Client;
 use uuid::Uuid;
 
 use super::{already_exists, ident};
+use crate::error::Failure;
 use crate::excerpt::excerpt;
-use crate::exit::Failure;
 
 /// The comment that marks a database or role as made by tenantctl:
 /// `tenantctl:<control plane id>:<tenant id>` for a siloed tenant's database and role,

@@ -141,7 +141,7 @@ impl ControlDb {
             .collect();
         for feature in granted {
             let details = serde_json::json!({ "feature": feature, "via": "provision" });
-            super::lifecycle::append_audit(&*tx, tenant, Action::FeaturesGrant, actor, details)
+            super::audit::append_unchanged(&*tx, tenant, Action::FeaturesGrant, actor, &details)
                 .await?;
         }
         tx.commit()
@@ -164,7 +164,7 @@ impl ControlDb {
             return Ok(false);
         }
         let details = serde_json::json!({ "tier": tenant.tier, "tier_features": tier });
-        super::lifecycle::append_audit(&*tx, tenant, Action::FeaturesRefresh, actor, details)
+        super::audit::append_unchanged(&*tx, tenant, Action::FeaturesRefresh, actor, &details)
             .await?;
         tx.commit()
             .await
@@ -232,7 +232,7 @@ impl ControlDb {
             "previous_override": previous,
             "override": override_,
         });
-        super::lifecycle::append_audit(&*tx, tenant, action, actor, details).await?;
+        super::audit::append_unchanged(&*tx, tenant, action, actor, &details).await?;
         tx.commit().await.context("committing the feature change")?;
         Ok(true)
     }

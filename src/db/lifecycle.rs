@@ -4,9 +4,8 @@
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
-use tokio_postgres::GenericClient;
-
-use super::control::{tenant_from, ControlDb, TENANT_COLUMNS};
+use super::control::ControlDb;
+use super::tenants::{tenant_from, TENANT_COLUMNS};
 use crate::action::Action;
 use crate::tenant::{Status, Tenant};
 
@@ -60,13 +59,19 @@ impl ControlDb {
         let Some(previous) = previous else {
             return Ok(false);
         };
-        tx.execute(
-            "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[&actor, &action, &tenant.id, &tenant.slug, &previous, &to, &details],
+        super::audit::append(
+            &*tx,
+            super::audit::Entry {
+                actor,
+                action,
+                tenant_id: tenant.id,
+                slug: tenant.slug.as_str(),
+                from: Some(previous),
+                to: Some(to),
+                details: &details,
+            },
         )
-        .await
-        .context("writing the audit log")?;
+        .await?;
         tx.commit().await.context("committing the status change")?;
         Ok(true)
     }
@@ -109,13 +114,19 @@ impl ControlDb {
             .context("deleting the tenant row")?;
         if gone == 1 {
             let details = serde_json::json!({ "database": tenant.database, "role": tenant.role, "isolation": tenant.isolation.as_str() });
-            tx.execute(
-                "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
-                 VALUES ($1, $2, $3, $4, $5, NULL, $6)",
-                &[&actor, &Action::Purge, &tenant.id, &tenant.slug, &Status::Deleting, &details],
+            super::audit::append(
+                &*tx,
+                super::audit::Entry {
+                    actor,
+                    action: Action::Purge,
+                    tenant_id: tenant.id,
+                    slug: tenant.slug.as_str(),
+                    from: Some(Status::Deleting),
+                    to: None,
+                    details: &details,
+                },
             )
-            .await
-            .context("writing the audit log")?;
+            .await?;
         }
         tx.commit().await.context("committing the purge")
     }
@@ -151,26 +162,4 @@ impl ControlDb {
             })
             .collect())
     }
-}
-
-/// The one audit entry that records an action without a status change (features, `adopt`):
-/// from and to are the tenant's current status. On `client`, so that it can join the caller's
-/// transaction.
-pub(super) async fn append_audit<C: GenericClient>(
-    client: &C,
-    tenant: &Tenant,
-    action: Action,
-    actor: &str,
-    details: serde_json::Value,
-) -> Result<()> {
-    let status = tenant.status;
-    client
-        .execute(
-            "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
-             VALUES ($1, $2, $3, $4, $5, $5, $6)",
-            &[&actor, &action, &tenant.id, &tenant.slug, &status, &details],
-        )
-        .await
-        .context("writing the audit log")?;
-    Ok(())
 }

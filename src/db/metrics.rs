@@ -5,7 +5,8 @@
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::control::{ControlDb, TENANT_LOCK_PREFIX};
+use super::control::ControlDb;
+use super::locks::TENANT_LOCK_PREFIX;
 use crate::resource::Resource;
 
 /// Tenants of one tier, isolation and status.

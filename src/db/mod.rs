@@ -1,11 +1,16 @@
 //! Every line of SQL and every connection pool lives under here.
 //!
 //! - `Server`: how to reach the PostgreSQL server, and connections to any of its databases.
+//! - `audit`: the audit log's one insert, `append`.
 //! - `billing`: billing runs, invoice facts, invoices written exactly once.
-//! - `control`: the control database (tenants, journal, quotas, audit log).
+//! - `control`: opening the control database (and migrating it); its pool.
+//! - `tenants`, `journal`, `quotas`, `locks`: the tenants table, the provisioning journal, the
+//!   quota rows, the advisory locks.
 //! - `credentials`: a siloed tenant's login password (a SCRAM verifier), audited.
 //! - `dataplane`: tenant databases and roles: creation, access, the owner user.
 //! - `doctor`: the server's version, the session's TLS, the admin role's attributes.
+//! - `fleet`: `Fleet`, the seam through which every tenant database and admin connection is
+//!   reached.
 //! - `features`: feature entitlements in the control database and in tenant databases.
 //! - `hooks`: the lifecycle run a tenant's hooks belong to, and the hooks that succeeded.
 //! - `metrics`: the fleet's state in a few set-based reads, for `tenantctl metrics`.
@@ -17,6 +22,7 @@
 //! - `ident`: the one place identifiers are quoted.
 //! - `ownership`: this control plane's id and the claims on databases being created.
 
+pub mod audit;
 pub mod backup;
 pub mod billing;
 pub mod buckets;
@@ -25,14 +31,19 @@ pub mod credentials;
 pub mod dataplane;
 pub mod doctor;
 pub mod features;
+pub mod fleet;
 pub mod hooks;
 pub mod ident;
+pub mod journal;
 pub mod lifecycle;
+pub mod locks;
 pub mod measurements;
 pub mod metrics;
 pub mod migrate;
 pub mod ownership;
+pub mod quotas;
 pub mod report;
+pub mod tenants;
 pub mod usage;
 
 use std::time::Duration;
@@ -48,7 +59,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
 use crate::conninfo::{ConnParams, SslMode, APPLICATION_NAME, DEFAULT_CONNECT_TIMEOUT};
-use crate::exit::Failure;
+use crate::error::Failure;
+
+pub use fleet::Fleet;
 
 /// Every session waits at most this long for a lock (a table, a row, `CREATE DATABASE`'s lock
 /// on its template, an advisory lock): a lock held by a stuck session ends in an error.

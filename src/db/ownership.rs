@@ -74,6 +74,6 @@ impl ControlDb {
     ) -> Result<()> {
         let conn = self.conn().await?;
         let client: &tokio_postgres::Client = &conn;
-        super::lifecycle::append_audit(client, tenant, action, actor, details).await
+        super::audit::append_unchanged(client, tenant, action, actor, &details).await
     }
 }

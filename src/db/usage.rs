@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::control::ControlDb;
 use crate::action::Action;
-use crate::exit::Failure;
+use crate::error::Failure;
 use crate::period::{check_usage_time, Period};
 use crate::resource::Resource;
 use crate::slug::Slug;
@@ -247,7 +247,8 @@ impl ControlDb {
         }))
     }
 
-    /// Overrides one limit (audited in the same transaction). Returns the previous limit.
+    /// Overrides one limit (audited in the same transaction). Returns the previous limit;
+    /// `None` (and nothing changed) when the tenant has no such quota row yet.
     pub async fn set_quota(
         &self,
         tenant: Uuid,
@@ -256,22 +257,20 @@ impl ControlDb {
         limit: i64,
         source: &str,
         actor: &str,
-    ) -> Result<i64> {
+    ) -> Result<Option<i64>> {
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.context("starting a transaction")?;
-        let before: i64 = tx
+        let Some(before) = tx
             .query_opt(
                 "SELECT limit_value FROM quotas WHERE tenant_id = $1 AND resource = $2 FOR UPDATE",
                 &[&tenant, &resource],
             )
             .await
             .with_context(|| format!("reading the {resource} quota"))?
-            .ok_or_else(|| {
-                crate::exit::Failure::Refused(format!(
-                    "tenant `{slug}` has no {resource} quota yet; finish its provisioning first"
-                ))
-            })?
-            .get(0);
+            .map(|r| r.get::<_, i64>(0))
+        else {
+            return Ok(None);
+        };
         tx.execute(
             "UPDATE quotas SET limit_value = $3, source = $4, updated_at = now() WHERE tenant_id = $1 AND resource = $2",
             &[&tenant, &resource, &limit, &source],
@@ -284,14 +283,21 @@ impl ControlDb {
             Action::QuotaReset
         };
         let details = serde_json::json!({ "resource": resource, "from": before, "to": limit });
-        tx.execute(
-            "INSERT INTO audit_log (actor, action, tenant_id, slug, details) VALUES ($1, $2, $3, $4, $5)",
-            &[&actor, &action, &tenant, &slug, &details],
+        super::audit::append(
+            &*tx,
+            super::audit::Entry {
+                actor,
+                action,
+                tenant_id: tenant,
+                slug,
+                from: None,
+                to: None,
+                details: &details,
+            },
         )
-        .await
-        .context("writing the audit log")?;
+        .await?;
         tx.commit().await.context("committing the quota change")?;
-        Ok(before)
+        Ok(Some(before))
     }
 
     /// Imports a file's events in one transaction. A row is a duplicate if its key was

@@ -34,7 +34,7 @@ use super::{failpoint, ownership, tenants, ControlPlane, Reporter};
 use crate::action::Action;
 use crate::db::backup::{self as db, TableCopy};
 use crate::db::dataplane::{self, Object};
-use crate::exit::Failure;
+use crate::error::Failure;
 use crate::slug::Slug;
 use crate::storage::{self, Owner, TenantBucket};
 use crate::tenant::{Status, Tenant};
@@ -287,7 +287,7 @@ async fn dump_silo(plane: &ControlPlane, t: &Tenant) -> Result<(Bytes, Vec<Table
     let mut cmd = std::process::Command::new(bindir.join("pg_dump"));
     cmd.args(["--format=custom", "--no-password", "--enable-row-security"])
         .arg(format!("--snapshot={snapshot}"))
-        .envs(plane.control.server().libpq_env(&t.database))
+        .envs(plane.fleet.libpq_env(t, &t.database))
         // The forced policies show the admin the rows of the tenant it names, all of a silo's.
         .env("PGOPTIONS", format!("-c app.tenant_id={}", t.id))
         .stdin(std::process::Stdio::null());
@@ -601,7 +601,7 @@ async fn restore_silo(
             &plane.settings.actor,
         )
         .await?;
-    let admin = plane.control.admin().await?;
+    let admin = plane.fleet.admin().await?;
     ownership::ensure_database(plane, &admin, &staging, &mark).await?;
     dataplane::restrict_connect(&admin, &mark, &staging, &t.role).await?;
     reporter.status(&format!("loading backup {} into `{staging}`", m.id));
@@ -613,7 +613,7 @@ async fn restore_silo(
         "--single-transaction",
         "--no-password",
     ])
-    .envs(plane.control.server().libpq_env(&staging))
+    .envs(plane.fleet.libpq_env(t, &staging))
     .arg(format!("--dbname={staging}"))
     .stdin(std::process::Stdio::piped())
     .stdout(std::process::Stdio::null())
@@ -639,7 +639,7 @@ async fn restore_silo(
         );
     }
     // Verified: every table of the backup holds the rows it had.
-    let mut client = plane.control.server().connect(&staging).await?;
+    let mut client = plane.fleet.database_of(t, &staging).await?;
     let tx = client
         .transaction()
         .await
@@ -686,7 +686,7 @@ async fn swap(plane: &ControlPlane, t: &Tenant, j: &db::RestoreJournal) -> Resul
         return plane.control.end_restore(t.id).await;
     };
     let mark = ownership::mark(plane, t).await?;
-    let admin = plane.control.admin().await?;
+    let admin = plane.fleet.admin().await?;
     let exists = |name: &str| {
         let admin = &admin;
         let name = name.to_owned();
@@ -735,7 +735,7 @@ pub(crate) async fn settle(
     } else {
         if let Some(staging) = &j.staging_database {
             let mark = ownership::mark(plane, t).await?;
-            let admin = plane.control.admin().await?;
+            let admin = plane.fleet.admin().await?;
             ownership::settle_interrupted_create(plane, &admin, staging, &mark).await?;
             db::drop_database(&admin, &mark, staging).await?;
             plane.control.release_database_claim(staging).await?;

@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use super::{failpoint, ControlPlane, Reporter};
 use crate::db::billing::{NewInvoice, StoredInvoice};
-use crate::exit::Failure;
+use crate::error::Failure;
 use crate::invoice::{self, format_cents, Line, UpgradeHint};
 use crate::period::Period;
 use crate::resource::{Kind, Resource};

@@ -33,8 +33,8 @@ use serde::Serialize;
 use super::provision::{self, Args, Request};
 use super::{ControlPlane, Reporter, Silent};
 use crate::config::Settings;
+use crate::error::Failure;
 use crate::excerpt::excerpt;
-use crate::exit::Failure;
 use crate::tenant::Status;
 use crate::text_file;
 

@@ -10,7 +10,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use serde::Serialize;
 
 use super::{tenants, ControlPlane, Reporter};
-use crate::exit::Failure;
+use crate::error::Failure;
 use crate::slug::Slug;
 use crate::tenant::Status;
 use crate::tier::Isolation;
@@ -77,8 +77,8 @@ pub async fn credentials(
         ))
         .into());
     }
-    let server = plane.control.server();
-    let (host, port) = server.endpoint();
+    let endpoint = plane.fleet.endpoint(&tenant);
+    let (host, port) = (endpoint.host, endpoint.port);
     let mut view = CredentialsView {
         slug: tenant.slug.to_string(),
         isolation: tenant.isolation,
@@ -86,7 +86,7 @@ pub async fn credentials(
         database: tenant.database.clone(),
         host: host.to_owned(),
         port,
-        sslmode: server.sslmode().as_str().to_owned(),
+        sslmode: endpoint.sslmode.as_str().to_owned(),
         issued: false,
         rotated: false,
         valid_until: req.valid_until,

@@ -154,6 +154,7 @@ pub async fn doctor(settings: &Settings, reporter: &dyn Reporter) -> Result<Repo
             let plane = ControlPlane {
                 settings: settings.clone(),
                 control,
+                fleet: crate::db::Fleet::new(server.clone())?,
                 store: Box::new(LocalDirStore::new(settings.storage_root.clone())),
             };
             report.databases = reach_tenants(&plane).await?;
@@ -187,10 +188,9 @@ async fn reach_tenants(plane: &ControlPlane) -> Result<Vec<Reach>> {
                 .push(t.slug.to_string());
         }
     }
-    let server = plane.control.server();
     let mut out = Vec::new();
     for (database, tenants) in by_db {
-        let (reachable, error) = match server.ping(&database).await {
+        let (reachable, error) = match plane.fleet.ping(&database).await {
             Ok(()) => (true, None),
             Err(e) => (false, Some(format!("{e:#}"))),
         };

@@ -21,7 +21,7 @@ use super::{ControlPlane, Reporter};
 use crate::action::Action;
 use crate::db::dataplane;
 use crate::db::features::{write_tenant_features, Entitlement};
-use crate::exit::Failure;
+use crate::error::Failure;
 use crate::feature::Feature;
 use crate::slug::Slug;
 use crate::step::Step;
@@ -284,12 +284,12 @@ async fn entitled(plane: &ControlPlane, t: &Tenant) -> Result<Vec<String>> {
 /// Writes the entitled set into the tenant's database if it accepts connections; a closed silo
 /// (or a database never created) is left to `resume`/`restore`. Idempotent.
 pub async fn sync(plane: &ControlPlane, t: &Tenant) -> Result<()> {
-    let admin = plane.control.admin().await?;
+    let admin = plane.fleet.admin().await?;
     if dataplane::accepts_connections(&admin, &t.database).await? != Some(true) {
         return Ok(());
     }
     drop(admin);
-    let mut client = plane.control.server().connect(&t.database).await?;
+    let mut client = plane.fleet.tenant_db(t).await?;
     sync_with(plane, t, &mut client).await
 }
 
@@ -315,7 +315,7 @@ pub async fn seed(
         .control
         .seed_features(t, &tier, &grants, &plane.settings.actor)
         .await?;
-    let mut client = plane.control.server().connect(&t.database).await?;
+    let mut client = plane.fleet.tenant_db(t).await?;
     sync_with(plane, t, &mut client).await
 }
 

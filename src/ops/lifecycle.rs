@@ -37,9 +37,9 @@ use serde::Serialize;
 use super::tenants::{self, TenantView};
 use super::{failpoint, ownership, ControlPlane, Reporter};
 use crate::action::Action;
-use crate::db::control::SessionLock;
+use crate::db::locks::SessionLock;
 use crate::db::{dataplane, migrate};
-use crate::exit::Failure;
+use crate::error::Failure;
 use crate::hook::Event;
 use crate::slug::Slug;
 use crate::tenant::{bucket_names, Status, Tenant};
@@ -257,7 +257,7 @@ fn invalid(t: &Tenant, what: &str, allowed: &str) -> anyhow::Error {
 /// created by a killed run (`settle_interrupted_create`, waited for here): both are closed too,
 /// so `deleted` never stands beside a role that logs in or a database that takes connections.
 async fn close(plane: &ControlPlane, t: &Tenant) -> Result<()> {
-    let admin = plane.control.admin().await?;
+    let admin = plane.fleet.admin().await?;
     if t.isolation == Isolation::Siloed {
         let mark = ownership::settled_mark(plane, t).await?;
         ownership::settle_interrupted_create(plane, &admin, &t.database, &mark).await?;
@@ -290,7 +290,7 @@ async fn close(plane: &ControlPlane, t: &Tenant) -> Result<()> {
 /// Reopens the tenant's data plane, migrating it first. Idempotent; `action` names the
 /// failpoints (`<action>:connections-allowed`, `<action>:migrated`).
 async fn open(plane: &ControlPlane, t: &Tenant, action: &str) -> Result<()> {
-    let admin = plane.control.admin().await?;
+    let admin = plane.fleet.admin().await?;
     if dataplane::accepts_connections(&admin, &t.database)
         .await?
         .is_none()
@@ -509,7 +509,7 @@ async fn purge_locked(plane: &ControlPlane, t: &Tenant, reporter: &dyn Reporter)
             // A restore a crash left holds databases beside the tenant's: settled first.
             super::backup::settle(plane, t, reporter).await?;
             let mark = ownership::settled_mark(plane, t).await?;
-            let admin = plane.control.admin().await?;
+            let admin = plane.fleet.admin().await?;
             ownership::settle_interrupted_create(plane, &admin, &t.database, &mark).await?;
             dataplane::drop_silo(&admin, &mark, &t.database, &t.role).await?;
             // A run killed after marking but before releasing its claim leaves one behind.
@@ -517,7 +517,7 @@ async fn purge_locked(plane: &ControlPlane, t: &Tenant, reporter: &dyn Reporter)
             (Some(t.database.clone()), Some(t.role.clone()))
         }
         Isolation::Pooled => {
-            let admin = plane.control.admin().await?;
+            let admin = plane.fleet.admin().await?;
             if dataplane::accepts_connections(&admin, &t.database)
                 .await?
                 .is_some()

@@ -1,5 +1,5 @@
 //! `migrate`: the tenant schema's pending migrations, applied to the pooled database and to
-//! every active siloed database, by N workers pulling from one queue. Each database is
+//! every active siloed database, N at a time (`buffer_unordered`). Each database is
 //! migrated under its own advisory lock (refinery takes none), so two runs at once do each
 //! migration once. One failing database does not stop the others. Suspended and deleted silos
 //! refuse connections and are skipped: `resume` and `restore` migrate them before reopening.
@@ -7,15 +7,14 @@
 //! tenants were listed) is skipped too, not failed: a failure is checked against the tenant's
 //! status and its database as they are then.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::Result;
+use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 
 use super::{pause_point, ControlPlane, Reporter};
-use crate::db::control::ControlDb;
 use crate::db::dataplane::{self, Mark, Object};
 use crate::db::migrate;
 use crate::tenant::{Status, Tenant};
@@ -138,14 +137,14 @@ fn targets(tenants: &[Tenant]) -> (Vec<Target>, Vec<(Target, String)>) {
 
 /// Migrates one database and grants its application role any new tables; only a database
 /// that carries this control plane's mark (a tenant's, or the pooled one).
-async fn migrate_one(control: &ControlDb, target: &Target) -> Result<Vec<String>> {
-    let plane_id = control.plane_id().await?;
+async fn migrate_one(plane: &ControlPlane, target: &Target) -> Result<Vec<String>> {
+    let plane_id = plane.control.plane_id().await?;
     let mark = match target.isolation {
         Isolation::Siloed => Mark::tenant(plane_id, target.tenant_id),
         Isolation::Pooled => Mark::pooled(plane_id),
     };
     if !dataplane::ensure_ours(
-        &*control.admin().await?,
+        &*plane.fleet.admin().await?,
         Object::Database(&target.database),
         &mark,
     )
@@ -153,7 +152,7 @@ async fn migrate_one(control: &ControlDb, target: &Target) -> Result<Vec<String>
     {
         anyhow::bail!("database `{}` does not exist", target.database);
     }
-    let mut client = control.server().connect(&target.database).await?;
+    let mut client = plane.fleet.connect_database(&target.database).await?;
     let applied = migrate::tenant(&mut client).await?;
     dataplane::grant_app_access(&client, &target.role).await?;
     Ok(applied)
@@ -162,12 +161,12 @@ async fn migrate_one(control: &ControlDb, target: &Target) -> Result<Vec<String>
 /// Why a silo that failed to migrate is closed now (its tenant is no longer active, or its
 /// database refuses connections or is gone), if it is: then it was closed during the run, and
 /// it is skipped rather than failed. `None` for the pooled database, and for an open silo.
-async fn closed_meanwhile(control: &ControlDb, target: &Target) -> Option<String> {
+async fn closed_meanwhile(plane: &ControlPlane, target: &Target) -> Option<String> {
     if target.isolation != Isolation::Siloed {
         return None;
     }
     let slug = target.slugs.first()?;
-    let status = match control.find_tenant(slug).await {
+    let status = match plane.control.find_tenant(slug).await {
         Ok(Some(t)) => t.status,
         Ok(None) => return Some("tenant was purged during the run".to_owned()),
         Err(_) => return None, // cannot tell: report the failure
@@ -175,11 +174,47 @@ async fn closed_meanwhile(control: &ControlDb, target: &Target) -> Option<String
     if status != Status::Active {
         return Some(format!("tenant became {status} during the run"));
     }
-    let admin = control.admin().await.ok()?;
+    let admin = plane.fleet.admin().await.ok()?;
     match dataplane::accepts_connections(&admin, &target.database).await {
         Ok(Some(false)) => Some("database stopped accepting connections during the run".to_owned()),
         Ok(None) => Some("database was dropped during the run".to_owned()),
         Ok(Some(true)) | Err(_) => None,
+    }
+}
+
+/// Migrates one target and says how it went; a failure of a silo closed meanwhile is a skip.
+async fn migrate_target(plane: &ControlPlane, target: Target) -> DatabaseResult {
+    let control = &plane.control;
+    let t0 = Instant::now();
+    let outcome = async {
+        // Grants on the shared database conflict with a concurrent provisioning's.
+        let _pooled = match target.isolation {
+            Isolation::Pooled => Some(control.lock_pooled().await?),
+            Isolation::Siloed => None,
+        };
+        migrate_one(plane, &target).await
+    }
+    .await;
+    let (result, applied, error) = match outcome {
+        Ok(a) if a.is_empty() => (Outcome::Current, a, None),
+        Ok(a) => (Outcome::Migrated, a, None),
+        Err(e) => match closed_meanwhile(plane, &target).await {
+            Some(why) => (
+                Outcome::Skipped,
+                Vec::new(),
+                Some(format!("{why}; {MIGRATED_LATER}")),
+            ),
+            None => (Outcome::Failed, Vec::new(), Some(format!("{e:#}"))),
+        },
+    };
+    DatabaseResult {
+        database: target.database.clone(),
+        tenants: target.slugs.iter().map(ToString::to_string).collect(),
+        isolation: target.isolation,
+        result,
+        applied,
+        duration_ms: t0.elapsed().as_millis(),
+        error,
     }
 }
 
@@ -193,60 +228,14 @@ pub async fn migrate(
     let (run, skipped) = targets(&tenants);
     pause_point(&plane.settings, reporter, "migrate:listed");
     let total = run.len();
-    let queue = Arc::new(Mutex::new(run.into_iter().collect::<VecDeque<Target>>()));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<DatabaseResult>();
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..concurrency.max(1) {
-        let (queue, tx) = (queue.clone(), tx.clone());
-        let control = plane.control.clone();
-        workers.spawn(async move {
-            loop {
-                let Some(target) = queue.lock().expect("queue lock").pop_front() else {
-                    break;
-                };
-                let t0 = Instant::now();
-                let outcome = async {
-                    // Grants on the shared database conflict with a concurrent provisioning's.
-                    let _pooled = match target.isolation {
-                        Isolation::Pooled => Some(control.lock_pooled().await?),
-                        Isolation::Siloed => None,
-                    };
-                    migrate_one(&control, &target).await
-                }
-                .await;
-                let (result, applied, error) = match outcome {
-                    Ok(a) if a.is_empty() => (Outcome::Current, a, None),
-                    Ok(a) => (Outcome::Migrated, a, None),
-                    Err(e) => match closed_meanwhile(&control, &target).await {
-                        Some(why) => (
-                            Outcome::Skipped,
-                            Vec::new(),
-                            Some(format!("{why}; {MIGRATED_LATER}")),
-                        ),
-                        None => (Outcome::Failed, Vec::new(), Some(format!("{e:#}"))),
-                    },
-                };
-                let _ = tx.send(DatabaseResult {
-                    database: target.database.clone(),
-                    tenants: target.slugs.iter().map(ToString::to_string).collect(),
-                    isolation: target.isolation,
-                    result,
-                    applied,
-                    duration_ms: t0.elapsed().as_millis(),
-                    error,
-                });
-            }
-        });
-    }
-    drop(tx);
     let mut results = Vec::with_capacity(total + skipped.len());
     reporter.progress(0, total, "migrating");
-    while let Some(r) = rx.recv().await {
+    let mut done = stream::iter(run)
+        .map(|target| migrate_target(plane, target))
+        .buffer_unordered(concurrency.max(1));
+    while let Some(r) = done.next().await {
         results.push(r);
         reporter.progress(results.len(), total, "migrating");
-    }
-    while let Some(joined) = workers.join_next().await {
-        joined?;
     }
     for (target, why) in skipped {
         results.push(DatabaseResult {
@@ -269,7 +258,6 @@ pub async fn states(plane: &ControlPlane) -> Result<Vec<DatabaseState>> {
     let (run, skipped) = targets(&tenants);
     let latest = migrate::tenant_latest();
     let mut out = Vec::new();
-    let server = plane.control.server();
     for (target, note) in run
         .into_iter()
         .map(|t| (t, None))
@@ -277,7 +265,7 @@ pub async fn states(plane: &ControlPlane) -> Result<Vec<DatabaseState>> {
     {
         let state = match &note {
             Some(_) => None,
-            None => match server.connect(&target.database).await {
+            None => match plane.fleet.connect_database(&target.database).await {
                 Ok(mut c) => Some(migrate::tenant_state(&mut c).await),
                 Err(e) => Some(Err(e)),
             },

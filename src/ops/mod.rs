@@ -46,7 +46,7 @@ use anyhow::Result;
 use crate::cluster::LocalCluster;
 use crate::config::{DatabaseTarget, Settings};
 use crate::db::control::ControlDb;
-use crate::db::Server;
+use crate::db::{Fleet, Server};
 use crate::storage::BucketStore;
 
 /// How a step ended, for the reporter.
@@ -115,10 +115,12 @@ pub(crate) fn pause_point(settings: &Settings, reporter: &dyn Reporter, point: &
     }
 }
 
-/// What the operations work on: the settings, the control database, the bucket store.
+/// What the operations work on: the settings, the control database, the fleet of data-plane
+/// servers (the only way to a tenant's database), the bucket store.
 pub struct ControlPlane {
     pub settings: Settings,
     pub control: ControlDb,
+    pub fleet: Fleet,
     pub store: Box<dyn BucketStore>,
 }
 
@@ -128,11 +130,13 @@ impl ControlPlane {
     /// operator's server the control database must exist (`tenantctl init`).
     pub async fn open(settings: Settings, reporter: &dyn Reporter) -> Result<ControlPlane> {
         let server = server(&settings, reporter, true)?.expect("started on demand");
+        let fleet = Fleet::new(server.clone())?;
         let control = ControlDb::open(server).await?;
         let store = crate::storage::open(&settings)?;
         Ok(ControlPlane {
             settings,
             control,
+            fleet,
             store,
         })
     }
@@ -146,6 +150,7 @@ impl ControlPlane {
         let Some(server) = server(&settings, reporter, false)? else {
             return Ok(None);
         };
+        let fleet = Fleet::new(server.clone())?;
         let Some(control) = ControlDb::open_existing(server).await? else {
             return Ok(None);
         };
@@ -153,6 +158,7 @@ impl ControlPlane {
         Ok(Some(ControlPlane {
             settings,
             control,
+            fleet,
             store,
         }))
     }
@@ -177,6 +183,7 @@ impl ControlPlane {
             }
         }
         let server = server(&settings, reporter, true)?.expect("started on demand");
+        let fleet = Fleet::new(server.clone())?;
         let control = if migrate_schema {
             ControlDb::open_if_exists(server).await?
         } else {
@@ -189,6 +196,7 @@ impl ControlPlane {
         Ok(Some(ControlPlane {
             settings,
             control,
+            fleet,
             store,
         }))
     }

@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 
 use super::{failpoint, tenants, ControlPlane};
 use crate::db::dataplane::{self, Found, Mark, Object};
-use crate::exit::Failure;
+use crate::error::Failure;
 use crate::slug::Slug;
 use crate::storage::{self, Owner, TenantBucket};
 use crate::tenant::Tenant;
@@ -92,7 +92,7 @@ pub async fn remove_bucket(plane: &ControlPlane, b: &TenantBucket, mark: &Mark) 
 /// or purged, not only provisioned.
 pub async fn settled_mark(plane: &ControlPlane, t: &Tenant) -> Result<Mark> {
     let mark = mark(plane, t).await?;
-    let admin = plane.control.admin().await?;
+    let admin = plane.fleet.admin().await?;
     settle_claim(plane, &admin, &t.database, &mark).await?;
     Ok(mark)
 }
@@ -150,11 +150,11 @@ pub async fn settle_interrupted_create(
 /// A connection to `t`'s database, after checking that the database carries its mark.
 pub async fn connect(plane: &ControlPlane, t: &Tenant) -> Result<Client> {
     let mark = mark(plane, t).await?;
-    let admin = plane.control.admin().await?;
+    let admin = plane.fleet.admin().await?;
     if !dataplane::ensure_ours(&admin, Object::Database(&t.database), &mark).await? {
         anyhow::bail!("database `{}` does not exist", t.database);
     }
-    plane.control.server().connect(&t.database).await
+    plane.fleet.tenant_db(t).await
 }
 
 /// Before a new tenant is recorded: its database and role must not exist (siloed), or be the
@@ -176,7 +176,7 @@ pub async fn check_new(
     if database == plane.control.name() {
         return Err(dataplane::refusal(Object::Database(database), None).into());
     }
-    let admin = plane.control.admin().await?;
+    let admin = plane.fleet.admin().await?;
     let objects = [Object::Database(database), Object::Role(role)];
     match isolation {
         Isolation::Siloed => {
@@ -243,7 +243,7 @@ pub async fn ensure_database(
 /// the database).
 pub async fn check_ours(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     let mark = settled_mark(plane, t).await?;
-    let admin = plane.control.admin().await?;
+    let admin = plane.fleet.admin().await?;
     if t.isolation == Isolation::Siloed
         && (t.database == plane.control.name()
             || t.database == plane.settings.naming.pooled_database())
@@ -281,7 +281,7 @@ pub async fn adopt(plane: &ControlPlane, slug: &Slug) -> Result<Adopted> {
     })?;
     let t = tenants::find(plane, slug).await?;
     let mark = mark(plane, &t).await?;
-    let admin = plane.control.admin().await?;
+    let admin = plane.fleet.admin().await?;
     let objects = [Object::Database(&t.database), Object::Role(&t.role)];
     let mut to_mark = Vec::new();
     let mut done = Adopted {

@@ -10,7 +10,7 @@ use super::tenants::{find, not_found};
 use super::usage::{measure, tier_of};
 use super::{ControlPlane, Reporter};
 use crate::db::usage::QuotaUsage;
-use crate::exit::Failure;
+use crate::error::Failure;
 use crate::money::Money;
 use crate::period::Period;
 use crate::resource::{Kind, Resource};
@@ -134,8 +134,16 @@ pub async fn set(
             "override",
             &plane.settings.actor,
         )
-        .await?;
+        .await?
+        .ok_or_else(|| no_quota_yet(&t.slug, resource))?;
     pick(lines(plane, tiers, slug, None).await?, resource)
+}
+
+/// A quota changed before provisioning seeded it: refused, nothing changed.
+fn no_quota_yet(slug: &Slug, resource: Resource) -> Failure {
+    Failure::Refused(format!(
+        "tenant `{slug}` has no {resource} quota yet; finish its provisioning first"
+    ))
 }
 
 /// `quota reset`: back to the tier's limits (one resource, or all), audited.
@@ -160,7 +168,8 @@ pub async fn reset(
                     "tier",
                     &plane.settings.actor,
                 )
-                .await?;
+                .await?
+                .ok_or_else(|| no_quota_yet(&t.slug, r))?;
         }
     }
     let all = lines(plane, tiers, slug, None).await?;

@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 use super::ControlPlane;
 use crate::db::report::LineSum;
-use crate::exit::Failure;
+use crate::error::Failure;
 use crate::invoice::{cents, format_cents, LineKind};
 use crate::period::Period;
 use crate::tier::{Costs, Tiers};

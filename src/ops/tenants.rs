@@ -8,9 +8,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::ControlPlane;
-use crate::db::control::QuotaRow;
 use crate::db::features::Entitlement;
-use crate::exit::Failure;
+use crate::db::quotas::QuotaRow;
+use crate::error::Failure;
 use crate::slug::Slug;
 use crate::tenant::Tenant;
 use crate::tier::Isolation;

@@ -6,19 +6,20 @@
 //! is its database (siloed: the whole database's size; pooled: its share of the shared tables,
 //! see `db::dataplane::pooled_usage`) plus the bytes in its buckets, rounded up to whole MiB.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
+use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
-use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use super::tenants::find;
 use super::ControlPlane;
 use crate::db::dataplane;
 use crate::db::usage::{Event, Recorded};
-use crate::exit::Failure;
+use crate::error::Failure;
 use crate::period::{check_usage_time, Period};
 use crate::resource::Resource;
 use crate::slug::Slug;
@@ -247,13 +248,11 @@ pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measure
     if !silos.is_empty() {
         let names: Vec<&str> = silos.iter().map(|t| t.database.as_str()).collect();
         let sizes: std::collections::HashMap<String, i64> =
-            dataplane::database_sizes(&*plane.control.admin().await?, &names)
+            dataplane::database_sizes(&*plane.fleet.admin().await?, &names)
                 .await?
                 .into_iter()
                 .collect();
-        let mut jobs = JoinSet::new();
-        let server = plane.control.server().clone();
-        let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(MEASURE_CONCURRENCY));
+        let mut counting = Vec::new();
         for t in &silos {
             match sizes.get(&t.database) {
                 Some(b) => out.measurements.push(Measurement {
@@ -277,26 +276,27 @@ pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measure
             if t.status == Status::Suspended {
                 continue; // closed to every connection, by design: users are kept below
             }
-            let (server, sem, db, id) = (server.clone(), sem.clone(), t.database.clone(), t.id);
-            jobs.spawn(async move {
-                let _permit = sem.acquire_owned().await.expect("never closed");
-                let counted = async {
-                    let mut client = server.connect(&db).await?;
-                    dataplane::count_users(&mut client, id).await
+            counting.push(*t);
+        }
+        let at: HashMap<Uuid, usize> = out
+            .measurements
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.tenant, i))
+            .collect();
+        let mut counted = stream::iter(counting)
+            .map(|t| async move {
+                let n = async {
+                    let mut client = plane.fleet.tenant_db(t).await?;
+                    dataplane::count_users(&mut client, t.id).await
                 }
                 .await;
-                (id, counted)
-            });
-        }
-        while let Some(joined) = jobs.join_next().await {
-            let (id, counted) = joined.context("measuring a siloed tenant")?;
-            let m = out
-                .measurements
-                .iter_mut()
-                .find(|m| m.tenant == id)
-                .expect("spawned for a silo");
-            match counted {
-                Ok(n) => m.users = Some(n),
+                (t.id, n)
+            })
+            .buffer_unordered(MEASURE_CONCURRENCY);
+        while let Some((id, n)) = counted.next().await {
+            match n {
+                Ok(n) => out.measurements[at[&id]].users = Some(n),
                 Err(e) => failures.push((id, "users", format!("{e:#}"))),
             }
         }
@@ -321,7 +321,7 @@ pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measure
                 })
                 .map(|t| t.id)
                 .collect();
-            let mut client = plane.control.server().connect(&first.database).await?;
+            let mut client = plane.fleet.tenant_db(first).await?;
             dataplane::pooled_usage(&mut client, &everyone).await
         }
         .await;

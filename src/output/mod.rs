@@ -43,8 +43,8 @@ use comfy_table::{presets, ContentArrangement, Table};
 use serde::Serialize;
 
 use crate::cli::OutputFormat;
+use crate::error::Failure;
 use crate::excerpt::escape;
-use crate::exit::Failure;
 
 pub use server::Stopped;
 pub use tenants::bulk_failures;

@@ -176,7 +176,7 @@ impl BucketStore for LocalDirStore {
                 match written {
                     Ok(()) => Ok(true),
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        Err(crate::exit::Failure::Refused(format!(
+                        Err(crate::error::Failure::Refused(format!(
                             "refusing to mark bucket {}: its {MARK_FILE} exists but is not a \
                              regular file (a symlink, a directory); remove it, then adopt again",
                             crate::excerpt::escape(&dir.display().to_string())

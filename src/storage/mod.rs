@@ -159,7 +159,7 @@ pub trait BucketStore: Send + Sync {
 }
 
 /// The refusal for a bucket that is not the tenant's.
-pub fn refusal(location: &str, found: Option<&str>) -> crate::exit::Failure {
+pub fn refusal(location: &str, found: Option<&str>) -> crate::error::Failure {
     let why = match found {
         Some(m) => format!(
             "it is marked `{}`, for another tenant or control plane",
@@ -167,7 +167,7 @@ pub fn refusal(location: &str, found: Option<&str>) -> crate::exit::Failure {
         ),
         None => "it carries no tenantctl mark".to_owned(),
     };
-    crate::exit::Failure::Refused(format!(
+    crate::error::Failure::Refused(format!(
         "refusing to touch bucket {}: it exists but was not created by this control plane for this tenant ({why}); \
          tenantctl never adopts, empties or removes what it did not create (a tenant provisioned before \
          marks existed: see `tenantctl adopt`)",

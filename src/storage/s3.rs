@@ -33,7 +33,7 @@ use serde::Deserialize;
 
 use super::local::MARK_FILE;
 use super::{refusal, BucketStore, ObjectInfo, Owner, TenantBucket};
-use crate::exit::Failure;
+use crate::error::Failure;
 
 /// `[storage]` in `tenantctl.toml`.
 #[derive(Debug, Default, Deserialize)]

@@ -45,10 +45,10 @@ use super::tenants::{self, TenantView};
 use super::{ownership, ControlPlane, Reporter};
 use crate::action::Action;
 use crate::config::Settings;
-use crate::db::control::NewTenant;
+use crate::db::tenants::NewTenant;
 use crate::db::{dataplane, migrate};
+use crate::error::Failure;
 use crate::excerpt::{excerpt, is_unsafe_char};
-use crate::exit::Failure;
 use crate::feature::Feature;
 use crate::field;
 use crate::hook::Event;
@@ -464,7 +464,7 @@ async fn record_tenant(plane: &ControlPlane, req: &Request) -> Result<Tenant> {
 /// claim covering the gap (the database); an existing one must carry the tenant's mark.
 async fn create_database(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     let mark = ownership::mark(plane, t).await?;
-    let admin = plane.control.admin().await?;
+    let admin = plane.fleet.admin().await?;
     dataplane::ensure_app_role(&admin, &t.role, &mark).await?;
     if t.isolation == Isolation::Siloed {
         // So that a non-superuser admin can end the tenant's sessions when suspending it.

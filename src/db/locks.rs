@@ -1,0 +1,74 @@
+//! Advisory locks on the control database: the per-tenant lock, the pooled database's lock.
+//! Each is a session lock on a connection of its own, outside the pool.
+
+use anyhow::{Context, Result};
+use tokio_postgres::Client;
+
+use super::control::ControlDb;
+use crate::slug::Slug;
+
+/// The key of a tenant's advisory lock is this followed by its slug (`metrics` looks for it
+/// in `pg_locks` to tell a running transition from an interrupted one).
+pub(super) const TENANT_LOCK_PREFIX: &str = "tenantctl:tenant:";
+
+/// How long `try_lock_tenant` waits for a lock that is held.
+const TENANT_LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A session advisory lock on its own connection: dropping it closes the session and so
+/// releases the lock, as does the death of the process.
+pub struct SessionLock {
+    _client: Client,
+}
+
+impl ControlDb {
+    /// The per-tenant lock, waiting at most `TENANT_LOCK_GRACE` for it: `None` if another
+    /// process still holds it then. The grace covers a killed run, whose session the server
+    /// ends a moment after the process died; a live run elsewhere makes this exit "in
+    /// progress" promptly rather than queue behind it.
+    pub async fn try_lock_tenant(&self, slug: &Slug) -> Result<Option<SessionLock>> {
+        self.try_session_lock(&format!("{TENANT_LOCK_PREFIX}{slug}"), TENANT_LOCK_GRACE)
+            .await
+    }
+
+    /// A session lock, retried on one connection for up to `grace`: `None` if another session
+    /// still holds it then.
+    pub(super) async fn try_session_lock(
+        &self,
+        key: &str,
+        grace: std::time::Duration,
+    ) -> Result<Option<SessionLock>> {
+        let client = self.session().await?;
+        let deadline = std::time::Instant::now() + grace;
+        loop {
+            let got: bool = client
+                .query_one(
+                    "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                    &[&key],
+                )
+                .await
+                .with_context(|| format!("taking the lock {key}"))?
+                .get(0);
+            if got {
+                return Ok(Some(SessionLock { _client: client }));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The lock around changes to the shared pooled database and its role (concurrent GRANTs
+    /// on one object fail with "tuple concurrently updated"); waits for it.
+    pub async fn lock_pooled(&self) -> Result<SessionLock> {
+        let client = self.session().await?;
+        client
+            .execute(
+                "SELECT pg_advisory_lock(hashtextextended($1, 0))",
+                &[&"tenantctl:pooled"],
+            )
+            .await
+            .context("waiting for the pooled database's lock")?;
+        Ok(SessionLock { _client: client })
+    }
+}
