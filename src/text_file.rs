@@ -104,6 +104,30 @@ pub fn read(path: &Path, what: &str, limits: Limits) -> Result<String, Failure> 
     Ok(text)
 }
 
+/// How many bad rows an error about a file names before it says "and N more".
+const SHOWN_ROWS: usize = 10;
+
+/// The one-line refusal of a file with bad rows (`usage import`, `provision --file`): the
+/// first ten row errors, how many there were, and that nothing happened.
+pub fn bad_rows(
+    what: &str,
+    origin: &str,
+    errors: Vec<String>,
+    noun: &str,
+    nothing: &str,
+) -> Failure {
+    let n = errors.len();
+    let mut shown: Vec<String> = errors.into_iter().take(SHOWN_ROWS).collect();
+    if n > SHOWN_ROWS {
+        shown.push(format!("and {} more", n - SHOWN_ROWS));
+    }
+    Failure::BadInput(format!(
+        "invalid {what} {origin}: {} ({}; {nothing})",
+        shown.join("; "),
+        crate::words::count_len(n, noun)
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

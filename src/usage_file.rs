@@ -13,9 +13,6 @@ use crate::tier::MAX_QUANTITY;
 
 pub const HEADER: [&str; 5] = ["slug", "resource", "quantity", "time", "key"];
 
-/// How many malformed rows the error names before it summarises.
-const SHOWN_ERRORS: usize = 10;
-
 /// One valid row of a usage file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageRow {
@@ -136,16 +133,13 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<UsageRow>, Failure> {
         }
     }
     if !errors.is_empty() {
-        let n = errors.len();
-        let mut shown: Vec<String> = errors.into_iter().take(SHOWN_ERRORS).collect();
-        if n > SHOWN_ERRORS {
-            shown.push(format!("and {} more", n - SHOWN_ERRORS));
-        }
-        return Err(Failure::BadInput(format!(
-            "invalid usage file {origin}: {} ({n} malformed row{}; nothing imported)",
-            shown.join("; "),
-            if n == 1 { "" } else { "s" }
-        )));
+        return Err(crate::text_file::bad_rows(
+            "usage file",
+            origin,
+            errors,
+            "malformed row",
+            "nothing imported",
+        ));
     }
     Ok(rows)
 }

@@ -46,9 +46,6 @@ pub const HEADER: [&str; 4] = ["slug", "tier", "name", "owner_email"];
 const MAX_CONCURRENCY: usize = 20;
 /// The default (2 × cores) at most.
 const DEFAULT_CONCURRENCY_MAX: usize = 16;
-/// Bad rows named in one error message.
-const SHOWN_ERRORS: usize = 10;
-
 /// A checked tenant file: nothing has been touched yet.
 pub struct Batch {
     pub file: PathBuf,
@@ -185,16 +182,13 @@ impl Batch {
             )));
         }
         if !errors.is_empty() {
-            let n = errors.len();
-            let mut shown: Vec<String> = errors.into_iter().take(SHOWN_ERRORS).collect();
-            if n > SHOWN_ERRORS {
-                shown.push(format!("and {} more", n - SHOWN_ERRORS));
-            }
-            return Err(Failure::BadInput(format!(
-                "invalid tenant file {origin}: {} ({n} bad row{}; nothing created)",
-                shown.join("; "),
-                if n == 1 { "" } else { "s" }
-            )));
+            return Err(crate::text_file::bad_rows(
+                "tenant file",
+                &origin,
+                errors,
+                "bad row",
+                "nothing created",
+            ));
         }
         Ok(Batch {
             file: file.to_path_buf(),
