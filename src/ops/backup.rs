@@ -34,6 +34,7 @@ use super::{failpoint, ownership, tenants, ControlPlane, Reporter};
 use crate::action::Action;
 use crate::db::backup::{self as db, TableCopy};
 use crate::db::dataplane::{self, Object};
+use crate::db::locks::SessionLock;
 use crate::error::Failure;
 use crate::slug::Slug;
 use crate::storage::{self, Owner, TenantBucket};
@@ -181,18 +182,24 @@ fn check_id(id: &str) -> Result<(), Failure> {
     }
 }
 
+/// The tenant's lock (exit 3 "busy" while another command holds it) and the tenant as it is
+/// under the lock.
+async fn locked(plane: &ControlPlane, slug: &Slug) -> Result<(SessionLock, Tenant)> {
+    let lock = plane
+        .control
+        .try_lock_tenant(slug)
+        .await?
+        .ok_or_else(|| busy(slug.as_str()))?;
+    Ok((lock, tenants::find(plane, slug).await?))
+}
+
 /// `backup <slug>`.
 pub async fn backup(
     plane: &ControlPlane,
     slug: &Slug,
     reporter: &dyn Reporter,
 ) -> Result<BackupView> {
-    let _lock = plane
-        .control
-        .try_lock_tenant(slug)
-        .await?
-        .ok_or_else(|| busy(slug.as_str()))?;
-    let t = tenants::find(plane, slug).await?;
+    let (_lock, t) = locked(plane, slug).await?;
     backup_locked(plane, &t, reporter).await
 }
 
@@ -423,12 +430,7 @@ pub async fn list(plane: &ControlPlane, slug: &Slug) -> Result<Vec<BackupView>> 
 /// `backups prune <slug> --keep N`: the newest N stay. A pruned backup loses its manifest
 /// first, so a prune killed midway leaves leftovers, never a backup with missing data.
 pub async fn prune(plane: &ControlPlane, slug: &Slug, keep: usize) -> Result<Pruned> {
-    let _lock = plane
-        .control
-        .try_lock_tenant(slug)
-        .await?
-        .ok_or_else(|| busy(slug.as_str()))?;
-    let t = tenants::find(plane, slug).await?;
+    let (_lock, t) = locked(plane, slug).await?;
     let bucket = backups_bucket(plane, &t).await?;
     let all = manifests(plane, &t, &bucket).await?;
     let cut = all.len().saturating_sub(keep);
@@ -469,12 +471,7 @@ pub async fn restore(
     reporter: &dyn Reporter,
 ) -> Result<Restored> {
     check_id(id)?;
-    let _lock = plane
-        .control
-        .try_lock_tenant(slug)
-        .await?
-        .ok_or_else(|| busy(slug.as_str()))?;
-    let t = tenants::find(plane, slug).await?;
+    let (_lock, t) = locked(plane, slug).await?;
     if !matches!(t.status, Status::Active | Status::Suspended) {
         return Err(Failure::Refused(format!(
             "cannot restore a backup of tenant `{slug}`: it is {}; only active and suspended tenants are restored into",
