@@ -35,29 +35,7 @@ fn main() {
         .unwrap();
     let root = root.path();
     let mut pg = postgres::Client::connect(&c.url("postgres"), postgres::NoTls).unwrap();
-    pg.batch_execute("DROP DATABASE IF EXISTS bulkctl WITH (FORCE)")
-        .unwrap();
-    for row in pg
-        .query(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'bk\\_%' OR datname LIKE 'bkf\\_%'",
-            &[],
-        )
-        .unwrap()
-    {
-        let db: String = row.get(0);
-        pg.batch_execute(&format!("DROP DATABASE \"{db}\" WITH (FORCE)"))
-            .unwrap();
-    }
-    for row in pg
-        .query(
-            "SELECT rolname FROM pg_roles WHERE rolname LIKE 'bk\\_%' OR rolname LIKE 'bkf\\_%'",
-            &[],
-        )
-        .unwrap()
-    {
-        let r: String = row.get(0);
-        pg.batch_execute(&format!("DROP ROLE \"{r}\"")).unwrap();
-    }
+    common::drop_leftovers(&mut pg, "bulkctl", &["bk_", "bkf_"]);
     let url = c.url("bulkctl");
     let buckets = root.join("buckets");
     let envs = [("TENANTCTL_STORAGE_ROOT", buckets.to_str().unwrap())];

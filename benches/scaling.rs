@@ -66,29 +66,7 @@ fn main() {
         .unwrap();
     let root = root.path();
     let mut pg = postgres::Client::connect(&c.url("postgres"), postgres::NoTls).unwrap();
-    pg.batch_execute("DROP DATABASE IF EXISTS scalectl WITH (FORCE)")
-        .unwrap();
-    for row in pg
-        .query(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'sc\\_%'",
-            &[],
-        )
-        .unwrap()
-    {
-        let db: String = row.get(0);
-        pg.batch_execute(&format!("DROP DATABASE \"{db}\" WITH (FORCE)"))
-            .unwrap();
-    }
-    for row in pg
-        .query(
-            "SELECT rolname FROM pg_roles WHERE rolname LIKE 'sc\\_%'",
-            &[],
-        )
-        .unwrap()
-    {
-        let r: String = row.get(0);
-        pg.batch_execute(&format!("DROP ROLE \"{r}\"")).unwrap();
-    }
+    common::drop_leftovers(&mut pg, "scalectl", &["sc_"]);
     let url = c.url("scalectl");
     let pw = root.join("pw");
     let pw = pw.to_str().unwrap();

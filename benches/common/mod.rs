@@ -82,3 +82,37 @@ pub fn p95(v: &[f64]) -> f64 {
     let v = sorted(v);
     v[((v.len() as f64 * 0.95).ceil() as usize).clamp(1, v.len()) - 1]
 }
+
+/// Drops what an earlier run of a benchmark left on the cluster: its control database and the
+/// databases and roles whose names start with one of `prefixes` (each ending in `_`).
+pub fn drop_leftovers(pg: &mut postgres::Client, control: &str, prefixes: &[&str]) {
+    pg.batch_execute(&format!(
+        "DROP DATABASE IF EXISTS \"{control}\" WITH (FORCE)"
+    ))
+    .unwrap();
+    let patterns: Vec<String> = prefixes
+        .iter()
+        .map(|p| format!("{}%", p.replace('_', "\\_")))
+        .collect();
+    for row in pg
+        .query(
+            "SELECT datname FROM pg_database WHERE datname LIKE ANY($1)",
+            &[&patterns],
+        )
+        .unwrap()
+    {
+        let db: String = row.get(0);
+        pg.batch_execute(&format!("DROP DATABASE \"{db}\" WITH (FORCE)"))
+            .unwrap();
+    }
+    for row in pg
+        .query(
+            "SELECT rolname FROM pg_roles WHERE rolname LIKE ANY($1)",
+            &[&patterns],
+        )
+        .unwrap()
+    {
+        let r: String = row.get(0);
+        pg.batch_execute(&format!("DROP ROLE \"{r}\"")).unwrap();
+    }
+}
