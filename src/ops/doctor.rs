@@ -4,7 +4,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::{server, ControlPlane, Opening, Reporter};
+use super::{server, usable, ControlPlane, Opening, Reporter};
 use crate::db::control::ControlDb;
 use crate::db::doctor;
 use crate::storage::local::LocalDirStore;
@@ -23,7 +23,7 @@ pub struct InitView {
 pub async fn init(opening: &Opening, reporter: &dyn Reporter) -> Result<InitView> {
     let server = server(opening, reporter, true)?.expect("started on demand");
     let shown = server.shown().to_owned();
-    let (control, created, applied) = ControlDb::init(server).await?;
+    let (control, created, applied) = usable(&server, ControlDb::init(server.clone()).await?)?;
     Ok(InitView {
         server: shown,
         database: control.name().to_owned(),
@@ -138,7 +138,8 @@ pub async fn doctor(opening: &Opening, reporter: &dyn Reporter) -> Result<Report
         databases: Vec::new(),
         problems: Vec::new(),
     };
-    match ControlDb::open_existing(server.clone()).await {
+    let opened = ControlDb::open_existing(server.clone()).await;
+    match opened.and_then(|o| usable(&server, o).map_err(Into::into)) {
         Ok(Some(control)) => {
             report.control_exists = true;
             let (version, pending) = control.schema_state().await?;

@@ -46,8 +46,10 @@ use anyhow::Result;
 
 use crate::cluster::LocalCluster;
 use crate::config::DatabaseTarget;
-use crate::db::control::ControlDb;
+use crate::db::control::{ControlDb, Opened, Unusable};
 use crate::db::{Fleet, Server};
+use crate::error::Failure;
+use crate::excerpt::excerpt;
 use crate::storage::BucketStore;
 
 pub use context::{Context, Opening};
@@ -139,7 +141,7 @@ impl ControlPlane {
         let opening = opening.into();
         let server = server(&opening, reporter, true)?.expect("started on demand");
         let fleet = Fleet::new(server.clone())?;
-        let control = ControlDb::open(server).await?;
+        let control = usable(&server, ControlDb::open(server.clone()).await?)?;
         let store = store(&opening)?;
         Ok(ControlPlane {
             ctx: opening.ctx,
@@ -160,7 +162,8 @@ impl ControlPlane {
             return Ok(None);
         };
         let fleet = Fleet::new(server.clone())?;
-        let Some(control) = ControlDb::open_existing(server).await? else {
+        let Some(control) = usable(&server, ControlDb::open_existing(server.clone()).await?)?
+        else {
             return Ok(None);
         };
         let store = store(&opening)?;
@@ -194,10 +197,11 @@ impl ControlPlane {
         let server = server(&opening, reporter, true)?.expect("started on demand");
         let fleet = Fleet::new(server.clone())?;
         let control = if migrate_schema {
-            ControlDb::open_if_exists(server).await?
+            ControlDb::open_if_exists(server.clone()).await?
         } else {
-            ControlDb::open_existing(server).await?
+            ControlDb::open_existing(server.clone()).await?
         };
+        let control = usable(&server, control)?;
         let Some(control) = control else {
             return Ok(None);
         };
@@ -209,6 +213,37 @@ impl ControlPlane {
             store,
         }))
     }
+}
+
+/// What a control database that cannot be used means to the caller: bad input that names
+/// `tenantctl init` when it is missing or has no control schema (nothing was changed; the
+/// operator named the wrong database or has not run `init`), a refusal (exit 3) when its schema
+/// is newer than this binary or the database is someone else's.
+pub(crate) fn unusable(server: &Server, why: Unusable) -> Failure {
+    let name = excerpt(server.control_database());
+    match why {
+        Unusable::Missing => Failure::BadInput(format!(
+            "control database `{name}` does not exist on {}: run `tenantctl init` to create it",
+            server.shown()
+        )),
+        Unusable::NoSchema => Failure::BadInput(format!(
+            "database `{name}` on {} has no tenantctl control schema: run `tenantctl init` to set it up there, or name the right database",
+            server.shown()
+        )),
+        Unusable::Newer { version, known } => Failure::Refused(format!(
+            "the control schema is at version {version}, newer than this tenantctl knows ({known}): upgrade tenantctl"
+        )),
+        Unusable::Foreign { relations } => Failure::Refused(format!(
+            "database `{name}` already holds {relations} table(s) or other relation(s) that are not \
+             tenantctl's: name a new or empty database for the control plane (`tenantctl` if \
+             none is named; check TENANTCTL_DATABASE_URL and PGDATABASE)"
+        )),
+    }
+}
+
+/// `db`'s answer on opening `server`'s control database, decided.
+pub(crate) fn usable<T>(server: &Server, opened: Opened<T>) -> Result<T, Failure> {
+    opened.map_err(|why| unusable(server, why))
 }
 
 /// The server to use; for the local cluster, started if `start` (else `None` when it is not
