@@ -97,6 +97,19 @@ pub struct QuotaUsage {
     pub hard: Option<bool>,
 }
 
+/// A `QuotaUsage` from the seven columns starting at `at`: resource, limit, source, the
+/// metered total, the measured quantity and its time, hard (both reads select them so).
+fn quota_usage_at(r: &tokio_postgres::Row, at: usize) -> QuotaUsage {
+    QuotaUsage {
+        resource: r.get(at),
+        limit: r.get(at + 1),
+        source: r.get(at + 2),
+        metered: r.get(at + 3),
+        measured: r.get::<_, Option<i64>>(at + 4).map(|q| (q, r.get(at + 5))),
+        hard: r.get(at + 6),
+    }
+}
+
 impl ControlDb {
     /// The tenant's quota rows with the period's metered totals and the last measurements.
     pub async fn quota_usage(&self, tenant: Uuid, period: Period) -> Result<Vec<QuotaUsage>> {
@@ -113,17 +126,7 @@ impl ControlDb {
             )
             .await
             .context("reading quotas and usage")?;
-        Ok(rows
-            .iter()
-            .map(|r| QuotaUsage {
-                resource: r.get(0),
-                limit: r.get(1),
-                source: r.get(2),
-                metered: r.get(3),
-                measured: r.get::<_, Option<i64>>(4).map(|q| (q, r.get(5))),
-                hard: r.get(6),
-            })
-            .collect())
+        Ok(rows.iter().map(|r| quota_usage_at(r, 0)).collect())
     }
 
     /// One tenant's status, tier and one resource's quota with its usage, by slug, in one
@@ -156,14 +159,10 @@ impl ControlDb {
             .into_iter()
             .next();
         Ok(row.map(|r| {
-            let quota = r.get::<_, Option<Resource>>(2).map(|resource| QuotaUsage {
-                resource,
-                limit: r.get(3),
-                source: r.get(4),
-                metered: r.get(5),
-                measured: r.get::<_, Option<i64>>(6).map(|q| (q, r.get(7))),
-                hard: r.get(8),
-            });
+            // No quota row: the LEFT JOIN's resource is NULL.
+            let quota = r
+                .get::<_, Option<Resource>>(2)
+                .map(|_| quota_usage_at(&r, 2));
             (r.get(0), r.get(1), quota)
         }))
     }
