@@ -203,6 +203,13 @@ impl Naming {
         format!("{}pooled", self.prefix)
     }
 
+    /// The siloed tenants' template database: the tenant schema, migrated, that a new silo is
+    /// copied from (`ops::template`). `template1` is a reserved slug (since the first
+    /// release), so no tenant of any tenantctl has this name.
+    pub fn template_database(&self) -> String {
+        format!("{}template1", self.prefix)
+    }
+
     /// The login role pooled applications connect as: no superuser, no BYPASSRLS.
     pub fn pooled_app_role(&self) -> String {
         format!("{}app", self.prefix)

@@ -29,4 +29,5 @@ mod quota;
 mod report;
 mod show;
 mod storage_s3;
+mod template;
 mod usage;

@@ -594,11 +594,12 @@ fn after_a_kill_during_create_database(env: &TestEnv, slug: &str, args: &[&str])
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let create = format!("CREATE DATABASE \"{db}\"");
+    // Plain, or as a copy of the silo template (`… TEMPLATE "…"`).
+    let create = format!("CREATE DATABASE \"{db}\"%");
     let in_flight = || {
         env.admin("postgres")
             .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE query = $1",
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE $1",
                 &[&create],
             )
             .unwrap()

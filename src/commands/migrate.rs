@@ -20,7 +20,7 @@ pub async fn run(
         let out = out.printer::<[migrate::DatabaseState]>()?;
         // Reads only: a missing control database has no tenant databases to report.
         return match ControlPlane::open_read_only(settings, reporter, false).await? {
-            Some(plane) => out.print(&migrate::states(&plane).await?),
+            Some(plane) => out.print(&migrate::states(&plane, reporter).await?),
             None => out.print(&[]),
         };
     }

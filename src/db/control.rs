@@ -20,6 +20,8 @@ pub struct ControlDb {
     /// The connection that checked the schema version, handed to the first `conn()`: a
     /// one-shot command then uses one connection, and skips the pool's recycling round trip.
     first: Arc<Mutex<Option<Object>>>,
+    /// This control plane's id (`control_plane`), read once: it is in every mark.
+    plane_id: Arc<tokio::sync::OnceCell<uuid::Uuid>>,
 }
 
 /// Why the named control database cannot be used as it stands. `db` says what it found;
@@ -191,12 +193,10 @@ impl ControlDb {
     /// connection while it asks for a second, so N at once need more than N.
     pub fn widened(&self, size: usize) -> Result<ControlDb> {
         let pool = self.server.pool(&self.name, size)?;
-        Ok(ControlDb::with_first(
-            pool,
-            self.server.clone(),
-            self.name.clone(),
-            None,
-        ))
+        Ok(ControlDb {
+            plane_id: self.plane_id.clone(),
+            ..ControlDb::with_first(pool, self.server.clone(), self.name.clone(), None)
+        })
     }
 
     fn with_first(pool: Pool, server: Server, name: String, first: Option<Object>) -> ControlDb {
@@ -205,7 +205,13 @@ impl ControlDb {
             server,
             name,
             first: Arc::new(Mutex::new(first)),
+            plane_id: Arc::default(),
         }
+    }
+
+    /// The cell `plane_id` fills once.
+    pub(super) fn plane_id_cell(&self) -> &tokio::sync::OnceCell<uuid::Uuid> {
+        &self.plane_id
     }
 
     /// A connection of its own to the control database, outside the pool (a session lock

@@ -31,6 +31,24 @@ impl Mark {
         Mark(format!("tenantctl:{control_plane}:pooled"))
     }
 
+    /// The siloed tenants' template database at tenant schema `version`:
+    /// `tenantctl:<control plane id>:template:v<version>`. The version is part of the mark so
+    /// that one catalog read tells whether the template is this plane's and current (a closed
+    /// template takes no connection, not even to read its migration history); it is rewritten
+    /// only once the template is migrated and closed again.
+    pub fn template(control_plane: Uuid, version: i32) -> Mark {
+        Mark(format!("tenantctl:{control_plane}:template:v{version}"))
+    }
+
+    /// The version in a template mark of `control_plane` (`None`: not such a mark).
+    pub fn template_version(comment: &str, control_plane: Uuid) -> Option<i32> {
+        comment
+            .strip_prefix(&format!("tenantctl:{control_plane}:template:v"))?
+            .parse()
+            .ok()
+            .filter(|v: &i32| *v >= 0)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -221,19 +239,26 @@ pub async fn ensure_app_role(admin: &Client, role: &str, mark: &Mark) -> Result<
             Err(e) => return Err(e).with_context(|| format!("creating role `{role}`")),
         }
     }
-    let unsafe_attrs: bool = admin
+    let attrs = admin
         .query_one(
-            "SELECT rolsuper OR rolbypassrls OR rolreplication FROM pg_roles WHERE rolname = $1",
+            "SELECT rolsuper OR rolbypassrls OR rolreplication,
+                    rolcanlogin AND NOT rolcreatedb AND NOT rolcreaterole
+             FROM pg_roles WHERE rolname = $1",
             &[&role],
         )
         .await
-        .with_context(|| format!("reading the attributes of role `{role}`"))?
-        .get(0);
+        .with_context(|| format!("reading the attributes of role `{role}`"))?;
+    let (unsafe_attrs, as_set): (bool, bool) = (attrs.get(0), attrs.get(1));
     if unsafe_attrs {
         anyhow::bail!(
             "role `{role}` carries this control plane's mark but is a superuser, bypasses row-level \
              security or may replicate; tenantctl never creates such a role and will not use it"
         );
+    }
+    if as_set {
+        // Already so (the shared application role, provisioning after provisioning): an
+        // ALTER would rewrite a shared catalog row for nothing.
+        return Ok(());
     }
     admin
         .batch_execute(&format!("ALTER ROLE {q} LOGIN NOCREATEDB NOCREATEROLE"))
@@ -291,20 +316,150 @@ pub async fn ensure_member(admin: &Client, mark: &Mark, role: &str) -> Result<()
 /// concurrent creator won). No check and no mark: the caller claims the name first and marks
 /// the database after (`write_mark`). `CREATE DATABASE` cannot run in a transaction.
 pub async fn create_database(admin: &Client, name: &str) -> Result<bool> {
-    match admin
-        .batch_execute(&format!("CREATE DATABASE {}", ident::quote(name)))
-        .await
-    {
+    create_database_from(admin, name, None).await
+}
+
+/// `create_database`, as a copy of `template` when one is given (the siloed tenants' template,
+/// which the caller saw closed and current). A template the server cannot copy now — a session
+/// in it (a newer tenantctl migrating it: PostgreSQL waits 5 s, then refuses), or gone — is no
+/// error: the database is created empty instead, and the caller's schema step migrates it.
+pub async fn create_database_from(
+    admin: &Client,
+    name: &str,
+    template: Option<&str>,
+) -> Result<bool> {
+    use tokio_postgres::error::SqlState;
+    let q = ident::quote(name);
+    if let Some(template) = template {
+        let sql = format!("CREATE DATABASE {q} TEMPLATE {}", ident::quote(template));
+        match admin.batch_execute(&sql).await {
+            Ok(()) => return Ok(true),
+            Err(e) if already_exists(&e) => return Ok(false),
+            Err(e)
+                if e.code() == Some(&SqlState::OBJECT_IN_USE)
+                    || e.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {}
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("creating database `{name}` from the template `{template}`")
+                })
+            }
+        }
+    }
+    match admin.batch_execute(&format!("CREATE DATABASE {q}")).await {
         Ok(()) => Ok(true),
         Err(e) if already_exists(&e) => Ok(false),
         Err(e) => Err(e).with_context(|| format!("creating database `{name}`")),
     }
 }
 
+/// The template database `name` of `control_plane`, as the catalog has it. Reads only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TemplateFound {
+    Absent,
+    /// Marked as this plane's template at tenant schema `version`; `open`: it takes
+    /// connections (a migration of it is under way, or was interrupted).
+    Ours {
+        version: i32,
+        open: bool,
+    },
+    /// It exists without a template mark of this plane: its comment, whether the connecting
+    /// role owns it, whether it takes connections.
+    Foreign {
+        comment: Option<String>,
+        owned_by_us: bool,
+        open: bool,
+    },
+}
+
+pub async fn inspect_template(
+    admin: &Client,
+    name: &str,
+    control_plane: Uuid,
+) -> Result<TemplateFound> {
+    let row = admin
+        .query_opt(
+            "SELECT shobj_description(d.oid, 'pg_database'), d.datallowconn,
+                    d.datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+             FROM pg_database d WHERE d.datname = $1",
+            &[&name],
+        )
+        .await
+        .with_context(|| format!("reading the mark of the template `{name}`"))?;
+    let Some(row) = row else {
+        return Ok(TemplateFound::Absent);
+    };
+    let (comment, open, owned_by_us): (Option<String>, bool, bool) =
+        (row.get(0), row.get(1), row.get(2));
+    Ok(
+        match comment
+            .as_deref()
+            .and_then(|c| Mark::template_version(c, control_plane))
+        {
+            Some(version) => TemplateFound::Ours { version, open },
+            None => TemplateFound::Foreign {
+                comment,
+                owned_by_us,
+                open,
+            },
+        },
+    )
+}
+
+/// Lets connections into the template (marked `mark`) for its migration; only under the
+/// template lock.
+pub async fn open_template(admin: &Client, name: &str, mark: &Mark) -> Result<()> {
+    require_ours(admin, Object::Database(name), mark).await?;
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+            ident::quote(name)
+        ))
+        .await
+        .with_context(|| format!("opening the template `{name}` for its migration"))
+}
+
+/// Closes the template (marked `mark`) to connections again, PUBLIC's CONNECT included (a new
+/// database grants it; copies never inherit a database's privileges), then marks it
+/// `migrated`: a copy is made only of a closed template whose mark says it is current.
+pub async fn close_template(
+    admin: &Client,
+    name: &str,
+    mark: &Mark,
+    migrated: &Mark,
+) -> Result<()> {
+    require_ours(admin, Object::Database(name), mark).await?;
+    let q = ident::quote(name);
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {q} ALLOW_CONNECTIONS false; REVOKE ALL ON DATABASE {q} FROM PUBLIC"
+        ))
+        .await
+        .with_context(|| format!("closing the template `{name}`"))?;
+    write_mark(admin, Object::Database(name), migrated).await
+}
+
 /// Only `role` may connect to `db` (besides superusers): a new database lets PUBLIC connect.
+/// Read first: when PUBLIC has nothing and `role` has CONNECT (the shared pooled database,
+/// provisioning after provisioning), nothing is rewritten.
 pub async fn restrict_connect(admin: &Client, mark: &Mark, db: &str, role: &str) -> Result<()> {
     require_ours(admin, Object::Database(db), mark).await?;
     require_ours(admin, Object::Role(role), mark).await?;
+    let restricted: bool = admin
+        .query_one(
+            "SELECT NOT EXISTS (SELECT 1 FROM aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
+                                WHERE a.grantee = 0)
+                AND EXISTS (SELECT 1 FROM aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
+                            JOIN pg_roles r ON r.oid = a.grantee
+                            WHERE r.rolname = $2 AND a.privilege_type = 'CONNECT')
+             FROM pg_database d WHERE d.datname = $1",
+            &[&db, &role],
+        )
+        .await
+        .with_context(|| format!("reading who may connect to `{db}`"))?
+        .get(0);
+    if restricted {
+        return Ok(());
+    }
     let (db_q, role_q) = (ident::quote(db), ident::quote(role));
     admin
         .batch_execute(&format!(
@@ -317,8 +472,14 @@ pub async fn restrict_connect(admin: &Client, mark: &Mark, db: &str, role: &str)
 /// Lets `role` read and write the tenant tables of the database `client` is connected to,
 /// but not refinery's history table, and only read `tenant_suspensions` (its policies'
 /// subqueries run with the caller's rights) and `tenant_features` (tenantctl writes the
-/// entitlements). Repeated after every migration, for new tables.
+/// entitlements). Repeated after every migration, for new tables. Read first: when the role
+/// has exactly that already (the shared application role at every pooled provisioning, every
+/// database at a `migrate` with nothing pending), nothing is rewritten — a GRANT rewrites the
+/// ACL of every table and makes every session of the database reload its caches.
 pub async fn grant_app_access(client: &Client, role: &str) -> Result<()> {
+    if app_access_granted(client, role).await? {
+        return Ok(());
+    }
     let role_q = ident::quote(role);
     client
         .batch_execute(&format!(
@@ -330,6 +491,32 @@ pub async fn grant_app_access(client: &Client, role: &str) -> Result<()> {
         ))
         .await
         .with_context(|| format!("granting role `{role}` access to the tenant tables"))
+}
+
+/// Whether `role` has what `grant_app_access` gives: USAGE on `public`; SELECT, INSERT, UPDATE
+/// and DELETE on every table, view and sequence-less relation of it but three: nothing on
+/// refinery's history, only SELECT on `tenant_suspensions` and `tenant_features`. Reads only.
+async fn app_access_granted(client: &Client, role: &str) -> Result<bool> {
+    Ok(client
+        .query_one(
+            "SELECT has_schema_privilege($1, 'public', 'USAGE') AND coalesce(bool_and(
+                 CASE c.relname
+                   WHEN 'refinery_schema_history' THEN
+                     NOT has_table_privilege($1, c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+                   WHEN 'tenant_suspensions' THEN has_table_privilege($1, c.oid, 'SELECT')
+                     AND NOT has_table_privilege($1, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')
+                   WHEN 'tenant_features' THEN has_table_privilege($1, c.oid, 'SELECT')
+                     AND NOT has_table_privilege($1, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')
+                   ELSE has_table_privilege($1, c.oid, 'SELECT') AND has_table_privilege($1, c.oid, 'INSERT')
+                     AND has_table_privilege($1, c.oid, 'UPDATE') AND has_table_privilege($1, c.oid, 'DELETE')
+                 END), true)
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+            &[&role],
+        )
+        .await
+        .with_context(|| format!("reading the grants of role `{role}`"))?
+        .get(0))
 }
 
 /// Creates the tenant's owner user, or gives an existing one the new password hash (a re-run

@@ -1,4 +1,5 @@
-//! Advisory locks on the control database: the per-tenant lock, the pooled database's lock.
+//! Advisory locks on the control database: the per-tenant lock, the pooled database's lock,
+//! the template database's lock.
 //! Each is a session lock on a connection of its own, outside the pool.
 
 use anyhow::{Context, Result};
@@ -14,10 +15,50 @@ pub(super) const TENANT_LOCK_PREFIX: &str = "tenantctl:tenant:";
 /// How long `try_lock_tenant` waits for a lock that is held.
 const TENANT_LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// The pooled database's lock key (`lock_pooled`, `SessionLock::lock_pooled_too`).
+const POOLED_LOCK: &str = "tenantctl:pooled";
+
 /// A session advisory lock on its own connection: dropping it closes the session and so
 /// releases the lock, as does the death of the process.
 pub struct SessionLock {
-    _client: Client,
+    client: Client,
+}
+
+/// The pooled database's lock, taken on a `SessionLock`'s session: `release` gives it back;
+/// dropped without it (a failed step), it goes with that session.
+pub struct PooledLock<'a> {
+    client: &'a Client,
+}
+
+impl SessionLock {
+    /// Waits for the pooled database's lock on this lock's session as well, rather than on a
+    /// connection of its own (a provisioning run of a pooled tenant holds both: one connection
+    /// fewer per tenant).
+    pub async fn lock_pooled_too(&self) -> Result<PooledLock<'_>> {
+        self.client
+            .execute(
+                "SELECT pg_advisory_lock(hashtextextended($1, 0))",
+                &[&POOLED_LOCK],
+            )
+            .await
+            .context("waiting for the pooled database's lock")?;
+        Ok(PooledLock {
+            client: &self.client,
+        })
+    }
+}
+
+impl PooledLock<'_> {
+    pub async fn release(self) -> Result<()> {
+        self.client
+            .execute(
+                "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
+                &[&POOLED_LOCK],
+            )
+            .await
+            .context("releasing the pooled database's lock")?;
+        Ok(())
+    }
 }
 
 impl ControlDb {
@@ -49,13 +90,28 @@ impl ControlDb {
                 .with_context(|| format!("taking the lock {key}"))?
                 .get(0);
             if got {
-                return Ok(Some(SessionLock { _client: client }));
+                return Ok(Some(SessionLock { client }));
             }
             if std::time::Instant::now() >= deadline {
                 return Ok(None);
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+    }
+
+    /// The lock around creating and migrating the siloed tenants' template database
+    /// (`ops::template`); waits for it. Copying the template takes no lock: it is copied only
+    /// while closed and current, and the server refuses a copy with a session in it.
+    pub async fn lock_template(&self) -> Result<SessionLock> {
+        let client = self.session().await?;
+        client
+            .execute(
+                "SELECT pg_advisory_lock(hashtextextended($1, 0))",
+                &[&"tenantctl:template"],
+            )
+            .await
+            .context("waiting for the template database's lock")?;
+        Ok(SessionLock { client })
     }
 
     /// The lock around changes to the shared pooled database and its role (concurrent GRANTs
@@ -65,10 +121,10 @@ impl ControlDb {
         client
             .execute(
                 "SELECT pg_advisory_lock(hashtextextended($1, 0))",
-                &[&"tenantctl:pooled"],
+                &[&POOLED_LOCK],
             )
             .await
             .context("waiting for the pooled database's lock")?;
-        Ok(SessionLock { _client: client })
+        Ok(SessionLock { client })
     }
 }

@@ -9,15 +9,21 @@ use crate::action::Action;
 use crate::tenant::Tenant;
 
 impl ControlDb {
-    /// This control plane's id, generated once by migration V5.
+    /// This control plane's id, generated once by migration V5 and never changed: read once
+    /// per process (a provisioning run asked four times).
     pub async fn plane_id(&self) -> Result<Uuid> {
-        Ok(self
-            .conn()
-            .await?
-            .query_one("SELECT id FROM control_plane", &[])
+        self.plane_id_cell()
+            .get_or_try_init(|| async {
+                Ok(self
+                    .conn()
+                    .await?
+                    .query_one("SELECT id FROM control_plane", &[])
+                    .await
+                    .context("reading the control plane's id")?
+                    .get(0))
+            })
             .await
-            .context("reading the control plane's id")?
-            .get(0))
+            .copied()
     }
 
     /// Records that this control plane is about to create database `name` with `mark`.

@@ -7,10 +7,14 @@
 //! 2. **recover**: a password whose tenant became active but whose line a killed run never
 //!    appended to the password file is appended now (see *passwords*).
 //! 3. **skip the active**: a tenant already active on its tier is skipped, not re-passworded.
-//! 4. **provision the rest, N at a time**: bcrypt runs on the blocking pool, so N ≥ cores
-//!    keeps every core hashing while other tenants wait on the server. A tenant that fails is
-//!    named in the summary and the others carry on; running the same command again finishes
-//!    what is missing (each tenant resumes from its journal).
+//! 4. **provision the rest, N at a time**: the new tenants' owner passwords are hashed ahead
+//!    of them, in file order, on one thread per core that never waits on the server (bcrypt
+//!    is most of a tenant's cost: with hashing inside each run, a run waiting on the server
+//!    left its core idle); a resumed tenant hashes inside its run, if its journal lacks step
+//!    4. Silos are copied from the template database, refreshed once before the first
+//!    (`ops::template`). A tenant that fails is named in the summary and the others carry
+//!    on; running the same command again finishes what is missing (each tenant resumes from
+//!    its journal).
 //!
 //! *Passwords* never reach the terminal. Each tenant's is written by step 4 of its
 //! provisioning into its own 0600 file in a private directory beside the password file
@@ -361,6 +365,18 @@ pub async fn provision_all(
             crate::words::count_len(skipped, "tenant")
         ));
     }
+    if todo
+        .iter()
+        .any(|(_, req)| req.tier.isolation == crate::tier::Isolation::Siloed)
+    {
+        super::template::for_copy(plane, reporter).await;
+    }
+    let new: Vec<&str> = todo
+        .iter()
+        .map(|(_, req)| req.slug.as_str())
+        .filter(|slug| !existing.contains_key(*slug))
+        .collect();
+    let mut secrets = hash_ahead(&new);
     let total = todo.len();
     reporter.progress(0, total, "tenants");
     let passwords = Mutex::new(passwords);
@@ -369,11 +385,12 @@ pub async fn provision_all(
         futures_util::stream::iter(todo.into_iter().map(|(line, req)| {
             let passwords = &passwords;
             let done = &done;
+            let secret = secrets.remove(req.slug.as_str());
             async move {
                 let slug = req.slug.as_str();
                 let mut req = req.clone();
                 req.password_file = Some(passwords.lock().expect("not poisoned").staged(slug));
-                let outcome = match provision::provision(plane, &req, &Silent).await {
+                let outcome = match provision::provision_with(plane, &req, &Silent, secret).await {
                     Ok(_) => passwords
                         .lock()
                         .expect("not poisoned")
@@ -410,6 +427,42 @@ pub async fn provision_all(
         concurrency: batch.concurrency,
         duration_ms: started.elapsed().as_millis(),
     })
+}
+
+/// A password per slug, each hashed on one of `cores` threads of their own, in `slugs`' order,
+/// starting now: the hashing never waits for a tenant's run, nor a run for a core. A hash
+/// whose run is gone (its tenant failed earlier) is skipped; the threads end with the work.
+fn hash_ahead(slugs: &[&str]) -> HashMap<String, provision::OwnerSecret> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut secrets = HashMap::with_capacity(slugs.len());
+    let mut jobs = std::collections::VecDeque::with_capacity(slugs.len());
+    for slug in slugs {
+        let password = provision::new_password();
+        let (tx, rx) = tokio::sync::oneshot::channel::<bcrypt::BcryptResult<String>>();
+        jobs.push_back((password.clone(), tx));
+        let hash = async move {
+            rx.await
+                .context("hashing the owner's password: the hashing thread ended")?
+                .context("hashing the owner's password")
+        };
+        secrets.insert(
+            (*slug).to_owned(),
+            provision::OwnerSecret::new(password, hash),
+        );
+    }
+    let jobs = std::sync::Arc::new(Mutex::new(jobs));
+    for _ in 0..cores.min(slugs.len()) {
+        let jobs = jobs.clone();
+        std::thread::spawn(move || loop {
+            let Some((password, tx)) = jobs.lock().expect("not poisoned").pop_front() else {
+                return;
+            };
+            if !tx.is_closed() {
+                let _ = tx.send(bcrypt::hash(password, provision::BCRYPT_COST));
+            }
+        });
+    }
+    secrets
 }
 
 /// The exit of a bulk run: an operational failure (exit 1) when some tenant failed.

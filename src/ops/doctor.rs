@@ -69,6 +69,9 @@ pub struct Report {
     pub schema_version: Option<i32>,
     pub pending_migrations: Vec<String>,
     pub databases: Vec<Reach>,
+    /// The siloed tenants' template database (`None`: there is none yet; the first siloed
+    /// provisioning creates it).
+    pub template: Option<super::template::TemplateView>,
     pub problems: Vec<String>,
 }
 
@@ -136,6 +139,7 @@ pub async fn doctor(opening: &Opening, reporter: &dyn Reporter) -> Result<Report
         schema_version: None,
         pending_migrations: Vec::new(),
         databases: Vec::new(),
+        template: None,
         problems: Vec::new(),
     };
     let opened = ControlDb::open_existing(server.clone()).await;
@@ -156,8 +160,21 @@ pub async fn doctor(opening: &Opening, reporter: &dyn Reporter) -> Result<Report
                 control,
                 fleet: crate::db::Fleet::new(server.clone())?,
                 store: Box::new(LocalDirStore::new(opening.ctx.storage_root.clone())),
+                template: tokio::sync::OnceCell::new(),
             };
             report.databases = reach_tenants(&plane).await?;
+            report.template = super::template::view(&plane).await?;
+            match &report.template {
+                Some(t) if t.version.is_none() => problems.push(format!(
+                    "database `{}` is not this control plane's template (no tenantctl template mark): siloed tenants are created without it, more slowly",
+                    t.database
+                )),
+                Some(t) if !t.closed => problems.push(format!(
+                    "the template `{}` takes connections (a migration of it was interrupted): the next `tenantctl migrate` or siloed provisioning closes it",
+                    t.database
+                )),
+                _ => {}
+            }
             for r in report.databases.iter().filter(|r| !r.reachable) {
                 problems.push(format!(
                     "tenant database `{}` is unreachable: {}",

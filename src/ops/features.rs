@@ -308,6 +308,7 @@ pub async fn seed(
     t: &Tenant,
     tier: &[Feature],
     grants: &[Feature],
+    client: &mut Client,
 ) -> Result<()> {
     let tier: Vec<&str> = tier.iter().map(Feature::as_str).collect();
     let grants: Vec<&str> = grants.iter().map(Feature::as_str).collect();
@@ -315,8 +316,7 @@ pub async fn seed(
         .control
         .seed_features(t, &tier, &grants, &plane.ctx.actor)
         .await?;
-    let mut client = plane.fleet.tenant_db(t).await?;
-    sync_with(plane, t, &mut client).await
+    sync_with(plane, t, client).await
 }
 
 /// A `provision` re-run after step 5 (or of an active tenant) does not record features any

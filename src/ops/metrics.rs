@@ -85,7 +85,7 @@ pub async fn gather(plane: &ControlPlane) -> Result<Fleet> {
         })
         .collect();
     let mut schemas = Schemas::default();
-    for db in migrate::states(plane).await? {
+    for db in migrate::states(plane, &super::Silent).await? {
         match db.version {
             None => schemas.unknown += 1,
             Some(_) if db.behind => schemas.behind += 1,

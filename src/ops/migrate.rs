@@ -14,6 +14,7 @@ use anyhow::Result;
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 
+use super::template::Refreshed;
 use super::{pause_point, ControlPlane, Reporter};
 use crate::db::dataplane::{self, Mark, Object};
 use crate::db::migrate;
@@ -249,11 +250,36 @@ pub async fn migrate(
         });
     }
     results.sort_by(|a, b| a.database.cmp(&b.database));
+    // The template new silos are copied from follows the tenant databases (it is no tenant's,
+    // so it is said on stderr, not among the results).
+    match super::template::refresh(plane, super::template::Create::No).await {
+        Ok(Refreshed::Usable { name, migrated }) if !migrated.is_empty() => reporter.status(
+            &format!("silo template `{name}`: applied {}", migrated.join(", ")),
+        ),
+        Ok(Refreshed::Unusable(why)) => reporter.status(&format!("silo template: {why}")),
+        Ok(_) => {}
+        Err(e) => reporter.warning(&format!(
+            "the silo template could not be migrated ({e:#}); new silos are created without it until it is"
+        )),
+    }
     Ok(results)
 }
 
-/// `migrate --dry-run` and `migrate status`: what each database has and lacks. Reads only.
-pub async fn states(plane: &ControlPlane) -> Result<Vec<DatabaseState>> {
+/// `migrate --dry-run` and `migrate status`: what each database has and lacks (and, on
+/// stderr, where the silo template stands). Reads only.
+pub async fn states(plane: &ControlPlane, reporter: &dyn Reporter) -> Result<Vec<DatabaseState>> {
+    if let Some(t) = super::template::view(plane).await? {
+        reporter.status(&match t.version {
+            Some(v) if t.current => format!("silo template `{}`: V{v}, up to date", t.database),
+            Some(v) => format!(
+                "silo template `{}`: V{v}{}, pending up to V{}",
+                t.database,
+                if t.closed { "" } else { " (takes connections)" },
+                t.latest
+            ),
+            None => format!("`{}` is not this control plane's silo template", t.database),
+        });
+    }
     let tenants = plane.control.list_tenants().await?;
     let (run, skipped) = targets(&tenants);
     let latest = migrate::tenant_latest();

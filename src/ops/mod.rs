@@ -18,6 +18,7 @@
 //! - `doctor`: `init` (the control database on an operator's server) and `doctor`.
 //! - `storage`: the access policy of a tenant's buckets (`storage policy`).
 //! - `backup`: per-tenant backups into the `-backups` bucket, and restoring them.
+//! - `template`: the siloed tenants' template database, which provisioning copies.
 
 pub mod audit;
 pub mod backup;
@@ -37,6 +38,7 @@ pub mod provision;
 pub mod quota;
 pub mod report;
 pub mod storage;
+pub mod template;
 pub mod tenants;
 pub mod usage;
 
@@ -127,6 +129,9 @@ pub struct ControlPlane {
     pub control: ControlDb,
     pub fleet: Fleet,
     pub store: Box<dyn BucketStore>,
+    /// The template database silos are copied from, once `template::for_copy` decided it
+    /// (`None` inside: none can be used).
+    pub template: tokio::sync::OnceCell<Option<String>>,
 }
 
 impl ControlPlane {
@@ -168,6 +173,7 @@ impl ControlPlane {
             store: store(&opening)?,
             ctx: opening.ctx,
             control,
+            template: tokio::sync::OnceCell::new(),
         })
     }
 }

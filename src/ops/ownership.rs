@@ -205,6 +205,48 @@ pub async fn ensure_database(
     name: &str,
     mark: &Mark,
 ) -> Result<()> {
+    ensure_database_from(plane, admin, name, mark, None).await
+}
+
+/// `ensure_database`, creating the database as a copy of `template` (closed and current, as
+/// `ops::template` found it) when it is absent.
+pub async fn ensure_database_from(
+    plane: &ControlPlane,
+    admin: &Client,
+    name: &str,
+    mark: &Mark,
+    template: Option<&str>,
+) -> Result<()> {
+    create_marked(
+        plane,
+        admin,
+        name,
+        mark,
+        template,
+        "create-database:unmarked",
+    )
+    .await
+}
+
+/// `ensure_database` for the silo template (its own crash point, `template:unmarked`).
+pub async fn ensure_template_database(
+    plane: &ControlPlane,
+    admin: &Client,
+    name: &str,
+    mark: &Mark,
+) -> Result<()> {
+    create_marked(plane, admin, name, mark, None, "template:unmarked").await
+}
+
+/// `ensure_database_from`; `unmarked` names the failpoint between the creation and the mark.
+async fn create_marked(
+    plane: &ControlPlane,
+    admin: &Client,
+    name: &str,
+    mark: &Mark,
+    template: Option<&str>,
+    unmarked: &str,
+) -> Result<()> {
     let obj = Object::Database(name);
     if settle_claim(plane, admin, name, mark).await? {
         return Ok(());
@@ -217,7 +259,7 @@ pub async fn ensure_database(
         Found::Absent => {
             let claimed_before = plane.control.database_claimed(name, mark.as_str()).await?;
             plane.control.claim_database(name, mark.as_str()).await?;
-            if !dataplane::create_database(admin, name).await? {
+            if !dataplane::create_database_from(admin, name, template).await? {
                 // Created since the look-up: by a killed run of ours whose CREATE the server was
                 // still finishing (its claim stood before this run), or by someone else, whose
                 // database is ours only if it is marked so.
@@ -230,7 +272,7 @@ pub async fn ensure_database(
                 }
                 return Ok(());
             }
-            failpoint(&plane.ctx, "create-database:unmarked");
+            failpoint(&plane.ctx, unmarked);
             dataplane::write_mark(admin, obj, mark).await?;
         }
     }
@@ -239,13 +281,16 @@ pub async fn ensure_database(
 
 /// Before a lifecycle command changes anything (its intermediate status included): the
 /// tenant's database and role are absent or carry its mark, and a silo's database is neither
-/// the control database nor the shared pooled one (a pooled tenant's purge deletes rows, never
-/// the database).
+/// the control database, the shared pooled one (a pooled tenant's purge deletes rows, never
+/// the database) nor the silo template.
 pub async fn check_ours(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     let mark = settled_mark(plane, t).await?;
     let admin = plane.fleet.admin().await?;
+    let naming = &plane.ctx.naming;
     if t.isolation == Isolation::Siloed
-        && (t.database == plane.control.name() || t.database == plane.ctx.naming.pooled_database())
+        && (t.database == plane.control.name()
+            || t.database == naming.pooled_database()
+            || t.database == naming.template_database())
     {
         return Err(dataplane::refusal(Object::Database(&t.database), None).into());
     }

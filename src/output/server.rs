@@ -150,6 +150,24 @@ impl Render for Report {
                 ),
             ));
         }
+        if let Some(t) = &r.template {
+            rows.push((
+                "silo template",
+                match t.version {
+                    None => format!("{}: not this control plane's", t.database),
+                    Some(v) => format!(
+                        "{}: V{v}{}{}",
+                        t.database,
+                        if v == t.latest {
+                            ", up to date".to_owned()
+                        } else {
+                            format!(" (latest V{}; refreshed by the next siloed provisioning or `migrate`)", t.latest)
+                        },
+                        if t.closed { "" } else { ", TAKES CONNECTIONS" }
+                    ),
+                },
+            ));
+        }
         let mut text = fields(rows);
         if r.ok {
             text.push_str("all is well\n");

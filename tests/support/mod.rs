@@ -207,14 +207,21 @@ impl TestEnv {
             .is_some()
     }
 
-    /// Databases and roles under this test's prefix.
+    /// The silo template database (`<prefix>template1`), which the first siloed provisioning
+    /// creates and which outlives every tenant.
+    pub fn template_db(&self) -> String {
+        format!("{}template1", self.prefix)
+    }
+
+    /// Databases and roles under this test's prefix, the silo template excepted (it is no
+    /// tenant's: what tenants leave behind is counted without it; `template_db` names it).
     pub fn owned_objects(&self) -> (Vec<String>, Vec<String>) {
         let mut c = self.admin("postgres");
         let pat = format!("{}%", self.prefix.replace('_', "\\_"));
         let dbs = c
             .query(
-                "SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY 1",
-                &[&pat],
+                "SELECT datname FROM pg_database WHERE datname LIKE $1 AND datname <> $2 ORDER BY 1",
+                &[&pat, &self.template_db()],
             )
             .unwrap()
             .iter()
@@ -301,6 +308,7 @@ impl Drop for TestEnv {
         let (dbs, roles) = self.owned_objects();
         let mut all_dbs = dbs;
         all_dbs.push(self.control_db.clone());
+        all_dbs.push(self.template_db());
         for db in all_dbs {
             let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"));
         }

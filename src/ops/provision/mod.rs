@@ -317,8 +317,19 @@ pub async fn provision(
     req: &Request,
     reporter: &dyn Reporter,
 ) -> Result<Outcome> {
+    provision_with(plane, req, reporter, None).await
+}
+
+/// `provision`, with the owner's password and hash made by the caller (a bulk run hashes on
+/// threads of its own, ahead of the tenants); unused when the journal has step 4.
+pub(crate) async fn provision_with(
+    plane: &ControlPlane,
+    req: &Request,
+    reporter: &dyn Reporter,
+    secret: Option<OwnerSecret>,
+) -> Result<Outcome> {
     let slug = &req.slug;
-    let _lock = plane.control.try_lock_tenant(slug).await?.ok_or_else(|| {
+    let lock = plane.control.try_lock_tenant(slug).await?.ok_or_else(|| {
         Failure::Refused(format!(
             "provisioning of tenant `{slug}` is in progress in another tenantctl process; try again when it has finished"
         ))
@@ -350,7 +361,8 @@ pub async fn provision(
     };
     // bcrypt is the slowest part of a run and needs no database: hash on a blocking thread
     // while steps 1-3 wait on the server.
-    let owner_secret = (!done.contains(&Step::CreateOwner)).then(OwnerSecret::start);
+    let owner_secret =
+        (!done.contains(&Step::CreateOwner)).then(|| secret.unwrap_or_else(OwnerSecret::start));
     let run = Run {
         plane,
         req,
@@ -372,26 +384,29 @@ pub async fn provision(
                 .await?
         }
     };
-    // One lock for steps 2 and 3 of a pooled tenant, one connection to its database for 3 and 4.
+    // One lock for steps 2 and 3 of a pooled tenant (on the tenant lock's session), one
+    // connection to its database for 3 to 5.
     let pooled_lock = match tenant.isolation {
         Isolation::Pooled
             if !(run.done.contains(&Step::CreateDatabase)
                 && run.done.contains(&Step::ApplySchema)) =>
         {
-            Some(plane.control.lock_pooled().await?)
+            Some(lock.lock_pooled_too().await?)
         }
         _ => None,
     };
     let mut tenant_db: Option<Client> = None;
     run.step_journaled(Step::CreateDatabase, &tenant, || {
-        create_database(plane, &tenant)
+        create_database(plane, &tenant, reporter)
     })
     .await?;
     run.step_journaled(Step::ApplySchema, &tenant, || {
         apply_schema(plane, &tenant, &mut tenant_db)
     })
     .await?;
-    drop(pooled_lock);
+    if let Some(l) = pooled_lock {
+        l.release().await?;
+    }
     if let Some(secret) = owner_secret {
         run.step_journaled(Step::CreateOwner, &tenant, || {
             create_owner(plane, &tenant, req, reporter, secret, &mut tenant_db)
@@ -400,11 +415,11 @@ pub async fn provision(
     } else {
         run.skip(Step::CreateOwner);
     }
-    drop(tenant_db);
     run.step_journaled(Step::SeedQuotas, &tenant, || {
-        seed_quotas(plane, &tenant, req)
+        seed_quotas(plane, &tenant, req, &mut tenant_db)
     })
     .await?;
+    drop(tenant_db);
     run.step_journaled(Step::CreateBuckets, &tenant, || {
         create_buckets(plane, &tenant)
     })
@@ -451,15 +466,23 @@ async fn record_tenant(plane: &ControlPlane, req: &Request) -> Result<Tenant> {
 /// fail with "tuple concurrently updated".)
 /// Each object is marked in the statement that creates it (the role), or right after with a
 /// claim covering the gap (the database); an existing one must carry the tenant's mark.
-async fn create_database(plane: &ControlPlane, t: &Tenant) -> Result<()> {
+/// A silo is a copy of the template database when one can be used (`ops::template`: the
+/// tenant schema, migrated once; the first silo creates it), else created empty; step 3
+/// migrates it either way.
+async fn create_database(plane: &ControlPlane, t: &Tenant, reporter: &dyn Reporter) -> Result<()> {
     let mark = ownership::mark(plane, t).await?;
+    // Before this step's own admin connection: a refresh of the template takes one too.
+    let template = match t.isolation {
+        Isolation::Siloed => super::template::for_copy(plane, reporter).await,
+        Isolation::Pooled => None,
+    };
     let admin = plane.fleet.admin().await?;
     dataplane::ensure_app_role(&admin, &t.role, &mark).await?;
     if t.isolation == Isolation::Siloed {
         // So that a non-superuser admin can end the tenant's sessions when suspending it.
         dataplane::ensure_member(&admin, &mark, &t.role).await?;
     }
-    ownership::ensure_database(plane, &admin, &t.database, &mark).await?;
+    ownership::ensure_database_from(plane, &admin, &t.database, &mark, template.as_deref()).await?;
     dataplane::restrict_connect(&admin, &mark, &t.database, &t.role).await
 }
 
@@ -482,19 +505,44 @@ async fn apply_schema(plane: &ControlPlane, t: &Tenant, conn: &mut Option<Client
     dataplane::grant_app_access(client, &t.role).await
 }
 
-/// The owner's temporary password, and its bcrypt hash being computed on a blocking thread.
-struct OwnerSecret {
+/// The owner's temporary password, and its bcrypt hash being computed elsewhere (a blocking
+/// thread, or the hashing threads of a bulk run).
+pub(crate) struct OwnerSecret {
     password: String,
-    hash: tokio::task::JoinHandle<bcrypt::BcryptResult<String>>,
+    hash: std::pin::Pin<Box<dyn std::future::Future<Output = Result<String>> + Send>>,
 }
 
 impl OwnerSecret {
+    /// A new password, hashed on tokio's blocking pool.
     fn start() -> OwnerSecret {
-        let password = Alphanumeric.sample_string(&mut rand::rng(), PASSWORD_LEN);
+        let password = new_password();
         let to_hash = password.clone();
-        let hash = tokio::task::spawn_blocking(move || bcrypt::hash(to_hash, BCRYPT_COST));
-        OwnerSecret { password, hash }
+        let job = tokio::task::spawn_blocking(move || bcrypt::hash(to_hash, BCRYPT_COST));
+        OwnerSecret {
+            password,
+            hash: Box::pin(async move {
+                job.await
+                    .context("hashing the owner's password")?
+                    .context("hashing the owner's password")
+            }),
+        }
     }
+
+    /// `password`, whose hash `hash` yields.
+    pub(crate) fn new(
+        password: String,
+        hash: impl std::future::Future<Output = Result<String>> + Send + 'static,
+    ) -> OwnerSecret {
+        OwnerSecret {
+            password,
+            hash: Box::pin(hash),
+        }
+    }
+}
+
+/// A new temporary password for an owner.
+pub(crate) fn new_password() -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), PASSWORD_LEN)
 }
 
 /// Step `create_owner`.
@@ -506,11 +554,7 @@ async fn create_owner(
     secret: OwnerSecret,
     conn: &mut Option<Client>,
 ) -> Result<()> {
-    let hash = secret
-        .hash
-        .await
-        .context("hashing the owner's password")?
-        .context("hashing the owner's password")?;
+    let hash = secret.hash.await?;
     let password = secret.password;
     // The owner recorded in step 1: a resumed run keeps it, whatever its flags say.
     let (email, name) = plane.control.owner(t.id).await?;
@@ -604,12 +648,18 @@ pub(crate) fn write_secret_file(path: &Path, secret: &str) -> Result<()> {
 }
 
 /// Step `seed_quotas`.
-async fn seed_quotas(plane: &ControlPlane, t: &Tenant, req: &Request) -> Result<()> {
+async fn seed_quotas(
+    plane: &ControlPlane,
+    t: &Tenant,
+    req: &Request,
+    conn: &mut Option<Client>,
+) -> Result<()> {
     plane
         .control
         .seed_quotas(t.id, &req.tier.quota_rows())
         .await?;
-    super::features::seed(plane, t, &req.tier.features.0, &req.features).await
+    let client = tenant_conn(plane, t, conn).await?;
+    super::features::seed(plane, t, &req.tier.features.0, &req.features, client).await
 }
 
 /// Step `create_buckets`. Each bucket carries the tenant's mark; one that exists without it is refused.
