@@ -336,8 +336,18 @@ impl Server {
     /// need `Clean` (a session-level `set_config` leaked into the next checkout with `Fast`).
     /// New connections time out like `connect`.
     pub fn pool(&self, dbname: &str, size: usize) -> Result<Pool> {
+        self.pool_recycled(dbname, size, RecyclingMethod::Fast)
+    }
+
+    /// A pool for a tenant database (the shared pooled one): `Clean` recycling resets session
+    /// state (a leaked `app.tenant_id`, a temporary table) before the next checkout.
+    pub fn pool_resetting(&self, dbname: &str, size: usize) -> Result<Pool> {
+        self.pool_recycled(dbname, size, RecyclingMethod::Clean)
+    }
+
+    fn pool_recycled(&self, dbname: &str, size: usize, method: RecyclingMethod) -> Result<Pool> {
         let cfg = ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
+            recycling_method: method,
         };
         let mgr = match &self.tls {
             Tls::None => Manager::from_config(self.config_for(dbname), NoTls, cfg),

@@ -289,7 +289,7 @@ async fn backup_locked(
 async fn dump_silo(plane: &ControlPlane, t: &Tenant) -> Result<(Bytes, Vec<TableEntry>)> {
     let client = ownership::connect(plane, t).await?;
     let snapshot = db::export_snapshot(&client).await?;
-    let counts = db::count_rows(&client, t.id).await?;
+    let counts = db::count_rows(&*client, t.id).await?;
     let bindir = crate::cluster::pg_bindir(plane.ctx.pg_bindir.as_deref())?;
     let mut cmd = std::process::Command::new(bindir.join("pg_dump"));
     cmd.args(["--format=custom", "--no-password", "--enable-row-security"])

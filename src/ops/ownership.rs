@@ -9,6 +9,7 @@ use tokio_postgres::Client;
 
 use super::{failpoint, tenants, ControlPlane};
 use crate::db::dataplane::{self, Found, Mark, Object};
+use crate::db::fleet::TenantConn;
 use crate::error::Failure;
 use crate::slug::Slug;
 use crate::storage::{self, Owner, TenantBucket};
@@ -148,7 +149,7 @@ pub async fn settle_interrupted_create(
 }
 
 /// A connection to `t`'s database, after checking that the database carries its mark.
-pub async fn connect(plane: &ControlPlane, t: &Tenant) -> Result<Client> {
+pub async fn connect(plane: &ControlPlane, t: &Tenant) -> Result<TenantConn> {
     let mark = mark(plane, t).await?;
     let admin = plane.fleet.admin().await?;
     if !dataplane::ensure_ours(&admin, Object::Database(&t.database), &mark).await? {

@@ -36,6 +36,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::db::fleet::TenantConn;
 use anyhow::{Context as _, Result};
 use rand::distr::{Alphanumeric, SampleString};
 use serde::Serialize;
@@ -395,7 +396,7 @@ pub(crate) async fn provision_with(
         }
         _ => None,
     };
-    let mut tenant_db: Option<Client> = None;
+    let mut tenant_db: Option<TenantConn> = None;
     run.step_journaled(Step::CreateDatabase, &tenant, || {
         create_database(plane, &tenant, reporter)
     })
@@ -490,7 +491,7 @@ async fn create_database(plane: &ControlPlane, t: &Tenant, reporter: &dyn Report
 async fn tenant_conn<'c>(
     plane: &ControlPlane,
     t: &Tenant,
-    slot: &'c mut Option<Client>,
+    slot: &'c mut Option<TenantConn>,
 ) -> Result<&'c mut Client> {
     if slot.is_none() {
         *slot = Some(ownership::connect(plane, t).await?);
@@ -499,7 +500,11 @@ async fn tenant_conn<'c>(
 }
 
 /// Step `apply_schema`.
-async fn apply_schema(plane: &ControlPlane, t: &Tenant, conn: &mut Option<Client>) -> Result<()> {
+async fn apply_schema(
+    plane: &ControlPlane,
+    t: &Tenant,
+    conn: &mut Option<TenantConn>,
+) -> Result<()> {
     let client = tenant_conn(plane, t, conn).await?;
     migrate::tenant(client).await?;
     dataplane::grant_app_access(client, &t.role).await
@@ -552,7 +557,7 @@ async fn create_owner(
     req: &Request,
     reporter: &dyn Reporter,
     secret: OwnerSecret,
-    conn: &mut Option<Client>,
+    conn: &mut Option<TenantConn>,
 ) -> Result<()> {
     let hash = secret.hash.await?;
     let password = secret.password;
@@ -652,7 +657,7 @@ async fn seed_quotas(
     plane: &ControlPlane,
     t: &Tenant,
     req: &Request,
-    conn: &mut Option<Client>,
+    conn: &mut Option<TenantConn>,
 ) -> Result<()> {
     plane
         .control
