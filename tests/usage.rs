@@ -975,3 +975,38 @@ fn concurrent_imports_mixing_untouched_and_contested_limits_count_each_key_once(
         0
     );
 }
+
+/// A file mostly seen before (a replay with rows appended, one of them twice) is filtered
+/// set-based before it is inserted: the new keys count once, in the totals too.
+#[test]
+fn a_replay_with_new_rows_counts_only_the_new_keys_once() {
+    let env = TestEnv::new();
+    env.run(&["provision", "bigco", "--tier", "premium"])
+        .expect(0);
+    env.backdate_creation("bigco", "2026-10-01T00:00:00Z");
+    let csv = env.dir.path().join("u.csv");
+    let old: String = (0..40)
+        .map(|i| format!("bigco,api_requests,2,2026-10-{:02},k{i}\n", 1 + i % 28))
+        .collect();
+    std::fs::write(&csv, &old).unwrap();
+    env.run(&["usage", "import", csv.to_str().unwrap()])
+        .expect(0);
+    assert_eq!(total(&env, "bigco", "api_requests"), 80);
+    std::fs::write(
+        &csv,
+        format!("{old}bigco,api_requests,5,2026-10-20,n1\nbigco,api_requests,5,2026-10-21,n1\nbigco,compute_hours,3,2026-10-22,n2\n"),
+    )
+    .unwrap();
+    let v = env
+        .run(&["usage", "import", csv.to_str().unwrap(), "-o", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(
+        (v["accepted"].as_i64(), v["duplicates"].as_i64()),
+        (Some(2), Some(41)),
+        "{v}"
+    );
+    assert_eq!(total(&env, "bigco", "api_requests"), 85);
+    assert_eq!(total(&env, "bigco", "compute_hours"), 3);
+    assert_eq!(events(&env, "bigco"), 42);
+}
