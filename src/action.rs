@@ -36,10 +36,21 @@ pub enum Action {
     Backup,
     /// `restore-backup` replaced the tenant's data; details carry the backup's id.
     RestoreBackup,
+    /// A server joined the fleet (no tenant); details carry its name, URL (no password),
+    /// capacity, tiers and whether it is pooled.
+    ServerAdd,
+    /// A server takes no new tenants (`server drain`); details carry its name.
+    ServerDrain,
+    /// A drained server takes new tenants again.
+    ServerUndrain,
+    /// An empty server left the fleet.
+    ServerRemove,
+    /// A server's capacity changed (`server set`); details carry the old and new capacity.
+    ServerSet,
 }
 
 impl Action {
-    pub const ALL: [Action; 23] = [
+    pub const ALL: [Action; 28] = [
         Action::ProvisionStart,
         Action::Provision,
         Action::SuspendStart,
@@ -63,6 +74,11 @@ impl Action {
         Action::Adopt,
         Action::Backup,
         Action::RestoreBackup,
+        Action::ServerAdd,
+        Action::ServerDrain,
+        Action::ServerUndrain,
+        Action::ServerRemove,
+        Action::ServerSet,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -90,6 +106,11 @@ impl Action {
             Action::Adopt => "adopt",
             Action::Backup => "backup",
             Action::RestoreBackup => "restore-backup",
+            Action::ServerAdd => "server.add",
+            Action::ServerDrain => "server.drain",
+            Action::ServerUndrain => "server.undrain",
+            Action::ServerRemove => "server.remove",
+            Action::ServerSet => "server.set",
         }
     }
 

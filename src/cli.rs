@@ -155,6 +155,16 @@ pub enum Command {
     /// after it verified; pooled: its rows replaced in one transaction). Journaled: a re-run
     /// after a crash finishes or undoes it
     RestoreBackup(RestoreBackupArgs),
+    /// The fleet's PostgreSQL servers: add one, list them with their load, drain, undrain,
+    /// set a capacity, remove an empty one
+    #[command(subcommand)]
+    Server(ServerCommand),
+    /// Where an active tenant's application connects: server, host, port, database, role,
+    /// sslmode and a URL (no password)
+    Route(RouteArgs),
+    /// The routing table of every active tenant: a PgBouncer `[databases]` section mapping each
+    /// slug to its server and database, or JSON for a gateway
+    Routes(RoutesArgs),
     /// Create the control database if it is missing and apply its migrations (needed once on
     /// an operator's server; idempotent)
     Init,
@@ -170,6 +180,88 @@ pub enum Command {
     /// Print the manual page, or write one page per subcommand to a directory (needs no
     /// database)
     Man(ManArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Register a PostgreSQL server in the fleet, after checking that tenantctl can reach it
+    /// and that its role has LOGIN CREATEDB CREATEROLE. The URL is stored without a password:
+    /// give none (it comes from ~/.pgpass, PGPASSFILE, or [servers.NAME] in tenantctl.toml)
+    Add {
+        /// The server's name: 2 to 40 of a-z, 0-9 and '-', starting with a letter
+        name: String,
+        /// Its connection string, URL or key=value, without a password; its database is the one
+        /// tenantctl's admin connections use there [default database: postgres]
+        url: String,
+        /// How many siloed tenants it may hold, 0 to 1000000
+        #[arg(
+            long,
+            value_name = "N",
+            allow_negative_numbers = true,
+            default_value_t = crate::ops::servers::DEFAULT_CAPACITY
+        )]
+        capacity: i64,
+        /// A tier it takes (repeatable, or comma-separated: --tier premium,enterprise); only
+        /// those then [default: every tier]. (`--tiers` is the tier table's path, for every
+        /// command.)
+        #[arg(long, value_name = "TIER", value_delimiter = ',')]
+        tier: Vec<String>,
+        /// It takes pooled tenants too (they get a pooled database there)
+        #[arg(long)]
+        pooled: bool,
+    },
+    /// Every server: tenants, databases, bytes, capacity left, and whether it is reachable
+    /// (exit 1 if one is not)
+    List,
+    /// Place no new tenants on a server (its tenants stay where they are)
+    Drain(ServerArg),
+    /// Let a drained server take new tenants again
+    Undrain(ServerArg),
+    /// Change a server's capacity (how many siloed tenants it may hold)
+    Set {
+        /// The server's name
+        name: String,
+        /// The new capacity, 0 to 1000000
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
+        capacity: i64,
+    },
+    /// Remove a server that holds no tenant (deleted tenants count until purged); never the
+    /// control database's own server
+    Remove(ServerArg),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArg {
+    /// The server's name, as `server list` shows it
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RouteArgs {
+    /// The tenant's slug
+    pub slug: String,
+    /// Print only the connection URL (no password), for `$(tenantctl route SLUG --url)`
+    #[arg(long)]
+    pub url: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RoutesFormat {
+    /// A `[databases]` section for PgBouncer's ini file (or a file it `%include`s)
+    Pgbouncer,
+    /// One object per active tenant, for a gateway
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RoutesArgs {
+    /// What to write [default: pgbouncer; json with --output json]
+    #[arg(long, value_enum)]
+    pub format: Option<RoutesFormat>,
+    /// Write to this file atomically (a temporary file in the same directory, then a rename)
+    /// instead of stdout
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -221,7 +313,7 @@ pub struct ProvisionArgs {
     /// Provision every tenant of a CSV file (header `slug,tier,name,owner_email`), all rows
     /// checked before anything is created; passwords go to --password-file
     /// [default: FILE.passwords], one `slug,password` line per tenant
-    #[arg(long, value_name = "CSV", conflicts_with_all = ["slug", "tier", "name", "owner_email", "owner_name", "features", "dry_run"])]
+    #[arg(long, value_name = "CSV", conflicts_with_all = ["slug", "tier", "name", "owner_email", "owner_name", "features", "dry_run", "server"])]
     pub file: Option<PathBuf>,
     /// With --file: how many tenants are provisioned at once (at most 20) [default: 2 × CPU cores, at most 16]
     #[arg(long, value_name = "N", requires = "file")]
@@ -245,6 +337,10 @@ pub struct ProvisionArgs {
     /// Print the steps that would run, change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Place a new tenant on this server of the fleet instead of where the placement rule
+    /// puts it (still refused if the server is draining, full or does not take the tier)
+    #[arg(long, value_name = "NAME")]
+    pub server: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::Failure;
+use crate::server_name::ServerName;
 use crate::slug::Slug;
 use crate::tier::Isolation;
 
@@ -97,6 +98,8 @@ pub struct Tenant {
     pub tier: String,
     pub isolation: Isolation,
     pub status: Status,
+    /// The server the tenant's database is on (its silo, or the pooled database there).
+    pub server: ServerName,
     pub database: String,
     pub role: String,
     pub owner_email: String,

@@ -15,6 +15,7 @@ mod contract;
 mod corpus;
 mod faults;
 mod features;
+mod fleet;
 mod hooks;
 mod input;
 mod isolation;

@@ -20,6 +20,8 @@ mod migrate;
 mod provision;
 mod quota;
 mod report;
+mod route;
+mod server;
 mod set_tier;
 mod show;
 mod storage;
@@ -79,6 +81,9 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         Command::Backup(args) => backup::backup(settings, &args, &out, &reporter).await,
         Command::Backups(cmd) => backup::backups(settings, cmd, &out, &reporter).await,
         Command::RestoreBackup(args) => backup::restore(settings, &args, &out, &reporter).await,
+        Command::Server(cmd) => server::run(settings, cmd, &out, &reporter).await,
+        Command::Route(args) => route::route(settings, &args, &out, &reporter).await,
+        Command::Routes(args) => route::routes(settings, &args, &out, &reporter).await,
         Command::Init => doctor::init(settings, &out, &reporter).await,
         Command::Doctor => doctor::doctor(settings, &out, &reporter).await,
         Command::Metrics(args) => metrics::run(settings, &args, &reporter).await,

@@ -45,6 +45,7 @@ pub async fn run(
                 owner_name: args.owner_name.as_deref(),
                 password_file: args.password_file.as_deref(),
                 features: &args.features,
+                server: args.server.as_deref(),
             },
         )
     };

@@ -24,10 +24,13 @@ impl ControlDb {
     }
 
     /// Sets the role's password to `verifier` (a `SCRAM-SHA-256$...` string), valid until
-    /// `valid_until` (or forever), and audits it, in one transaction (roles are cluster-wide,
-    /// so the control database's connection can alter them).
+    /// `valid_until` (or forever), on the tenant's server (`admin` is connected there), and
+    /// audits it: the audit entry's transaction is open while the role changes and commits
+    /// after, so a failed change leaves no entry (a crash between the two leaves the password
+    /// set without one, and the next `credentials` issues a new one without `--rotate`).
     pub async fn set_login_verifier(
         &self,
+        admin: &tokio_postgres::Client,
         tenant: &Tenant,
         verifier: &str,
         valid_until: Option<DateTime<Utc>>,
@@ -42,15 +45,16 @@ impl ControlDb {
         let tx = conn.transaction().await.context("starting a transaction")?;
         // Neither value can be a bound parameter in ALTER ROLE; both are quoted literals (the
         // verifier is base64 and `$:`; the time is chrono's RFC 3339).
-        tx.batch_execute(&format!(
-            "ALTER ROLE {} PASSWORD {} VALID UNTIL {}",
-            ident::quote(&tenant.role),
-            postgres_protocol::escape::escape_literal(verifier),
-            postgres_protocol::escape::escape_literal(&until),
-        ))
-        .await
-        .with_context(|| format!("setting the password of role `{}`", tenant.role))?;
         super::audit::append_unchanged(&*tx, tenant, Action::Credentials, actor, &details).await?;
+        admin
+            .batch_execute(&format!(
+                "ALTER ROLE {} PASSWORD {} VALID UNTIL {}",
+                ident::quote(&tenant.role),
+                postgres_protocol::escape::escape_literal(verifier),
+                postgres_protocol::escape::escape_literal(&until),
+            ))
+            .await
+            .with_context(|| format!("setting the password of role `{}`", tenant.role))?;
         tx.commit().await.context("committing the credentials")
     }
 }

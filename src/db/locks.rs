@@ -1,10 +1,12 @@
-//! Advisory locks on the control database: the per-tenant lock, the pooled database's lock.
+//! Advisory locks on the control database: the per-tenant lock, the pooled database's lock, the
+//! placement lock.
 //! Each is a session lock on a connection of its own, outside the pool.
 
 use anyhow::{Context, Result};
 use tokio_postgres::Client;
 
 use super::control::ControlDb;
+use crate::server_name::ServerName;
 use crate::slug::Slug;
 
 /// The key of a tenant's advisory lock is this followed by its slug (`metrics` looks for it
@@ -58,15 +60,35 @@ impl ControlDb {
         }
     }
 
-    /// The lock around changes to the shared pooled database and its role (concurrent GRANTs
-    /// on one object fail with "tuple concurrently updated"); waits for it.
-    pub async fn lock_pooled(&self) -> Result<SessionLock> {
+    /// The placement lock: held from reading the servers' load until the new tenant's row
+    /// names its server (and by `server drain|remove`), so that two provisions at once never
+    /// both take a server's last free place and a server being removed receives no tenant.
+    /// Waits for it (placement holds it for milliseconds).
+    pub async fn lock_placement(&self) -> Result<SessionLock> {
         let client = self.session().await?;
         client
             .execute(
                 "SELECT pg_advisory_lock(hashtextextended($1, 0))",
-                &[&"tenantctl:pooled"],
+                &[&"tenantctl:placement"],
             )
+            .await
+            .context("waiting for the placement lock")?;
+        Ok(SessionLock { _client: client })
+    }
+
+    /// The lock around changes to the shared pooled database of `server` and its role
+    /// (concurrent GRANTs on one object fail with "tuple concurrently updated"); waits for it.
+    /// One per server (the control database's own keeps the key it always had), so pooled
+    /// databases on different servers are changed in parallel.
+    pub async fn lock_pooled(&self, server: &ServerName) -> Result<SessionLock> {
+        let key = if server.is_control() {
+            "tenantctl:pooled".to_owned()
+        } else {
+            format!("tenantctl:pooled:{server}")
+        };
+        let client = self.session().await?;
+        client
+            .execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", &[&key])
             .await
             .context("waiting for the pooled database's lock")?;
         Ok(SessionLock { _client: client })

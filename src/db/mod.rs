@@ -10,7 +10,9 @@
 //! - `dataplane`: tenant databases and roles: creation, access, the owner user.
 //! - `doctor`: the server's version, the session's TLS, the admin role's attributes.
 //! - `fleet`: `Fleet`, the seam through which every tenant database and admin connection is
-//!   reached.
+//!   reached, on whichever server of the fleet holds it.
+//! - `servers`: the registry of the fleet's servers (control V17), their load, the placement
+//!   lock's users.
 //! - `features`: feature entitlements in the control database and in tenant databases.
 //! - `hooks`: the lifecycle run a tenant's hooks belong to, and the hooks that succeeded.
 //! - `metrics`: the fleet's state in a few set-based reads, for `tenantctl metrics`.
@@ -43,6 +45,7 @@ pub mod migrate;
 pub mod ownership;
 pub mod quotas;
 pub mod report;
+pub mod servers;
 pub mod tenants;
 pub mod usage;
 

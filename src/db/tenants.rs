@@ -7,6 +7,7 @@ use tokio_postgres::Row;
 use super::control::{limit_columns, ControlDb};
 use crate::action::Action;
 use crate::resource::Resource;
+use crate::server_name::ServerName;
 use crate::slug::Slug;
 use crate::step::Step;
 use crate::tenant::{Status, Tenant};
@@ -20,6 +21,8 @@ pub struct NewTenant<'a> {
     pub name: &'a str,
     pub tier: &'a str,
     pub isolation: Isolation,
+    /// Where placement put it.
+    pub server: &'a ServerName,
     pub database: &'a str,
     pub role: &'a str,
     pub owner_email: &'a str,
@@ -27,7 +30,7 @@ pub struct NewTenant<'a> {
 }
 
 pub(super) const TENANT_COLUMNS: &str =
-    "id, slug, name, tier, isolation, status, database_name, role_name, \
+    "id, slug, name, tier, isolation, status, server, database_name, role_name, \
                               owner_email, created_at, activated_at, deleted_at, purge_after";
 
 pub(super) fn tenant_from(row: &Row) -> Result<Tenant> {
@@ -38,6 +41,7 @@ pub(super) fn tenant_from(row: &Row) -> Result<Tenant> {
         tier: row.get("tier"),
         isolation: row.try_get("isolation").context("reading tenants")?,
         status: row.try_get("status").context("reading tenants")?,
+        server: row.try_get("server").context("reading tenants")?,
         database: row.get("database_name"),
         role: row.get("role_name"),
         owner_email: row.get("owner_email"),
@@ -88,8 +92,8 @@ impl ControlDb {
         let row = tx
             .query_one(
                 &format!(
-                    "INSERT INTO tenants (slug, name, tier, isolation, database_name, role_name, owner_email, owner_name)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                    "INSERT INTO tenants (slug, name, tier, isolation, database_name, role_name, owner_email, owner_name, server)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                      RETURNING {TENANT_COLUMNS}"
                 ),
                 &[
@@ -101,6 +105,7 @@ impl ControlDb {
                     &new.role,
                     &new.owner_email,
                     &new.owner_name,
+                    new.server,
                 ],
             )
             .await
@@ -112,7 +117,11 @@ impl ControlDb {
         )
         .await
         .context("journaling step record_tenant")?;
-        let details = serde_json::json!({ "tier": new.tier, "isolation": new.isolation.as_str() });
+        let details = serde_json::json!({
+            "tier": new.tier,
+            "isolation": new.isolation.as_str(),
+            "server": new.server,
+        });
         super::audit::append(
             &*tx,
             super::audit::Entry {

@@ -159,6 +159,7 @@ impl Batch {
                     owner_name: None,
                     password_file: None,
                     features: &[],
+                    server: None,
                 },
             );
             match checked {

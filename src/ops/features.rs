@@ -284,7 +284,7 @@ async fn entitled(plane: &ControlPlane, t: &Tenant) -> Result<Vec<String>> {
 /// Writes the entitled set into the tenant's database if it accepts connections; a closed silo
 /// (or a database never created) is left to `resume`/`restore`. Idempotent.
 pub async fn sync(plane: &ControlPlane, t: &Tenant) -> Result<()> {
-    let admin = plane.fleet.admin().await?;
+    let admin = plane.fleet.admin_for(t).await?;
     if dataplane::accepts_connections(&admin, &t.database).await? != Some(true) {
         return Ok(());
     }

@@ -257,10 +257,10 @@ fn invalid(t: &Tenant, what: &str, allowed: &str) -> anyhow::Error {
 /// created by a killed run (`settle_interrupted_create`, waited for here): both are closed too,
 /// so `deleted` never stands beside a role that logs in or a database that takes connections.
 async fn close(plane: &ControlPlane, t: &Tenant) -> Result<()> {
-    let admin = plane.fleet.admin().await?;
+    let admin = plane.fleet.admin_for(t).await?;
     if t.isolation == Isolation::Siloed {
         let mark = ownership::settled_mark(plane, t).await?;
-        ownership::settle_interrupted_create(plane, &admin, &t.database, &mark).await?;
+        ownership::settle_interrupted_create(plane, &admin, &t.server, &t.database, &mark).await?;
     }
     if dataplane::accepts_connections(&admin, &t.database)
         .await?
@@ -278,7 +278,7 @@ async fn close(plane: &ControlPlane, t: &Tenant) -> Result<()> {
             dataplane::close_silo(&admin, &mark, &t.database, &t.role).await
         }
         Isolation::Pooled => {
-            let _pooled = plane.control.lock_pooled().await?;
+            let _pooled = plane.control.lock_pooled(&t.server).await?;
             let mut client = ownership::connect(plane, t).await?;
             migrate::tenant(&mut client).await?;
             dataplane::grant_app_access(&client, &t.role).await?;
@@ -290,7 +290,7 @@ async fn close(plane: &ControlPlane, t: &Tenant) -> Result<()> {
 /// Reopens the tenant's data plane, migrating it first. Idempotent; `action` names the
 /// failpoints (`<action>:connections-allowed`, `<action>:migrated`).
 async fn open(plane: &ControlPlane, t: &Tenant, action: &str) -> Result<()> {
-    let admin = plane.fleet.admin().await?;
+    let admin = plane.fleet.admin_for(t).await?;
     if dataplane::accepts_connections(&admin, &t.database)
         .await?
         .is_none()
@@ -310,7 +310,7 @@ async fn open(plane: &ControlPlane, t: &Tenant, action: &str) -> Result<()> {
             dataplane::open_silo_to_tenant(&admin, &mark, &t.database, &t.role).await
         }
         Isolation::Pooled => {
-            let _pooled = plane.control.lock_pooled().await?;
+            let _pooled = plane.control.lock_pooled(&t.server).await?;
             let mut client = ownership::connect(plane, t).await?;
             migrate::tenant(&mut client).await?;
             dataplane::grant_app_access(&client, &t.role).await?;
@@ -509,15 +509,19 @@ async fn purge_locked(plane: &ControlPlane, t: &Tenant, reporter: &dyn Reporter)
             // A restore a crash left holds databases beside the tenant's: settled first.
             super::backup::settle(plane, t, reporter).await?;
             let mark = ownership::settled_mark(plane, t).await?;
-            let admin = plane.fleet.admin().await?;
-            ownership::settle_interrupted_create(plane, &admin, &t.database, &mark).await?;
+            let admin = plane.fleet.admin_for(t).await?;
+            ownership::settle_interrupted_create(plane, &admin, &t.server, &t.database, &mark)
+                .await?;
             dataplane::drop_silo(&admin, &mark, &t.database, &t.role).await?;
             // A run killed after marking but before releasing its claim leaves one behind.
-            plane.control.release_database_claim(&t.database).await?;
+            plane
+                .control
+                .release_database_claim(&t.server, &t.database)
+                .await?;
             (Some(t.database.clone()), Some(t.role.clone()))
         }
         Isolation::Pooled => {
-            let admin = plane.fleet.admin().await?;
+            let admin = plane.fleet.admin_for(t).await?;
             if dataplane::accepts_connections(&admin, &t.database)
                 .await?
                 .is_some()

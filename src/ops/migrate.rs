@@ -1,5 +1,8 @@
-//! `migrate`: the tenant schema's pending migrations, applied to the pooled database and to
-//! every active siloed database, N at a time (`buffer_unordered`). Each database is
+//! `migrate`: the tenant schema's pending migrations, applied to each server's pooled database
+//! and to every active siloed database, on every server at once and N at a time per server
+//! (`buffer_unordered` per server, the servers' streams merged). A server that cannot be
+//! reached fails its own databases at once (named in `unreachable`) and the others go on. Each
+//! database is
 //! migrated under its own advisory lock (refinery takes none), so two runs at once do each
 //! migration once. One failing database does not stop the others. Suspended and deleted silos
 //! refuse connections and are skipped: `resume` and `restore` migrate them before reopening.
@@ -17,12 +20,15 @@ use serde::Serialize;
 use super::{pause_point, ControlPlane, Reporter};
 use crate::db::dataplane::{self, Mark, Object};
 use crate::db::migrate;
+use crate::server_name::ServerName;
 use crate::tenant::{Status, Tenant};
 use crate::tier::Isolation;
 
-/// One database to migrate: the tenants in it and the application role to grant to.
+/// One database to migrate: where it is, the tenants in it and the application role to grant
+/// to.
 #[derive(Debug, Clone)]
 struct Target {
+    server: ServerName,
     database: String,
     role: String,
     slugs: Vec<crate::slug::Slug>,
@@ -65,6 +71,7 @@ impl std::fmt::Display for Outcome {
 /// The outcome for one database. JSON field names are a contract.
 #[derive(Debug, Clone, Serialize)]
 pub struct DatabaseResult {
+    pub server: ServerName,
     pub database: String,
     /// The tenant (siloed) or the tenants (pooled) in it.
     pub tenants: Vec<String>,
@@ -78,6 +85,7 @@ pub struct DatabaseResult {
 /// Per database: where it is and what it lacks (`migrate --dry-run`, `migrate status`).
 #[derive(Debug, Clone, Serialize)]
 pub struct DatabaseState {
+    pub server: ServerName,
     pub database: String,
     pub tenants: Vec<String>,
     pub isolation: Isolation,
@@ -94,7 +102,7 @@ const MIGRATED_LATER: &str = "it is migrated when resumed or restored";
 
 /// Splits the tenants into databases to migrate and silos to skip (with the reason).
 fn targets(tenants: &[Tenant]) -> (Vec<Target>, Vec<(Target, String)>) {
-    let mut pooled: BTreeMap<String, Target> = BTreeMap::new();
+    let mut pooled: BTreeMap<(ServerName, String), Target> = BTreeMap::new();
     let mut run = Vec::new();
     let mut skipped = Vec::new();
     for t in tenants {
@@ -104,8 +112,9 @@ fn targets(tenants: &[Tenant]) -> (Vec<Target>, Vec<(Target, String)>) {
                     continue;
                 }
                 pooled
-                    .entry(t.database.clone())
+                    .entry((t.server.clone(), t.database.clone()))
                     .or_insert_with(|| Target {
+                        server: t.server.clone(),
                         database: t.database.clone(),
                         role: t.role.clone(),
                         slugs: Vec::new(),
@@ -117,6 +126,7 @@ fn targets(tenants: &[Tenant]) -> (Vec<Target>, Vec<(Target, String)>) {
             }
             Isolation::Siloed => {
                 let target = Target {
+                    server: t.server.clone(),
                     database: t.database.clone(),
                     role: t.role.clone(),
                     slugs: vec![t.slug.clone()],
@@ -144,7 +154,7 @@ async fn migrate_one(plane: &ControlPlane, target: &Target) -> Result<Vec<String
         Isolation::Pooled => Mark::pooled(plane_id),
     };
     if !dataplane::ensure_ours(
-        &*plane.fleet.admin().await?,
+        &*plane.fleet.admin(&target.server).await?,
         Object::Database(&target.database),
         &mark,
     )
@@ -152,7 +162,10 @@ async fn migrate_one(plane: &ControlPlane, target: &Target) -> Result<Vec<String
     {
         anyhow::bail!("database `{}` does not exist", target.database);
     }
-    let mut client = plane.fleet.connect_database(&target.database).await?;
+    let mut client = plane
+        .fleet
+        .connect(&target.server, &target.database)
+        .await?;
     let applied = migrate::tenant(&mut client).await?;
     dataplane::grant_app_access(&client, &target.role).await?;
     Ok(applied)
@@ -174,7 +187,7 @@ async fn closed_meanwhile(plane: &ControlPlane, target: &Target) -> Option<Strin
     if status != Status::Active {
         return Some(format!("tenant became {status} during the run"));
     }
-    let admin = plane.fleet.admin().await.ok()?;
+    let admin = plane.fleet.admin(&target.server).await.ok()?;
     match dataplane::accepts_connections(&admin, &target.database).await {
         Ok(Some(false)) => Some("database stopped accepting connections during the run".to_owned()),
         Ok(None) => Some("database was dropped during the run".to_owned()),
@@ -189,7 +202,7 @@ async fn migrate_target(plane: &ControlPlane, target: Target) -> DatabaseResult 
     let outcome = async {
         // Grants on the shared database conflict with a concurrent provisioning's.
         let _pooled = match target.isolation {
-            Isolation::Pooled => Some(control.lock_pooled().await?),
+            Isolation::Pooled => Some(control.lock_pooled(&target.server).await?),
             Isolation::Siloed => None,
         };
         migrate_one(plane, &target).await
@@ -208,6 +221,7 @@ async fn migrate_target(plane: &ControlPlane, target: Target) -> DatabaseResult 
         },
     };
     DatabaseResult {
+        server: target.server.clone(),
         database: target.database.clone(),
         tenants: target.slugs.iter().map(ToString::to_string).collect(),
         isolation: target.isolation,
@@ -218,27 +232,70 @@ async fn migrate_target(plane: &ControlPlane, target: Target) -> DatabaseResult 
     }
 }
 
-/// `migrate`: every target, `concurrency` at a time. Results in database order.
+/// What `migrate` did: one result per database, and the servers it could not reach (their
+/// databases are among the results, failed).
+#[derive(Debug)]
+pub struct Migrated {
+    pub results: Vec<DatabaseResult>,
+    pub unreachable: Vec<super::servers::Unreached>,
+}
+
+/// `migrate`: every target, `concurrency` at a time on each server, every server at once.
+/// The servers are reached first (all at once): the databases of one that cannot be reached
+/// fail with that reason without waiting for a connect timeout each. Results in database
+/// order.
 pub async fn migrate(
     plane: &ControlPlane,
     concurrency: usize,
     reporter: &dyn Reporter,
-) -> Result<Vec<DatabaseResult>> {
+) -> Result<Migrated> {
     let tenants = plane.control.list_tenants().await?;
     let (run, skipped) = targets(&tenants);
     pause_point(&plane.settings, reporter, "migrate:listed");
     let total = run.len();
     let mut results = Vec::with_capacity(total + skipped.len());
-    reporter.progress(0, total, "migrating");
-    let mut done = stream::iter(run)
-        .map(|target| migrate_target(plane, target))
-        .buffer_unordered(concurrency.max(1));
+    let mut per_server: BTreeMap<ServerName, Vec<Target>> = BTreeMap::new();
+    for target in run {
+        per_server
+            .entry(target.server.clone())
+            .or_default()
+            .push(target);
+    }
+    let unreachable =
+        super::servers::unreachable(plane, per_server.keys().cloned().collect()).await;
+    for u in &unreachable {
+        reporter.status(&format!(
+            "server `{}` is unreachable: its databases are not migrated",
+            u.server
+        ));
+        for target in per_server.remove(&u.server).unwrap_or_default() {
+            results.push(DatabaseResult {
+                server: target.server,
+                database: target.database,
+                tenants: target.slugs.iter().map(ToString::to_string).collect(),
+                isolation: target.isolation,
+                result: Outcome::Failed,
+                applied: Vec::new(),
+                duration_ms: 0,
+                error: Some(format!("server `{}` is unreachable: {}", u.server, u.error)),
+            });
+        }
+    }
+    reporter.progress(results.len(), total, "migrating");
+    let streams = per_server.into_values().map(|targets| {
+        stream::iter(targets)
+            .map(|target| migrate_target(plane, target))
+            .buffer_unordered(concurrency.max(1))
+            .boxed()
+    });
+    let mut done = stream::select_all(streams);
     while let Some(r) = done.next().await {
         results.push(r);
         reporter.progress(results.len(), total, "migrating");
     }
     for (target, why) in skipped {
         results.push(DatabaseResult {
+            server: target.server,
             database: target.database,
             tenants: target.slugs.iter().map(ToString::to_string).collect(),
             isolation: target.isolation,
@@ -248,8 +305,11 @@ pub async fn migrate(
             error: Some(format!("{why}; {MIGRATED_LATER}")),
         });
     }
-    results.sort_by(|a, b| a.database.cmp(&b.database));
-    Ok(results)
+    results.sort_by(|a, b| (&a.database, &a.server).cmp(&(&b.database, &b.server)));
+    Ok(Migrated {
+        results,
+        unreachable,
+    })
 }
 
 /// `migrate --dry-run` and `migrate status`: what each database has and lacks. Reads only.
@@ -265,7 +325,7 @@ pub async fn states(plane: &ControlPlane) -> Result<Vec<DatabaseState>> {
     {
         let state = match &note {
             Some(_) => None,
-            None => match plane.fleet.connect_database(&target.database).await {
+            None => match plane.fleet.connect(&target.server, &target.database).await {
                 Ok(mut c) => Some(migrate::tenant_state(&mut c).await),
                 Err(e) => Some(Err(e)),
             },
@@ -280,6 +340,7 @@ pub async fn states(plane: &ControlPlane) -> Result<Vec<DatabaseState>> {
             ),
         };
         out.push(DatabaseState {
+            server: target.server,
             database: target.database,
             tenants: target.slugs.iter().map(ToString::to_string).collect(),
             isolation: target.isolation,
@@ -290,6 +351,6 @@ pub async fn states(plane: &ControlPlane) -> Result<Vec<DatabaseState>> {
             note,
         });
     }
-    out.sort_by(|a, b| a.database.cmp(&b.database));
+    out.sort_by(|a, b| (&a.database, &a.server).cmp(&(&b.database, &b.server)));
     Ok(out)
 }

@@ -16,6 +16,9 @@
 //! - `local`: the local cluster (`local status`, `local stop`).
 //! - `ownership`: the marks on tenant databases and roles, and `adopt`.
 //! - `doctor`: `init` (the control database on an operator's server) and `doctor`.
+//! - `routes`: where active tenants' applications connect (`route`, `routes` for PgBouncer).
+//! - `servers`: the fleet's servers (`server add|list|drain|undrain|set|remove`), and `place`,
+//!   where a new tenant goes.
 //! - `storage`: the access policy of a tenant's buckets (`storage policy`).
 //! - `backup`: per-tenant backups into the `-backups` bucket, and restoring them.
 
@@ -35,6 +38,8 @@ pub mod ownership;
 pub mod provision;
 pub mod quota;
 pub mod report;
+pub mod routes;
+pub mod servers;
 pub mod storage;
 pub mod tenants;
 pub mod usage;
@@ -130,8 +135,8 @@ impl ControlPlane {
     /// operator's server the control database must exist (`tenantctl init`).
     pub async fn open(settings: Settings, reporter: &dyn Reporter) -> Result<ControlPlane> {
         let server = server(&settings, reporter, true)?.expect("started on demand");
-        let fleet = Fleet::new(server.clone())?;
-        let control = ControlDb::open(server).await?;
+        let control = ControlDb::open(server.clone()).await?;
+        let fleet = Fleet::new(server, control.clone(), settings.server_access.clone());
         let store = crate::storage::open(&settings)?;
         Ok(ControlPlane {
             settings,
@@ -150,10 +155,10 @@ impl ControlPlane {
         let Some(server) = server(&settings, reporter, false)? else {
             return Ok(None);
         };
-        let fleet = Fleet::new(server.clone())?;
-        let Some(control) = ControlDb::open_existing(server).await? else {
+        let Some(control) = ControlDb::open_existing(server.clone()).await? else {
             return Ok(None);
         };
+        let fleet = Fleet::new(server, control.clone(), settings.server_access.clone());
         let store = crate::storage::open(&settings)?;
         Ok(Some(ControlPlane {
             settings,
@@ -183,15 +188,15 @@ impl ControlPlane {
             }
         }
         let server = server(&settings, reporter, true)?.expect("started on demand");
-        let fleet = Fleet::new(server.clone())?;
         let control = if migrate_schema {
-            ControlDb::open_if_exists(server).await?
+            ControlDb::open_if_exists(server.clone()).await?
         } else {
-            ControlDb::open_existing(server).await?
+            ControlDb::open_existing(server.clone()).await?
         };
         let Some(control) = control else {
             return Ok(None);
         };
+        let fleet = Fleet::new(server, control.clone(), settings.server_access.clone());
         let store = crate::storage::open(&settings)?;
         Ok(Some(ControlPlane {
             settings,

@@ -11,6 +11,7 @@ use super::ControlPlane;
 use crate::db::features::Entitlement;
 use crate::db::quotas::QuotaRow;
 use crate::error::Failure;
+use crate::server_name::ServerName;
 use crate::slug::Slug;
 use crate::tenant::Tenant;
 use crate::tier::Isolation;
@@ -24,6 +25,8 @@ pub struct TenantView {
     pub tier: String,
     pub isolation: Isolation,
     pub status: String,
+    /// The server of the fleet the tenant's database is on.
+    pub server: ServerName,
     /// The tenant's database: its own when siloed, the shared one when pooled.
     pub database: String,
     /// The login role the tenant's application connects as.
@@ -89,6 +92,7 @@ fn assemble(
         tier: t.tier,
         isolation: t.isolation,
         status: t.status.to_string(),
+        server: t.server,
         database: t.database,
         role: t.role,
         owner_email: t.owner_email,

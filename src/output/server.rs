@@ -137,12 +137,39 @@ impl Render for Report {
                 Some(v) => format!("V{v}, pending {}", r.pending_migrations.join(", ")),
             },
         ));
+        for c in &r.servers {
+            rows.push((
+                "server",
+                format!(
+                    "{} ({}): {}",
+                    c.name,
+                    c.url,
+                    match &c.error {
+                        None => {
+                            let missing: Vec<&str> = c
+                                .privileges
+                                .iter()
+                                .filter(|p| !p.held)
+                                .map(|p| p.name)
+                                .collect();
+                            if missing.is_empty() {
+                                "reachable, privileges held".to_owned()
+                            } else {
+                                format!("reachable, MISSING {}", missing.join(" "))
+                            }
+                        }
+                        Some(e) => format!("UNREACHABLE: {e}"),
+                    }
+                ),
+            ));
+        }
         for d in &r.databases {
             rows.push((
                 "tenant database",
                 format!(
-                    "{}: {}",
+                    "{} on {}: {}",
                     d.database,
+                    d.server,
                     match &d.error {
                         None => "reachable".to_owned(),
                         Some(e) => format!("UNREACHABLE: {e}"),

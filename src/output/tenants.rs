@@ -30,6 +30,7 @@ impl Render for TenantView {
             ("tier", v.tier.to_string()),
             ("isolation", v.isolation.to_string()),
             ("status", v.status.to_string()),
+            ("server", v.server.to_string()),
             ("database", v.database.clone()),
             ("role", v.role.clone()),
             ("owner", v.owner_email.clone()),
@@ -52,6 +53,7 @@ impl Render for [TenantView] {
             "TIER",
             "ISOLATION",
             "STATUS",
+            "SERVER",
             "DATABASE",
             "CREATED",
         ]);
@@ -62,6 +64,7 @@ impl Render for [TenantView] {
                 v.tier.to_string(),
                 v.isolation.to_string(),
                 v.status.to_string(),
+                v.server.to_string(),
                 v.database.clone(),
                 words::minute(&v.created_at),
             ]);
@@ -80,10 +83,11 @@ impl Render for Plan {
     fn human(&self) -> String {
         let p = self;
         let mut text = format!(
-            "dry run: provision `{}` on tier `{}` ({}), database `{}`, role `{}`{}\n",
+            "dry run: provision `{}` on tier `{}` ({}), server `{}`, database `{}`, role `{}`{}\n",
             p.slug,
             p.tier,
             p.isolation,
+            p.server,
             p.database,
             p.role,
             p.status

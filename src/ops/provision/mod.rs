@@ -1,7 +1,9 @@
 //! Provisioning a tenant: eight numbered steps, each idempotent and journaled.
 //!
-//! 1. **record tenant**: the `tenants` row (status `provisioning`), in one transaction with
-//!    its journal and audit entries. Re-run: the row is found and the step skipped.
+//! 1. **record tenant**: the server it goes to (`ops::servers::place`, or `--server`), then
+//!    the `tenants` row naming it (status `provisioning`), in one transaction with its journal
+//!    and audit entries, all under the placement lock. A full fleet is refused here, before
+//!    anything exists. Re-run: the row is found (with its server) and the step skipped.
 //! 2. **create database**: siloed: the tenant's login role and database, connectable by that
 //!    role only; pooled: the shared database and its application role. Each is marked as this
 //!    control plane's (its comment) when it is created; an existing object is kept only if it
@@ -52,6 +54,7 @@ use crate::excerpt::{excerpt, is_unsafe_char};
 use crate::feature::Feature;
 use crate::field;
 use crate::hook::Event;
+use crate::server_name::ServerName;
 use crate::slug::Slug;
 use crate::step::Step;
 use crate::tenant::{bucket_names, Tenant};
@@ -76,6 +79,8 @@ pub struct Request {
     pub password_file: Option<PathBuf>,
     /// `--feature`: granted on top of the tier's features (deduplicated).
     pub features: Vec<Feature>,
+    /// `--server`: where to place a new tenant, instead of the placement rule.
+    pub server: Option<ServerName>,
 }
 
 /// The raw arguments, as a command received them.
@@ -87,6 +92,7 @@ pub struct Args<'a> {
     pub owner_name: Option<&'a str>,
     pub password_file: Option<&'a Path>,
     pub features: &'a [String],
+    pub server: Option<&'a str>,
 }
 
 impl Request {
@@ -120,6 +126,7 @@ impl Request {
             .collect::<Result<Vec<_>, _>>()?;
         features.sort();
         features.dedup();
+        let server = args.server.map(str::parse).transpose()?;
         Ok(Request {
             slug,
             tier_name: args.tier.to_owned(),
@@ -129,6 +136,7 @@ impl Request {
             owner_name,
             password_file: args.password_file.map(Path::to_path_buf),
             features,
+            server,
         })
     }
 }
@@ -217,6 +225,8 @@ pub struct Plan {
     pub tier: String,
     pub isolation: Isolation,
     pub status: Option<String>,
+    /// The server it is on, or would be placed on.
+    pub server: ServerName,
     pub database: String,
     pub role: String,
     pub buckets: Vec<String>,
@@ -254,11 +264,25 @@ pub async fn plan(
     let (database, role) = names_for(settings, req);
     let mut done = BTreeSet::new();
     let mut status = None;
+    // Without a control database yet, everything is on the control database's own server.
+    let mut server = req.server.clone().unwrap_or_else(ServerName::control);
     if let Some(plane) = plane {
-        if let Some(t) = plane.control.find_tenant(&req.slug).await? {
-            refuse_conflicts(&t, req)?;
-            done.extend(plane.control.completed_steps(t.id).await?);
-            status = Some(t.status.to_string());
+        match plane.control.find_tenant(&req.slug).await? {
+            Some(t) => {
+                refuse_conflicts(&t, req)?;
+                done.extend(plane.control.completed_steps(t.id).await?);
+                status = Some(t.status.to_string());
+                server = t.server;
+            }
+            None => {
+                server = super::servers::place(
+                    plane,
+                    &req.tier_name,
+                    req.tier.isolation,
+                    req.server.as_ref(),
+                )
+                .await?;
+            }
         }
     }
     let steps = Step::ALL
@@ -279,6 +303,7 @@ pub async fn plan(
         tier: req.tier_name.clone(),
         isolation: req.tier.isolation,
         status,
+        server,
         database,
         role,
         buckets: bucket_names(&req.slug),
@@ -302,6 +327,12 @@ fn refuse_conflicts(t: &Tenant, req: &Request) -> Result<(), Failure> {
     let activation = activation();
     let unfinished = activation.from.contains(&t.status);
     let finished = t.status == activation.to;
+    if let Some(server) = req.server.as_ref().filter(|s| **s != t.server) {
+        return Err(Failure::Refused(format!(
+            "tenant `{slug}` is {} on server `{}`, not `{server}`: --server places new tenants only; run without it to finish or check it",
+            t.status, t.server
+        )));
+    }
     if finished && t.tier != req.tier_name {
         Err(Failure::Refused(format!(
             "tenant `{slug}` is already active on tier `{}`; to move it to `{}`, run `tenantctl set-tier {slug} {}`",
@@ -375,12 +406,34 @@ pub async fn provision(
             t
         }
         None => {
-            // A database or role of the new tenant's names that exists is not ours: refuse
-            // before recording anything.
+            // Placement, the check of the names there and the tenant's row under one lock: no
+            // other placement takes the chosen server's last place meanwhile.
+            let placing = plane.control.lock_placement().await?;
+            let server = super::servers::place(
+                plane,
+                &req.tier_name,
+                req.tier.isolation,
+                req.server.as_ref(),
+            )
+            .await?;
+            // A database or role of the new tenant's names that exists there is not ours:
+            // refuse before recording anything.
             let (database, role) = names_for(&plane.settings, req);
-            ownership::check_new(plane, req.tier.isolation, &database, &role, &req.slug).await?;
-            run.step(Step::RecordTenant, || record_tenant(plane, req))
-                .await?
+            ownership::check_new(
+                plane,
+                &server,
+                req.tier.isolation,
+                &database,
+                &role,
+                &req.slug,
+            )
+            .await?;
+            reporter.status(&format!("placing tenant `{slug}` on server `{server}`"));
+            let t = run
+                .step(Step::RecordTenant, || record_tenant(plane, req, &server))
+                .await?;
+            drop(placing);
+            t
         }
     };
     // One lock for steps 2 and 3 of a pooled tenant, one connection to its database for 3 and 4.
@@ -389,7 +442,7 @@ pub async fn provision(
             if !(run.done.contains(&Step::CreateDatabase)
                 && run.done.contains(&Step::ApplySchema)) =>
         {
-            Some(plane.control.lock_pooled().await?)
+            Some(plane.control.lock_pooled(&tenant.server).await?)
         }
         _ => None,
     };
@@ -439,7 +492,7 @@ pub async fn provision(
 }
 
 /// Step `record_tenant`.
-async fn record_tenant(plane: &ControlPlane, req: &Request) -> Result<Tenant> {
+async fn record_tenant(plane: &ControlPlane, req: &Request, server: &ServerName) -> Result<Tenant> {
     let t0 = Instant::now();
     let (database, role) = names_for(&plane.settings, req);
     let new = NewTenant {
@@ -447,6 +500,7 @@ async fn record_tenant(plane: &ControlPlane, req: &Request) -> Result<Tenant> {
         name: &req.name,
         tier: &req.tier_name,
         isolation: req.tier.isolation,
+        server,
         database: &database,
         role: &role,
         owner_email: &req.owner_email,
@@ -464,13 +518,13 @@ async fn record_tenant(plane: &ControlPlane, req: &Request) -> Result<Tenant> {
 /// claim covering the gap (the database); an existing one must carry the tenant's mark.
 async fn create_database(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     let mark = ownership::mark(plane, t).await?;
-    let admin = plane.fleet.admin().await?;
+    let admin = plane.fleet.admin_for(t).await?;
     dataplane::ensure_app_role(&admin, &t.role, &mark).await?;
     if t.isolation == Isolation::Siloed {
         // So that a non-superuser admin can end the tenant's sessions when suspending it.
         dataplane::ensure_member(&admin, &mark, &t.role).await?;
     }
-    ownership::ensure_database(plane, &admin, &t.database, &mark).await?;
+    ownership::ensure_database(plane, &admin, &t.server, &t.database, &mark).await?;
     dataplane::restrict_connect(&admin, &mark, &t.database, &t.role).await
 }
 
