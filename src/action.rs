@@ -36,10 +36,15 @@ pub enum Action {
     Backup,
     /// `restore-backup` replaced the tenant's data; details carry the backup's id.
     RestoreBackup,
+    /// A move of the tenant's data began (`moving`); details carry what moves where.
+    MoveStart,
+    /// The move ended (`moving` → the status it started from): done, or cancelled before its
+    /// switch (`details.cancelled`).
+    Move,
 }
 
 impl Action {
-    pub const ALL: [Action; 23] = [
+    pub const ALL: [Action; 25] = [
         Action::ProvisionStart,
         Action::Provision,
         Action::SuspendStart,
@@ -63,6 +68,8 @@ impl Action {
         Action::Adopt,
         Action::Backup,
         Action::RestoreBackup,
+        Action::MoveStart,
+        Action::Move,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -90,6 +97,8 @@ impl Action {
             Action::Adopt => "adopt",
             Action::Backup => "backup",
             Action::RestoreBackup => "restore-backup",
+            Action::MoveStart => "move.start",
+            Action::Move => "move",
         }
     }
 
@@ -107,6 +116,7 @@ impl Action {
                 | Action::ResumeStart
                 | Action::DeprovisionStart
                 | Action::RestoreStart
+                | Action::MoveStart
         )
     }
 
@@ -168,7 +178,8 @@ mod tests {
                 "suspend.start",
                 "resume.start",
                 "deprovision.start",
-                "restore.start"
+                "restore.start",
+                "move.start"
             ]
         );
         let without: Vec<&str> = Action::billed_without_status()

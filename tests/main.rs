@@ -22,6 +22,7 @@ mod lifecycle;
 mod local;
 mod metrics;
 mod migrate;
+mod moves;
 mod ownership;
 mod privileges;
 mod provision;

@@ -17,6 +17,8 @@
 //! - `report`: billed months, invoice lines summed, storage measurements, for `report`.
 //! - `usage`: metered events, monthly totals, measured levels, bulk import.
 //! - `measurements`: the history of measured usage, and closing a month of it for billing.
+//! - `moves`: the move of a tenant's data in flight and its journal; `copy`: a tenant's rows
+//!   copied between two tenant databases and verified.
 //! - `migrate`: the refinery migrations of both schemas, each run under an advisory lock.
 //! - `lifecycle`: status transitions, purge of control rows, the audit log.
 //! - `ident`: the one place identifiers are quoted.
@@ -27,6 +29,7 @@ pub mod backup;
 pub mod billing;
 pub mod buckets;
 pub mod control;
+pub mod copy;
 pub mod credentials;
 pub mod dataplane;
 pub mod doctor;
@@ -40,6 +43,7 @@ pub mod locks;
 pub mod measurements;
 pub mod metrics;
 pub mod migrate;
+pub mod moves;
 pub mod ownership;
 pub mod quotas;
 pub mod report;

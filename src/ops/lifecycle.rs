@@ -12,7 +12,7 @@
 //!   dropped, pooled rows deleted, buckets removed, control rows deleted. Every step is
 //!   idempotent: a purge killed midway is finished by running it again.
 //! - **set_tier**: a move between tiers of the same isolation model, where only the bill and the
-//!   limits change; pooled↔siloed needs a data migration and is refused.
+//!   limits change; pooled↔siloed moves the tenant's data too (`ops::moves`).
 //!
 //! Every status change follows one table (`transition::TRANSITIONS`): a command first writes its intermediate
 //! status (`suspending`, `resuming`, `deprovisioning`, `restoring`, `deleting`; audit action
@@ -115,6 +115,9 @@ async fn begin(
     details: &serde_json::Value,
 ) -> Result<Tenant> {
     let from = Transition::sources(mv.start);
+    if t.status == Status::Moving && !from.contains(&t.status) {
+        return Err(super::moves::refuse_moving(plane, t, mv.name()).await);
+    }
     if !from.contains(&t.status) {
         return Err(invalid(t, mv.name(), mv.allowed));
     }
@@ -188,6 +191,9 @@ pub async fn set_tier(
     reporter: &dyn Reporter,
 ) -> Result<TenantView> {
     let (_lock, t) = lock_and_find(plane, slug).await?;
+    if t.status == Status::Moving {
+        return super::moves::continue_move(plane, &t, tier_name, tier, reporter).await;
+    }
     if Transition::target(Action::SetTier, t.status).is_none() {
         return Err(Failure::Refused(format!(
             "tenant `{slug}` is {}; only an active or suspended tenant can change tiers",
@@ -204,11 +210,7 @@ pub async fn set_tier(
         return tenants::view(plane, t).await;
     }
     if t.isolation != tier.isolation {
-        return Err(Failure::Refused(format!(
-            "tier `{tier_name}` is {} and tenant `{slug}` is {}: moving between isolation models needs a data migration, which this version of tenantctl does not do",
-            tier.isolation, t.isolation
-        ))
-        .into());
+        return super::moves::change_isolation(plane, &t, tier_name, tier, reporter).await;
     }
     plane
         .control
@@ -256,7 +258,7 @@ fn invalid(t: &Tenant, what: &str, allowed: &str) -> anyhow::Error {
 /// mid-provisioning may have a login role but no database yet, or a database still being
 /// created by a killed run (`settle_interrupted_create`, waited for here): both are closed too,
 /// so `deleted` never stands beside a role that logs in or a database that takes connections.
-async fn close(plane: &ControlPlane, t: &Tenant) -> Result<()> {
+pub(super) async fn close(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     let admin = plane.fleet.admin().await?;
     if t.isolation == Isolation::Siloed {
         let mark = ownership::settled_mark(plane, t).await?;
@@ -289,7 +291,7 @@ async fn close(plane: &ControlPlane, t: &Tenant) -> Result<()> {
 
 /// Reopens the tenant's data plane, migrating it first. Idempotent; `action` names the
 /// failpoints (`<action>:connections-allowed`, `<action>:migrated`).
-async fn open(plane: &ControlPlane, t: &Tenant, action: &str) -> Result<()> {
+pub(super) async fn open(plane: &ControlPlane, t: &Tenant, action: &str) -> Result<()> {
     let admin = plane.fleet.admin().await?;
     if dataplane::accepts_connections(&admin, &t.database)
         .await?
@@ -503,6 +505,8 @@ async fn purge_locked(plane: &ControlPlane, t: &Tenant, reporter: &dyn Reporter)
     // `deleting` is written before anything is removed: from then on only a purge may follow.
     let t = &begin(plane, t, &PURGE, &serde_json::json!({})).await?;
     failpoint(&plane.settings, "purge:deleting");
+    // A move a purge interrupts: the side that is not the tenant's data goes first.
+    super::moves::settle_for_purge(plane, t, reporter).await?;
     let mut pooled_rows = 0;
     let (database, role) = match t.isolation {
         Isolation::Siloed => {

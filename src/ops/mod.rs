@@ -4,6 +4,7 @@
 //! - `provision`: the numbered provisioning steps.
 //! - `bulk`: `provision --file`, many tenants through `provision`, N at a time.
 //! - `lifecycle`: suspend, resume, deprovision, restore, purge, set-tier.
+//! - `moves`: a tenant's data moved to another database (`set-tier` across isolation models).
 //! - `migrate`: the tenant schema across every tenant database.
 //! - `audit`: reading the audit log.
 //! - `billing`: billing runs and invoices.
@@ -31,6 +32,7 @@ pub mod lifecycle;
 pub mod local;
 pub mod metrics;
 pub mod migrate;
+pub mod moves;
 pub mod ownership;
 pub mod provision;
 pub mod quota;

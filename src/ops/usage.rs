@@ -205,7 +205,7 @@ pub struct Measurement {
 }
 
 /// Bytes to whole MiB, rounded up.
-fn storage_mb(bytes: i64) -> i64 {
+pub(super) fn storage_mb(bytes: i64) -> i64 {
     bytes / (1 << 20) + i64::from(bytes % (1 << 20) != 0)
 }
 
@@ -233,6 +233,28 @@ pub struct Measured {
 /// databases (`pg_database_size`), so a suspended silo's storage is measured too. Siloed
 /// user counts are taken a few databases at a time; the pooled database in one query.
 pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measured> {
+    let out = measure_levels(plane, tenants).await?;
+    let rows: Vec<(Uuid, Resource, i64)> = out
+        .measurements
+        .iter()
+        .flat_map(|m| {
+            [
+                m.users.map(|u| (m.tenant, Resource::Users, u)),
+                m.storage_bytes
+                    .map(|b| (m.tenant, Resource::StorageMb, storage_mb(b))),
+            ]
+        })
+        .flatten()
+        .collect();
+    if !rows.is_empty() {
+        plane.control.store_measurements(&rows).await?;
+    }
+    Ok(out)
+}
+
+/// What `measure` measures, without storing anything (a check that must change nothing when it
+/// refuses: a downgrade over its new tier's hard limits).
+pub async fn measure_levels(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measured> {
     let tenants: Vec<&Tenant> = tenants
         .iter()
         .filter(|t| matches!(t.status, Status::Active | Status::Suspended))
@@ -399,22 +421,6 @@ pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measure
             }
         }
     }
-    let rows: Vec<(Uuid, Resource, i64)> = out
-        .measurements
-        .iter()
-        .flat_map(|m| {
-            [
-                m.users.map(|u| (m.tenant, Resource::Users, u)),
-                m.storage_bytes
-                    .map(|b| (m.tenant, Resource::StorageMb, storage_mb(b))),
-            ]
-        })
-        .flatten()
-        .collect();
-    if !rows.is_empty() {
-        plane.control.store_measurements(&rows).await?;
-    }
-
     for t in &tenants {
         let theirs: Vec<&(Uuid, &'static str, String)> =
             failures.iter().filter(|f| f.0 == t.id).collect();

@@ -462,7 +462,7 @@ async fn record_tenant(plane: &ControlPlane, req: &Request) -> Result<Tenant> {
 /// fail with "tuple concurrently updated".)
 /// Each object is marked in the statement that creates it (the role), or right after with a
 /// claim covering the gap (the database); an existing one must carry the tenant's mark.
-async fn create_database(plane: &ControlPlane, t: &Tenant) -> Result<()> {
+pub(in crate::ops) async fn create_database(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     let mark = ownership::mark(plane, t).await?;
     let admin = plane.fleet.admin().await?;
     dataplane::ensure_app_role(&admin, &t.role, &mark).await?;
@@ -487,7 +487,11 @@ async fn tenant_conn<'c>(
 }
 
 /// Step `apply_schema`.
-async fn apply_schema(plane: &ControlPlane, t: &Tenant, conn: &mut Option<Client>) -> Result<()> {
+pub(in crate::ops) async fn apply_schema(
+    plane: &ControlPlane,
+    t: &Tenant,
+    conn: &mut Option<Client>,
+) -> Result<()> {
     let client = tenant_conn(plane, t, conn).await?;
     migrate::tenant(client).await?;
     dataplane::grant_app_access(client, &t.role).await
