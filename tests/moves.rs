@@ -687,3 +687,47 @@ fn billing_prorates_an_upgrade_by_day() {
         "{inv}"
     );
 }
+
+#[test]
+fn on_s3_the_buckets_move_between_shared_prefixes_and_buckets_of_their_own() {
+    use crate::support::s3::{files, S3Env};
+    let env = TestEnv::new();
+    let s3 = S3Env::new(&env);
+    env.provision("pool", "free");
+    env.provision("other", "free");
+    let up = s3.pooled_prefix("pool", "uploads");
+    std::fs::create_dir_all(up.join("a/b")).unwrap();
+    std::fs::write(up.join("x.bin"), vec![7u8; 3000]).unwrap();
+    std::fs::write(up.join("a/b/y.txt"), "hello").unwrap();
+    let others = files(&s3.pooled_prefix("other", "uploads"));
+
+    env.run(&["set-tier", "pool", "premium"]).expect(0);
+    let silo = s3.silo_bucket("pool", "uploads");
+    assert_eq!(
+        files(&silo),
+        [".tenantctl-bucket", "a/b/y.txt", "x.bin"],
+        "the objects, in a bucket of its own"
+    );
+    assert_eq!(std::fs::read(silo.join("x.bin")).unwrap(), vec![7u8; 3000]);
+    for kind in ["uploads", "assets", "backups"] {
+        assert!(
+            files(&s3.pooled_prefix("pool", kind)).is_empty(),
+            "the shared prefix {kind} is removed"
+        );
+        assert_eq!(files(&s3.silo_bucket("pool", kind))[0], ".tenantctl-bucket");
+    }
+    assert_eq!(files(&s3.pooled_prefix("other", "uploads")), others);
+    let show = env.run(&["show", "pool", "-o", "json"]).expect(0).json();
+    assert_eq!(
+        show["buckets"][0]["location"],
+        format!("s3://{}pool-uploads/", s3.bucket_prefix)
+    );
+
+    // And back: the objects return to the shared bucket's prefix, the buckets go.
+    env.run(&["set-tier", "pool", "free"]).expect(0);
+    assert_eq!(
+        files(&s3.pooled_prefix("pool", "uploads")),
+        [".tenantctl-bucket", "a/b/y.txt", "x.bin"]
+    );
+    assert!(!silo.exists(), "the tenant's own bucket is removed");
+}
