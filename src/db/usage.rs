@@ -11,7 +11,6 @@ use uuid::Uuid;
 
 use super::control::ControlDb;
 use crate::action::Action;
-use crate::error::Failure;
 use crate::period::{check_usage_time, Period};
 use crate::resource::Resource;
 use crate::slug::Slug;
@@ -66,6 +65,12 @@ pub struct Imported {
     /// (line, slug, resource, reason)
     pub refused: Vec<(i64, String, Resource, String)>,
 }
+
+/// The lines (at most 10, each `line N: why`) that make an import file bad input as a whole:
+/// a tenant on a tier the tier table lacks, a time out of the tenant's bounds, a monthly total
+/// that would pass `MAX_QUANTITY`. Nothing was imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadLines(pub Vec<String>);
 
 /// Inserts the events `select` yields (tenant_id, key, resource, quantity, at, period) and adds
 /// to the monthly totals exactly the rows that went in: a key seen before (even by a concurrent
@@ -311,8 +316,8 @@ impl ControlDb {
     /// committed first, leaves the tenant unknown or inactive: its rows are refused, never a
     /// raw foreign-key error); every known tenant's tier must be in `tier_names` (the tier
     /// file), every time within the tenant's bounds (`check_usage_time`), and no monthly total
-    /// may pass `MAX_QUANTITY`. Any of these is bad input naming the lines, and the transaction
-    /// rolls back. Whether a limit is hard is the tenant's stored `quotas.hard` (`hard` only
+    /// may pass `MAX_QUANTITY`. Any of these answers `BadLines`, and the transaction rolls
+    /// back. Whether a limit is hard is the tenant's stored `quotas.hard` (`hard` only
     /// where it is not stored).
     ///
     /// The fast path: a (tenant, resource, month) group whose file rows, all counted, cannot
@@ -321,25 +326,17 @@ impl ControlDb {
     /// order (`import_contested`), with their quota rows locked first.
     pub async fn import_events(
         &self,
-        origin: &str,
         rows: &[UsageRow],
         tier_names: &[&str],
         hard: &[(String, Resource)],
         now: DateTime<Utc>,
-    ) -> Result<Imported> {
+    ) -> Result<Result<Imported, BadLines>> {
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.context("starting a transaction")?;
-        let bad = |lines: Vec<String>| -> Result<Imported> {
-            Err(Failure::BadInput(format!(
-                "invalid usage file {origin}: {}; nothing imported",
-                lines.join("; ")
-            ))
-            .into())
-        };
         let tenants = lock_import_tenants(&tx, rows).await?;
         let problems = check_tiers_and_times(rows, &tenants, tier_names, now);
         if !problems.is_empty() {
-            return bad(problems);
+            return Ok(Err(BadLines(problems)));
         }
         let (known, mut refused) = split_refused(rows, &tenants);
         let groups = import_groups(&tx, &known, &tenants, hard).await?;
@@ -364,7 +361,7 @@ impl ControlDb {
         if !contested.is_empty() {
             let (accepted, over) = match import_contested(&tx, &groups).await? {
                 Ok(done) => done,
-                Err(too_large) => return bad(too_large),
+                Err(too_large) => return Ok(Err(BadLines(too_large))),
             };
             careful = accepted;
             refused.extend(over);
@@ -373,11 +370,11 @@ impl ControlDb {
         let accepted = straight + careful;
         let duplicates = rows.len() as i64 - accepted - refused.len() as i64;
         tx.commit().await.context("committing the import")?;
-        Ok(Imported {
+        Ok(Ok(Imported {
             accepted,
             duplicates,
             refused,
-        })
+        }))
     }
 }
 

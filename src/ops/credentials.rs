@@ -132,7 +132,7 @@ pub async fn credentials(
             &tenant,
             &verifier,
             req.valid_until,
-            &plane.settings.actor,
+            &plane.ctx.actor,
             details,
         )
         .await?;

@@ -226,7 +226,7 @@ pub async fn migrate(
 ) -> Result<Vec<DatabaseResult>> {
     let tenants = plane.control.list_tenants().await?;
     let (run, skipped) = targets(&tenants);
-    pause_point(&plane.settings, reporter, "migrate:listed");
+    pause_point(&plane.ctx, reporter, "migrate:listed");
     let total = run.len();
     let mut results = Vec::with_capacity(total + skipped.len());
     reporter.progress(0, total, "migrating");

@@ -76,7 +76,7 @@ pub(super) async fn change_isolation(
         Isolation::Siloed => MoveKind::Upgrade,
         Isolation::Pooled => MoveKind::Downgrade,
     };
-    let naming = &plane.settings.naming;
+    let naming = &plane.ctx.naming;
     let (to_database, to_role) = match tier.isolation {
         Isolation::Siloed => (naming.siloed(&t.slug), naming.siloed(&t.slug)),
         Isolation::Pooled => (naming.pooled_database(), naming.pooled_app_role()),
@@ -119,7 +119,7 @@ pub(super) async fn change_isolation(
     run.step(MoveStep::RecordMove, || async {
         if plane
             .control
-            .begin_move(t, &m, &from, &plane.settings.actor, &details)
+            .begin_move(t, &m, &from, &plane.ctx.actor, &details)
             .await?
         {
             Ok(serde_json::json!({}))
@@ -305,7 +305,7 @@ async fn forward(
                     m,
                     &tier.quota_rows(),
                     &tier.features.names(),
-                    &plane.settings.actor,
+                    &plane.ctx.actor,
                     millis(t0.elapsed()),
                 )
                 .await?;
@@ -339,7 +339,7 @@ async fn forward(
         });
         if plane
             .control
-            .end_move(t, m.return_status, &plane.settings.actor, &details)
+            .end_move(t, m.return_status, &plane.ctx.actor, &details)
             .await?
         {
             Ok(serde_json::json!({}))
@@ -361,7 +361,7 @@ async fn forward(
 async fn cancel(plane: &ControlPlane, t: &Tenant, m: &MoveRecord) -> Result<TenantView> {
     let (source, target) = sides(t, m);
     remove_target(plane, &source, &target).await?;
-    failpoint(&plane.settings, "move:cancel:removed");
+    failpoint(&plane.ctx, "move:cancel:removed");
     match m.return_status {
         Status::Suspended => lifecycle::close(plane, &source).await?,
         _ => lifecycle::open(plane, &source, "set-tier").await?,
@@ -374,7 +374,7 @@ async fn cancel(plane: &ControlPlane, t: &Tenant, m: &MoveRecord) -> Result<Tena
     });
     if !plane
         .control
-        .end_move(t, m.return_status, &plane.settings.actor, &details)
+        .end_move(t, m.return_status, &plane.ctx.actor, &details)
         .await?
     {
         return Err(changed_meanwhile(t));
@@ -564,7 +564,7 @@ async fn copy_rows(
     let mut from = ownership::connect(plane, source).await?;
     let mut to = ownership::connect(plane, target).await?;
     copy::copy_tenant_rows(&mut from, &mut to, target.id, || {
-        failpoint(&plane.settings, "move:copy_rows:before-commit")
+        failpoint(&plane.ctx, "move:copy_rows:before-commit")
     })
     .await
 }
@@ -656,7 +656,7 @@ async fn remove_side(plane: &ControlPlane, side: &Tenant) -> Result<()> {
     match side.isolation {
         Isolation::Siloed => {
             if side.database == plane.control.name()
-                || side.database == plane.settings.naming.pooled_database()
+                || side.database == plane.ctx.naming.pooled_database()
             {
                 return Err(dataplane::refusal(Object::Database(&side.database), None).into());
             }
@@ -737,8 +737,8 @@ impl<'a> MoveRun<'a> {
         let t0 = Instant::now();
         let result: Result<()> = async {
             let details = work().await?;
-            let settings = &self.plane.settings;
-            failpoint(settings, &format!("move:{step}"));
+            let ctx = &self.plane.ctx;
+            failpoint(ctx, &format!("move:{step}"));
             if !matches!(
                 step,
                 MoveStep::RecordMove | MoveStep::Switch | MoveStep::Finish
@@ -748,7 +748,7 @@ impl<'a> MoveRun<'a> {
                     .journal_move_step(self.tenant.id, step, millis(t0.elapsed()), &details)
                     .await?;
             }
-            failpoint(settings, &format!("move:{step}:journaled"));
+            failpoint(ctx, &format!("move:{step}:journaled"));
             Ok(())
         }
         .await;

@@ -132,7 +132,7 @@ pub async fn set(
             resource,
             limit,
             "override",
-            &plane.settings.actor,
+            &plane.ctx.actor,
         )
         .await?
         .ok_or_else(|| no_quota_yet(&t.slug, resource))?;
@@ -160,14 +160,7 @@ pub async fn reset(
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             plane
                 .control
-                .set_quota(
-                    t.id,
-                    t.slug.as_str(),
-                    r,
-                    limit,
-                    "tier",
-                    &plane.settings.actor,
-                )
+                .set_quota(t.id, t.slug.as_str(), r, limit, "tier", &plane.ctx.actor)
                 .await?
                 .ok_or_else(|| no_quota_yet(&t.slug, r))?;
         }

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::tenants::find;
 use super::ControlPlane;
 use crate::db::dataplane;
-use crate::db::usage::{Event, Recorded};
+use crate::db::usage::{BadLines, Event, Recorded};
 use crate::error::Failure;
 use crate::period::{check_usage_time, Period};
 use crate::resource::Resource;
@@ -171,10 +171,18 @@ pub async fn import(
         })
         .collect();
     let names = tiers.names();
+    // Lines that make the whole file wrong (an unknown tier, a time out of bounds, a total too
+    // large) are bad input, and nothing was imported.
     let done = plane
         .control
-        .import_events(origin, rows, &names, &hard, Utc::now())
-        .await?;
+        .import_events(rows, &names, &hard, Utc::now())
+        .await?
+        .map_err(|BadLines(lines)| {
+            Failure::BadInput(format!(
+                "invalid usage file {origin}: {}; nothing imported",
+                lines.join("; ")
+            ))
+        })?;
     Ok(ImportView {
         file: origin.to_owned(),
         rows: rows.len(),
