@@ -502,6 +502,8 @@ fn a_journal_of_step_numbers_is_converted_and_its_tenant_resumes() {
              DROP TABLE bucket_claims;
              DROP TABLE measurements;
              DROP TABLE hook_runs;
+             DROP TABLE move_journal;
+             DROP TABLE moves;
              DELETE FROM refinery_schema_history WHERE version >= 10;",
         )
         .unwrap();
