@@ -166,7 +166,7 @@ impl ControlDb {
     /// role), its quotas and features the target tier's (`limits`: the tier's rows; overrides
     /// keep their limits), audited as `set-tier` (status `moving` unchanged, so billing prices
     /// the days from now at the new tier) and journaled, in one transaction. From its commit on
-    /// the target is the tenant's data.
+    /// the target is the tenant's data. False (nothing written) when the tenant is not moving.
     pub async fn switch_move(
         &self,
         t: &Tenant,
@@ -175,29 +175,28 @@ impl ControlDb {
         features: &[&str],
         actor: &str,
         duration_ms: i32,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.context("starting a transaction")?;
         let n = tx
             .execute(
                 "UPDATE tenants SET tier = $2, isolation = $3, database_name = $4, role_name = $5,
                      updated_at = now()
-                 WHERE id = $1 AND status = 'moving'",
+                 WHERE id = $1 AND status = $6",
                 &[
                     &t.id,
                     &m.to_tier,
                     &m.to_isolation,
                     &m.to_database,
                     &m.to_role,
+                    &Status::Moving,
                 ],
             )
             .await
             .context("switching the tenant to its new database")?;
-        anyhow::ensure!(
-            n == 1,
-            "tenant `{}` is no longer moving; run the command again",
-            t.slug
-        );
+        if n != 1 {
+            return Ok(false);
+        }
         super::tenants::apply_tier(&tx, t.id, limits, features).await?;
         let details = serde_json::json!({
             "from_tier": m.from_tier,
@@ -216,7 +215,8 @@ impl ControlDb {
             &serde_json::json!({}),
         )
         .await?;
-        tx.commit().await.context("committing the switch")
+        tx.commit().await.context("committing the switch")?;
+        Ok(true)
     }
 
     /// Step `finish`: `moving` → `to` (audited as `move` with `details`) and the move's row and

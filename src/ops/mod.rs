@@ -142,15 +142,8 @@ impl ControlPlane {
     ) -> Result<ControlPlane> {
         let opening = opening.into();
         let server = server(&opening, reporter, true)?.expect("started on demand");
-        let fleet = Fleet::new(server.clone())?;
         let control = usable(&server, ControlDb::open(server.clone()).await?)?;
-        let store = store(&opening)?;
-        Ok(ControlPlane {
-            ctx: opening.ctx,
-            control,
-            fleet,
-            store,
-        })
+        ControlPlane::assemble(opening, server, control)
     }
 
     /// Like `open`, but changes nothing anywhere: `None` when there is no control database yet
@@ -163,18 +156,21 @@ impl ControlPlane {
         let Some(server) = server(&opening, reporter, false)? else {
             return Ok(None);
         };
-        let fleet = Fleet::new(server.clone())?;
         let Some(control) = usable(&server, ControlDb::open_existing(server.clone()).await?)?
         else {
             return Ok(None);
         };
-        let store = store(&opening)?;
-        Ok(Some(ControlPlane {
+        ControlPlane::assemble(opening, server, control).map(Some)
+    }
+
+    /// The plane around an opened control database: the fleet of `server` and the bucket store.
+    fn assemble(opening: Opening, server: Server, control: ControlDb) -> Result<ControlPlane> {
+        Ok(ControlPlane {
+            fleet: Fleet::new(server)?,
+            store: store(&opening)?,
             ctx: opening.ctx,
             control,
-            fleet,
-            store,
-        }))
+        })
     }
 }
 
@@ -197,23 +193,15 @@ impl ControlPlane {
             }
         }
         let server = server(&opening, reporter, true)?.expect("started on demand");
-        let fleet = Fleet::new(server.clone())?;
         let control = if migrate_schema {
             ControlDb::open_if_exists(server.clone()).await?
         } else {
             ControlDb::open_existing(server.clone()).await?
         };
-        let control = usable(&server, control)?;
-        let Some(control) = control else {
+        let Some(control) = usable(&server, control)? else {
             return Ok(None);
         };
-        let store = store(&opening)?;
-        Ok(Some(ControlPlane {
-            ctx: opening.ctx,
-            control,
-            fleet,
-            store,
-        }))
+        ControlPlane::assemble(opening, server, control).map(Some)
     }
 }
 

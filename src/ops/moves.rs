@@ -298,7 +298,7 @@ async fn forward(
         .await?;
         let t0 = Instant::now();
         run.step(MoveStep::Switch, || async {
-            plane
+            let switched = plane
                 .control
                 .switch_move(
                     t,
@@ -309,6 +309,9 @@ async fn forward(
                     millis(t0.elapsed()),
                 )
                 .await?;
+            if !switched {
+                return Err(changed_meanwhile(t));
+            }
             Ok(serde_json::json!({}))
         })
         .await?;

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::tenants::{find, not_found};
 use super::usage::{measure, tier_of};
 use super::{ControlPlane, Reporter};
-use crate::db::usage::QuotaUsage;
+use crate::db::quotas::QuotaUsage;
 use crate::error::Failure;
 use crate::money::Money;
 use crate::period::Period;
