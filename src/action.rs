@@ -36,6 +36,11 @@ pub enum Action {
     Backup,
     /// `restore-backup` replaced the tenant's data; details carry the backup's id.
     RestoreBackup,
+    /// A move of the tenant's data began (`moving`); details carry what moves where.
+    MoveStart,
+    /// The move ended (`moving` → the status it started from): done, or cancelled before its
+    /// switch (`details.cancelled`).
+    Move,
     /// A server joined the fleet (no tenant); details carry its name, URL (no password),
     /// capacity, tiers and whether it is pooled.
     ServerAdd,
@@ -50,7 +55,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 28] = [
+    pub const ALL: [Action; 30] = [
         Action::ProvisionStart,
         Action::Provision,
         Action::SuspendStart,
@@ -74,6 +79,8 @@ impl Action {
         Action::Adopt,
         Action::Backup,
         Action::RestoreBackup,
+        Action::MoveStart,
+        Action::Move,
         Action::ServerAdd,
         Action::ServerDrain,
         Action::ServerUndrain,
@@ -106,6 +113,8 @@ impl Action {
             Action::Adopt => "adopt",
             Action::Backup => "backup",
             Action::RestoreBackup => "restore-backup",
+            Action::MoveStart => "move.start",
+            Action::Move => "move",
             Action::ServerAdd => "server.add",
             Action::ServerDrain => "server.drain",
             Action::ServerUndrain => "server.undrain",
@@ -128,6 +137,7 @@ impl Action {
                 | Action::ResumeStart
                 | Action::DeprovisionStart
                 | Action::RestoreStart
+                | Action::MoveStart
         )
     }
 
@@ -189,7 +199,8 @@ mod tests {
                 "suspend.start",
                 "resume.start",
                 "deprovision.start",
-                "restore.start"
+                "restore.start",
+                "move.start"
             ]
         );
         let without: Vec<&str> = Action::billed_without_status()

@@ -93,8 +93,8 @@ pub enum Command {
     List,
     /// Show one tenant: its database, role, buckets, quotas and features
     Show(ShowArgs),
-    /// Move a tenant to another tier of the same isolation model (limits seeded from the tier
-    /// follow it; per-tenant overrides stay)
+    /// Move a tenant to another tier (tier-seeded limits follow, overrides stay); across
+    /// isolation models its data moves too, into a new silo or into the pooled database
     SetTier(SetTierArgs),
     /// Cut a tenant off in the data plane (siloed: no login, no connections, sessions ended;
     /// pooled: its rows hidden by the row-level policies)
@@ -475,8 +475,9 @@ pub enum InvoicesCommand {
 pub struct SetTierArgs {
     /// The tenant's slug
     pub slug: String,
-    /// The new tier from the tier table (built in: free, premium, enterprise), of the same
-    /// isolation model (pooled or siloed) as the current one
+    /// The new tier from the tier table (built in: free, premium, enterprise). While the
+    /// tenant is moving: its new tier finishes the move, its old tier (before the switch)
+    /// cancels it
     pub tier: String,
 }
 

@@ -221,10 +221,7 @@ impl Settings {
 
     /// The tier table: the configured file, or the built-in one.
     pub fn load_tiers(&self) -> Result<Tiers, Failure> {
-        match &self.tiers_path {
-            Some(path) => Tiers::load(path),
-            None => Ok(Tiers::builtin()),
-        }
+        Tiers::configured(self.tiers_path.as_deref())
     }
 }
 

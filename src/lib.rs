@@ -28,7 +28,7 @@
 //! - `sql_text`: `ToSql`/`FromSql` through the text type for the domain's words.
 //! - `hook`: the lifecycle events operators hook commands to, and `[hooks]` checked.
 //! - `server_name`, `placement`: the fleet's server names, and where a new tenant goes.
-//! - `resource`, `step`, `slug`, `tenant`, `tier`, `feature`, `money`, `period`, `usage_file`, `invoice`: the domain types, unit-tested in place.
+//! - `resource`, `step`, `move_step`, `slug`, `tenant`, `tier`, `feature`, `money`, `period`, `usage_file`, `invoice`: the domain types, unit-tested in place.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
@@ -47,6 +47,7 @@ pub mod field;
 pub mod hook;
 pub mod invoice;
 pub mod money;
+pub mod move_step;
 pub mod number;
 pub mod ops;
 pub mod output;

@@ -11,8 +11,9 @@ use crate::server_name::ServerName;
 use crate::slug::Slug;
 use crate::tier::Isolation;
 
-/// `provisioning → active ⇄ suspended`, `active|suspended → deleted → active` (restore), and
-/// `deleting` while a purge runs. Each lifecycle command first writes its own intermediate
+/// `provisioning → active ⇄ suspended`, `active|suspended → deleted → active` (restore),
+/// `deleting` while a purge runs, and `moving` while its data moves to another database
+/// (`set-tier` across isolation models: closed for the copy, then back to where it was). Each lifecycle command first writes its own intermediate
 /// status (`suspending`, `resuming`, `deprovisioning`, `restoring`), then changes the data
 /// plane, then writes its final status. An intermediate status promises nothing about the data
 /// plane (it may be open, closed or in between), so the status never claims more closure than
@@ -28,10 +29,13 @@ pub enum Status {
     Deleted,
     Restoring,
     Deleting,
+    /// Its data is being copied to another database (`ops::moves`): closed to the tenant for
+    /// the copy, as when suspended; `active` or `suspended` again once the move is done.
+    Moving,
 }
 
 impl Status {
-    pub const ALL: [Status; 9] = [
+    pub const ALL: [Status; 10] = [
         Status::Provisioning,
         Status::Active,
         Status::Suspending,
@@ -41,6 +45,7 @@ impl Status {
         Status::Deleted,
         Status::Restoring,
         Status::Deleting,
+        Status::Moving,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +59,7 @@ impl Status {
             Status::Deleted => "deleted",
             Status::Restoring => "restoring",
             Status::Deleting => "deleting",
+            Status::Moving => "moving",
         }
     }
 
@@ -68,6 +74,7 @@ impl Status {
                 | Status::Deprovisioning
                 | Status::Restoring
                 | Status::Deleting
+                | Status::Moving
         )
     }
 

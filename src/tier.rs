@@ -203,6 +203,14 @@ impl Tiers {
         Tiers::parse(&text, &crate::text_file::shown(path))
     }
 
+    /// The configured tier file, or the built-in table when none is configured.
+    pub fn configured(path: Option<&Path>) -> Result<Tiers, Failure> {
+        match path {
+            Some(path) => Tiers::load(path),
+            None => Ok(Tiers::builtin()),
+        }
+    }
+
     pub fn builtin() -> Tiers {
         Tiers::parse(BUILTIN, "built-in tiers.toml").expect("the shipped tiers.toml is valid")
     }

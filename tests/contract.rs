@@ -295,6 +295,53 @@ fn every_json_output_has_its_pinned_key_set() {
     c.run(&env, "route-pooled", 0, &["route", "pool"]);
     let run = env.run(&["routes", "--format", "json"]).expect(0);
     c.check("routes", &run.stdout, &[]);
+    // Drained, so that the tenants made below stay on main and s2 can be removed at the end.
+    env.run(&["server", "drain", "s2", "-q"]).expect(0);
+
+    // Bulk onboarding: one row provisioned, one refused (`pool` is on another tier), so that
+    // the element of `failed` is pinned too.
+    let tenants = env.dir.path().join("tenants.csv");
+    std::fs::write(
+        &tenants,
+        "slug,tier,name,owner_email\nbulk,free,Bulk Co,ops@bulk.example\npool,premium,,\n",
+    )
+    .unwrap();
+    let passwords = env.dir.path().join("tenants.passwords");
+    c.run(
+        &env,
+        "provision-file",
+        1,
+        &[
+            "provision",
+            "--file",
+            tenants.to_str().unwrap(),
+            "--password-file",
+            passwords.to_str().unwrap(),
+        ],
+    );
+
+    // The backup commands: a silo's backup, the list, a restore, a prune of the older one,
+    // and `--all` with a suspended silo skipped.
+    let first = c.run(&env, "backup", 0, &["backup", "heavy"]);
+    let id = first["id"].as_str().unwrap().to_owned();
+    c.run(&env, "backups-list", 0, &["backups", "list", "heavy"]);
+    c.run(
+        &env,
+        "restore-backup",
+        0,
+        &["restore-backup", "heavy", &id, "--yes"],
+    );
+    env.run(&["backup", "heavy"]).expect(0);
+    c.run(
+        &env,
+        "backups-prune",
+        0,
+        &["backups", "prune", "heavy", "--keep", "1"],
+    );
+    env.run(&["suspend", "heavy", "--reason", "test"]).expect(0);
+    let all = c.run(&env, "backup-all", 0, &["backup", "--all"]);
+    assert_eq!(all["skipped"][0]["slug"], "heavy", "{all}");
+    env.run(&["resume", "heavy"]).expect(0);
     c.run(&env, "migrate", 0, &["migrate"]);
     c.run(&env, "migrate-status", 0, &["migrate", "status"]);
     // Exit 1: the test server has no TLS, which doctor reports as a problem.

@@ -502,6 +502,8 @@ fn a_journal_of_step_numbers_is_converted_and_its_tenant_resumes() {
              DROP TABLE bucket_claims;
              DROP TABLE measurements;
              DROP TABLE hook_runs;
+             DROP TABLE move_journal;
+             DROP TABLE moves;
              ALTER TABLE tenants DROP COLUMN server;
              ALTER TABLE database_claims DROP CONSTRAINT database_claims_pkey;
              ALTER TABLE database_claims DROP COLUMN server;
@@ -560,4 +562,55 @@ fn a_journal_of_step_numbers_is_converted_and_its_tenant_resumes() {
          SELECT id, '8', 'a number', 0 FROM tenants WHERE slug = 'legacy'",
     );
     assert!(refused.is_err());
+}
+
+/// `credentials` sets the password on the tenant's server and audits it in the control
+/// database: two commits. A crash between them leaves the audit entry and the role unchanged,
+/// never a changed password without an entry; the next run asks for --rotate and converges.
+#[test]
+fn a_crash_between_the_credentials_audit_and_the_password_leaves_the_role_unchanged() {
+    let env = TestEnv::new();
+    env.provision("acme", "premium");
+    let role = env.silo("acme");
+    let valid_until = |env: &TestEnv| -> Option<String> {
+        env.admin("postgres")
+            .query_one(
+                "SELECT to_char(rolvaliduntil AT TIME ZONE 'UTC', 'YYYY-MM-DD') FROM pg_roles WHERE rolname = $1",
+                &[&role],
+            )
+            .unwrap()
+            .get(0)
+    };
+    let before = valid_until(&env);
+    let audited = |env: &TestEnv| {
+        env.scalar_i64(
+            "SELECT count(*) FROM audit_log WHERE slug = 'acme' AND action = 'credentials'",
+            &[],
+        )
+    };
+    let crashed = env.run_env(
+        &["credentials", "acme", "--valid-until", "2099-01-01"],
+        &[("TENANTCTL_FAILPOINT", "credentials:audited")],
+    );
+    assert_eq!(crashed.code, None, "expected a crash:\n{}", crashed.stderr);
+    assert!(
+        !crashed.stderr.contains("postgresql://"),
+        "no password may be shown before it is set:\n{}",
+        crashed.stderr
+    );
+    assert_eq!(audited(&env), 1, "the audit entry is committed first");
+    assert_eq!(valid_until(&env), before, "the role was changed");
+
+    // The log says credentials were issued: a plain re-run is refused, --rotate sets them.
+    env.run(&["credentials", "acme"]).expect(3);
+    env.run(&[
+        "credentials",
+        "acme",
+        "--rotate",
+        "--valid-until",
+        "2099-01-01",
+    ])
+    .expect(0);
+    assert_eq!(valid_until(&env).as_deref(), Some("2099-01-01"));
+    assert_eq!(audited(&env), 2);
 }

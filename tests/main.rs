@@ -23,6 +23,7 @@ mod lifecycle;
 mod local;
 mod metrics;
 mod migrate;
+mod moves;
 mod ownership;
 mod privileges;
 mod provision;

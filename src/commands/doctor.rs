@@ -10,13 +10,13 @@ use crate::words;
 
 pub async fn init(settings: Settings, out: &Output, reporter: &TerminalReporter) -> Result<()> {
     let out = out.printer::<doctor::InitView>()?;
-    out.print(&doctor::init(&settings, reporter).await?)
+    out.print(&doctor::init(&settings.into(), reporter).await?)
 }
 
 /// Exit 1 when the report found a problem; the report is printed either way.
 pub async fn doctor(settings: Settings, out: &Output, reporter: &TerminalReporter) -> Result<()> {
     let out = out.printer::<doctor::Report>()?;
-    let report = doctor::doctor(&settings, reporter).await?;
+    let report = doctor::doctor(&settings.into(), reporter).await?;
     out.print(&report)?;
     if report.ok {
         Ok(())

@@ -12,12 +12,12 @@ pub async fn run(settings: &Settings, cmd: LocalCommand, out: &Output) -> Result
     match cmd {
         LocalCommand::Status => {
             let out = out.printer::<ClusterStatus>()?;
-            out.print(&local::status(settings).await)
+            out.print(&local::status(&settings.into()).await)
         }
         LocalCommand::Stop => {
             let out = out.printer::<Stopped>()?;
             out.print(&Stopped {
-                stopped: local::stop(settings)?,
+                stopped: local::stop(&settings.into())?,
             })
         }
     }

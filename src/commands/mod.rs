@@ -31,8 +31,43 @@ use anyhow::Result;
 
 use crate::cli::Command;
 use crate::config::Settings;
+use crate::ops::{Context, Opening};
 use crate::output::Output;
 use crate::progress::TerminalReporter;
+
+/// The one place the operations' context is cut out of the settings: what is left behind
+/// (`output`, `quiet`, `warnings`, where the control database and the buckets are) belongs to
+/// the terminal or to opening the control plane.
+impl From<&Settings> for Context {
+    fn from(s: &Settings) -> Context {
+        Context {
+            actor: s.actor.clone(),
+            naming: s.naming.clone(),
+            retention_days: s.retention_days,
+            tiers_path: s.tiers_path.clone(),
+            data_dir: s.data_dir.clone(),
+            pg_bindir: s.pg_bindir.clone(),
+            storage_root: s.storage_root.clone(),
+            hooks: s.hooks.clone(),
+            hooks_dir: s.hooks_dir.clone(),
+            hook_env: s.hook_env.clone(),
+            bill_batch: s.bill_batch,
+            failpoint: s.failpoint.clone(),
+        }
+    }
+}
+
+/// So that a command opens the control plane with its settings: `ControlPlane::open(settings, …)`.
+impl From<Settings> for Opening {
+    fn from(s: Settings) -> Opening {
+        Opening {
+            ctx: Context::from(&s),
+            database: s.database,
+            storage: s.storage,
+            server_access: s.server_access,
+        }
+    }
+}
 
 /// The commands that need neither settings nor a database (`completions`, `man`): run before
 /// the configuration is resolved, so a broken config file or an unset variable cannot stop

@@ -5,7 +5,7 @@ use anyhow::Result;
 use crate::cli::ProvisionArgs;
 use crate::config::Settings;
 use crate::ops::provision::{self, Args, Request};
-use crate::ops::{bulk, ControlPlane};
+use crate::ops::{bulk, Context, ControlPlane};
 use crate::output::Output;
 use crate::progress::TerminalReporter;
 
@@ -18,7 +18,7 @@ pub async fn run(
     if let Some(file) = &args.file {
         // Every row is checked before anything (even the local cluster) is touched.
         let batch = bulk::Batch::read(
-            &settings,
+            &Context::from(&settings),
             file,
             args.password_file.as_deref(),
             args.concurrency,
@@ -34,9 +34,10 @@ pub async fn run(
         unreachable!("clap requires a slug and --tier without --file");
     };
     // Everything is checked before anything (even the local cluster) is touched.
-    let validate = |settings: &Settings| {
+    let ctx = Context::from(&settings);
+    let validate = || {
         Request::validate(
-            settings,
+            &ctx,
             &Args {
                 slug,
                 tier,
@@ -51,13 +52,13 @@ pub async fn run(
     };
     if args.dry_run {
         let out = out.printer::<provision::Plan>()?;
-        let req = validate(&settings)?;
+        let req = validate()?;
         let plane = ControlPlane::open_existing(settings.clone(), reporter).await?;
-        let plan = provision::plan(&settings, plane.as_ref(), &req).await?;
+        let plan = provision::plan(&ctx, plane.as_ref(), &req).await?;
         return out.print(&plan);
     }
     let out = out.printer::<provision::Outcome>()?;
-    let req = validate(&settings)?;
+    let req = validate()?;
     let plane = ControlPlane::open(settings, reporter).await?;
     let outcome = provision::provision(&plane, &req, reporter).await?;
     out.print(&outcome)

@@ -9,8 +9,6 @@ use deadpool_postgres::{Object, Pool};
 use tokio_postgres::Client;
 
 use super::{already_exists, database_missing, ident, migrate, Server};
-use crate::error::Failure;
-use crate::excerpt::excerpt;
 use crate::resource::Resource;
 
 /// Cheap to clone: the pool and the server settings are shared.
@@ -24,12 +22,32 @@ pub struct ControlDb {
     first: Arc<Mutex<Option<Object>>>,
 }
 
+/// Why the named control database cannot be used as it stands. `db` says what it found;
+/// `ops` decides what that means to the caller (`ops::unusable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unusable {
+    /// An operator's server has no database of that name.
+    Missing,
+    /// The database has no tenantctl control schema.
+    NoSchema,
+    /// Its control schema is at `version`, newer than this binary's latest (`known`): an
+    /// older binary would not know its rules.
+    Newer { version: i32, known: i32 },
+    /// `init` found `relations` that are not tenantctl's in a database without the control
+    /// schema (nor the migration history a killed `init` leaves).
+    Foreign { relations: i64 },
+}
+
+/// An opening's answer: the control database, or why it is unusable. The outer `Result` of
+/// the functions that return it is an operational failure (unreachable server, failed query).
+pub type Opened<T> = std::result::Result<T, Unusable>;
+
 impl ControlDb {
     /// Opens the control database named by `server` and applies its pending migrations (an
     /// upgrade). The local cluster's is created when missing; on an operator's server a
-    /// missing database, or one without the control schema, is bad input that names
-    /// `tenantctl init`, and nothing is created.
-    pub async fn open(server: Server) -> Result<ControlDb> {
+    /// missing database, or one without the control schema, is `Unusable`, and nothing is
+    /// created.
+    pub async fn open(server: Server) -> Result<Opened<ControlDb>> {
         if server.embedded() {
             // The common case costs one connection and one query; anything else (a database
             // to create, migrations to apply) is `init`'s work.
@@ -37,47 +55,33 @@ impl ControlDb {
             let pool = server.pool(&name, 4)?;
             if let Ok(client) = server.first_pooled(&pool, &name).await {
                 if current_version(&client).await? == Some(migrate::control_latest()) {
-                    return Ok(ControlDb::with_first(pool, server, name, Some(client)));
+                    return Ok(Ok(ControlDb::with_first(pool, server, name, Some(client))));
                 }
             }
-            return Ok(Self::init(server).await?.0);
+            return Ok(Self::init(server).await?.map(|(control, _, _)| control));
         }
         let name = server.control_database().to_owned();
-        let init_hint = || {
-            Failure::BadInput(format!(
-                "control database `{}` does not exist on {}: run `tenantctl init` to create it",
-                excerpt(&name),
-                server.shown()
-            ))
-        };
         let pool = server.pool(&name, 4)?;
         let mut client = match server.first_pooled(&pool, &name).await {
             Ok(c) => c,
-            Err(e) if database_missing(&e) => return Err(init_hint().into()),
+            Err(e) if database_missing(&e) => return Ok(Err(Unusable::Missing)),
             Err(e) => return Err(e),
         };
-        match current_version(&client).await? {
-            None => {
-                return Err(Failure::BadInput(format!(
-                    "database `{}` on {} has no tenantctl control schema: run `tenantctl init` to set it up there, or name the right database",
-                    excerpt(&name),
-                    server.shown()
-                ))
-                .into())
-            }
-            Some(v) => {
-                refuse_newer(v)?;
-                if v < migrate::control_latest() {
-                    migrate::control(&mut client).await?;
-                }
-            }
+        let Some(v) = current_version(&client).await? else {
+            return Ok(Err(Unusable::NoSchema));
+        };
+        if let Err(newer) = not_newer(v) {
+            return Ok(Err(newer));
         }
-        Ok(ControlDb::with_first(pool, server, name, Some(client)))
+        if v < migrate::control_latest() {
+            migrate::control(&mut client).await?;
+        }
+        Ok(Ok(ControlDb::with_first(pool, server, name, Some(client))))
     }
 
     /// `tenantctl init`: creates the control database if it is missing and applies its
     /// migrations. Returns whether the database was created and the migrations applied.
-    pub async fn init(server: Server) -> Result<(ControlDb, bool, Vec<String>)> {
+    pub async fn init(server: Server) -> Result<Opened<(ControlDb, bool, Vec<String>)>> {
         let name = server.control_database().to_owned();
         let (mut client, created) = match server.connect(&name).await {
             Ok(c) => (c, false),
@@ -88,42 +92,42 @@ impl ControlDb {
             Err(e) => return Err(e),
         };
         if let Some(v) = schema_version(&client).await? {
-            refuse_newer(v)?;
+            if let Err(newer) = not_newer(v) {
+                return Ok(Err(newer));
+            }
         } else if !created {
-            refuse_foreign_tables(&client, &name).await?;
+            if let Some(relations) = foreign_relations(&client).await? {
+                return Ok(Err(Unusable::Foreign { relations }));
+            }
         }
         let applied = migrate::control(&mut client).await?;
         drop(client);
         let pool = server.pool(&name, 4)?;
-        Ok((
+        Ok(Ok((
             ControlDb::with_first(pool, server, name, None),
             created,
             applied,
-        ))
+        )))
     }
 
     /// Opens the control database only if it exists and is migrated, changing nothing
-    /// (for `--dry-run`).
-    pub async fn open_existing(server: Server) -> Result<Option<ControlDb>> {
+    /// (for `--dry-run`): `None` when there is none (the local cluster's) or it has no control
+    /// schema; on an operator's server a missing database is `Unusable::Missing`.
+    pub async fn open_existing(server: Server) -> Result<Opened<Option<ControlDb>>> {
         let name = server.control_database().to_owned();
         let pool = server.pool(&name, 2)?;
         let client = match server.first_pooled(&pool, &name).await {
             Ok(c) => c,
-            Err(e) if database_missing(&e) && server.embedded() => return Ok(None),
-            Err(e) if database_missing(&e) => {
-                return Err(Failure::BadInput(format!(
-                    "control database `{}` does not exist on {}: run `tenantctl init` to create it",
-                    excerpt(&name),
-                    server.shown()
-                ))
-                .into())
-            }
+            Err(e) if database_missing(&e) && server.embedded() => return Ok(Ok(None)),
+            Err(e) if database_missing(&e) => return Ok(Err(Unusable::Missing)),
             Err(e) => return Err(e),
         };
         let Some(v) = current_version(&client).await? else {
-            return Ok(None);
+            return Ok(Ok(None));
         };
-        refuse_newer(v)?;
+        if let Err(newer) = not_newer(v) {
+            return Ok(Err(newer));
+        }
         // A control database left behind by an older tenantctl lacks columns every read
         // needs; migrating it would change something, so say what to do instead.
         let pending = migrate::control_pending(v);
@@ -133,42 +137,42 @@ impl ControlDb {
                 pending.join(", ")
             );
         }
-        Ok(Some(ControlDb::with_first(
+        Ok(Ok(Some(ControlDb::with_first(
             pool,
             server,
             name,
             Some(client),
-        )))
+        ))))
     }
 
     /// Opens the control database only if it exists, applying its pending migrations as
     /// `open` does, but never creating it: `None` when it does not exist (read-only commands).
-    /// On an operator's server this is `open`: a missing control database is bad input that
-    /// names `tenantctl init`, which changes nothing either.
-    pub async fn open_if_exists(server: Server) -> Result<Option<ControlDb>> {
+    /// On an operator's server this is `open`: a missing control database is
+    /// `Unusable::Missing`, and `init` changes nothing either.
+    pub async fn open_if_exists(server: Server) -> Result<Opened<Option<ControlDb>>> {
         if !server.embedded() {
-            return Self::open(server).await.map(Some);
+            return Ok(Self::open(server).await?.map(Some));
         }
         let name = server.control_database().to_owned();
         let pool = server.pool(&name, 4)?;
         let mut client = match server.first_pooled(&pool, &name).await {
             Ok(c) => c,
-            Err(e) if database_missing(&e) => return Ok(None),
+            Err(e) if database_missing(&e) => return Ok(Ok(None)),
             Err(e) => return Err(e),
         };
         let v = current_version(&client).await?;
-        if let Some(v) = v {
-            refuse_newer(v)?;
+        if let Some(Err(newer)) = v.map(not_newer) {
+            return Ok(Err(newer));
         }
         if v != Some(migrate::control_latest()) {
             migrate::control(&mut client).await?;
         }
-        Ok(Some(ControlDb::with_first(
+        Ok(Ok(Some(ControlDb::with_first(
             pool,
             server,
             name,
             Some(client),
-        )))
+        ))))
     }
 
     /// The applied control schema version and the names of the migrations still pending.
@@ -297,8 +301,9 @@ async fn schema_version(client: &Client) -> Result<Option<i32>> {
 /// `init` never installs the control schema beside someone else's tables: a database that
 /// exists, has no control schema (nor the migration history a killed `init` leaves) and holds
 /// relations that are not an extension's is an application's database named by mistake (a
-/// `PGDATABASE` left set, a URL pasted from the application's configuration).
-async fn refuse_foreign_tables(client: &Client, name: &str) -> Result<()> {
+/// `PGDATABASE` left set, a URL pasted from the application's configuration). The number of
+/// such relations, `None` when there are none.
+async fn foreign_relations(client: &Client) -> Result<Option<i64>> {
     let row = client
         .query_one(
             "SELECT to_regclass('public.refinery_schema_history') IS NULL,
@@ -316,25 +321,14 @@ async fn refuse_foreign_tables(client: &Client, name: &str) -> Result<()> {
         .await
         .context("reading what the control database holds")?;
     let (no_history, relations): (bool, i64) = (row.get(0), row.get(1));
-    if no_history && relations > 0 {
-        return Err(Failure::Refused(format!(
-            "database `{}` already holds {relations} table(s) or other relation(s) that are not \
-             tenantctl's: name a new or empty database for the control plane (`tenantctl` if \
-             none is named; check TENANTCTL_DATABASE_URL and PGDATABASE)",
-            excerpt(name)
-        ))
-        .into());
-    }
-    Ok(())
+    Ok((no_history && relations > 0).then_some(relations))
 }
 
-/// An older binary never runs against a newer control schema: it would not know its rules.
-fn refuse_newer(version: i32) -> Result<(), Failure> {
+/// `Unusable::Newer` when the control schema is newer than this binary's.
+fn not_newer(version: i32) -> Opened<()> {
     let known = migrate::control_latest();
     if version > known {
-        return Err(Failure::Refused(format!(
-            "the control schema is at version {version}, newer than this tenantctl knows ({known}): upgrade tenantctl"
-        )));
+        return Err(Unusable::Newer { version, known });
     }
     Ok(())
 }

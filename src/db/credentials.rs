@@ -1,8 +1,9 @@
 //! A siloed tenant's login password: only the SCRAM verifier, computed by the caller, reaches
-//! the server, in the same transaction as its audit entry.
+//! the tenant's data-plane server, and the change is audited in the control database.
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
+use tokio_postgres::Client;
 
 use super::control::ControlDb;
 use super::ident;
@@ -24,29 +25,38 @@ impl ControlDb {
     }
 
     /// Sets the role's password to `verifier` (a `SCRAM-SHA-256$...` string), valid until
-    /// `valid_until` (or forever), on the tenant's server (`admin` is connected there), and
-    /// audits it: the audit entry's transaction is open while the role changes and commits
-    /// after, so a failed change leaves no entry (a crash between the two leaves the password
-    /// set without one, and the next `credentials` issues a new one without `--rotate`).
+    /// `valid_until` (or forever), and audits it. The role lives on the tenant's data-plane
+    /// server, reached through `admin` (a `Fleet` admin connection); the audit entry lives in
+    /// the control database. They cannot share a transaction, so the order is: `ALTER ROLE` in
+    /// an open data-plane transaction, then the audit entry committed, then the data-plane
+    /// commit. A failure before the audit commit changes nothing anywhere. A crash between the
+    /// two commits leaves an audit entry for a change that did not happen, never a change
+    /// without one: the role keeps its old password, the new one was never shown to anyone
+    /// (the caller prints it only after this returns), and the next `credentials` run sees
+    /// credentials issued and asks for `--rotate`, which sets a new one. `audited` runs between
+    /// the two commits (the fault tests crash there).
+    #[allow(clippy::too_many_arguments)]
     pub async fn set_login_verifier(
         &self,
-        admin: &tokio_postgres::Client,
+        admin: &mut Client,
         tenant: &Tenant,
         verifier: &str,
         valid_until: Option<DateTime<Utc>>,
         actor: &str,
         details: serde_json::Value,
+        audited: impl FnOnce(),
     ) -> Result<()> {
         let until = match valid_until {
             Some(t) => t.to_rfc3339(),
             None => "infinity".to_owned(),
         };
-        let mut conn = self.conn().await?;
-        let tx = conn.transaction().await.context("starting a transaction")?;
+        let role_tx = admin
+            .transaction()
+            .await
+            .context("starting a transaction on the data-plane server")?;
         // Neither value can be a bound parameter in ALTER ROLE; both are quoted literals (the
         // verifier is base64 and `$:`; the time is chrono's RFC 3339).
-        super::audit::append_unchanged(&*tx, tenant, Action::Credentials, actor, &details).await?;
-        admin
+        role_tx
             .batch_execute(&format!(
                 "ALTER ROLE {} PASSWORD {} VALID UNTIL {}",
                 ident::quote(&tenant.role),
@@ -55,6 +65,16 @@ impl ControlDb {
             ))
             .await
             .with_context(|| format!("setting the password of role `{}`", tenant.role))?;
-        tx.commit().await.context("committing the credentials")
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await.context("starting a transaction")?;
+        super::audit::append_unchanged(&*tx, tenant, Action::Credentials, actor, &details).await?;
+        tx.commit()
+            .await
+            .context("committing the credentials' audit entry")?;
+        audited();
+        role_tx
+            .commit()
+            .await
+            .with_context(|| format!("committing the password of role `{}`", tenant.role))
     }
 }

@@ -103,6 +103,16 @@ impl Fleet {
         Ok(m)
     }
 
+    /// A URL given to `server add`, checked (no password) and resolved as the fleet will resolve
+    /// it: the string to store and the parameters to connect with (`ServerAccess::new_server`).
+    pub fn new_server(
+        &self,
+        name: &str,
+        url: &str,
+    ) -> Result<(String, crate::conninfo::ConnParams), Failure> {
+        self.inner.access.new_server(name, url)
+    }
+
     /// How server `name` is shown in messages (a URL without the password).
     pub async fn shown(&self, name: &ServerName) -> Result<String> {
         Ok(self.member(name).await?.server.shown().to_owned())

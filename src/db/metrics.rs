@@ -8,6 +8,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::control::ControlDb;
 use super::locks::TENANT_LOCK_PREFIX;
 use crate::resource::Resource;
+use crate::tenant::Status;
 
 /// Tenants of one tier, isolation and status.
 #[derive(Debug, Clone)]
@@ -99,9 +100,9 @@ impl ControlDb {
                  JOIN quotas q ON q.tenant_id = t.id
                  LEFT JOIN usage_totals u ON u.tenant_id = t.id AND u.resource = q.resource AND u.period = $1
                  LEFT JOIN measured_usage m ON m.tenant_id = t.id AND m.resource = q.resource
-                 WHERE t.status NOT IN ('deleted', 'deleting')
+                 WHERE t.status <> ALL($2)
                  ORDER BY t.slug, q.resource",
-                &[&period],
+                &[&period, &[Status::Deleted, Status::Deleting].as_slice()],
             )
             .await
             .context("reading quotas and usage")?
@@ -150,6 +151,11 @@ impl ControlDb {
         // The lock is the one `ControlDb::try_lock_tenant` takes: a session advisory lock on
         // hashtextextended(key, 0), which pg_locks shows split in classid (high 32 bits) and
         // objid (low 32 bits) with objsubid 1.
+        // A tenant in an intermediate status is a transition not (yet) finished.
+        let intermediate: Vec<Status> = Status::ALL
+            .into_iter()
+            .filter(|s| s.is_intermediate())
+            .collect();
         let transitions = tx
             .query(
                 "SELECT t.slug, t.status,
@@ -160,9 +166,9 @@ impl ControlDb {
                                   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
                                   AND ((l.classid::int8 << 32) | l.objid::int8) = hashtextextended($1 || t.slug, 0))
                  FROM tenants t
-                 WHERE t.status NOT IN ('active', 'suspended', 'deleted')
+                 WHERE t.status = ANY($2)
                  ORDER BY t.slug",
-                &[&TENANT_LOCK_PREFIX],
+                &[&TENANT_LOCK_PREFIX, &intermediate],
             )
             .await
             .context("reading unfinished transitions")?

@@ -5,7 +5,7 @@
 //! - `billing`: billing runs, invoice facts, invoices written exactly once.
 //! - `control`: opening the control database (and migrating it); its pool.
 //! - `tenants`, `journal`, `quotas`, `locks`: the tenants table, the provisioning journal, the
-//!   quota rows, the advisory locks.
+//!   quota rows (with the usage that counts against them, and `quota set`), the advisory locks.
 //! - `credentials`: a siloed tenant's login password (a SCRAM verifier), audited.
 //! - `dataplane`: tenant databases and roles: creation, access, the owner user.
 //! - `doctor`: the server's version, the session's TLS, the admin role's attributes.
@@ -17,8 +17,11 @@
 //! - `hooks`: the lifecycle run a tenant's hooks belong to, and the hooks that succeeded.
 //! - `metrics`: the fleet's state in a few set-based reads, for `tenantctl metrics`.
 //! - `report`: billed months, invoice lines summed, storage measurements, for `report`.
-//! - `usage`: metered events, monthly totals, measured levels, bulk import.
+//! - `usage`: one metered event and its monthly total.
+//! - `import`: a usage file's events in one transaction (COPY, the fast path, hard limits).
 //! - `measurements`: the history of measured usage, and closing a month of it for billing.
+//! - `moves`: the move of a tenant's data in flight and its journal; `copy`: a tenant's rows
+//!   copied between two tenant databases and verified.
 //! - `migrate`: the refinery migrations of both schemas, each run under an advisory lock.
 //! - `lifecycle`: status transitions, purge of control rows, the audit log.
 //! - `ident`: the one place identifiers are quoted.
@@ -29,6 +32,7 @@ pub mod backup;
 pub mod billing;
 pub mod buckets;
 pub mod control;
+pub mod copy;
 pub mod credentials;
 pub mod dataplane;
 pub mod doctor;
@@ -36,12 +40,14 @@ pub mod features;
 pub mod fleet;
 pub mod hooks;
 pub mod ident;
+pub mod import;
 pub mod journal;
 pub mod lifecycle;
 pub mod locks;
 pub mod measurements;
 pub mod metrics;
 pub mod migrate;
+pub mod moves;
 pub mod ownership;
 pub mod quotas;
 pub mod report;

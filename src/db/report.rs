@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::control::ControlDb;
 use crate::invoice::LineKind;
 use crate::period::Period;
+use crate::resource::Resource;
 
 /// The lines of one kind that a tenant's invoice for a month has on one tier, summed.
 #[derive(Debug, Clone)]
@@ -100,8 +101,8 @@ impl ControlDb {
             .conn()
             .await?
             .query(
-                "SELECT tenant_id, quantity FROM measured_usage WHERE resource = 'storage_mb'",
-                &[],
+                "SELECT tenant_id, quantity FROM measured_usage WHERE resource = $1",
+                &[&Resource::StorageMb],
             )
             .await
             .context("reading storage measurements")?

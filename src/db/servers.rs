@@ -31,7 +31,8 @@ pub struct ServerRow {
 /// A server's tenants, counted from the control database.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Load {
-    /// Siloed tenants, any status (what capacity counts).
+    /// Siloed tenants, any status, and the silos moves in flight are creating there (what
+    /// capacity counts).
     pub silos: i64,
     /// Tenants in its pooled database, any status.
     pub pooled_tenants: i64,
@@ -116,7 +117,13 @@ impl ControlDb {
             .query(
                 &format!(
                     "SELECT {S_COLUMNS},
-                            count(t.id) FILTER (WHERE t.isolation = 'siloed') AS silos,
+                            count(t.id) FILTER (WHERE t.isolation = 'siloed')
+                              -- The silo a move in flight is creating there, until the
+                              -- tenant's own row counts it (after the switch).
+                              + (SELECT count(*) FROM moves m JOIN tenants mt ON mt.id = m.tenant_id
+                                  WHERE m.to_server = s.name AND m.to_isolation = 'siloed'
+                                    AND NOT (mt.isolation = 'siloed' AND mt.server = s.name))
+                              AS silos,
                             count(t.id) FILTER (WHERE t.isolation = 'pooled') AS pooled_tenants,
                             count(t.id) FILTER (WHERE t.status = 'active') AS active
                        FROM servers s LEFT JOIN tenants t ON t.server = s.name

@@ -149,7 +149,6 @@ impl ControlDb {
         features: &[&str],
         actor: &str,
     ) -> Result<()> {
-        let (resources, values, hard) = limit_columns(limits)?;
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.context("starting a transaction")?;
         tx.execute(
@@ -158,17 +157,7 @@ impl ControlDb {
         )
         .await
         .context("changing the tier")?;
-        tx.execute(
-            "INSERT INTO quotas (tenant_id, resource, limit_value, hard)
-             SELECT $1, r, l, h FROM unnest($2::text[], $3::bigint[], $4::bool[]) AS q(r, l, h)
-             ON CONFLICT (tenant_id, resource) DO UPDATE SET
-                 limit_value = CASE WHEN quotas.source = 'tier' THEN EXCLUDED.limit_value ELSE quotas.limit_value END,
-                 hard = EXCLUDED.hard, updated_at = now()",
-            &[&tenant.id, &resources, &values, &hard],
-        )
-        .await
-        .context("updating the tier's quotas")?;
-        super::features::set_tier_features(&tx, tenant.id, features).await?;
+        apply_tier(&tx, tenant.id, limits, features).await?;
         let details = serde_json::json!({ "from_tier": tenant.tier, "to_tier": tier });
         super::audit::append_unchanged(&*tx, tenant, Action::SetTier, actor, &details).await?;
         tx.commit().await.context("committing the tier change")
@@ -243,4 +232,28 @@ impl ControlDb {
         tx.commit().await.context("committing step activate")?;
         Ok(())
     }
+}
+
+/// A tier's part of a tenant's limits and features, inside the caller's transaction: the quota
+/// rows seeded from the tier take its limits (overrides keep theirs), every row takes its
+/// hardness, and the features the tier includes are recorded.
+pub(super) async fn apply_tier(
+    tx: &tokio_postgres::Transaction<'_>,
+    tenant: Uuid,
+    limits: &[(Resource, u64, bool)],
+    features: &[&str],
+) -> Result<()> {
+    let (resources, values, hard) = limit_columns(limits)?;
+    tx.execute(
+        "INSERT INTO quotas (tenant_id, resource, limit_value, hard)
+         SELECT $1, r, l, h FROM unnest($2::text[], $3::bigint[], $4::bool[]) AS q(r, l, h)
+         ON CONFLICT (tenant_id, resource) DO UPDATE SET
+             limit_value = CASE WHEN quotas.source = 'tier' THEN EXCLUDED.limit_value ELSE quotas.limit_value END,
+             hard = EXCLUDED.hard, updated_at = now()",
+        &[&tenant, &resources, &values, &hard],
+    )
+    .await
+    .context("updating the tier's quotas")?;
+    super::features::set_tier_features(tx, tenant, features).await?;
+    Ok(())
 }

@@ -255,7 +255,7 @@ async fn backup_locked(
     for (key, data) in objects {
         plane.store.put(&bucket, &format!("{id}/{key}"), data)?;
     }
-    failpoint(&plane.settings, "backup:before-manifest");
+    failpoint(&plane.ctx, "backup:before-manifest");
     let manifest = Manifest {
         format: 1,
         id: id.clone(),
@@ -274,7 +274,7 @@ async fn backup_locked(
     let details = serde_json::json!({ "backup_id": id, "bytes": bytes });
     plane
         .control
-        .audit_entry(t, Action::Backup, &plane.settings.actor, details)
+        .audit_entry(t, Action::Backup, &plane.ctx.actor, details)
         .await
         .context("auditing the backup")?;
     reporter.status(&format!(
@@ -290,7 +290,7 @@ async fn dump_silo(plane: &ControlPlane, t: &Tenant) -> Result<(Bytes, Vec<Table
     let client = ownership::connect(plane, t).await?;
     let snapshot = db::export_snapshot(&client).await?;
     let counts = db::count_rows(&client, t.id).await?;
-    let bindir = crate::cluster::pg_bindir(plane.settings.pg_bindir.as_deref())?;
+    let bindir = crate::cluster::pg_bindir(plane.ctx.pg_bindir.as_deref())?;
     let mut cmd = std::process::Command::new(bindir.join("pg_dump"));
     cmd.args(["--format=custom", "--no-password", "--enable-row-security"])
         .arg(format!("--snapshot={snapshot}"))
@@ -513,7 +513,7 @@ pub async fn restore(
     let details = serde_json::json!({ "backup_id": id, "settled": settled });
     plane
         .control
-        .audit_entry(&t, Action::RestoreBackup, &plane.settings.actor, details)
+        .audit_entry(&t, Action::RestoreBackup, &plane.ctx.actor, details)
         .await
         .context("auditing the restore")?;
     Ok(Restored {
@@ -547,11 +547,11 @@ async fn restore_pooled(
     }
     plane
         .control
-        .begin_restore(t.id, &m.id, None, None, &plane.settings.actor)
+        .begin_restore(t.id, &m.id, None, None, &plane.ctx.actor)
         .await?;
     let mut client = ownership::connect(plane, t).await?;
     let loaded = db::restore_pooled(&mut client, t.id, &copies, || {
-        failpoint(&plane.settings, "restore-backup:before-commit")
+        failpoint(&plane.ctx, "restore-backup:before-commit")
     })
     .await?;
     plane.control.end_restore(t.id).await?;
@@ -568,7 +568,7 @@ async fn restore_pooled(
 /// A staging or retired database's name: the prefix, then `_` (no slug starts with one, so no
 /// tenant's database can ever be named so), a letter and 12 hex digits.
 fn side_database(plane: &ControlPlane, letter: char, tag: &str) -> String {
-    format!("{}_{letter}{tag}", plane.settings.naming.prefix())
+    format!("{}_{letter}{tag}", plane.ctx.naming.prefix())
 }
 
 async fn restore_silo(
@@ -595,14 +595,14 @@ async fn restore_silo(
             &m.id,
             Some(&staging),
             Some(&retired),
-            &plane.settings.actor,
+            &plane.ctx.actor,
         )
         .await?;
     let admin = plane.fleet.admin_for(t).await?;
     ownership::ensure_database(plane, &admin, &t.server, &staging, &mark).await?;
     dataplane::restrict_connect(&admin, &mark, &staging, &t.role).await?;
     reporter.status(&format!("loading backup {} into `{staging}`", m.id));
-    let bindir = crate::cluster::pg_bindir(plane.settings.pg_bindir.as_deref())?;
+    let bindir = crate::cluster::pg_bindir(plane.ctx.pg_bindir.as_deref())?;
     let mut cmd = std::process::Command::new(bindir.join("pg_restore"));
     cmd.args([
         "--no-owner",
@@ -656,7 +656,7 @@ async fn restore_silo(
         }
     }
     drop(client);
-    failpoint(&plane.settings, "restore-backup:verified");
+    failpoint(&plane.ctx, "restore-backup:verified");
     plane.control.restore_swapping(t.id).await?;
     let journal = plane
         .control
@@ -705,7 +705,7 @@ async fn swap(plane: &ControlPlane, t: &Tenant, j: &db::RestoreJournal) -> Resul
             }
             db::rename_database(&admin, &mark, &t.database, retired).await?;
         }
-        failpoint(&plane.settings, "restore-backup:swapping");
+        failpoint(&plane.ctx, "restore-backup:swapping");
         db::rename_database(&admin, &mark, staging, &t.database).await?;
     }
     // A purge settles a restore too: a deleted or deleting tenant's database stays closed.

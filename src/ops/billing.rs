@@ -312,7 +312,7 @@ pub async fn bill(
         }
         plane
             .control
-            .start_billing_run(period, &plane.settings.actor)
+            .start_billing_run(period, &plane.ctx.actor)
             .await?;
     }
     let invoices = compute(plane, tiers, period).await?;
@@ -327,11 +327,11 @@ pub async fn bill(
     let n = invoices.len();
     reporter.progress(0, n, "billing");
     let mut written = 0;
-    for batch in invoices.chunks(plane.settings.bill_batch) {
+    for batch in invoices.chunks(plane.ctx.bill_batch) {
         plane.control.insert_invoices(period, batch).await?;
         written += batch.len();
         reporter.progress(written, n, "billing");
-        failpoint(&plane.settings, "bill:batch");
+        failpoint(&plane.ctx, "bill:batch");
     }
     plane.control.finish_billing_run(period).await?;
     // Show the invoices as stored (with their ids).

@@ -26,13 +26,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
 use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::provision::{self, Args, Request};
-use super::{ControlPlane, Reporter, Silent};
-use crate::config::Settings;
+use super::{Context, ControlPlane, Reporter, Silent};
 use crate::error::Failure;
 use crate::excerpt::excerpt;
 use crate::tenant::Status;
@@ -79,7 +78,7 @@ pub struct Summary {
 impl Batch {
     /// Step 1: reads `file` and checks every row, the password file and the concurrency.
     pub fn read(
-        settings: &Settings,
+        ctx: &Context,
         file: &Path,
         password_file: Option<&Path>,
         concurrency: Option<usize>,
@@ -150,7 +149,7 @@ impl Batch {
             let optional = |f: &str| (!f.is_empty()).then(|| f.to_owned());
             let (name, email) = (optional(fields[2]), optional(fields[3]));
             let checked = Request::validate(
-                settings,
+                ctx,
                 &Args {
                     slug: fields[0],
                     tier: fields[1],

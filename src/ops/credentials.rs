@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use rand::distr::{Alphanumeric, SampleString};
 use serde::Serialize;
 
-use super::{tenants, ControlPlane, Reporter};
+use super::{failpoint, tenants, ControlPlane, Reporter};
 use crate::error::Failure;
 use crate::slug::Slug;
 use crate::tenant::Status;
@@ -126,16 +126,19 @@ pub async fn credentials(
         "rotated": view.rotated,
         "valid_until": req.valid_until,
     });
-    let admin = plane.fleet.admin_for(&tenant).await?;
+    // The role lives on the tenant's server: the password is set through the fleet's admin
+    // connection, and audited in the control database (see `set_login_verifier` for the order).
+    let mut admin = plane.fleet.admin_for(&tenant).await?;
     plane
         .control
         .set_login_verifier(
-            &admin,
+            &mut admin,
             &tenant,
             &verifier,
             req.valid_until,
-            &plane.settings.actor,
+            &plane.ctx.actor,
             details,
+            || failpoint(&plane.ctx, "credentials:audited"),
         )
         .await?;
     view.issued = true;

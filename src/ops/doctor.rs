@@ -4,8 +4,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::{server, ControlPlane, Reporter};
-use crate::config::Settings;
+use super::{server, usable, ControlPlane, Opening, Reporter};
 use crate::db::control::ControlDb;
 use crate::db::doctor;
 use crate::server_name::ServerName;
@@ -22,10 +21,10 @@ pub struct InitView {
 }
 
 /// Creates the control database if missing and applies its migrations. Idempotent.
-pub async fn init(settings: &Settings, reporter: &dyn Reporter) -> Result<InitView> {
-    let server = server(settings, reporter, true)?.expect("started on demand");
+pub async fn init(opening: &Opening, reporter: &dyn Reporter) -> Result<InitView> {
+    let server = server(opening, reporter, true)?.expect("started on demand");
     let shown = server.shown().to_owned();
-    let (control, created, applied) = ControlDb::init(server).await?;
+    let (control, created, applied) = usable(&server, ControlDb::init(server.clone()).await?)?;
     Ok(InitView {
         server: shown,
         database: control.name().to_owned(),
@@ -93,8 +92,8 @@ pub struct ServerCheck {
 
 /// Checks the server, the admin role, the control schema and every active tenant's database.
 /// A server that cannot be reached at all is an error (exit 1), not a report.
-pub async fn doctor(settings: &Settings, reporter: &dyn Reporter) -> Result<Report> {
-    let server = server(settings, reporter, true)?.expect("started on demand");
+pub async fn doctor(opening: &Opening, reporter: &dyn Reporter) -> Result<Report> {
+    let server = server(opening, reporter, true)?.expect("started on demand");
     // Some managed servers have no `postgres` database: then template1.
     let client = match server.connect("postgres").await {
         Ok(c) => c,
@@ -143,7 +142,8 @@ pub async fn doctor(settings: &Settings, reporter: &dyn Reporter) -> Result<Repo
         databases: Vec::new(),
         problems: Vec::new(),
     };
-    match ControlDb::open_existing(server.clone()).await {
+    let opened = ControlDb::open_existing(server.clone()).await;
+    match opened.and_then(|o| usable(&server, o).map_err(Into::into)) {
         Ok(Some(control)) => {
             report.control_exists = true;
             let (version, pending) = control.schema_state().await?;
@@ -158,13 +158,13 @@ pub async fn doctor(settings: &Settings, reporter: &dyn Reporter) -> Result<Repo
             let fleet = crate::db::Fleet::new(
                 server.clone(),
                 control.clone(),
-                settings.server_access.clone(),
+                opening.server_access.clone(),
             );
             let plane = ControlPlane {
-                settings: settings.clone(),
+                ctx: opening.ctx.clone(),
                 control,
                 fleet,
-                store: Box::new(LocalDirStore::new(settings.storage_root.clone())),
+                store: Box::new(LocalDirStore::new(opening.ctx.storage_root.clone())),
             };
             report.servers = check_servers(&plane).await?;
             for c in &report.servers {

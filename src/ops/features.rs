@@ -185,7 +185,7 @@ pub async fn change(
             feature.as_str(),
             change.override_(),
             change.action(),
-            &plane.settings.actor,
+            &plane.ctx.actor,
         )
         .await?;
     // Also when nothing changed: a re-run repairs a data plane a crash left behind.
@@ -254,7 +254,7 @@ pub async fn refresh(
         let tier = tier_of(tiers, t.slug.as_str(), &t.tier)?;
         let changed = plane
             .control
-            .refresh_tier_features(&t, &tier.features.names(), &plane.settings.actor)
+            .refresh_tier_features(&t, &tier.features.names(), &plane.ctx.actor)
             .await?;
         sync(plane, &t).await?;
         let rows = plane.control.entitlements(t.id).await?;
@@ -313,7 +313,7 @@ pub async fn seed(
     let grants: Vec<&str> = grants.iter().map(Feature::as_str).collect();
     plane
         .control
-        .seed_features(t, &tier, &grants, &plane.settings.actor)
+        .seed_features(t, &tier, &grants, &plane.ctx.actor)
         .await?;
     let mut client = plane.fleet.tenant_db(t).await?;
     sync_with(plane, t, &mut client).await

@@ -33,7 +33,7 @@ pub async fn run(
     event: Event,
     reporter: &dyn Reporter,
 ) -> Result<()> {
-    let commands = plane.settings.hooks.of(event);
+    let commands = plane.ctx.hooks.of(event);
     if commands.is_empty() {
         return Ok(());
     }
@@ -62,13 +62,13 @@ pub async fn run(
             "hook {name} ... ok {} ms",
             t0.elapsed().as_millis()
         ));
-        failpoint(&plane.settings, &format!("hook:{event}:{position}:ran"));
+        failpoint(&plane.ctx, &format!("hook:{event}:{position}:ran"));
         let ms = i32::try_from(t0.elapsed().as_millis()).unwrap_or(i32::MAX);
         plane
             .control
             .record_hook(t.id, event, run, position, command, ms)
             .await?;
-        failpoint(&plane.settings, &format!("hook:{event}:{position}"));
+        failpoint(&plane.ctx, &format!("hook:{event}:{position}"));
     }
     Ok(())
 }
@@ -77,7 +77,7 @@ pub async fn run(
 /// tenant): whether that run, whose last status change was `finish`, still owes hooks of
 /// `event` (as configured now) that have not succeeded.
 pub async fn owed(plane: &ControlPlane, t: &Tenant, event: Event, finish: Action) -> Result<bool> {
-    let commands = plane.settings.hooks.of(event);
+    let commands = plane.ctx.hooks.of(event);
     if commands.is_empty() {
         return Ok(false);
     }
@@ -116,15 +116,15 @@ fn execute(
     stdin: &[u8],
     reporter: &dyn Reporter,
 ) -> Result<(), String> {
-    let settings = &plane.settings;
-    let timeout = settings.hooks.timeout;
+    let ctx = &plane.ctx;
+    let timeout = ctx.hooks.timeout;
     let short = format!("{}[{position}]", event.key());
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(command)
-        .current_dir(&settings.hooks_dir)
+        .current_dir(&ctx.hooks_dir)
         .env_clear()
-        .envs(settings.hook_env.iter().map(|(k, v)| (k, v)))
+        .envs(ctx.hook_env.iter().map(|(k, v)| (k, v)))
         .env("TENANTCTL_EVENT", event.as_str())
         .env("TENANTCTL_TENANT_ID", t.id.to_string())
         .env("TENANTCTL_SLUG", t.slug.as_str())

@@ -12,7 +12,7 @@
 //!   dropped, pooled rows deleted, buckets removed, control rows deleted. Every step is
 //!   idempotent: a purge killed midway is finished by running it again.
 //! - **set_tier**: a move between tiers of the same isolation model, where only the bill and the
-//!   limits change; pooled↔siloed needs a data migration and is refused.
+//!   limits change; pooled↔siloed moves the tenant's data too (`ops::moves`).
 //!
 //! Every status change follows one table (`transition::TRANSITIONS`): a command first writes its intermediate
 //! status (`suspending`, `resuming`, `deprovisioning`, `restoring`, `deleting`; audit action
@@ -115,6 +115,9 @@ async fn begin(
     details: &serde_json::Value,
 ) -> Result<Tenant> {
     let from = Transition::sources(mv.start);
+    if t.status == Status::Moving && !from.contains(&t.status) {
+        return Err(super::moves::refuse_moving(plane, t, mv.name()).await);
+    }
     if !from.contains(&t.status) {
         return Err(invalid(t, mv.name(), mv.allowed));
     }
@@ -124,20 +127,13 @@ async fn begin(
     if t.status != via {
         let moved = plane
             .control
-            .transition(
-                t,
-                &from,
-                via,
-                mv.start,
-                &plane.settings.actor,
-                details.clone(),
-            )
+            .transition(t, &from, via, mv.start, &plane.ctx.actor, details.clone())
             .await?;
         if !moved {
             return Err(changed_meanwhile(t));
         }
     }
-    failpoint(&plane.settings, &format!("{}:marked", mv.name()));
+    failpoint(&plane.ctx, &format!("{}:marked", mv.name()));
     let mut t = t.clone();
     t.status = via;
     Ok(t)
@@ -161,7 +157,7 @@ async fn finish(
     };
     let moved = plane
         .control
-        .transition(t, &[via], to, mv.finish, &plane.settings.actor, details)
+        .transition(t, &[via], to, mv.finish, &plane.ctx.actor, details)
         .await?;
     if moved {
         Ok(())
@@ -188,6 +184,9 @@ pub async fn set_tier(
     reporter: &dyn Reporter,
 ) -> Result<TenantView> {
     let (_lock, t) = lock_and_find(plane, slug).await?;
+    if t.status == Status::Moving {
+        return super::moves::continue_move(plane, &t, tier_name, tier, reporter).await;
+    }
     if Transition::target(Action::SetTier, t.status).is_none() {
         return Err(Failure::Refused(format!(
             "tenant `{slug}` is {}; only an active or suspended tenant can change tiers",
@@ -204,11 +203,7 @@ pub async fn set_tier(
         return tenants::view(plane, t).await;
     }
     if t.isolation != tier.isolation {
-        return Err(Failure::Refused(format!(
-            "tier `{tier_name}` is {} and tenant `{slug}` is {}: moving between isolation models needs a data migration, which this version of tenantctl does not do",
-            tier.isolation, t.isolation
-        ))
-        .into());
+        return super::moves::change_isolation(plane, &t, tier_name, tier, reporter).await;
     }
     plane
         .control
@@ -217,7 +212,7 @@ pub async fn set_tier(
             tier_name,
             &tier.quota_rows(),
             &tier.features.names(),
-            &plane.settings.actor,
+            &plane.ctx.actor,
         )
         .await?;
     super::features::sync(plane, &t).await?;
@@ -256,7 +251,7 @@ fn invalid(t: &Tenant, what: &str, allowed: &str) -> anyhow::Error {
 /// mid-provisioning may have a login role but no database yet, or a database still being
 /// created by a killed run (`settle_interrupted_create`, waited for here): both are closed too,
 /// so `deleted` never stands beside a role that logs in or a database that takes connections.
-async fn close(plane: &ControlPlane, t: &Tenant) -> Result<()> {
+pub(super) async fn close(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     let admin = plane.fleet.admin_for(t).await?;
     if t.isolation == Isolation::Siloed {
         let mark = ownership::settled_mark(plane, t).await?;
@@ -289,7 +284,7 @@ async fn close(plane: &ControlPlane, t: &Tenant) -> Result<()> {
 
 /// Reopens the tenant's data plane, migrating it first. Idempotent; `action` names the
 /// failpoints (`<action>:connections-allowed`, `<action>:migrated`).
-async fn open(plane: &ControlPlane, t: &Tenant, action: &str) -> Result<()> {
+pub(super) async fn open(plane: &ControlPlane, t: &Tenant, action: &str) -> Result<()> {
     let admin = plane.fleet.admin_for(t).await?;
     if dataplane::accepts_connections(&admin, &t.database)
         .await?
@@ -301,12 +296,12 @@ async fn open(plane: &ControlPlane, t: &Tenant, action: &str) -> Result<()> {
         Isolation::Siloed => {
             let mark = ownership::settled_mark(plane, t).await?;
             dataplane::allow_connections(&admin, &mark, &t.database).await?;
-            failpoint(&plane.settings, &format!("{action}:connections-allowed"));
+            failpoint(&plane.ctx, &format!("{action}:connections-allowed"));
             let mut client = ownership::connect(plane, t).await?;
             migrate::tenant(&mut client).await?;
             dataplane::grant_app_access(&client, &t.role).await?;
             super::features::sync_with(plane, t, &mut client).await?;
-            failpoint(&plane.settings, &format!("{action}:migrated"));
+            failpoint(&plane.ctx, &format!("{action}:migrated"));
             dataplane::open_silo_to_tenant(&admin, &mark, &t.database, &t.role).await
         }
         Isolation::Pooled => {
@@ -315,7 +310,7 @@ async fn open(plane: &ControlPlane, t: &Tenant, action: &str) -> Result<()> {
             migrate::tenant(&mut client).await?;
             dataplane::grant_app_access(&client, &t.role).await?;
             super::features::sync_with(plane, t, &mut client).await?;
-            failpoint(&plane.settings, &format!("{action}:migrated"));
+            failpoint(&plane.ctx, &format!("{action}:migrated"));
             dataplane::set_pooled_suspension(&mut client, t.id, false).await
         }
     }
@@ -383,7 +378,7 @@ pub async fn suspend(
     let details = serde_json::json!({ "reason": reason });
     let t = begin(plane, &t, &SUSPEND, &details).await?;
     close(plane, &t).await?;
-    failpoint(&plane.settings, "suspend:closed");
+    failpoint(&plane.ctx, "suspend:closed");
     finish(plane, &t, &SUSPEND, None, details).await?;
     after_hooks(plane, slug, &SUSPEND, reporter).await
 }
@@ -401,7 +396,7 @@ pub async fn resume(
     let details = serde_json::json!({});
     let t = begin(plane, &t, &RESUME, &details).await?;
     open(plane, &t, "resume").await?;
-    failpoint(&plane.settings, "resume:opened");
+    failpoint(&plane.ctx, "resume:opened");
     finish(plane, &t, &RESUME, None, details).await?;
     after_hooks(plane, slug, &RESUME, reporter).await
 }
@@ -417,11 +412,11 @@ pub async fn deprovision(
     if let Some(done) = rerun_hooks(plane, &t, &DEPROVISION, reporter).await? {
         return Ok(done);
     }
-    let retention = plane.settings.retention_days;
+    let retention = plane.ctx.retention_days;
     let details = serde_json::json!({ "reason": reason, "retention_days": retention });
     let t = begin(plane, &t, &DEPROVISION, &details).await?;
     close(plane, &t).await?;
-    failpoint(&plane.settings, "deprovision:closed");
+    failpoint(&plane.ctx, "deprovision:closed");
     finish(plane, &t, &DEPROVISION, None, details).await?;
     after_hooks(plane, slug, &DEPROVISION, reporter).await
 }
@@ -455,7 +450,7 @@ pub async fn restore(
     let details = serde_json::json!({});
     let t = begin(plane, &t, &RESTORE, &details).await?;
     open(plane, &t, "restore").await?;
-    failpoint(&plane.settings, "restore:opened");
+    failpoint(&plane.ctx, "restore:opened");
     // A tenant deprovisioned before it was ever activated goes back to `provisioning`, for
     // `provision` to finish; the others back to `active`.
     let to = if t.activated_at.is_some() {
@@ -499,10 +494,12 @@ async fn purge_locked(plane: &ControlPlane, t: &Tenant, reporter: &dyn Reporter)
                 )
             })?;
     }
-    let actor = &plane.settings.actor;
+    let actor = &plane.ctx.actor;
     // `deleting` is written before anything is removed: from then on only a purge may follow.
     let t = &begin(plane, t, &PURGE, &serde_json::json!({})).await?;
-    failpoint(&plane.settings, "purge:deleting");
+    failpoint(&plane.ctx, "purge:deleting");
+    // A move a purge interrupts: the side that is not the tenant's data goes first.
+    super::moves::settle_for_purge(plane, t, reporter).await?;
     let mut pooled_rows = 0;
     let (database, role) = match t.isolation {
         Isolation::Siloed => {
@@ -532,13 +529,13 @@ async fn purge_locked(plane: &ControlPlane, t: &Tenant, reporter: &dyn Reporter)
             (None, None)
         }
     };
-    failpoint(&plane.settings, "purge:data");
+    failpoint(&plane.ctx, "purge:data");
     let buckets = bucket_names(&t.slug);
     let mark = ownership::bucket_mark(plane, t).await?;
     for b in crate::storage::buckets(&t.slug, t.isolation) {
         ownership::remove_bucket(plane, &b, &mark).await?;
     }
-    failpoint(&plane.settings, "purge:buckets");
+    failpoint(&plane.ctx, "purge:buckets");
     plane.control.purge_tenant_rows(t, actor).await?;
     Ok(Purged {
         slug: t.slug.to_string(),

@@ -4,18 +4,14 @@
 
 use anyhow::Result;
 
-use crate::cluster::{ClusterStatus, LocalCluster};
-use crate::config::Settings;
+use super::{local_cluster, Context};
+use crate::cluster::ClusterStatus;
 use crate::db::Server;
-
-fn cluster(settings: &Settings) -> LocalCluster {
-    LocalCluster::new(&settings.data_dir, settings.pg_bindir.as_deref())
-}
 
 /// The cluster's files, and for a running server whether tenantctl can connect to it (and
 /// why not).
-pub async fn status(settings: &Settings) -> ClusterStatus {
-    let cluster = cluster(settings);
+pub async fn status(ctx: &Context) -> ClusterStatus {
+    let cluster = local_cluster(ctx);
     let mut status = cluster.status();
     if status.running && status.problem.is_none() {
         let shown = format!("the local cluster in {}", cluster.data_dir().display());
@@ -29,6 +25,6 @@ pub async fn status(settings: &Settings) -> ClusterStatus {
 }
 
 /// Stops the local cluster; false if it was not running.
-pub fn stop(settings: &Settings) -> Result<bool> {
-    cluster(settings).stop()
+pub fn stop(ctx: &Context) -> Result<bool> {
+    local_cluster(ctx).stop()
 }

@@ -251,7 +251,7 @@ pub async fn migrate(
 ) -> Result<Migrated> {
     let tenants = plane.control.list_tenants().await?;
     let (run, skipped) = targets(&tenants);
-    pause_point(&plane.settings, reporter, "migrate:listed");
+    pause_point(&plane.ctx, reporter, "migrate:listed");
     let total = run.len();
     let mut results = Vec::with_capacity(total + skipped.len());
     let mut per_server: BTreeMap<ServerName, Vec<Target>> = BTreeMap::new();

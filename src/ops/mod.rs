@@ -4,6 +4,7 @@
 //! - `provision`: the numbered provisioning steps.
 //! - `bulk`: `provision --file`, many tenants through `provision`, N at a time.
 //! - `lifecycle`: suspend, resume, deprovision, restore, purge, set-tier.
+//! - `moves`: a tenant's data moved to another database (`set-tier` across isolation models).
 //! - `migrate`: the tenant schema across every tenant database.
 //! - `audit`: reading the audit log.
 //! - `billing`: billing runs and invoices.
@@ -26,6 +27,7 @@ pub mod audit;
 pub mod backup;
 pub mod billing;
 pub mod bulk;
+mod context;
 pub mod credentials;
 pub mod doctor;
 pub mod features;
@@ -34,6 +36,7 @@ pub mod lifecycle;
 pub mod local;
 pub mod metrics;
 pub mod migrate;
+pub mod moves;
 pub mod ownership;
 pub mod provision;
 pub mod quota;
@@ -49,10 +52,14 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::cluster::LocalCluster;
-use crate::config::{DatabaseTarget, Settings};
-use crate::db::control::ControlDb;
+use crate::config::DatabaseTarget;
+use crate::db::control::{ControlDb, Opened, Unusable};
 use crate::db::{Fleet, Server};
+use crate::error::Failure;
+use crate::excerpt::excerpt;
 use crate::storage::BucketStore;
+
+pub use context::{Context, Opening};
 
 /// How a step ended, for the reporter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,10 +104,10 @@ impl Reporter for Silent {
     fn progress(&self, _: usize, _: usize, _: &str) {}
 }
 
-/// Test builds only (`Settings::failpoint` is never set in a release build): abort, as
+/// Test builds only (`Context::failpoint` is never set in a release build): abort, as
 /// `kill -9` would, at the named point, so the fault tests can crash a run deterministically.
-pub(crate) fn failpoint(settings: &Settings, point: &str) {
-    if settings.failpoint.as_deref() == Some(point) {
+pub(crate) fn failpoint(ctx: &Context, point: &str) {
+    if ctx.failpoint.as_deref() == Some(point) {
         std::process::abort();
     }
 }
@@ -108,8 +115,8 @@ pub(crate) fn failpoint(settings: &Settings, point: &str) {
 /// Test builds only: with `TENANTCTL_FAILPOINT=pause:<point>`, stop at the named point, say so
 /// on stderr and wait for a line on stdin, so that a test can change the world at exactly that
 /// moment (suspend a tenant while `migrate` runs) and then let the run go on.
-pub(crate) fn pause_point(settings: &Settings, reporter: &dyn Reporter, point: &str) {
-    let armed = settings
+pub(crate) fn pause_point(ctx: &Context, reporter: &dyn Reporter, point: &str) {
+    let armed = ctx
         .failpoint
         .as_deref()
         .and_then(|f| f.strip_prefix("pause:"));
@@ -120,10 +127,10 @@ pub(crate) fn pause_point(settings: &Settings, reporter: &dyn Reporter, point: &
     }
 }
 
-/// What the operations work on: the settings, the control database, the fleet of data-plane
+/// What the operations work on: their context, the control database, the fleet of data-plane
 /// servers (the only way to a tenant's database), the bucket store.
 pub struct ControlPlane {
-    pub settings: Settings,
+    pub ctx: Context,
     pub control: ControlDb,
     pub fleet: Fleet,
     pub store: Box<dyn BucketStore>,
@@ -133,39 +140,42 @@ impl ControlPlane {
     /// Connects to the control database and applies pending migrations, starting the local
     /// cluster (and creating its control database) first when no URL is configured. On an
     /// operator's server the control database must exist (`tenantctl init`).
-    pub async fn open(settings: Settings, reporter: &dyn Reporter) -> Result<ControlPlane> {
-        let server = server(&settings, reporter, true)?.expect("started on demand");
-        let control = ControlDb::open(server.clone()).await?;
-        let fleet = Fleet::new(server, control.clone(), settings.server_access.clone());
-        let store = crate::storage::open(&settings)?;
-        Ok(ControlPlane {
-            settings,
-            control,
-            fleet,
-            store,
-        })
+    /// A command passes its `Settings`, which convert into an `Opening` (`commands/mod.rs`).
+    pub async fn open(
+        opening: impl Into<Opening>,
+        reporter: &dyn Reporter,
+    ) -> Result<ControlPlane> {
+        let opening = opening.into();
+        let server = server(&opening, reporter, true)?.expect("started on demand");
+        let control = usable(&server, ControlDb::open(server.clone()).await?)?;
+        ControlPlane::assemble(opening, server, control)
     }
 
     /// Like `open`, but changes nothing anywhere: `None` when there is no control database yet
     /// (or the local cluster is not running).
     pub async fn open_existing(
-        settings: Settings,
+        opening: impl Into<Opening>,
         reporter: &dyn Reporter,
     ) -> Result<Option<ControlPlane>> {
-        let Some(server) = server(&settings, reporter, false)? else {
+        let opening = opening.into();
+        let Some(server) = server(&opening, reporter, false)? else {
             return Ok(None);
         };
-        let Some(control) = ControlDb::open_existing(server.clone()).await? else {
+        let Some(control) = usable(&server, ControlDb::open_existing(server.clone()).await?)?
+        else {
             return Ok(None);
         };
-        let fleet = Fleet::new(server, control.clone(), settings.server_access.clone());
-        let store = crate::storage::open(&settings)?;
-        Ok(Some(ControlPlane {
-            settings,
+        ControlPlane::assemble(opening, server, control).map(Some)
+    }
+
+    /// The plane around an opened control database: the fleet of `server` and the bucket store.
+    fn assemble(opening: Opening, server: Server, control: ControlDb) -> Result<ControlPlane> {
+        Ok(ControlPlane {
+            fleet: Fleet::new(server, control.clone(), opening.server_access.clone()),
+            store: store(&opening)?,
+            ctx: opening.ctx,
             control,
-            fleet,
-            store,
-        }))
+        })
     }
 }
 
@@ -177,47 +187,71 @@ impl ControlPlane {
     /// was initialised is started, as any command does). `migrate_schema`: bring an existing
     /// control database up to date as `open` would; dry runs pass false and change nothing.
     pub async fn open_read_only(
-        settings: Settings,
+        opening: impl Into<Opening>,
         reporter: &dyn Reporter,
         migrate_schema: bool,
     ) -> Result<Option<ControlPlane>> {
-        if let DatabaseTarget::Local = &settings.database {
-            let cluster = LocalCluster::new(&settings.data_dir, settings.pg_bindir.as_deref());
-            if !cluster.is_initialized() {
+        let opening = opening.into();
+        if let DatabaseTarget::Local = &opening.database {
+            if !local_cluster(&opening.ctx).is_initialized() {
                 return Ok(None);
             }
         }
-        let server = server(&settings, reporter, true)?.expect("started on demand");
+        let server = server(&opening, reporter, true)?.expect("started on demand");
         let control = if migrate_schema {
             ControlDb::open_if_exists(server.clone()).await?
         } else {
             ControlDb::open_existing(server.clone()).await?
         };
-        let Some(control) = control else {
+        let Some(control) = usable(&server, control)? else {
             return Ok(None);
         };
-        let fleet = Fleet::new(server, control.clone(), settings.server_access.clone());
-        let store = crate::storage::open(&settings)?;
-        Ok(Some(ControlPlane {
-            settings,
-            control,
-            fleet,
-            store,
-        }))
+        ControlPlane::assemble(opening, server, control).map(Some)
     }
+}
+
+/// What a control database that cannot be used means to the caller: bad input that names
+/// `tenantctl init` when it is missing or has no control schema (nothing was changed; the
+/// operator named the wrong database or has not run `init`), a refusal (exit 3) when its schema
+/// is newer than this binary or the database is someone else's.
+pub(crate) fn unusable(server: &Server, why: Unusable) -> Failure {
+    let name = excerpt(server.control_database());
+    match why {
+        Unusable::Missing => Failure::BadInput(format!(
+            "control database `{name}` does not exist on {}: run `tenantctl init` to create it",
+            server.shown()
+        )),
+        Unusable::NoSchema => Failure::BadInput(format!(
+            "database `{name}` on {} has no tenantctl control schema: run `tenantctl init` to set it up there, or name the right database",
+            server.shown()
+        )),
+        Unusable::Newer { version, known } => Failure::Refused(format!(
+            "the control schema is at version {version}, newer than this tenantctl knows ({known}): upgrade tenantctl"
+        )),
+        Unusable::Foreign { relations } => Failure::Refused(format!(
+            "database `{name}` already holds {relations} table(s) or other relation(s) that are not \
+             tenantctl's: name a new or empty database for the control plane (`tenantctl` if \
+             none is named; check TENANTCTL_DATABASE_URL and PGDATABASE)"
+        )),
+    }
+}
+
+/// `db`'s answer on opening `server`'s control database, decided.
+pub(crate) fn usable<T>(server: &Server, opened: Opened<T>) -> Result<T, Failure> {
+    opened.map_err(|why| unusable(server, why))
 }
 
 /// The server to use; for the local cluster, started if `start` (else `None` when it is not
 /// running).
 pub(crate) fn server(
-    settings: &Settings,
+    opening: &Opening,
     reporter: &dyn Reporter,
     start: bool,
 ) -> Result<Option<Server>> {
-    match &settings.database {
+    match &opening.database {
         DatabaseTarget::Url(params) => Ok(Some(Server::external(params)?)),
         DatabaseTarget::Local => {
-            let cluster = LocalCluster::new(&settings.data_dir, settings.pg_bindir.as_deref());
+            let cluster = local_cluster(&opening.ctx);
             if start {
                 // Said when tenantctl starts the server, not on every command that uses it.
                 if cluster.ensure_running()? {
@@ -235,4 +269,18 @@ pub(crate) fn server(
             Ok(Some(Server::local(config, shown)))
         }
     }
+}
+
+/// The local cluster under the data directory (whether or not it exists).
+pub(crate) fn local_cluster(ctx: &Context) -> LocalCluster {
+    LocalCluster::new(&ctx.data_dir, ctx.pg_bindir.as_deref())
+}
+
+/// The bucket store the opening names.
+fn store(opening: &Opening) -> Result<Box<dyn BucketStore>> {
+    crate::storage::open(
+        &opening.storage,
+        &opening.ctx.storage_root,
+        opening.ctx.failpoint.as_deref(),
+    )
 }

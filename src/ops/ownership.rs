@@ -250,7 +250,7 @@ pub async fn ensure_database(
                 }
                 return Ok(());
             }
-            failpoint(&plane.settings, "create-database:unmarked");
+            failpoint(&plane.ctx, "create-database:unmarked");
             dataplane::write_mark(admin, obj, mark).await?;
         }
     }
@@ -265,8 +265,7 @@ pub async fn check_ours(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     let mark = settled_mark(plane, t).await?;
     let admin = plane.fleet.admin_for(t).await?;
     if t.isolation == Isolation::Siloed
-        && (t.database == plane.control.name()
-            || t.database == plane.settings.naming.pooled_database())
+        && (t.database == plane.control.name() || t.database == plane.ctx.naming.pooled_database())
     {
         return Err(dataplane::refusal(Object::Database(&t.database), None).into());
     }
@@ -350,12 +349,7 @@ pub async fn adopt(plane: &ControlPlane, slug: &Slug) -> Result<Adopted> {
         let details = serde_json::json!({ "marked": done.marked, "mark": mark.as_str() });
         plane
             .control
-            .audit_entry(
-                &t,
-                crate::action::Action::Adopt,
-                &plane.settings.actor,
-                details,
-            )
+            .audit_entry(&t, crate::action::Action::Adopt, &plane.ctx.actor, details)
             .await
             .context("auditing the adoption")?;
     }

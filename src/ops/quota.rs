@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::tenants::{find, not_found};
 use super::usage::{measure, tier_of};
 use super::{ControlPlane, Reporter};
-use crate::db::usage::QuotaUsage;
+use crate::db::quotas::QuotaUsage;
 use crate::error::Failure;
 use crate::money::Money;
 use crate::period::Period;
@@ -132,7 +132,7 @@ pub async fn set(
             resource,
             limit,
             "override",
-            &plane.settings.actor,
+            &plane.ctx.actor,
         )
         .await?
         .ok_or_else(|| no_quota_yet(&t.slug, resource))?;
@@ -160,14 +160,7 @@ pub async fn reset(
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             plane
                 .control
-                .set_quota(
-                    t.id,
-                    t.slug.as_str(),
-                    r,
-                    limit,
-                    "tier",
-                    &plane.settings.actor,
-                )
+                .set_quota(t.id, t.slug.as_str(), r, limit, "tier", &plane.ctx.actor)
                 .await?
                 .ok_or_else(|| no_quota_yet(&t.slug, r))?;
         }

@@ -248,13 +248,10 @@ pub async fn add(
         ))
         .into());
     }
-    let (stored, params) = plane
-        .settings
-        .server_access
-        .new_server(name.as_str(), &req.url)?;
+    let (stored, params) = plane.fleet.new_server(name.as_str(), &req.url)?;
     let db = &params.dbname;
     plane
-        .settings
+        .ctx
         .naming
         .check_foreign("database of the server URL", db)?;
     if matches!(db.as_str(), "template0" | "template1") {
@@ -311,7 +308,7 @@ pub async fn add(
                 pooled: req.pooled,
                 system_id: &system.system_id,
             },
-            &plane.settings.actor,
+            &plane.ctx.actor,
         )
         .await?;
     if !added {
@@ -345,7 +342,7 @@ pub async fn set_draining(
     let _placing = plane.control.lock_placement().await?;
     match plane
         .control
-        .set_draining(name, draining, &plane.settings.actor)
+        .set_draining(name, draining, &plane.ctx.actor)
         .await?
     {
         None => return Err(not_found(name).into()),
@@ -381,7 +378,7 @@ pub async fn set_capacity(
     let _placing = plane.control.lock_placement().await?;
     let Some(was) = plane
         .control
-        .set_capacity(name, capacity, &plane.settings.actor)
+        .set_capacity(name, capacity, &plane.ctx.actor)
         .await?
     else {
         return Err(not_found(name).into());
@@ -414,7 +411,7 @@ pub async fn remove(plane: &ControlPlane, name: &ServerName) -> Result<Removed> 
     let _placing = plane.control.lock_placement().await?;
     match plane
         .control
-        .remove_server(name, &plane.settings.actor)
+        .remove_server(name, &plane.ctx.actor)
         .await?
     {
         None => Err(not_found(name).into()),

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::tenants::find;
 use super::ControlPlane;
 use crate::db::dataplane;
+use crate::db::import::BadLines;
 use crate::db::usage::{Event, Recorded};
 use crate::error::Failure;
 use crate::period::{check_usage_time, Period};
@@ -171,10 +172,18 @@ pub async fn import(
         })
         .collect();
     let names = tiers.names();
+    // Lines that make the whole file wrong (an unknown tier, a time out of bounds, a total too
+    // large) are bad input, and nothing was imported.
     let done = plane
         .control
-        .import_events(origin, rows, &names, &hard, Utc::now())
-        .await?;
+        .import_events(rows, &names, &hard, Utc::now())
+        .await?
+        .map_err(|BadLines(lines)| {
+            Failure::BadInput(format!(
+                "invalid usage file {origin}: {}; nothing imported",
+                lines.join("; ")
+            ))
+        })?;
     Ok(ImportView {
         file: origin.to_owned(),
         rows: rows.len(),
@@ -205,7 +214,7 @@ pub struct Measurement {
 }
 
 /// Bytes to whole MiB, rounded up.
-fn storage_mb(bytes: i64) -> i64 {
+pub(super) fn storage_mb(bytes: i64) -> i64 {
     bytes / (1 << 20) + i64::from(bytes % (1 << 20) != 0)
 }
 
@@ -233,6 +242,28 @@ pub struct Measured {
 /// databases (`pg_database_size`), so a suspended silo's storage is measured too. Siloed
 /// user counts are taken a few databases at a time; the pooled database in one query.
 pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measured> {
+    let out = measure_levels(plane, tenants).await?;
+    let rows: Vec<(Uuid, Resource, i64)> = out
+        .measurements
+        .iter()
+        .flat_map(|m| {
+            [
+                m.users.map(|u| (m.tenant, Resource::Users, u)),
+                m.storage_bytes
+                    .map(|b| (m.tenant, Resource::StorageMb, storage_mb(b))),
+            ]
+        })
+        .flatten()
+        .collect();
+    if !rows.is_empty() {
+        plane.control.store_measurements(&rows).await?;
+    }
+    Ok(out)
+}
+
+/// What `measure` measures, without storing anything (a check that must change nothing when it
+/// refuses: a downgrade over its new tier's hard limits).
+pub async fn measure_levels(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measured> {
     let tenants: Vec<&Tenant> = tenants
         .iter()
         .filter(|t| matches!(t.status, Status::Active | Status::Suspended))
@@ -439,22 +470,6 @@ pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measure
             }
         }
     }
-    let rows: Vec<(Uuid, Resource, i64)> = out
-        .measurements
-        .iter()
-        .flat_map(|m| {
-            [
-                m.users.map(|u| (m.tenant, Resource::Users, u)),
-                m.storage_bytes
-                    .map(|b| (m.tenant, Resource::StorageMb, storage_mb(b))),
-            ]
-        })
-        .flatten()
-        .collect();
-    if !rows.is_empty() {
-        plane.control.store_measurements(&rows).await?;
-    }
-
     for t in &tenants {
         let theirs: Vec<&(Uuid, &'static str, String)> =
             failures.iter().filter(|f| f.0 == t.id).collect();

@@ -12,11 +12,12 @@ pub mod local;
 pub mod s3;
 
 use std::fmt;
+use std::path::Path;
 
 use anyhow::Result;
 use bytes::Bytes;
 
-use crate::config::{Settings, StorageBackend};
+use crate::config::StorageBackend;
 use crate::slug::Slug;
 use crate::tier::Isolation;
 
@@ -71,13 +72,18 @@ pub struct ObjectInfo {
     pub size: u64,
 }
 
-/// The store the settings name.
-pub fn open(settings: &Settings) -> Result<Box<dyn BucketStore>> {
-    Ok(match &settings.storage {
-        StorageBackend::Local => Box::new(local::LocalDirStore::new(settings.storage_root.clone())),
+/// The store `backend` names: directories under `storage_root`, or S3 (armed with the test
+/// builds' `failpoint`).
+pub fn open(
+    backend: &StorageBackend,
+    storage_root: &Path,
+    failpoint: Option<&str>,
+) -> Result<Box<dyn BucketStore>> {
+    Ok(match backend {
+        StorageBackend::Local => Box::new(local::LocalDirStore::new(storage_root.to_path_buf())),
         StorageBackend::S3(s3) => {
             let mut s3 = (**s3).clone();
-            s3.failpoint = settings.failpoint.clone();
+            s3.failpoint = failpoint.map(str::to_owned);
             Box::new(s3::S3Store::new(s3)?)
         }
     })

@@ -38,15 +38,14 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
 use rand::distr::{Alphanumeric, SampleString};
 use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::tenants::{self, TenantView};
-use super::{ownership, ControlPlane, Reporter};
+use super::{ownership, Context, ControlPlane, Reporter};
 use crate::action::Action;
-use crate::config::Settings;
 use crate::db::tenants::NewTenant;
 use crate::db::{dataplane, migrate};
 use crate::error::Failure;
@@ -97,9 +96,9 @@ pub struct Args<'a> {
 
 impl Request {
     /// Checks every argument; a `Failure::BadInput` names the bad value and what is allowed.
-    pub fn validate(settings: &Settings, args: &Args<'_>) -> Result<Request, Failure> {
+    pub fn validate(ctx: &Context, args: &Args<'_>) -> Result<Request, Failure> {
         let slug: Slug = args.slug.parse()?;
-        let tiers = settings.load_tiers()?;
+        let tiers = ctx.load_tiers()?;
         let tier = tiers.get(args.tier)?.clone();
         let name = args.name.unwrap_or(slug.as_str()).trim().to_owned();
         field::check("--name", &name, field::NAME_MAX)?;
@@ -241,27 +240,17 @@ pub struct PlannedStep {
     pub state: &'static str,
 }
 
-fn names_for(settings: &Settings, req: &Request) -> (String, String) {
+fn names_for(ctx: &Context, req: &Request) -> (String, String) {
     match req.tier.isolation {
-        Isolation::Siloed => (
-            settings.naming.siloed(&req.slug),
-            settings.naming.siloed(&req.slug),
-        ),
-        Isolation::Pooled => (
-            settings.naming.pooled_database(),
-            settings.naming.pooled_app_role(),
-        ),
+        Isolation::Siloed => (ctx.naming.siloed(&req.slug), ctx.naming.siloed(&req.slug)),
+        Isolation::Pooled => (ctx.naming.pooled_database(), ctx.naming.pooled_app_role()),
     }
 }
 
 /// The steps a run would take, reading what exists and changing nothing. `plane` is `None`
 /// when there is no control database yet.
-pub async fn plan(
-    settings: &Settings,
-    plane: Option<&ControlPlane>,
-    req: &Request,
-) -> Result<Plan> {
-    let (database, role) = names_for(settings, req);
+pub async fn plan(ctx: &Context, plane: Option<&ControlPlane>, req: &Request) -> Result<Plan> {
+    let (database, role) = names_for(ctx, req);
     let mut done = BTreeSet::new();
     let mut status = None;
     // Without a control database yet, everything is on the control database's own server.
@@ -418,7 +407,7 @@ pub async fn provision(
             .await?;
             // A database or role of the new tenant's names that exists there is not ours:
             // refuse before recording anything.
-            let (database, role) = names_for(&plane.settings, req);
+            let (database, role) = names_for(&plane.ctx, req);
             ownership::check_new(
                 plane,
                 &server,
@@ -494,7 +483,7 @@ pub async fn provision(
 /// Step `record_tenant`.
 async fn record_tenant(plane: &ControlPlane, req: &Request, server: &ServerName) -> Result<Tenant> {
     let t0 = Instant::now();
-    let (database, role) = names_for(&plane.settings, req);
+    let (database, role) = names_for(&plane.ctx, req);
     let new = NewTenant {
         slug: &req.slug,
         name: &req.name,
@@ -508,7 +497,7 @@ async fn record_tenant(plane: &ControlPlane, req: &Request, server: &ServerName)
     };
     plane
         .control
-        .record_tenant(&new, &plane.settings.actor, millis(t0.elapsed()))
+        .record_tenant(&new, &plane.ctx.actor, millis(t0.elapsed()))
         .await
 }
 
@@ -516,7 +505,7 @@ async fn record_tenant(plane: &ControlPlane, req: &Request, server: &ServerName)
 /// fail with "tuple concurrently updated".)
 /// Each object is marked in the statement that creates it (the role), or right after with a
 /// claim covering the gap (the database); an existing one must carry the tenant's mark.
-async fn create_database(plane: &ControlPlane, t: &Tenant) -> Result<()> {
+pub(in crate::ops) async fn create_database(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     let mark = ownership::mark(plane, t).await?;
     let admin = plane.fleet.admin_for(t).await?;
     dataplane::ensure_app_role(&admin, &t.role, &mark).await?;
@@ -541,7 +530,11 @@ async fn tenant_conn<'c>(
 }
 
 /// Step `apply_schema`.
-async fn apply_schema(plane: &ControlPlane, t: &Tenant, conn: &mut Option<Client>) -> Result<()> {
+pub(in crate::ops) async fn apply_schema(
+    plane: &ControlPlane,
+    t: &Tenant,
+    conn: &mut Option<Client>,
+) -> Result<()> {
     let client = tenant_conn(plane, t, conn).await?;
     migrate::tenant(client).await?;
     dataplane::grant_app_access(client, &t.role).await
@@ -690,6 +683,6 @@ async fn create_buckets(plane: &ControlPlane, t: &Tenant) -> Result<()> {
 async fn activate(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     plane
         .control
-        .activate(t, activation(), &plane.settings.actor)
+        .activate(t, activation(), &plane.ctx.actor)
         .await
 }

@@ -48,7 +48,7 @@ impl Run<'_> {
             Ok(v) => {
                 self.reporter
                     .step_finished(n, total, name, StepResult::Done, t0.elapsed());
-                failpoint(&self.plane.settings, &format!("after-step:{n}"));
+                failpoint(&self.plane.ctx, &format!("after-step:{n}"));
                 Ok(v)
             }
             Err(e) => {
@@ -79,10 +79,7 @@ impl Run<'_> {
         let plane = self.plane;
         self.step(step, || async move {
             work().await?;
-            failpoint(
-                &plane.settings,
-                &format!("before-journal:{}", step.number()),
-            );
+            failpoint(&plane.ctx, &format!("before-journal:{}", step.number()));
             if step == Step::Activate {
                 return Ok(()); // activation journals itself, in its own transaction
             }

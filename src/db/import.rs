@@ -1,0 +1,501 @@
+//! `usage import`: a file's metered events in one transaction, through a COPY into a staging
+//! table, with the fast path for groups that cannot pass a limit.
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::{HashMap, HashSet};
+
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
+use uuid::Uuid;
+
+use super::control::ControlDb;
+use crate::period::check_usage_time;
+use crate::resource::Resource;
+use crate::tenant::Status;
+use crate::tier::MAX_QUANTITY;
+use crate::usage_file::UsageRow;
+
+/// What an import did, row by row for the refused ones.
+#[derive(Debug, Clone, Default)]
+pub struct Imported {
+    pub accepted: i64,
+    pub duplicates: i64,
+    /// (line, slug, resource, reason)
+    pub refused: Vec<(i64, String, Resource, String)>,
+}
+
+/// The lines (at most 10, each `line N: why`) that make an import file bad input as a whole:
+/// a tenant on a tier the tier table lacks, a time out of the tenant's bounds, a monthly total
+/// that would pass `MAX_QUANTITY`. Nothing was imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadLines(pub Vec<String>);
+
+/// Inserts the events `select` yields (tenant_id, key, resource, quantity, at, period) and adds
+/// to the monthly totals exactly the rows that went in: a key seen before (even by a concurrent
+/// import) is skipped by the primary key and counts nowhere. Yields the count inserted.
+fn insert_counting_totals(select: &str) -> String {
+    format!(
+        "WITH ins AS (
+             INSERT INTO usage_events (tenant_id, key, resource, quantity, at, period)
+             {select}
+             ON CONFLICT (tenant_id, key) DO NOTHING
+             RETURNING tenant_id, resource, period, quantity
+         ), totals AS (
+             INSERT INTO usage_totals (tenant_id, resource, period, quantity)
+             SELECT tenant_id, resource, period, sum(quantity) FROM ins
+             GROUP BY tenant_id, resource, period
+             ORDER BY tenant_id, resource, period
+             ON CONFLICT (tenant_id, resource, period)
+             DO UPDATE SET quantity = usage_totals.quantity + EXCLUDED.quantity
+         )
+         SELECT count(*) FROM ins"
+    )
+}
+
+impl ControlDb {
+    /// Imports a file's events in one transaction. A row is a duplicate if its key was
+    /// recorded before or appears earlier in the file; refused if its tenant is unknown or not
+    /// active, or if, taken in file order, it would pass a hard limit (`hard`: the (tier,
+    /// resource) pairs without overage price). Everything else is inserted and added to the
+    /// monthly totals.
+    ///
+    /// Before anything is applied, in this order: the rows' tenants are share-locked in a fixed
+    /// order and read in the same query (a purge or status change waits for the import, or,
+    /// committed first, leaves the tenant unknown or inactive: its rows are refused, never a
+    /// raw foreign-key error); every known tenant's tier must be in `tier_names` (the tier
+    /// file), every time within the tenant's bounds (`check_usage_time`), and no monthly total
+    /// may pass `MAX_QUANTITY`. Any of these answers `BadLines`, and the transaction rolls
+    /// back. Whether a limit is hard is the tenant's stored `quotas.hard` (`hard` only
+    /// where it is not stored).
+    ///
+    /// The fast path: a (tenant, resource, month) group whose file rows, all counted, cannot
+    /// pass its hard limit (nor `MAX_QUANTITY`) needs no running sum: its rows go in with one
+    /// set-based `INSERT`. Only the other ("contested") groups take the careful path in file
+    /// order (`import_contested`), with their quota rows locked first.
+    pub async fn import_events(
+        &self,
+        rows: &[UsageRow],
+        tier_names: &[&str],
+        hard: &[(String, Resource)],
+        now: DateTime<Utc>,
+    ) -> Result<Result<Imported, BadLines>> {
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await.context("starting a transaction")?;
+        let tenants = lock_import_tenants(&tx, rows).await?;
+        let problems = check_tiers_and_times(rows, &tenants, tier_names, now);
+        if !problems.is_empty() {
+            return Ok(Err(BadLines(problems)));
+        }
+        let (known, mut refused) = split_refused(rows, &tenants);
+        let groups = import_groups(&tx, &known, &tenants, hard).await?;
+        let contested: HashSet<GroupKey> = groups
+            .iter()
+            .filter(|(_, g)| g.contested())
+            .map(|(k, _)| *k)
+            .collect();
+        stage_rows(&tx, &known, &contested).await?;
+        let straight: i64 = tx
+            .query_one(
+                &insert_counting_totals(
+                    "SELECT tenant_id, key, resource, quantity, at, period FROM import_staging
+                     WHERE NOT contested ORDER BY tenant_id, key, line",
+                ),
+                &[],
+            )
+            .await
+            .context("inserting the events")?
+            .get(0);
+        let mut careful = 0;
+        if !contested.is_empty() {
+            let (accepted, over) = match import_contested(&tx, &groups).await? {
+                Ok(done) => done,
+                Err(too_large) => return Ok(Err(BadLines(too_large))),
+            };
+            careful = accepted;
+            refused.extend(over);
+        }
+        refused.sort_by_key(|r| r.0);
+        let accepted = straight + careful;
+        let duplicates = rows.len() as i64 - accepted - refused.len() as i64;
+        tx.commit().await.context("committing the import")?;
+        Ok(Ok(Imported {
+            accepted,
+            duplicates,
+            refused,
+        }))
+    }
+}
+
+/// A tenant as an import sees it.
+struct ImportTenant {
+    id: Uuid,
+    tier: String,
+    status: Status,
+    created_at: DateTime<Utc>,
+}
+
+/// A (tenant, resource, month) group of an import.
+type GroupKey = (Uuid, Resource, NaiveDate);
+
+/// What an import knows of a group before inserting anything.
+struct Group {
+    /// The limit, where it is hard (`None`: soft, or no quota row).
+    hard_limit: Option<i64>,
+    /// The period's total before the import.
+    before: i64,
+    /// The sum of the group's rows in the file, duplicates included (so an upper bound).
+    file_sum: i128,
+}
+
+impl Group {
+    /// Whether some row of the group could be refused or pass `MAX_QUANTITY`: only then do its
+    /// rows need a running sum in file order.
+    fn contested(&self) -> bool {
+        let after = self.before as i128 + self.file_sum;
+        after > MAX_QUANTITY as i128 || self.hard_limit.is_some_and(|l| after > l as i128)
+    }
+}
+
+/// A row of a known, active tenant, with its tenant id and month.
+struct KnownRow<'a> {
+    row: &'a UsageRow,
+    tenant: Uuid,
+    period: NaiveDate,
+}
+
+/// Share-locks the file's tenants in id order and reads them in the same query.
+async fn lock_import_tenants(
+    tx: &tokio_postgres::Transaction<'_>,
+    rows: &[UsageRow],
+) -> Result<HashMap<String, ImportTenant>> {
+    let mut slugs: Vec<&str> = rows.iter().map(|r| r.slug.as_str()).collect();
+    slugs.sort_unstable();
+    slugs.dedup();
+    Ok(tx
+        .query(
+            "SELECT slug, id, tier, status, created_at FROM tenants WHERE slug = ANY($1)
+             ORDER BY id FOR SHARE",
+            &[&slugs],
+        )
+        .await
+        .context("locking the import's tenants")?
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                ImportTenant {
+                    id: r.get(1),
+                    tier: r.get(2),
+                    status: r.get(3),
+                    created_at: r.get(4),
+                },
+            )
+        })
+        .collect())
+}
+
+/// Lines of known tenants whose tier the tier file lacks (the first line of each tenant),
+/// else lines whose time is out of the tenant's bounds; at most 10.
+fn check_tiers_and_times(
+    rows: &[UsageRow],
+    tenants: &HashMap<String, ImportTenant>,
+    tier_names: &[&str],
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let mut seen = HashSet::new();
+    let missing: Vec<String> = rows
+        .iter()
+        .filter_map(|r| {
+            let t = tenants.get(r.slug.as_str())?;
+            (!tier_names.contains(&t.tier.as_str()) && seen.insert(r.slug.as_str())).then(|| {
+                format!(
+                    "line {}: tenant `{}` is on tier `{}`, which the tier table does not define (it has {})",
+                    r.line,
+                    r.slug,
+                    t.tier,
+                    tier_names.join(", ")
+                )
+            })
+        })
+        .take(10)
+        .collect();
+    if !missing.is_empty() {
+        return missing;
+    }
+    rows.iter()
+        .filter_map(|r| {
+            let t = tenants.get(r.slug.as_str())?;
+            check_usage_time(r.at, t.created_at, now)
+                .err()
+                .map(|e| format!("line {}: {e}", r.line))
+        })
+        .take(10)
+        .collect()
+}
+
+/// Rows of active tenants, and the refusals of the others: (line, slug, resource, reason).
+#[allow(clippy::type_complexity)]
+fn split_refused<'a>(
+    rows: &'a [UsageRow],
+    tenants: &HashMap<String, ImportTenant>,
+) -> (Vec<KnownRow<'a>>, Vec<(i64, String, Resource, String)>) {
+    let mut known = Vec::with_capacity(rows.len());
+    let mut refused = Vec::new();
+    for r in rows {
+        match tenants.get(r.slug.as_str()) {
+            Some(t) if t.status == Status::Active => known.push(KnownRow {
+                row: r,
+                tenant: t.id,
+                period: crate::period::Period::containing(r.at).first_day(),
+            }),
+            t => refused.push((
+                r.line,
+                r.slug.to_string(),
+                r.resource,
+                t.map_or("unknown tenant".to_owned(), |t| {
+                    format!("tenant is {}", t.status)
+                }),
+            )),
+        }
+    }
+    (known, refused)
+}
+
+/// The file's groups with their hard limits and totals. The quota rows of hard groups are
+/// locked (in a fixed order) before the totals are read, so that concurrent imports and
+/// `usage record` cannot pass a limit together.
+async fn import_groups(
+    tx: &tokio_postgres::Transaction<'_>,
+    known: &[KnownRow<'_>],
+    tenants: &HashMap<String, ImportTenant>,
+    file_hard: &[(String, Resource)],
+) -> Result<HashMap<GroupKey, Group>> {
+    let mut groups: HashMap<GroupKey, Group> = HashMap::new();
+    for k in known {
+        groups
+            .entry((k.tenant, k.row.resource, k.period))
+            .or_insert(Group {
+                hard_limit: None,
+                before: 0,
+                file_sum: 0,
+            })
+            .file_sum += k.row.quantity as i128;
+    }
+    let tiers: HashMap<Uuid, &str> = tenants.values().map(|t| (t.id, t.tier.as_str())).collect();
+    let ids: Vec<Uuid> = tiers.keys().copied().collect();
+    // (tenant, resource) → limit, for the hard ones.
+    let mut hard: HashMap<(Uuid, Resource), i64> = HashMap::new();
+    for r in tx
+        .query(
+            "SELECT tenant_id, resource, limit_value, hard FROM quotas WHERE tenant_id = ANY($1)",
+            &[&ids],
+        )
+        .await
+        .context("reading the import's quotas")?
+    {
+        let (tenant, resource): (Uuid, Resource) = (r.get(0), r.get(1));
+        let is_hard = r.get::<_, Option<bool>>(3).unwrap_or_else(|| {
+            file_hard
+                .iter()
+                .any(|(t, res)| Some(t.as_str()) == tiers.get(&tenant).copied() && *res == resource)
+        });
+        if is_hard {
+            hard.insert((tenant, resource), r.get(2));
+        }
+    }
+    let mut locked: Vec<(Uuid, Resource)> = groups
+        .keys()
+        .filter(|(t, r, _)| hard.contains_key(&(*t, *r)))
+        .map(|(t, r, _)| (*t, *r))
+        .collect();
+    locked.sort_unstable();
+    locked.dedup();
+    if !locked.is_empty() {
+        let (t, r): (Vec<Uuid>, Vec<Resource>) = locked.into_iter().unzip();
+        tx.execute(
+            "SELECT 1 FROM quotas q JOIN unnest($1::uuid[], $2::text[]) AS l(t, r)
+               ON q.tenant_id = l.t AND q.resource = l.r
+             ORDER BY q.tenant_id, q.resource FOR UPDATE OF q",
+            &[&t, &r],
+        )
+        .await
+        .context("locking the hard quotas")?;
+    }
+    let mut periods: Vec<NaiveDate> = groups.keys().map(|g| g.2).collect();
+    periods.sort_unstable();
+    periods.dedup();
+    for r in tx
+        .query(
+            "SELECT tenant_id, resource, period, quantity FROM usage_totals
+             WHERE tenant_id = ANY($1) AND period = ANY($2)",
+            &[&ids, &periods],
+        )
+        .await
+        .context("reading the period totals")?
+    {
+        if let Some(g) = groups.get_mut(&(r.get(0), r.get(1), r.get(2))) {
+            g.before = r.get(3);
+        }
+    }
+    for ((t, r, _), g) in groups.iter_mut() {
+        g.hard_limit = hard.get(&(*t, *r)).copied();
+    }
+    Ok(groups)
+}
+
+/// COPY (binary) of the known rows into a temporary staging table, each marked whether its
+/// group is contested.
+async fn stage_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    known: &[KnownRow<'_>],
+    contested: &HashSet<GroupKey>,
+) -> Result<()> {
+    tx.batch_execute(
+        "CREATE TEMP TABLE import_staging (
+             line bigint, tenant_id uuid, key text, resource text, quantity bigint,
+             at timestamptz, period date, contested boolean
+         ) ON COMMIT DROP",
+    )
+    .await
+    .context("creating the staging table")?;
+    let sink = tx
+        .copy_in(
+            "COPY import_staging (line, tenant_id, key, resource, quantity, at, period, contested)
+             FROM STDIN (FORMAT binary)",
+        )
+        .await
+        .context("starting COPY")?;
+    let writer = BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::INT8,
+            Type::UUID,
+            Type::TEXT,
+            Type::TEXT,
+            Type::INT8,
+            Type::TIMESTAMPTZ,
+            Type::DATE,
+            Type::BOOL,
+        ],
+    );
+    futures_util::pin_mut!(writer);
+    let none_contested = contested.is_empty();
+    for k in known {
+        let r = k.row;
+        let hot = !none_contested && contested.contains(&(k.tenant, r.resource, k.period));
+        writer
+            .as_mut()
+            .write(&[
+                &r.line,
+                &k.tenant,
+                &r.key,
+                &r.resource,
+                &r.quantity,
+                &r.at,
+                &k.period,
+                &hot,
+            ])
+            .await
+            .context("sending COPY data")?;
+    }
+    writer.finish().await.context("finishing COPY")?;
+    Ok(())
+}
+
+/// The careful path for the contested groups' rows, in file order: `Err` lists the lines
+/// whose monthly total would pass `MAX_QUANTITY` (bad input); else the count inserted and the
+/// rows refused at their hard limit. Their quota rows are already locked (`import_groups`).
+#[allow(clippy::type_complexity)]
+async fn import_contested(
+    tx: &tokio_postgres::Transaction<'_>,
+    groups: &HashMap<GroupKey, Group>,
+) -> Result<Result<(i64, Vec<(i64, String, Resource, String)>), Vec<String>>> {
+    let (mut t, mut r, mut p, mut limits) = (vec![], vec![], vec![], vec![]);
+    for ((tenant, resource, period), g) in groups.iter().filter(|(_, g)| g.contested()) {
+        t.push(*tenant);
+        r.push(*resource);
+        p.push(*period);
+        limits.push(g.hard_limit);
+    }
+    tx.execute(
+        "CREATE TEMP TABLE import_careful ON COMMIT DROP AS
+         SELECT s.*, g.hard_limit, ten.slug,
+                row_number() OVER (PARTITION BY s.tenant_id, s.key ORDER BY s.line) > 1
+                  OR EXISTS (SELECT 1 FROM usage_events e WHERE e.tenant_id = s.tenant_id AND e.key = s.key) AS duplicate
+         FROM import_staging s
+         JOIN unnest($1::uuid[], $2::text[], $3::date[], $4::bigint[]) AS g(t, r, p, hard_limit)
+           ON s.tenant_id = g.t AND s.resource = g.r AND s.period = g.p
+         JOIN tenants ten ON ten.id = s.tenant_id
+         WHERE s.contested",
+        &[&t, &r, &p, &limits],
+    )
+    .await
+    .context("collecting the contested rows")?;
+    // Only soft groups can grow without bound (a hard limit is at most MAX_QUANTITY); summed
+    // as numeric, so the check itself cannot overflow.
+    let too_large: Vec<String> = tx
+        .query(
+            &format!(
+                "WITH c AS (
+                     SELECT c.*, sum(c.quantity::numeric) OVER (PARTITION BY tenant_id, resource, period ORDER BY line) AS cum
+                     FROM import_careful c WHERE NOT duplicate AND hard_limit IS NULL
+                 )
+                 SELECT c.line, c.resource, to_char(c.period, 'YYYY-MM') FROM c
+                 LEFT JOIN usage_totals u ON u.tenant_id = c.tenant_id AND u.resource = c.resource AND u.period = c.period
+                 WHERE c.cum + coalesce(u.quantity, 0) > {MAX_QUANTITY}
+                 ORDER BY c.line LIMIT 10"
+            ),
+            &[],
+        )
+        .await
+        .context("checking the monthly totals")?
+        .iter()
+        .map(|r| {
+            format!(
+                "line {}: the {} total of {} would pass {MAX_QUANTITY}",
+                r.get::<_, i64>(0),
+                r.get::<_, String>(1),
+                r.get::<_, String>(2)
+            )
+        })
+        .collect();
+    if !too_large.is_empty() {
+        return Ok(Err(too_large));
+    }
+    let over_limit = tx
+        .query(
+            "WITH running AS (
+                 SELECT c.*, sum(c.quantity) OVER (PARTITION BY c.tenant_id, c.resource, c.period ORDER BY c.line) AS cum
+                 FROM import_careful c WHERE NOT c.duplicate AND c.hard_limit IS NOT NULL
+             )
+             SELECT r.line, r.slug, r.resource,
+                    'over the hard limit of ' || r.hard_limit || ' for ' || to_char(r.period, 'YYYY-MM')
+             FROM running r
+             LEFT JOIN usage_totals u ON u.tenant_id = r.tenant_id AND u.resource = r.resource AND u.period = r.period
+             WHERE r.cum + coalesce(u.quantity, 0) > r.hard_limit",
+            &[],
+        )
+        .await
+        .context("applying hard limits")?;
+    let over_lines: Vec<i64> = over_limit.iter().map(|r| r.get(0)).collect();
+    let accepted: i64 = tx
+        .query_one(
+            &insert_counting_totals(
+                "SELECT tenant_id, key, resource, quantity, at, period FROM import_careful
+                 WHERE NOT duplicate AND line <> ALL($1)
+                 ORDER BY tenant_id, key, line",
+            ),
+            &[&over_lines],
+        )
+        .await
+        .context("inserting the contested events")?
+        .get(0);
+    Ok(Ok((
+        accepted,
+        over_limit
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect(),
+    )))
+}
