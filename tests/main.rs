@@ -29,6 +29,7 @@ mod privileges;
 mod provision;
 mod quota;
 mod report;
+mod route;
 mod show;
 mod storage_s3;
 mod usage;

@@ -135,11 +135,12 @@ fn pgbouncer_value(v: &str) -> String {
     }
 }
 
-/// The routes as PgBouncer's `[databases]` section: each slug (double-quoted: a slug may hold
-/// `-`, which PgBouncer's names allow only quoted) to its server's host and port and its
-/// database. No user is set, so a client logs in as its own role (the tenant's, for a silo);
-/// PgBouncer's TLS towards the servers is its own `server_tls_sslmode`, listed per server in
-/// the comments.
+/// The routes as PgBouncer's `[databases]` section: each slug to its server's host and port and
+/// its database. A slug is `[a-z0-9-]`, which PgBouncer's ini parser takes as a key unquoted
+/// (its documentation suggests `"..."` for names with `-`, which PgBouncer 1.18 refuses as a
+/// syntax error). No user is set, so a client logs in as its own role (the tenant's, for a
+/// silo); PgBouncer's TLS towards the servers is its own `server_tls_sslmode`, listed per server
+/// in the comments.
 pub fn pgbouncer(routes: &[RouteView]) -> String {
     let mut servers: Vec<(&str, &str)> = routes
         .iter()
@@ -158,7 +159,7 @@ pub fn pgbouncer(routes: &[RouteView]) -> String {
     text.push_str("[databases]\n");
     for r in routes {
         text.push_str(&format!(
-            "\"{}\" = host={} port={} dbname={}\n",
+            "{} = host={} port={} dbname={}\n",
             r.slug,
             pgbouncer_value(&r.host),
             r.port,
