@@ -575,3 +575,53 @@ fn an_unreachable_server_stops_only_its_own_tenants() {
         .collect();
     assert_eq!(slugs, ["down", "downpool", "here"]);
 }
+
+/// The owner rows of tenant `slug` in database `db` of `server` (as the superuser, who
+/// bypasses row-level security).
+fn users_on(env: &TestEnv, server: &str, db: &str, slug: &str) -> i64 {
+    let id: uuid::Uuid = env
+        .control()
+        .query_one("SELECT id FROM tenants WHERE slug = $1", &[&slug])
+        .unwrap()
+        .get(0);
+    let mut c = match server {
+        "main" => env.admin(db),
+        other => env.extra(other).superuser(db),
+    };
+    c.query_one("SELECT count(*) FROM users WHERE tenant_id = $1", &[&id])
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn a_move_across_isolation_models_places_its_target_like_a_new_tenant() {
+    let env = TestEnv::new();
+    env.run(&["server", "set", "main", "--capacity", "0", "-q"])
+        .expect(0);
+    env.add_server("s2", &[]);
+    env.provision("grow", "free");
+    assert_eq!(server_of(&env, "grow"), "main");
+    // The upgrade's silo goes where a new premium silo would: main is full, so s2.
+    env.run(&["set-tier", "grow", "premium", "-q"]).expect(0);
+    assert_eq!(server_of(&env, "grow"), "s2");
+    assert!(env.extra("s2").database_exists(&env.silo("grow")));
+    assert!(!env.database_exists(&env.silo("grow")));
+    assert_eq!(users_on(&env, "s2", &env.silo("grow"), "grow"), 1);
+    assert_eq!(users_on(&env, "main", &env.pooled_db(), "grow"), 0);
+    let list = servers(&env);
+    assert_eq!(server(&list, "s2")["siloed_tenants"], 1);
+    assert_eq!(server(&list, "main")["pooled_tenants"], 0);
+    // The downgrade's rows go to the least-loaded pooled server: main (s2 is not pooled).
+    env.run(&["set-tier", "grow", "free", "-q"]).expect(0);
+    assert_eq!(server_of(&env, "grow"), "main");
+    assert!(!env.extra("s2").database_exists(&env.silo("grow")));
+    assert_eq!(users_on(&env, "main", &env.pooled_db(), "grow"), 1);
+    // With no server to take the silo, the upgrade is refused and nothing changes.
+    env.run(&["server", "drain", "s2", "-q"]).expect(0);
+    let run = env.run(&["set-tier", "grow", "premium"]).expect(3);
+    assert!(run.stderr.contains("no server can take"), "{}", run.stderr);
+    let show = env.run(&["show", "grow", "-o", "json"]).expect(0).json();
+    assert_eq!(show["status"], "active");
+    assert_eq!(show["tier"], "free");
+    assert_eq!(show["server"], "main");
+}
