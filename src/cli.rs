@@ -96,6 +96,10 @@ pub enum Command {
     /// Move a tenant to another tier (tier-seeded limits follow, overrides stay); across
     /// isolation models its data moves too, into a new silo or into the pooled database
     SetTier(SetTierArgs),
+    /// Move a siloed tenant's database to another server of the fleet (pg_dump | pg_restore,
+    /// writes blocked meanwhile, verified before the switch). While it is moving: the same
+    /// --to finishes the move, --to its old server (before the switch) cancels it
+    Move(MoveArgs),
     /// Cut a tenant off in the data plane (siloed: no login, no connections, sessions ended;
     /// pooled: its rows hidden by the row-level policies)
     Suspend(SuspendArgs),
@@ -479,6 +483,18 @@ pub struct SetTierArgs {
     /// tenant is moving: its new tier finishes the move, its old tier (before the switch)
     /// cancels it
     pub tier: String,
+}
+
+#[derive(Debug, Args)]
+pub struct MoveArgs {
+    /// The tenant's slug
+    pub slug: String,
+    /// The server to move it to, as `server list` shows it
+    #[arg(long, value_name = "SERVER")]
+    pub to: String,
+    /// Confirms a move across regions: the target server's region
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,7 @@ mod list;
 mod local;
 mod metrics;
 mod migrate;
+mod move_tenant;
 mod provision;
 mod quota;
 mod report;
@@ -94,6 +95,7 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         Command::List => list::run(settings, &out, &reporter).await,
         Command::Show(args) => show::run(settings, &args, &out, &reporter).await,
         Command::SetTier(args) => set_tier::run(settings, &args, &out, &reporter).await,
+        Command::Move(args) => move_tenant::run(settings, &args, &out, &reporter).await,
         Command::Suspend(args) => lifecycle::suspend(settings, &args, &out, &reporter).await,
         Command::Resume(args) => lifecycle::resume(settings, &args, &out, &reporter).await,
         Command::Deprovision(args) => {

@@ -225,6 +225,48 @@ impl ControlDb {
         Ok(true)
     }
 
+    /// Step `switch` of a move between servers: the tenant's server (its database and role keep
+    /// their names) switched to the move's target, audited as `move` (`step: switch`) and
+    /// journaled, in one transaction. False (nothing written) when the tenant is not moving.
+    pub async fn switch_server(
+        &self,
+        t: &Tenant,
+        m: &MoveRecord,
+        actor: &str,
+        duration_ms: i32,
+    ) -> Result<bool> {
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await.context("starting a transaction")?;
+        let n = tx
+            .execute(
+                "UPDATE tenants SET server = $2, updated_at = now()
+                 WHERE id = $1 AND status = $3",
+                &[&t.id, &m.to_server, &Status::Moving],
+            )
+            .await
+            .context("switching the tenant to its new server")?;
+        if n != 1 {
+            return Ok(false);
+        }
+        let details = serde_json::json!({
+            "step": "switch",
+            "database": m.to_database,
+            "from_server": m.from_server,
+            "to_server": m.to_server,
+        });
+        super::audit::append_unchanged(&*tx, t, Action::Move, actor, &details).await?;
+        journal_in(
+            &tx,
+            t.id,
+            MoveStep::Switch,
+            duration_ms,
+            &serde_json::json!({}),
+        )
+        .await?;
+        tx.commit().await.context("committing the switch")?;
+        Ok(true)
+    }
+
     /// Step `finish`: `moving` → `to` (audited as `move` with `details`) and the move's row and
     /// journal removed, in one transaction. False (nothing written) when the tenant is not
     /// moving.

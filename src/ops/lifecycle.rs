@@ -41,6 +41,7 @@ use crate::db::locks::SessionLock;
 use crate::db::{dataplane, migrate};
 use crate::error::Failure;
 use crate::hook::Event;
+use crate::server_name::ServerName;
 use crate::slug::Slug;
 use crate::tenant::{bucket_names, Status, Tenant};
 use crate::tier::{Isolation, Tier};
@@ -226,6 +227,19 @@ pub async fn set_tier(
         .await?
         .expect("the tenant was just updated");
     tenants::view(plane, t).await
+}
+
+/// `move <slug> --to <server>`: a siloed tenant's database moved to another server of the
+/// fleet, under the tenant's lock (`moves::relocate`).
+pub async fn move_to_server(
+    plane: &ControlPlane,
+    slug: &Slug,
+    to: &ServerName,
+    region: Option<&str>,
+    reporter: &dyn Reporter,
+) -> Result<TenantView> {
+    let (_lock, t) = lock_and_find(plane, slug).await?;
+    super::moves::relocate(plane, &t, to, region, reporter).await
 }
 
 /// The tenant's lock (exit 3 "in progress" if held) and its current row (exit 3 if none).

@@ -137,7 +137,7 @@ pub(super) async fn change_isolation(
     drop(placing);
     let mut moving = t.clone();
     moving.status = Status::Moving;
-    forward(plane, &moving, &m, tier, reporter, false).await
+    forward(plane, &moving, &m, Some(tier), reporter, false).await
 }
 
 /// `set-tier` of a tenant that is `moving`: to the move's new tier, the move goes on from where
@@ -156,6 +156,9 @@ pub(super) async fn continue_move(
         .move_steps(t.id)
         .await?
         .contains(&MoveStep::Switch);
+    if m.kind == MoveKind::Server {
+        return Err(Failure::Refused(refusal_text(t, &m, switched, "change the tier of")).into());
+    }
     if tier_name == m.to_tier {
         if tier.isolation != m.to_isolation {
             return Err(Failure::Refused(format!(
@@ -168,7 +171,7 @@ pub(super) async fn continue_move(
             "resuming the move of tenant `{}` from tier `{}` to `{}`",
             t.slug, m.from_tier, m.to_tier
         ));
-        return forward(plane, t, &m, tier, reporter, true).await;
+        return forward(plane, t, &m, Some(tier), reporter, true).await;
     }
     if tier_name == m.from_tier && !switched {
         reporter.status(&format!(
@@ -195,6 +198,17 @@ pub(super) async fn refuse_moving(plane: &ControlPlane, t: &Tenant, what: &str) 
 
 fn refusal_text(t: &Tenant, m: &MoveRecord, switched: bool, what: &str) -> String {
     let slug = &t.slug;
+    if m.kind == MoveKind::Server {
+        let (from, to) = server_names(m);
+        let cancel = if switched {
+            String::new()
+        } else {
+            format!(", or `tenantctl move {slug} --to {from}` to cancel it")
+        };
+        return format!(
+            "cannot {what} tenant `{slug}`: it is moving from server `{from}` to `{to}`; run `tenantctl move {slug} --to {to}` to finish the move{cancel}"
+        );
+    }
     let cancel = if switched {
         String::new()
     } else {
@@ -250,7 +264,7 @@ async fn forward(
     plane: &ControlPlane,
     t: &Tenant,
     m: &MoveRecord,
-    tier: &Tier,
+    tier: Option<&Tier>,
     reporter: &dyn Reporter,
     resumed: bool,
 ) -> Result<TenantView> {
@@ -284,12 +298,23 @@ async fn forward(
         })
         .await?;
         run.step(MoveStep::ApplySchema, || async {
-            let version = apply_schema(plane, &source, &target).await?;
+            let version = if m.kind == MoveKind::Server {
+                // The target gets its schema from the dump (step 5).
+                let mut conn = None;
+                provision::apply_schema(plane, &source, &mut conn).await?;
+                copy::schema_version(&conn.context("the source database's connection")?).await?
+            } else {
+                apply_schema(plane, &source, &target).await?
+            };
             Ok(serde_json::json!({ "schema_version": version }))
         })
         .await?;
         run.step(MoveStep::CopyRows, || async {
-            let tables = copy_rows(plane, &source, &target).await?;
+            let tables = if m.kind == MoveKind::Server {
+                dump_restore(plane, &source, &target).await?
+            } else {
+                copy_rows(plane, &source, &target).await?
+            };
             let rows: i64 = tables.iter().map(|t| t.rows).sum();
             reporter.status(&format!(
                 "copied {} of tenant `{}` into `{}`, counts verified per table",
@@ -307,17 +332,27 @@ async fn forward(
         .await?;
         let t0 = Instant::now();
         run.step(MoveStep::Switch, || async {
-            let switched = plane
-                .control
-                .switch_move(
-                    t,
-                    m,
-                    &tier.quota_rows(),
-                    &tier.features.names(),
-                    &plane.ctx.actor,
-                    millis(t0.elapsed()),
-                )
-                .await?;
+            let switched = match tier {
+                None => {
+                    plane
+                        .control
+                        .switch_server(t, m, &plane.ctx.actor, millis(t0.elapsed()))
+                        .await?
+                }
+                Some(tier) => {
+                    plane
+                        .control
+                        .switch_move(
+                            t,
+                            m,
+                            &tier.quota_rows(),
+                            &tier.features.names(),
+                            &plane.ctx.actor,
+                            millis(t0.elapsed()),
+                        )
+                        .await?
+                }
+            };
             if !switched {
                 return Err(changed_meanwhile(t));
             }
@@ -338,17 +373,13 @@ async fn forward(
     run.step(MoveStep::Reopen, || async {
         match m.return_status {
             Status::Suspended => lifecycle::close(plane, &target).await?,
-            _ => lifecycle::open(plane, &target, "set-tier").await?,
+            _ => lifecycle::open(plane, &target, command(m)).await?,
         }
         Ok(serde_json::json!({ "status": m.return_status.as_str() }))
     })
     .await?;
     run.step(MoveStep::Finish, || async {
-        let details = serde_json::json!({
-            "kind": m.kind.as_str(),
-            "from_tier": m.from_tier,
-            "to_tier": m.to_tier,
-        });
+        let details = move_details(m, false);
         if plane
             .control
             .end_move(t, m.return_status, &plane.ctx.actor, &details)
@@ -360,10 +391,17 @@ async fn forward(
         }
     })
     .await?;
-    reporter.status(&format!(
-        "tenant `{}` moved from tier `{}` ({}) to `{}` ({})",
-        t.slug, m.from_tier, m.from_isolation, m.to_tier, m.to_isolation
-    ));
+    if m.kind == MoveKind::Server {
+        reporter.status(&format!(
+            "tenant `{}` moved from server `{}` to `{}`",
+            t.slug, source.server, target.server
+        ));
+    } else {
+        reporter.status(&format!(
+            "tenant `{}` moved from tier `{}` ({}) to `{}` ({})",
+            t.slug, m.from_tier, m.from_isolation, m.to_tier, m.to_isolation
+        ));
+    }
     tenants::view(plane, tenants::find(plane, &t.slug).await?).await
 }
 
@@ -376,14 +414,9 @@ async fn cancel(plane: &ControlPlane, t: &Tenant, m: &MoveRecord) -> Result<Tena
     failpoint(&plane.ctx, "move:cancel:removed");
     match m.return_status {
         Status::Suspended => lifecycle::close(plane, &source).await?,
-        _ => lifecycle::open(plane, &source, "set-tier").await?,
+        _ => lifecycle::open(plane, &source, command(m)).await?,
     }
-    let details = serde_json::json!({
-        "kind": m.kind.as_str(),
-        "from_tier": m.from_tier,
-        "to_tier": m.to_tier,
-        "cancelled": true,
-    });
+    let details = move_details(m, true);
     if !plane
         .control
         .end_move(t, m.return_status, &plane.ctx.actor, &details)
@@ -704,6 +737,304 @@ async fn remove_side(plane: &ControlPlane, side: &Tenant) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The command a move belongs to (`set-tier` or `move`), for failpoints and messages.
+fn command(m: &MoveRecord) -> &'static str {
+    match m.kind {
+        MoveKind::Server => "move",
+        MoveKind::Upgrade | MoveKind::Downgrade => "set-tier",
+    }
+}
+
+/// The source and target servers of a move (`main` for a move recorded without them).
+fn server_names(m: &MoveRecord) -> (ServerName, ServerName) {
+    (
+        m.from_server.clone().unwrap_or_else(ServerName::control),
+        m.to_server.clone().unwrap_or_else(ServerName::control),
+    )
+}
+
+/// The audit details of a move's end (finished or `cancelled`).
+fn move_details(m: &MoveRecord, cancelled: bool) -> serde_json::Value {
+    let mut details = serde_json::json!({
+        "kind": m.kind.as_str(),
+        "from_tier": m.from_tier,
+        "to_tier": m.to_tier,
+    });
+    if m.kind == MoveKind::Server {
+        let (from, to) = server_names(m);
+        details["from_server"] = serde_json::json!(from);
+        details["to_server"] = serde_json::json!(to);
+    }
+    if cancelled {
+        details["cancelled"] = serde_json::json!(true);
+    }
+    details
+}
+
+/// `move <slug> --to <server>` (the caller holds the tenant's lock). A tenant not moving: a
+/// siloed tenant's database goes to server `to` (checks, step 1, the run). A tenant moving
+/// between servers: `to` its target finishes the move, `to` its source before the switch
+/// cancels it; anything else is refused naming both.
+pub(super) async fn relocate(
+    plane: &ControlPlane,
+    t: &Tenant,
+    to: &ServerName,
+    region: Option<&str>,
+    reporter: &dyn Reporter,
+) -> Result<TenantView> {
+    if t.status == Status::Moving {
+        let m = recorded(plane, t).await?;
+        let switched = plane
+            .control
+            .move_steps(t.id)
+            .await?
+            .contains(&MoveStep::Switch);
+        let (from_server, to_server) = server_names(&m);
+        if m.kind == MoveKind::Server && *to == to_server {
+            reporter.status(&format!(
+                "resuming the move of tenant `{}` from server `{from_server}` to `{to_server}`",
+                t.slug
+            ));
+            return forward(plane, t, &m, None, reporter, true).await;
+        }
+        if m.kind == MoveKind::Server && *to == from_server && !switched {
+            reporter.status(&format!(
+                "cancelling the move of tenant `{}` to server `{to_server}`: its data stays on `{from_server}`",
+                t.slug
+            ));
+            return cancel(plane, t, &m).await;
+        }
+        return Err(Failure::Refused(refusal_text(t, &m, switched, "move")).into());
+    }
+    if t.isolation != Isolation::Siloed {
+        return Err(Failure::Refused(format!(
+            "tenant `{}` is pooled: its rows share the pooled database of server `{}`; `move` takes siloed tenants, give it a siloed tier with `tenantctl set-tier {} <tier>` (placed like a new silo); nothing changed",
+            t.slug, t.server, t.slug
+        ))
+        .into());
+    }
+    let from: Vec<Status> = Transition::sources(Action::MoveStart)
+        .into_iter()
+        .filter(|s| *s != Status::Moving)
+        .collect();
+    if !from.contains(&t.status) {
+        return Err(Failure::Refused(format!(
+            "cannot move tenant `{}`: it is {} (only an active or suspended tenant can be moved)",
+            t.slug, t.status
+        ))
+        .into());
+    }
+    if *to == t.server {
+        return Err(Failure::Refused(format!(
+            "tenant `{}` is on server `{to}` already; nothing changed",
+            t.slug
+        ))
+        .into());
+    }
+    let placing = plane.control.lock_placement().await?;
+    let servers = plane.control.server_loads().await?;
+    let candidates: Vec<crate::placement::Candidate> = servers
+        .iter()
+        .map(|(row, load)| row.candidate(*load))
+        .collect();
+    crate::placement::choose(&candidates, &t.tier, Isolation::Siloed, Some(to)).map_err(
+        |e| match e {
+            Failure::Refused(why) => Failure::Refused(why.replace(
+                "; nothing was created",
+                &format!("; tenant `{}` stays on `{}`", t.slug, t.server),
+            )),
+            other => other,
+        },
+    )?;
+    let region_of = |name: &ServerName| {
+        servers
+            .iter()
+            .find(|(row, _)| row.name == *name)
+            .and_then(|(row, _)| row.region.clone())
+    };
+    if let (Some(here), Some(there)) = (region_of(&t.server), region_of(to)) {
+        if here != there && region != Some(there.as_str()) {
+            return Err(Failure::Refused(format!(
+                "server `{to}` is in region `{there}`, tenant `{}` in `{here}`: moving its data across regions needs `--region {there}`; nothing changed",
+                t.slug
+            ))
+            .into());
+        }
+    }
+    plane.fleet.reach(to).await?;
+    let m = MoveRecord {
+        tenant: t.id,
+        kind: MoveKind::Server,
+        return_status: t.status,
+        from_tier: t.tier.clone(),
+        to_tier: t.tier.clone(),
+        from_isolation: t.isolation,
+        to_isolation: t.isolation,
+        from_database: t.database.clone(),
+        from_role: t.role.clone(),
+        to_database: t.database.clone(),
+        to_role: t.role.clone(),
+        from_server: Some(t.server.clone()),
+        to_server: Some(to.clone()),
+        started_at: Utc::now(),
+    };
+    ownership::check_ours(plane, t).await?;
+    let (_, target) = sides(t, &m);
+    check_target(plane, &target).await?;
+    let details = serde_json::json!({
+        "kind": MoveKind::Server.as_str(),
+        "from_server": t.server,
+        "to_server": to,
+    });
+    let run = MoveRun::new(plane, t, reporter, BTreeSet::new());
+    run.step(MoveStep::RecordMove, || async {
+        if plane
+            .control
+            .begin_move(t, &m, &from, &plane.ctx.actor, &details)
+            .await?
+        {
+            Ok(serde_json::json!({}))
+        } else {
+            Err(changed_meanwhile(t))
+        }
+    })
+    .await?;
+    drop(placing);
+    let mut moving = t.clone();
+    moving.status = Status::Moving;
+    forward(plane, &moving, &m, None, reporter, false).await
+}
+
+/// Step 5 of a move between servers: the source silo copied into the target with
+/// `pg_dump -Fc | pg_restore`, then verified. The source is read from one exported snapshot
+/// (its row counts from the same one); `pg_dump` connects as the admin (the closed silo allows
+/// connections, the tenant's role has neither LOGIN nor CONNECT) with the tenant's context set,
+/// which the forced row-level policies need to show it the rows. `pg_restore` runs in one
+/// transaction with `--clean --if-exists`, so a killed run leaves the target as step 3 made it
+/// or wholly restored, and a re-run restores over either; without owners and grants (the
+/// target's admin owns what it restores; `apply_schema` grants the tenant's role). Verified:
+/// every table's rows and the schema version, target against source. Idempotent.
+async fn dump_restore(
+    plane: &ControlPlane,
+    source: &Tenant,
+    target: &Tenant,
+) -> Result<Vec<TableRows>> {
+    let client = ownership::connect(plane, source).await?;
+    let snapshot = crate::db::backup::export_snapshot(&client).await?;
+    let counts = crate::db::backup::count_rows(&client, source.id).await?;
+    let version = copy::schema_version(&client).await?;
+    let bindir = crate::cluster::pg_bindir(plane.ctx.pg_bindir.as_deref())?;
+    let mut dump = std::process::Command::new(bindir.join("pg_dump"));
+    dump.args(["--format=custom", "--no-password", "--enable-row-security"])
+        .arg(format!("--snapshot={snapshot}"))
+        .envs(
+            plane
+                .fleet
+                .libpq_env(&source.server, &source.database)
+                .await?,
+        )
+        .env("PGOPTIONS", format!("-c app.tenant_id={}", source.id))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut restore = std::process::Command::new(bindir.join("pg_restore"));
+    restore
+        .args([
+            "--no-owner",
+            "--no-acl",
+            "--clean",
+            "--if-exists",
+            "--exit-on-error",
+            "--single-transaction",
+            "--no-password",
+        ])
+        .arg(format!("--dbname={}", target.database))
+        .envs(
+            plane
+                .fleet
+                .libpq_env(&target.server, &target.database)
+                .await?,
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let (dumped, restored) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+        let mut dumper = dump.spawn()?;
+        let pipe = dumper.stdout.take().expect("piped");
+        let restorer = restore.stdin(pipe).spawn();
+        let restorer = match restorer {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = dumper.kill();
+                let _ = dumper.wait();
+                return Err(e);
+            }
+        };
+        let restored = restorer.wait_with_output()?;
+        let dumped = dumper.wait_with_output()?;
+        Ok((dumped, restored))
+    })
+    .await
+    .context("waiting for pg_dump | pg_restore")?
+    .context("running pg_dump | pg_restore")?;
+    // The snapshot is held until pg_dump has finished with it.
+    client
+        .batch_execute("COMMIT")
+        .await
+        .context("ending the move's snapshot")?;
+    drop(client);
+    let excerpt = |o: &std::process::Output| {
+        crate::excerpt::excerpt_n(String::from_utf8_lossy(&o.stderr).trim(), 300)
+    };
+    if !dumped.status.success() {
+        anyhow::bail!(
+            "pg_dump of `{}` on server `{}` failed ({}): {}",
+            source.database,
+            source.server,
+            dumped.status,
+            excerpt(&dumped)
+        );
+    }
+    if !restored.status.success() {
+        anyhow::bail!(
+            "pg_restore into `{}` on server `{}` failed ({}): {}",
+            target.database,
+            target.server,
+            restored.status,
+            excerpt(&restored)
+        );
+    }
+    failpoint(&plane.ctx, "move:copy_rows:restored");
+    // The tenant's role granted what the schema gives it (the dump carries no grants).
+    let mut conn = None;
+    provision::apply_schema(plane, target, &mut conn).await?;
+    let mut to = conn.context("the target database's connection")?;
+    let tx = to.transaction().await.context("verifying the copy")?;
+    let found = crate::db::backup::count_rows(&tx, target.id).await?;
+    let found_version = copy::schema_version(&tx).await?;
+    tx.rollback().await.context("verifying the copy")?;
+    anyhow::ensure!(
+        found_version == version,
+        "the copy of `{}` did not verify: schema version {found_version} on server `{}`, {version} on `{}`",
+        target.database,
+        target.server,
+        source.server
+    );
+    let mut tables = Vec::new();
+    for (table, rows) in counts {
+        let there = found.iter().find(|(n, _)| *n == table).map(|(_, r)| *r);
+        anyhow::ensure!(
+            there == Some(rows),
+            "the copy of `{}` did not verify: table {table} has {} rows on server `{}`, {rows} on `{}`",
+            target.database,
+            there.map_or("no".to_owned(), |r| r.to_string()),
+            target.server,
+            source.server
+        );
+        tables.push(TableRows { table, rows });
+    }
+    Ok(tables)
 }
 
 fn millis(d: Duration) -> i32 {
