@@ -295,6 +295,8 @@ fn every_json_output_has_its_pinned_key_set() {
     c.run(&env, "route-pooled", 0, &["route", "pool"]);
     let run = env.run(&["routes", "--format", "json"]).expect(0);
     c.check("routes", &run.stdout, &[]);
+    c.run(&env, "move", 0, &["move", "heavy", "--to", "s2"]);
+    env.run(&["move", "heavy", "--to", "main", "-q"]).expect(0);
     // Drained, so that the tenants made below stay on main and s2 can be removed at the end.
     env.run(&["server", "drain", "s2", "-q"]).expect(0);
 
