@@ -718,3 +718,38 @@ fn a_tenant_on_another_server_resumes_there_and_its_whole_life_happens_there() {
     assert_eq!(roles, 0);
     env.run(&["server", "remove", "s2", "-q"]).expect(0);
 }
+
+#[test]
+fn bulk_onboarding_places_every_row() {
+    let env = TestEnv::new();
+    env.run(&["server", "set", "main", "--capacity", "2", "-q"])
+        .expect(0);
+    env.add_server("s2", &["--capacity", "2"]);
+    let file = env.dir.path().join("tenants.csv");
+    std::fs::write(
+        &file,
+        "slug,tier,name,owner_email\nbulk-a,premium,,\nbulk-b,premium,,\nbulk-c,premium,,\nbulk-d,premium,,\nbulk-e,free,,\n",
+    )
+    .unwrap();
+    let pw = env.dir.path().join("tenants.passwords");
+    env.run(&[
+        "provision",
+        "--file",
+        file.to_str().unwrap(),
+        "--password-file",
+        pw.to_str().unwrap(),
+        "--concurrency",
+        "4",
+        "-q",
+    ])
+    .expect(0);
+    // Four silos at once on two servers of two places each: exactly two each, never three.
+    let list = servers(&env);
+    assert_eq!(server(&list, "main")["siloed_tenants"], 2, "{list}");
+    assert_eq!(server(&list, "s2")["siloed_tenants"], 2, "{list}");
+    assert_eq!(server_of(&env, "bulk-e"), "main");
+    for slug in ["bulk-a", "bulk-b", "bulk-c", "bulk-d"] {
+        let on = server_of(&env, slug);
+        assert!(exists_on(&env, &on, &env.silo(slug)), "{slug} on {on}");
+    }
+}
