@@ -32,7 +32,7 @@ pub async fn run(
     if !migrated.unreachable.is_empty() {
         return Err(anyhow::anyhow!(
             "{}",
-            servers::unreached_message(&migrated.unreachable, "their databases were not migrated")
+            servers::unreached_message(&migrated.unreachable, "databases not migrated")
         ));
     }
     let failed: Vec<String> = results

@@ -61,7 +61,7 @@ pub async fn run(
             } else {
                 Err(anyhow::anyhow!(
                     "{}",
-                    servers::unreached_message(&down, "their databases and bytes are unknown")
+                    servers::unreached_message(&down, "databases and bytes unknown")
                 ))
             }
         }

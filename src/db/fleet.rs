@@ -186,7 +186,18 @@ impl Fleet {
         })
     }
 
-    /// Whether the server that holds `t` is reachable now: `Err` says why not.
+    /// A connection to a server that is not registered yet (`server add` checks it first), to
+    /// the database its parameters name; and how the server is shown in messages.
+    pub async fn connect_unregistered(
+        &self,
+        params: &crate::conninfo::ConnParams,
+    ) -> Result<(String, Client)> {
+        let server = Server::external(params)?;
+        let client = server.connect(&params.dbname).await?;
+        Ok((server.shown().to_owned(), client))
+    }
+
+    /// Whether server `server` is reachable now (an admin connection): `Err` says why not.
     pub async fn reach(&self, server: &ServerName) -> Result<()> {
         drop(self.admin(server).await?);
         Ok(())

@@ -12,8 +12,8 @@ use futures_util::future::join_all;
 use serde::Serialize;
 
 use super::{ControlPlane, Reporter};
+use crate::db::doctor;
 use crate::db::servers::{self as registry, Load, NewServer, ServerRow};
-use crate::db::{doctor, Server};
 use crate::error::Failure;
 use crate::excerpt::excerpt;
 use crate::placement;
@@ -280,9 +280,8 @@ pub async fn add(
         ))
         .into());
     }
-    let server = Server::external(&params)?;
-    reporter.status(&format!("reaching {}", server.shown()));
-    let client = server.connect(db).await?;
+    reporter.status(&format!("reaching {}", params.shown()));
+    let (shown, client) = plane.fleet.connect_unregistered(&params).await?;
     let facts = doctor::session_facts(&client).await?;
     let missing: Vec<String> = privileges(&facts)
         .into_iter()
@@ -292,7 +291,7 @@ pub async fn add(
         return Err(Failure::Refused(format!(
             "role `{}` on {} lacks what tenantctl needs on every server (LOGIN CREATEDB CREATEROLE); grant it with: {}",
             excerpt(&facts.role),
-            server.shown(),
+            shown,
             missing.join(" ")
         ))
         .into());
@@ -311,7 +310,7 @@ pub async fn add(
     if let Some(other) = same {
         return Err(Failure::Refused(format!(
             "{} is the PostgreSQL cluster of server `{other}` (system identifier {}), already in the fleet",
-            server.shown(),
+            shown,
             system.system_id
         ))
         .into());
@@ -540,7 +539,7 @@ pub fn unreached_message(unreachable: &[Unreached], what: &str) -> String {
         .map(|u| format!("`{}`", u.server))
         .collect();
     format!(
-        "could not reach {} {}: {what}; the other servers were done",
+        "could not reach {} {} ({what}); the other servers were done",
         if names.len() == 1 {
             "server"
         } else {
