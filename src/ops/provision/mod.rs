@@ -1,8 +1,9 @@
 //! Provisioning a tenant: eight numbered steps, each idempotent and journaled.
 //!
-//! 1. **record tenant**: the server it goes to (`ops::servers::place`, or `--server`), then
-//!    the `tenants` row naming it (status `provisioning`), in one transaction with its journal
-//!    and audit entries, all under the placement lock. A full fleet is refused here, before
+//! 1. **record tenant**: the server it goes to (`ops::servers::place`, or `--server`; only a
+//!    server of `--region` when given), then the `tenants` row naming it (status
+//!    `provisioning`), in one transaction with its journal and audit entries, all under the
+//!    placement lock. A full fleet is refused here, before
 //!    anything exists. Re-run: the row is found (with its server) and the step skipped.
 //! 2. **create database**: siloed: the tenant's login role and database, connectable by that
 //!    role only; pooled: the shared database and its application role. Each is marked as this
