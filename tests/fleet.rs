@@ -565,6 +565,35 @@ fn an_unreachable_server_stops_only_its_own_tenants() {
     );
     assert!(!problems.contains("server `s2`"), "{problems}");
 
+    // migrate status names it; features refresh refreshes the others and exits 1 naming it.
+    let status = env
+        .run(&["migrate", "status", "-o", "json"])
+        .expect(0)
+        .json();
+    let down_state = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["database"] == env.silo("down"))
+        .unwrap();
+    assert!(
+        down_state["note"]
+            .as_str()
+            .unwrap()
+            .contains("server `s3` is unreachable"),
+        "{down_state}"
+    );
+    let run = env.run(&["features", "refresh", "-o", "json"]).expect(1);
+    let refreshed: Vec<String> = run
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["slug"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(refreshed, ["here", "there"], "{}", run.stdout);
+    assert!(run.stderr.contains("`down`, `downpool`"), "{}", run.stderr);
+
     // routes lists every active tenant, the unreachable server's too (no connection needed).
     let routes = env.run(&["routes", "--format", "json"]).expect(0).json();
     let slugs: Vec<&str> = routes

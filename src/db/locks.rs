@@ -22,6 +22,36 @@ pub struct SessionLock {
     _client: Client,
 }
 
+/// The key of the placement lock.
+const PLACEMENT_LOCK: &str = "tenantctl:placement";
+
+impl SessionLock {
+    /// Takes the placement lock too, on this lock's session (provisioning holds its tenant's
+    /// lock already: no second connection), waiting for it. Released by `release_placement`,
+    /// or with the session.
+    pub async fn hold_placement(&self) -> Result<()> {
+        self._client
+            .execute(
+                "SELECT pg_advisory_lock(hashtextextended($1, 0))",
+                &[&PLACEMENT_LOCK],
+            )
+            .await
+            .context("waiting for the placement lock")?;
+        Ok(())
+    }
+
+    pub async fn release_placement(&self) -> Result<()> {
+        self._client
+            .execute(
+                "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
+                &[&PLACEMENT_LOCK],
+            )
+            .await
+            .context("releasing the placement lock")?;
+        Ok(())
+    }
+}
+
 impl ControlDb {
     /// The per-tenant lock, waiting at most `TENANT_LOCK_GRACE` for it: `None` if another
     /// process still holds it then. The grace covers a killed run, whose session the server
@@ -69,7 +99,7 @@ impl ControlDb {
         client
             .execute(
                 "SELECT pg_advisory_lock(hashtextextended($1, 0))",
-                &[&"tenantctl:placement"],
+                &[&PLACEMENT_LOCK],
             )
             .await
             .context("waiting for the placement lock")?;

@@ -317,15 +317,26 @@ pub async fn states(plane: &ControlPlane) -> Result<Vec<DatabaseState>> {
     let tenants = plane.control.list_tenants().await?;
     let (run, skipped) = targets(&tenants);
     let latest = migrate::tenant_latest();
+    // A server that cannot be reached is tried once, not once per database.
+    let mut servers: Vec<ServerName> = run.iter().map(|t| t.server.clone()).collect();
+    servers.sort();
+    servers.dedup();
+    let down = super::servers::unreachable(plane, servers).await;
     let mut out = Vec::new();
     for (target, note) in run
         .into_iter()
         .map(|t| (t, None))
         .chain(skipped.into_iter().map(|(t, why)| (t, Some(why))))
     {
-        let state = match &note {
-            Some(_) => None,
-            None => match plane.fleet.connect(&target.server, &target.database).await {
+        let unreached = down.iter().find(|u| u.server == target.server);
+        let state = match (&note, unreached) {
+            (Some(_), _) => None,
+            (None, Some(u)) => Some(Err(anyhow::anyhow!(
+                "server `{}` is unreachable: {}",
+                u.server,
+                u.error
+            ))),
+            (None, None) => match plane.fleet.connect(&target.server, &target.database).await {
                 Ok(mut c) => Some(migrate::tenant_state(&mut c).await),
                 Err(e) => Some(Err(e)),
             },

@@ -370,7 +370,7 @@ pub async fn provision(
     reporter: &dyn Reporter,
 ) -> Result<Outcome> {
     let slug = &req.slug;
-    let _lock = plane.control.try_lock_tenant(slug).await?.ok_or_else(|| {
+    let lock = plane.control.try_lock_tenant(slug).await?.ok_or_else(|| {
         Failure::Refused(format!(
             "provisioning of tenant `{slug}` is in progress in another tenantctl process; try again when it has finished"
         ))
@@ -417,9 +417,10 @@ pub async fn provision(
             t
         }
         None => {
-            // Placement, the check of the names there and the tenant's row under one lock: no
-            // other placement takes the chosen server's last place meanwhile.
-            let placing = plane.control.lock_placement().await?;
+            // Placement, the check of the names there and the tenant's row under one lock (on
+            // the tenant lock's session): no other placement takes the chosen server's last
+            // place meanwhile. An error returns at once, and the session ends with its locks.
+            lock.hold_placement().await?;
             let server = super::servers::place(
                 plane,
                 &req.tier_name,
@@ -444,7 +445,7 @@ pub async fn provision(
             let t = run
                 .step(Step::RecordTenant, || record_tenant(plane, req, &server))
                 .await?;
-            drop(placing);
+            lock.release_placement().await?;
             t
         }
     };
