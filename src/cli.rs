@@ -213,6 +213,10 @@ pub enum ServerCommand {
         /// It takes pooled tenants too (they get a pooled database there)
         #[arg(long)]
         pooled: bool,
+        /// The region it is in, for `provision --region`: 2 to 32 of a-z, 0-9 and '-',
+        /// starting with a letter, ending with a letter or digit (us-east-1) [default: none]
+        #[arg(long, value_name = "REGION")]
+        region: Option<String>,
     },
     /// Every server: tenants, databases, bytes, capacity left, and whether it is reachable
     /// (exit 1 if one is not)
@@ -221,13 +225,18 @@ pub enum ServerCommand {
     Drain(ServerArg),
     /// Let a drained server take new tenants again
     Undrain(ServerArg),
-    /// Change a server's capacity (how many siloed tenants it may hold)
+    /// Change a server's capacity (how many siloed tenants it may hold) or region
+    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true).args(["capacity", "region"])))]
     Set {
         /// The server's name
         name: String,
         /// The new capacity, 0 to 1000000
         #[arg(long, value_name = "N", allow_negative_numbers = true)]
-        capacity: i64,
+        capacity: Option<i64>,
+        /// The region it is in (us-east-1); refused for a server in another region that holds
+        /// tenants
+        #[arg(long, value_name = "REGION")]
+        region: Option<String>,
     },
     /// Remove a server that holds no tenant (deleted tenants count until purged); never the
     /// control database's own server
@@ -345,6 +354,11 @@ pub struct ProvisionArgs {
     /// puts it (still refused if the server is draining, full or does not take the tier)
     #[arg(long, value_name = "NAME")]
     pub server: Option<String>,
+    /// Place the new tenant only on a server of this region (us-east-1); refused (exit 3) when
+    /// none of them can take it, or when --server names a server of another region. With
+    /// --file: every row
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -686,6 +686,65 @@ fn account_name() -> Option<String> {
 mod tests {
     use super::*;
 
+    fn access() -> ServerAccess {
+        ServerAccess {
+            per_server: BTreeMap::new(),
+            passfile: None,
+            home: None,
+            os_user: "ops".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_new_server_is_stored_without_a_password_with_its_user_and_database() {
+        let (stored, params) = access()
+            .new_server(
+                "db2",
+                "postgres://db2.example:6432?sslmode=verify-full&sslrootcert=/ca.pem",
+            )
+            .unwrap();
+        assert_eq!(
+            stored,
+            "dbname='postgres' host='db2.example' port='6432' sslmode='verify-full' sslrootcert='/ca.pem' user='ops'"
+        );
+        assert_eq!(params.password, None);
+        assert_eq!(params.dbname, "postgres");
+        for with in [
+            "host=db2 password=hunter2",
+            "postgres://u:hunter2@db2/postgres",
+            "postgres://db2/postgres?password=hunter2",
+        ] {
+            let err = access().new_server("db2", with).unwrap_err().to_string();
+            assert!(err.contains("carries a password"), "{with}: {err}");
+            assert!(!err.contains("hunter2"), "{with}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_servers_password_comes_from_its_section() {
+        let mut a = access();
+        a.per_server.insert(
+            "db3".to_owned(),
+            ServerSecret::Env {
+                var: "DB3_PW".to_owned(),
+                value: Some("s3cret".to_owned()),
+            },
+        );
+        a.per_server.insert(
+            "db4".to_owned(),
+            ServerSecret::Env {
+                var: "DB4_PW".to_owned(),
+                value: None,
+            },
+        );
+        let p = a.params("db3", "host=db3 user=ops").unwrap();
+        assert_eq!(p.password.as_deref(), Some("s3cret"));
+        assert!(!format!("{a:?}").contains("s3cret"));
+        let err = a.params("db4", "host=db4").unwrap_err().to_string();
+        assert!(err.contains("$DB4_PW"), "{err}");
+        assert_eq!(a.params("db5", "host=db5").unwrap().password, None);
+    }
+
     #[test]
     fn url_without_database_uses_the_default_control_database() {
         let p = ConnParams::from_pairs(

@@ -27,7 +27,8 @@
 //! - `action`, `transition`: the audit actions, and the one table of allowed status moves.
 //! - `sql_text`: `ToSql`/`FromSql` through the text type for the domain's words.
 //! - `hook`: the lifecycle events operators hook commands to, and `[hooks]` checked.
-//! - `server_name`, `placement`: the fleet's server names, and where a new tenant goes.
+//! - `server_name`, `region`, `placement`: the fleet's server names and regions, and where a new
+//!   tenant goes.
 //! - `resource`, `step`, `move_step`, `slug`, `tenant`, `tier`, `feature`, `money`, `period`, `usage_file`, `invoice`: the domain types, unit-tested in place.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -54,6 +55,7 @@ pub mod output;
 pub mod period;
 pub mod placement;
 pub mod progress;
+pub mod region;
 pub mod resource;
 pub mod server_name;
 pub mod slug;

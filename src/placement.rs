@@ -8,8 +8,13 @@
 //!   pooled database holds the fewest tenants; ties by name too.
 //! - **`--server NAME`** overrides the choice, and is refused like any candidate would be
 //!   (draining, not taking the tier, full).
+//! - **A region** (`provision --region`, and `set-tier`'s move keeping the tenant's region)
+//!   narrows the candidates to that region's servers before either rule; a `--server` of
+//!   another region (or of none) is refused (exit 3), and so is a region no server can take
+//!   the tenant in: the tenant never lands outside the region asked for.
 
 use crate::error::Failure;
+use crate::region::Region;
 use crate::server_name::ServerName;
 use crate::tier::Isolation;
 
@@ -28,6 +33,8 @@ pub struct Candidate {
     /// It has a pooled database for pooled tenants.
     pub pooled: bool,
     pub draining: bool,
+    /// `None`: the server has no region (it is in no region a placement asks for).
+    pub region: Option<Region>,
 }
 
 impl Candidate {
@@ -66,18 +73,30 @@ impl Candidate {
 /// The server a new tenant of `tier` (of `isolation`) goes to: `requested` if given and it can
 /// take the tenant, else the rule of the module outline. Refused (exit 3) when no server can,
 /// naming why each one cannot.
+/// `region`: only a server of that region may take it.
 pub fn choose<'a>(
     candidates: &'a [Candidate],
     tier: &str,
     isolation: Isolation,
     requested: Option<&ServerName>,
+    region: Option<&Region>,
 ) -> Result<&'a Candidate, Failure> {
+    let in_region = |c: &Candidate| region.is_none_or(|r| c.region.as_ref() == Some(r));
     if let Some(name) = requested {
         let c = candidates.iter().find(|c| &c.name == name).ok_or_else(|| {
             Failure::Refused(format!(
                 "no server `{name}`; `tenantctl server list` shows the servers"
             ))
         })?;
+        if let Some(r) = region.filter(|_| !in_region(c)) {
+            return Err(Failure::Refused(format!(
+                "server `{name}` is {}, not in region `{r}`: --server and --region disagree; nothing was created",
+                match &c.region {
+                    Some(other) => format!("in region `{other}`"),
+                    None => "in no region".to_owned(),
+                }
+            )));
+        }
         return match c.refusal(tier, isolation) {
             None => Ok(c),
             Some(why) => Err(Failure::Refused(format!(
@@ -85,8 +104,15 @@ pub fn choose<'a>(
             ))),
         };
     }
+    let candidates: Vec<&Candidate> = candidates.iter().filter(|c| in_region(c)).collect();
+    if let (Some(r), true) = (region, candidates.is_empty()) {
+        return Err(Failure::Refused(format!(
+            "no server is in region `{r}`; give a server its region (`tenantctl server set NAME --region {r}`) or add one (`tenantctl server add NAME URL --region {r}`); nothing was created"
+        )));
+    }
     let open = candidates
         .iter()
+        .copied()
         .filter(|c| c.refusal(tier, isolation).is_none());
     let best = match isolation {
         // Most capacity left first, then the name: `min_by` keeps the first of equals.
@@ -108,9 +134,12 @@ pub fn choose<'a>(
             .collect();
         why.sort();
         Failure::Refused(format!(
-            "no server can take a new {isolation} tenant of tier `{tier}`: {}; add a server \
+            "no server{} can take a new {isolation} tenant of tier `{tier}`: {}; add a server \
              (`tenantctl server add`), undrain one or raise a capacity (`tenantctl server set \
              NAME --capacity N`); nothing was created",
+            region
+                .map(|r| format!(" in region `{r}`"))
+                .unwrap_or_default(),
             if why.is_empty() {
                 "no server is registered".to_owned()
             } else {
@@ -133,11 +162,12 @@ mod tests {
             tiers: None,
             pooled: true,
             draining: false,
+            region: None,
         }
     }
 
     fn pick(cs: &[Candidate], isolation: Isolation) -> String {
-        choose(cs, "premium", isolation, None)
+        choose(cs, "premium", isolation, None, None)
             .unwrap()
             .name
             .to_string()
@@ -165,7 +195,7 @@ mod tests {
         cs[0].draining = true;
         assert_eq!(pick(&cs, Isolation::Siloed), "b1");
         cs[1].tiers = Some(vec!["free".into()]);
-        let err = choose(&cs, "premium", Isolation::Siloed, None)
+        let err = choose(&cs, "premium", Isolation::Siloed, None, None)
             .unwrap_err()
             .to_string();
         assert!(err.contains("a1 is draining"), "{err}");
@@ -175,11 +205,11 @@ mod tests {
             "{err}"
         );
         assert!(matches!(
-            choose(&cs, "premium", Isolation::Siloed, None),
+            choose(&cs, "premium", Isolation::Siloed, None, None),
             Err(Failure::Refused(_))
         ));
         assert_eq!(
-            choose(&cs, "free", Isolation::Siloed, None)
+            choose(&cs, "free", Isolation::Siloed, None, None)
                 .unwrap()
                 .name
                 .as_str(),
@@ -192,16 +222,58 @@ mod tests {
         let mut cs = [c("main", 10, 0, 0), c("s2", 10, 9, 0)];
         let s2: ServerName = "s2".parse().unwrap();
         assert_eq!(
-            choose(&cs, "premium", Isolation::Siloed, Some(&s2))
+            choose(&cs, "premium", Isolation::Siloed, Some(&s2), None)
                 .unwrap()
                 .name,
             s2
         );
         cs[1].draining = true;
-        let err = choose(&cs, "premium", Isolation::Siloed, Some(&s2)).unwrap_err();
+        let err = choose(&cs, "premium", Isolation::Siloed, Some(&s2), None).unwrap_err();
         assert!(err.to_string().contains("s2 is draining"), "{err}");
         let nope: ServerName = "nope".parse().unwrap();
-        let err = choose(&cs, "premium", Isolation::Siloed, Some(&nope)).unwrap_err();
+        let err = choose(&cs, "premium", Isolation::Siloed, Some(&nope), None).unwrap_err();
         assert!(err.to_string().contains("no server `nope`"), "{err}");
+    }
+
+    #[test]
+    fn a_region_narrows_the_candidates_and_a_server_elsewhere_is_refused() {
+        let us: Region = "us-east-1".parse().unwrap();
+        let eu: Region = "eu-west-2".parse().unwrap();
+        let mut cs = [c("main", 10, 0, 0), c("s2", 10, 5, 9), c("s3", 10, 8, 1)];
+        cs[1].region = Some(us.clone());
+        cs[2].region = Some(us.clone());
+        // main has the most capacity left and the fewest pooled tenants, but no region.
+        let siloed = choose(&cs, "premium", Isolation::Siloed, None, Some(&us)).unwrap();
+        assert_eq!(siloed.name.as_str(), "s2");
+        let pooled = choose(&cs, "premium", Isolation::Pooled, None, Some(&us)).unwrap();
+        assert_eq!(pooled.name.as_str(), "s3");
+        assert_eq!(pick(&cs, Isolation::Siloed), "main");
+        let err = choose(&cs, "premium", Isolation::Siloed, None, Some(&eu)).unwrap_err();
+        assert!(matches!(err, Failure::Refused(_)));
+        assert!(
+            err.to_string()
+                .contains("no server is in region `eu-west-2`"),
+            "{err}"
+        );
+        let main: ServerName = "main".parse().unwrap();
+        let err = choose(&cs, "premium", Isolation::Siloed, Some(&main), Some(&us)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("in no region, not in region `us-east-1`"),
+            "{err}"
+        );
+        cs[1].draining = true;
+        cs[2].capacity = 8;
+        let err = choose(&cs, "premium", Isolation::Siloed, None, Some(&us)).unwrap_err();
+        let err = err.to_string();
+        assert!(
+            err.contains("no server in region `us-east-1` can take"),
+            "{err}"
+        );
+        assert!(
+            err.contains("s2 is draining") && err.contains("s3 is full"),
+            "{err}"
+        );
+        assert!(!err.contains("main"), "{err}");
     }
 }

@@ -654,3 +654,102 @@ fn a_move_across_isolation_models_places_its_target_like_a_new_tenant() {
     assert_eq!(show["tier"], "free");
     assert_eq!(show["server"], "main");
 }
+
+#[test]
+fn a_tenant_on_another_server_resumes_there_and_its_whole_life_happens_there() {
+    let env = TestEnv::new();
+    env.add_server("s2", &[]);
+    // Killed after its database was created on s2: the re-run (without --server) resumes there.
+    let run = env.run_env(
+        &provision_args("far", "premium", &["--server", "s2"]),
+        &[("TENANTCTL_FAILPOINT", "after-step:2")],
+    );
+    assert_eq!(run.code, None, "killed: {}", run.stderr);
+    env.run(&provision_args("far", "premium", &[])).expect(0);
+    assert_eq!(server_of(&env, "far"), "s2");
+    assert!(env.extra("s2").database_exists(&env.silo("far")));
+    assert!(!env.database_exists(&env.silo("far")));
+    assert_eq!(users_on(&env, "s2", &env.silo("far"), "far"), 1);
+    // Credentials: the role on s2 gets the password, and logs in with it over the socket.
+    let pwfile = env.dir.path().join("far.url");
+    env.run(&[
+        "credentials",
+        "far",
+        "--password-file",
+        pwfile.to_str().unwrap(),
+        "-q",
+    ])
+    .expect(0);
+    let url = std::fs::read_to_string(&pwfile).unwrap();
+    assert!(url.contains(&format!("@{}", "%2F")), "{url}");
+    let verifier: Option<String> = env
+        .extra("s2")
+        .superuser("postgres")
+        .query_one(
+            "SELECT rolpassword FROM pg_authid WHERE rolname = $1",
+            &[&env.silo("far")],
+        )
+        .unwrap()
+        .get(0);
+    assert!(verifier.unwrap().starts_with("SCRAM-SHA-256$"));
+    // A backup (pg_dump against s2) and its restore (pg_restore into a staging database there).
+    let backup = env.run(&["backup", "far", "-o", "json"]).expect(0).json();
+    let id = backup["id"].as_str().unwrap().to_owned();
+    env.run(&["restore-backup", "far", &id, "--yes", "-q"])
+        .expect(0);
+    assert_eq!(users_on(&env, "s2", &env.silo("far"), "far"), 1);
+    // Measured there, suspended, resumed, deprovisioned, restored, purged: all on s2.
+    env.run(&["usage", "refresh", "far", "-q"]).expect(0);
+    for cmd in ["suspend", "resume", "deprovision", "restore"] {
+        env.run(&[cmd, "far", "-q"]).expect(0);
+    }
+    env.run(&["deprovision", "far", "--purge", "--yes", "-q"])
+        .expect(0);
+    assert!(!env.extra("s2").database_exists(&env.silo("far")));
+    let roles: i64 = env
+        .extra("s2")
+        .superuser("postgres")
+        .query_one(
+            "SELECT count(*) FROM pg_roles WHERE rolname = $1",
+            &[&env.silo("far")],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(roles, 0);
+    env.run(&["server", "remove", "s2", "-q"]).expect(0);
+}
+
+#[test]
+fn bulk_onboarding_places_every_row() {
+    let env = TestEnv::new();
+    env.run(&["server", "set", "main", "--capacity", "2", "-q"])
+        .expect(0);
+    env.add_server("s2", &["--capacity", "2"]);
+    let file = env.dir.path().join("tenants.csv");
+    std::fs::write(
+        &file,
+        "slug,tier,name,owner_email\nbulk-a,premium,,\nbulk-b,premium,,\nbulk-c,premium,,\nbulk-d,premium,,\nbulk-e,free,,\n",
+    )
+    .unwrap();
+    let pw = env.dir.path().join("tenants.passwords");
+    env.run(&[
+        "provision",
+        "--file",
+        file.to_str().unwrap(),
+        "--password-file",
+        pw.to_str().unwrap(),
+        "--concurrency",
+        "4",
+        "-q",
+    ])
+    .expect(0);
+    // Four silos at once on two servers of two places each: exactly two each, never three.
+    let list = servers(&env);
+    assert_eq!(server(&list, "main")["siloed_tenants"], 2, "{list}");
+    assert_eq!(server(&list, "s2")["siloed_tenants"], 2, "{list}");
+    assert_eq!(server_of(&env, "bulk-e"), "main");
+    for slug in ["bulk-a", "bulk-b", "bulk-c", "bulk-d"] {
+        let on = server_of(&env, slug);
+        assert!(exists_on(&env, &on, &env.silo(slug)), "{slug} on {on}");
+    }
+}

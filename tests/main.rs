@@ -28,6 +28,7 @@ mod ownership;
 mod privileges;
 mod provision;
 mod quota;
+mod regions;
 mod relocate;
 mod report;
 mod route;

@@ -21,7 +21,7 @@ pub async fn run(
     let slug: Slug = args.slug.parse()?;
     let to: ServerName = args.to.parse()?;
     if let Some(region) = &args.region {
-        crate::field::check("--region", region, crate::field::NAME_MAX)?;
+        region.parse::<crate::region::Region>()?;
     }
     let plane = ControlPlane::open(settings, reporter).await?;
     let view =

@@ -8,6 +8,7 @@ use crate::ops::servers::{self, AddRequest, Removed, ServerView};
 use crate::ops::ControlPlane;
 use crate::output::Output;
 use crate::progress::TerminalReporter;
+use crate::region::Region;
 use crate::server_name::ServerName;
 
 pub async fn run(
@@ -23,10 +24,19 @@ pub async fn run(
             capacity,
             tier,
             pooled,
+            region,
         } => {
             let out = out.printer::<ServerView>()?;
             // Everything is checked before anything connects; the URL's password above all.
-            let req = AddRequest::validate(&settings, &name, &url, capacity, &tier, pooled)?;
+            let req = AddRequest::validate(
+                &settings,
+                &name,
+                &url,
+                capacity,
+                &tier,
+                pooled,
+                region.as_deref(),
+            )?;
             let plane = ControlPlane::open(settings, reporter).await?;
             out.print(&servers::add(&plane, &req, reporter).await?)
         }
@@ -57,13 +67,27 @@ pub async fn run(
         }
         ServerCommand::Drain(arg) => draining(settings, &arg.name, true, out, reporter).await,
         ServerCommand::Undrain(arg) => draining(settings, &arg.name, false, out, reporter).await,
-        ServerCommand::Set { name, capacity } => {
+        ServerCommand::Set {
+            name,
+            capacity,
+            region,
+        } => {
             let out = out.printer::<ServerView>()?;
             let name: ServerName = name.parse()?;
-            let capacity =
-                crate::number::in_range("--capacity", capacity, 0..=servers::MAX_CAPACITY)?;
+            let capacity = capacity
+                .map(|c| crate::number::in_range("--capacity", c, 0..=servers::MAX_CAPACITY))
+                .transpose()?;
+            let region: Option<Region> = region.as_deref().map(str::parse).transpose()?;
             let plane = ControlPlane::open(settings, reporter).await?;
-            out.print(&servers::set_capacity(&plane, &name, capacity, reporter).await?)
+            // The region first: it is the change that may be refused, and then nothing changed.
+            let mut view = None;
+            if let Some(r) = &region {
+                view = Some(servers::set_region(&plane, &name, r, reporter).await?);
+            }
+            if let Some(c) = capacity {
+                view = Some(servers::set_capacity(&plane, &name, c, reporter).await?);
+            }
+            out.print(&view.expect("clap requires --capacity or --region"))
         }
         ServerCommand::Remove(arg) => {
             let out = out.printer::<Removed>()?;

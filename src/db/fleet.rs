@@ -41,7 +41,7 @@ struct Inner {
     control_server: Server,
     control: ControlDb,
     access: ServerAccess,
-    members: tokio::sync::Mutex<HashMap<ServerName, Arc<Member>>>,
+    members: std::sync::Mutex<HashMap<ServerName, Arc<Member>>>,
 }
 
 /// One server, resolved: how to reach it and its admin pool.
@@ -68,18 +68,27 @@ impl Fleet {
                 control_server,
                 control,
                 access,
-                members: tokio::sync::Mutex::new(HashMap::new()),
+                members: std::sync::Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// The resolved servers (a poisoned lock is still a usable map: entries are only added).
+    fn members(&self) -> std::sync::MutexGuard<'_, HashMap<ServerName, Arc<Member>>> {
+        self.inner
+            .members
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Server `name`, resolved (and its admin pool built) on first use. A name the registry
     /// lacks is refused (exit 3).
     async fn member(&self, name: &ServerName) -> Result<Arc<Member>> {
-        let mut members = self.inner.members.lock().await;
-        if let Some(m) = members.get(name) {
+        if let Some(m) = self.members().get(name) {
             return Ok(m.clone());
         }
+        // Resolved without holding the map's lock (it reads the control database); two tasks
+        // that race here build the same member, and the first one inserted is kept.
         let row = self.inner.control.find_server(name).await?.ok_or_else(|| {
             Failure::Refused(format!(
                 "no server `{name}` in the fleet; `tenantctl server list` shows the servers"
@@ -99,8 +108,7 @@ impl Fleet {
         };
         let admin = server.pool(&admin_db, ADMIN_POOL_SIZE)?;
         let m = Arc::new(Member { server, admin });
-        members.insert(name.clone(), m.clone());
-        Ok(m)
+        Ok(self.members().entry(name.clone()).or_insert(m).clone())
     }
 
     /// A URL given to `server add`, checked (no password) and resolved as the fleet will resolve

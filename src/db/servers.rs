@@ -9,6 +9,7 @@ use tokio_postgres::{GenericClient, Row};
 use super::control::ControlDb;
 use crate::action::Action;
 use crate::placement::Candidate;
+use crate::region::Region;
 use crate::server_name::ServerName;
 
 /// One row of `servers`.
@@ -24,7 +25,7 @@ pub struct ServerRow {
     pub tiers: Option<Vec<String>>,
     pub pooled: bool,
     pub draining: bool,
-    pub region: Option<String>,
+    pub region: Option<Region>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -45,6 +46,7 @@ pub struct NewServer<'a> {
     pub capacity: i32,
     pub tiers: Option<&'a [String]>,
     pub pooled: bool,
+    pub region: Option<&'a Region>,
     pub system_id: &'a str,
 }
 
@@ -62,7 +64,7 @@ fn row_from(r: &Row) -> Result<ServerRow> {
         tiers: r.get("tiers"),
         pooled: r.get("pooled"),
         draining: r.get("draining"),
-        region: r.get("region"),
+        region: r.try_get("region").context("reading servers")?,
         created_at: r.get("created_at"),
     })
 }
@@ -78,6 +80,7 @@ impl ServerRow {
             tiers: self.tiers.clone(),
             pooled: self.pooled,
             draining: self.draining,
+            region: self.region.clone(),
         }
     }
 }
@@ -167,14 +170,15 @@ impl ControlDb {
         let tx = conn.transaction().await.context("starting a transaction")?;
         let added = tx
             .execute(
-                "INSERT INTO servers (name, url, capacity, tiers, pooled, system_id)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
+                "INSERT INTO servers (name, url, capacity, tiers, pooled, region, system_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING",
                 &[
                     new.name,
                     &new.url,
                     &new.capacity,
                     &new.tiers,
                     &new.pooled,
+                    &new.region,
                     &new.system_id,
                 ],
             )
@@ -190,6 +194,7 @@ impl ControlDb {
             "capacity": new.capacity,
             "tiers": new.tiers,
             "pooled": new.pooled,
+            "region": new.region,
         });
         super::audit::append_fleet(&*tx, actor, Action::ServerAdd, &details).await?;
         tx.commit().await.context("committing the new server")?;
@@ -269,6 +274,42 @@ impl ControlDb {
             tx.commit().await.context("committing the server change")?;
         }
         Ok(Some(i64::from(was)))
+    }
+
+    /// Sets the region, audited when it changes. `None`: no such server; else the old one.
+    /// The caller holds the placement lock and has decided the change may be made.
+    pub async fn set_region(
+        &self,
+        name: &ServerName,
+        region: &Region,
+        actor: &str,
+    ) -> Result<Option<Option<Region>>> {
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await.context("starting a transaction")?;
+        let Some(row) = tx
+            .query_opt(
+                "SELECT region FROM servers WHERE name = $1 FOR UPDATE",
+                &[name],
+            )
+            .await
+            .with_context(|| format!("reading server {name}"))?
+        else {
+            return Ok(None);
+        };
+        let was: Option<Region> = row.try_get(0).context("reading servers")?;
+        if was.as_ref() != Some(region) {
+            tx.execute(
+                "UPDATE servers SET region = $2 WHERE name = $1",
+                &[name, region],
+            )
+            .await
+            .with_context(|| format!("changing server {name}"))?;
+            let details =
+                serde_json::json!({ "server": name, "from_region": was, "to_region": region });
+            super::audit::append_fleet(&*tx, actor, Action::ServerSet, &details).await?;
+            tx.commit().await.context("committing the server change")?;
+        }
+        Ok(Some(was))
     }
 
     /// Removes an empty server, audited. The tenants (any status) and database claims that

@@ -82,8 +82,13 @@ impl Batch {
         file: &Path,
         password_file: Option<&Path>,
         concurrency: Option<usize>,
+        region: Option<&str>,
     ) -> Result<Batch, Failure> {
         let origin = text_file::shown(file);
+        // `--region` holds for every row: checked once, before the rows.
+        if let Some(r) = region {
+            r.parse::<crate::region::Region>()?;
+        }
         let concurrency = match concurrency {
             Some(0) => {
                 return Err(Failure::BadInput(
@@ -159,6 +164,7 @@ impl Batch {
                     password_file: None,
                     features: &[],
                     server: None,
+                    region,
                 },
             );
             match checked {

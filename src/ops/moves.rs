@@ -85,8 +85,12 @@ pub(super) async fn change_isolation(
     // The target goes where a new tenant of the new tier would (a silo: the most capacity
     // left; pooled: the least-loaded pooled server), decided under the placement lock and
     // recorded with the move (which counts against the target's capacity from then on).
+    // Within the region of the tenant's server when it has one: a tier change never takes a
+    // tenant out of its region (refused, exit 3, when no server there can take it).
     let placing = plane.control.lock_placement().await?;
-    let to_server = super::servers::place(plane, tier_name, tier.isolation, None).await?;
+    let region = super::servers::region_of(plane, &t.server).await?;
+    let to_server =
+        super::servers::place(plane, tier_name, tier.isolation, None, region.as_ref()).await?;
     let m = MoveRecord {
         tenant: t.id,
         kind,
@@ -839,7 +843,7 @@ pub(super) async fn relocate(
         .iter()
         .map(|(row, load)| row.candidate(*load))
         .collect();
-    crate::placement::choose(&candidates, &t.tier, Isolation::Siloed, Some(to)).map_err(
+    crate::placement::choose(&candidates, &t.tier, Isolation::Siloed, Some(to), None).map_err(
         |e| match e {
             Failure::Refused(why) => Failure::Refused(why.replace(
                 "; nothing was created",

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::{tenants, ControlPlane};
 use crate::error::Failure;
+use crate::region::Region;
 use crate::server_name::ServerName;
 use crate::slug::Slug;
 use crate::tenant::{Status, Tenant};
@@ -18,6 +19,8 @@ pub struct RouteView {
     pub slug: String,
     pub isolation: Isolation,
     pub server: ServerName,
+    /// The server's region; `null` when it has none.
+    pub region: Option<Region>,
     /// The server's first host, or its unix-socket directory.
     pub host: String,
     pub port: u16,
@@ -32,7 +35,7 @@ pub struct RouteView {
     pub tenant_id: Option<uuid::Uuid>,
 }
 
-async fn route_of(plane: &ControlPlane, t: &Tenant) -> Result<RouteView> {
+async fn route_of(plane: &ControlPlane, t: &Tenant, region: Option<Region>) -> Result<RouteView> {
     let e = plane.fleet.endpoint(&t.server).await?;
     let host = if e.host.contains(':') && !e.host.starts_with('/') {
         format!("[{}]", e.host)
@@ -50,6 +53,7 @@ async fn route_of(plane: &ControlPlane, t: &Tenant) -> Result<RouteView> {
         slug: t.slug.to_string(),
         isolation: t.isolation,
         server: t.server.clone(),
+        region,
         host: e.host,
         port: e.port,
         database: t.database.clone(),
@@ -71,16 +75,19 @@ pub async fn route(plane: &ControlPlane, slug: &Slug) -> Result<RouteView> {
         ))
         .into());
     }
-    route_of(plane, &t).await
+    let region = super::servers::region_of(plane, &t.server).await?;
+    route_of(plane, &t, region).await
 }
 
 /// `routes`: every active tenant's route, by slug. Suspended, deleted and unfinished tenants
 /// are absent.
 pub async fn routes(plane: &ControlPlane) -> Result<Vec<RouteView>> {
+    let regions = tenants::regions(plane).await?;
     let mut out = Vec::new();
     for t in plane.control.list_tenants().await? {
         if t.status == Status::Active {
-            out.push(route_of(plane, &t).await?);
+            let region = regions.get(&t.server).cloned().flatten();
+            out.push(route_of(plane, &t, region).await?);
         }
     }
     Ok(out)

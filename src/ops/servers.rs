@@ -17,6 +17,7 @@ use crate::db::servers::{self as registry, Load, NewServer, ServerRow};
 use crate::error::Failure;
 use crate::excerpt::excerpt;
 use crate::placement;
+use crate::region::Region;
 use crate::server_name::ServerName;
 use crate::tier::Isolation;
 
@@ -28,7 +29,8 @@ pub const DEFAULT_CAPACITY: i64 = 2000;
 pub const MAX_CAPACITY: i64 = 1_000_000;
 
 /// Where a new tenant of `tier` (of `isolation`) goes: `requested` if it can take it, else
-/// the placement rule (`placement`). Refused (exit 3) when no server can take it. Reads only;
+/// the placement rule (`placement`), among the servers of `region` when one is given.
+/// Refused (exit 3) when no server can take it. Reads only;
 /// a caller that then records the tenant holds `plane.control.lock_placement()` from before
 /// this call until the tenant's row names the server, so that two placements never both take
 /// a server's last place.
@@ -37,6 +39,7 @@ pub async fn place(
     tier: &str,
     isolation: Isolation,
     requested: Option<&ServerName>,
+    region: Option<&Region>,
 ) -> Result<ServerName> {
     let candidates: Vec<placement::Candidate> = plane
         .control
@@ -45,9 +48,21 @@ pub async fn place(
         .iter()
         .map(|(row, load)| row.candidate(*load))
         .collect();
-    Ok(placement::choose(&candidates, tier, isolation, requested)?
-        .name
-        .clone())
+    Ok(
+        placement::choose(&candidates, tier, isolation, requested, region)?
+            .name
+            .clone(),
+    )
+}
+
+/// The region of `server` (`None`: it has none, or it is not registered): a tenant's region
+/// is its server's.
+pub async fn region_of(plane: &ControlPlane, server: &ServerName) -> Result<Option<Region>> {
+    Ok(plane
+        .control
+        .find_server(server)
+        .await?
+        .and_then(|s| s.region))
 }
 
 /// One server as `server list` and the other server commands show it. JSON names are a
@@ -66,7 +81,8 @@ pub struct ServerView {
     pub tiers: Option<Vec<String>>,
     pub pooled: bool,
     pub draining: bool,
-    pub region: Option<String>,
+    /// Where it is (`server add|set --region`); `null`: in no region.
+    pub region: Option<Region>,
     /// Tenants on it, any status (siloed + pooled).
     pub tenants: i64,
     pub siloed_tenants: i64,
@@ -160,6 +176,7 @@ pub struct AddRequest {
     /// `None`: every tier.
     pub tiers: Option<Vec<String>>,
     pub pooled: bool,
+    pub region: Option<Region>,
 }
 
 impl AddRequest {
@@ -173,8 +190,10 @@ impl AddRequest {
         capacity: i64,
         tiers: &[String],
         pooled: bool,
+        region: Option<&str>,
     ) -> Result<AddRequest, Failure> {
         let name: ServerName = name.parse()?;
+        let region = region.map(str::parse::<Region>).transpose()?;
         // The URL is parsed again when the server is reached; here it is refused early (a
         // password in it above all), before anything connects.
         settings.server_access.new_server(name.as_str(), url)?;
@@ -207,6 +226,7 @@ impl AddRequest {
             capacity,
             tiers,
             pooled,
+            region,
         })
     }
 }
@@ -305,6 +325,7 @@ pub async fn add(
                 capacity,
                 tiers: req.tiers.as_deref(),
                 pooled: req.pooled,
+                region: req.region.as_ref(),
                 system_id: &system.system_id,
             },
             &plane.ctx.actor,
@@ -317,10 +338,14 @@ pub async fn add(
         .into());
     }
     reporter.status(&format!(
-        "added server `{name}` (PostgreSQL {}, capacity {}{})",
+        "added server `{name}` (PostgreSQL {}, capacity {}{}{})",
         system.version,
         req.capacity,
-        if req.pooled { ", pooled" } else { "" }
+        if req.pooled { ", pooled" } else { "" },
+        req.region
+            .as_ref()
+            .map(|r| format!(", region {r}"))
+            .unwrap_or_default()
     ));
     let mut v = current(plane, name).await?;
     v.reachable = true;
@@ -386,6 +411,61 @@ pub async fn set_capacity(
         format!("server `{name}` has capacity {capacity} already; nothing to do")
     } else {
         format!("server `{name}`: capacity {was} → {capacity}")
+    });
+    current(plane, name).await
+}
+
+/// `server set NAME --region R`. Audited when it changes. A server without a region may be
+/// given one whatever it holds (its tenants are then in that region: they are where their
+/// server is). Changing the region of a server that holds tenants (any status) is refused
+/// (exit 3): their data would change region by a relabel while staying where it is, which is
+/// either a typo or a move, and a move is `tenantctl move`. An empty server's region may be
+/// corrected freely.
+pub async fn set_region(
+    plane: &ControlPlane,
+    name: &ServerName,
+    region: &Region,
+    reporter: &dyn Reporter,
+) -> Result<ServerView> {
+    let _placing = plane.control.lock_placement().await?;
+    let loads = plane.control.server_loads().await?;
+    let (row, load) = loads
+        .iter()
+        .find(|(r, _)| &r.name == name)
+        .ok_or_else(|| not_found(name))?;
+    let held = load.silos + load.pooled_tenants;
+    if let Some(was) = row.region.as_ref().filter(|w| *w != region) {
+        if held > 0 {
+            return Err(Failure::Refused(format!(
+                "server `{name}` is in region `{was}` and holds {} (any status: deleted ones count until purged); its region cannot change under them: move them off first (`tenantctl move SLUG --to SERVER`); nothing changed",
+                crate::words::count(held, "tenant", "tenants")
+            ))
+            .into());
+        }
+    }
+    let Some(was) = plane
+        .control
+        .set_region(name, region, &plane.ctx.actor)
+        .await?
+    else {
+        return Err(not_found(name).into());
+    };
+    reporter.status(&match was {
+        Some(w) if &w == region => {
+            format!("server `{name}` is in region `{region}` already; nothing to do")
+        }
+        Some(w) => format!("server `{name}`: region {w} → {region}"),
+        None => format!(
+            "server `{name}` is in region `{region}`{}",
+            if held > 0 {
+                format!(
+                    ", and so are the {} it holds",
+                    crate::words::count(held, "tenant", "tenants")
+                )
+            } else {
+                String::new()
+            }
+        ),
     });
     current(plane, name).await
 }

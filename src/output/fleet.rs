@@ -1,6 +1,7 @@
 //! The fleet: its servers (`server list|add|drain|undrain|set|remove`), tenants' routes
 //! (`route`) and the routing table as a PgBouncer `[databases]` section (`routes`).
 
+use super::tenants::region_text;
 use super::{fields, table, table_text, yes_no, Render};
 use crate::excerpt::escape;
 use crate::ops::routes::RouteView;
@@ -29,6 +30,7 @@ impl Render for ServerView {
             ("tiers", tiers_text(&s.tiers)),
             ("pooled", yes_no(s.pooled)),
             ("draining", yes_no(s.draining)),
+            ("region", region_text(s.region.as_ref())),
             (
                 "tenants",
                 format!(
@@ -58,6 +60,7 @@ impl Render for [ServerView] {
             "TIERS",
             "POOLED",
             "DRAINING",
+            "REGION",
             "TENANTS",
             "DATABASES",
             "BYTES",
@@ -72,6 +75,7 @@ impl Render for [ServerView] {
                 tiers_text(&s.tiers),
                 yes_no(s.pooled),
                 yes_no(s.draining),
+                region_text(s.region.as_ref()),
                 s.tenants.to_string(),
                 opt(s.databases),
                 opt(s.bytes),
@@ -99,6 +103,7 @@ impl Render for RouteView {
         let mut rows = vec![
             ("slug", r.slug.clone()),
             ("server", r.server.to_string()),
+            ("region", region_text(r.region.as_ref())),
             ("host", r.host.clone()),
             ("port", r.port.to_string()),
             ("database", r.database.clone()),

@@ -31,6 +31,7 @@ impl Render for TenantView {
             ("isolation", v.isolation.to_string()),
             ("status", v.status.to_string()),
             ("server", v.server.to_string()),
+            ("region", region_text(v.region.as_ref())),
             ("database", v.database.clone()),
             ("role", v.role.clone()),
             ("owner", v.owner_email.clone()),
@@ -43,6 +44,11 @@ impl Render for TenantView {
             ("features", v.features.join(" ")),
         ])
     }
+}
+
+/// A region as the tables show it: `-` for none.
+pub(super) fn region_text(region: Option<&crate::region::Region>) -> String {
+    region.map_or_else(|| "-".to_owned(), |r| r.to_string())
 }
 
 impl Render for [TenantView] {

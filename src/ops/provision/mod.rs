@@ -1,8 +1,9 @@
 //! Provisioning a tenant: eight numbered steps, each idempotent and journaled.
 //!
-//! 1. **record tenant**: the server it goes to (`ops::servers::place`, or `--server`), then
-//!    the `tenants` row naming it (status `provisioning`), in one transaction with its journal
-//!    and audit entries, all under the placement lock. A full fleet is refused here, before
+//! 1. **record tenant**: the server it goes to (`ops::servers::place`, or `--server`; only a
+//!    server of `--region` when given), then the `tenants` row naming it (status
+//!    `provisioning`), in one transaction with its journal and audit entries, all under the
+//!    placement lock. A full fleet is refused here, before
 //!    anything exists. Re-run: the row is found (with its server) and the step skipped.
 //! 2. **create database**: siloed: the tenant's login role and database, connectable by that
 //!    role only; pooled: the shared database and its application role. Each is marked as this
@@ -53,6 +54,7 @@ use crate::excerpt::{excerpt, is_unsafe_char};
 use crate::feature::Feature;
 use crate::field;
 use crate::hook::Event;
+use crate::region::Region;
 use crate::server_name::ServerName;
 use crate::slug::Slug;
 use crate::step::Step;
@@ -80,6 +82,8 @@ pub struct Request {
     pub features: Vec<Feature>,
     /// `--server`: where to place a new tenant, instead of the placement rule.
     pub server: Option<ServerName>,
+    /// `--region`: a new tenant goes only to a server of this region.
+    pub region: Option<Region>,
 }
 
 /// The raw arguments, as a command received them.
@@ -92,6 +96,7 @@ pub struct Args<'a> {
     pub password_file: Option<&'a Path>,
     pub features: &'a [String],
     pub server: Option<&'a str>,
+    pub region: Option<&'a str>,
 }
 
 impl Request {
@@ -126,6 +131,7 @@ impl Request {
         features.sort();
         features.dedup();
         let server = args.server.map(str::parse).transpose()?;
+        let region = args.region.map(str::parse).transpose()?;
         Ok(Request {
             slug,
             tier_name: args.tier.to_owned(),
@@ -136,6 +142,7 @@ impl Request {
             password_file: args.password_file.map(Path::to_path_buf),
             features,
             server,
+            region,
         })
     }
 }
@@ -258,7 +265,8 @@ pub async fn plan(ctx: &Context, plane: Option<&ControlPlane>, req: &Request) ->
     if let Some(plane) = plane {
         match plane.control.find_tenant(&req.slug).await? {
             Some(t) => {
-                refuse_conflicts(&t, req)?;
+                let region = super::servers::region_of(plane, &t.server).await?;
+                refuse_conflicts(&t, region.as_ref(), req)?;
                 done.extend(plane.control.completed_steps(t.id).await?);
                 status = Some(t.status.to_string());
                 server = t.server;
@@ -269,6 +277,7 @@ pub async fn plan(ctx: &Context, plane: Option<&ControlPlane>, req: &Request) ->
                     &req.tier_name,
                     req.tier.isolation,
                     req.server.as_ref(),
+                    req.region.as_ref(),
                 )
                 .await?;
             }
@@ -311,7 +320,8 @@ fn activation() -> &'static Transition {
 /// Refuses a request that conflicts with the tenant's recorded state (exit 3). A recorded
 /// tenant may be provisioned while activation may still take it (unfinished), or once it has
 /// (done: a no-op on the same tier).
-fn refuse_conflicts(t: &Tenant, req: &Request) -> Result<(), Failure> {
+/// `region`: the region of the tenant's server.
+fn refuse_conflicts(t: &Tenant, region: Option<&Region>, req: &Request) -> Result<(), Failure> {
     let slug = &t.slug;
     let activation = activation();
     let unfinished = activation.from.contains(&t.status);
@@ -320,6 +330,17 @@ fn refuse_conflicts(t: &Tenant, req: &Request) -> Result<(), Failure> {
         return Err(Failure::Refused(format!(
             "tenant `{slug}` is {} on server `{}`, not `{server}`: --server places new tenants only; run without it to finish or check it",
             t.status, t.server
+        )));
+    }
+    if let Some(asked) = req.region.as_ref().filter(|r| Some(*r) != region) {
+        return Err(Failure::Refused(format!(
+            "tenant `{slug}` is {} on server `{}`, {}, not in region `{asked}`: --region places new tenants only; run without it to finish or check it",
+            t.status,
+            t.server,
+            match region {
+                Some(r) => format!("in region `{r}`"),
+                None => "in no region".to_owned(),
+            }
         )));
     }
     if finished && t.tier != req.tier_name {
@@ -356,7 +377,8 @@ pub async fn provision(
     })?;
     let existing = plane.control.find_tenant(slug).await?;
     if let Some(t) = &existing {
-        refuse_conflicts(t, req)?;
+        let region = super::servers::region_of(plane, &t.server).await?;
+        refuse_conflicts(t, region.as_ref(), req)?;
         super::features::refuse_unrecorded(plane, t, &req.features).await?;
         if t.status == activation().to {
             reporter.status(&format!(
@@ -404,6 +426,7 @@ pub async fn provision(
                 &req.tier_name,
                 req.tier.isolation,
                 req.server.as_ref(),
+                req.region.as_ref(),
             )
             .await?;
             // A database or role of the new tenant's names that exists there is not ours:
