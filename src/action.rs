@@ -36,10 +36,26 @@ pub enum Action {
     Backup,
     /// `restore-backup` replaced the tenant's data; details carry the backup's id.
     RestoreBackup,
+    /// A move of the tenant's data began (`moving`); details carry what moves where.
+    MoveStart,
+    /// The move ended (`moving` → the status it started from): done, or cancelled before its
+    /// switch (`details.cancelled`).
+    Move,
+    /// A server joined the fleet (no tenant); details carry its name, URL (no password),
+    /// capacity, tiers and whether it is pooled.
+    ServerAdd,
+    /// A server takes no new tenants (`server drain`); details carry its name.
+    ServerDrain,
+    /// A drained server takes new tenants again.
+    ServerUndrain,
+    /// An empty server left the fleet.
+    ServerRemove,
+    /// A server's capacity changed (`server set`); details carry the old and new capacity.
+    ServerSet,
 }
 
 impl Action {
-    pub const ALL: [Action; 23] = [
+    pub const ALL: [Action; 30] = [
         Action::ProvisionStart,
         Action::Provision,
         Action::SuspendStart,
@@ -63,6 +79,13 @@ impl Action {
         Action::Adopt,
         Action::Backup,
         Action::RestoreBackup,
+        Action::MoveStart,
+        Action::Move,
+        Action::ServerAdd,
+        Action::ServerDrain,
+        Action::ServerUndrain,
+        Action::ServerRemove,
+        Action::ServerSet,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -90,6 +113,13 @@ impl Action {
             Action::Adopt => "adopt",
             Action::Backup => "backup",
             Action::RestoreBackup => "restore-backup",
+            Action::MoveStart => "move.start",
+            Action::Move => "move",
+            Action::ServerAdd => "server.add",
+            Action::ServerDrain => "server.drain",
+            Action::ServerUndrain => "server.undrain",
+            Action::ServerRemove => "server.remove",
+            Action::ServerSet => "server.set",
         }
     }
 
@@ -107,6 +137,7 @@ impl Action {
                 | Action::ResumeStart
                 | Action::DeprovisionStart
                 | Action::RestoreStart
+                | Action::MoveStart
         )
     }
 
@@ -168,7 +199,8 @@ mod tests {
                 "suspend.start",
                 "resume.start",
                 "deprovision.start",
-                "restore.start"
+                "restore.start",
+                "move.start"
             ]
         );
         let without: Vec<&str> = Action::billed_without_status()

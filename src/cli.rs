@@ -93,9 +93,13 @@ pub enum Command {
     List,
     /// Show one tenant: its database, role, buckets, quotas and features
     Show(ShowArgs),
-    /// Move a tenant to another tier of the same isolation model (limits seeded from the tier
-    /// follow it; per-tenant overrides stay)
+    /// Move a tenant to another tier (tier-seeded limits follow, overrides stay); across
+    /// isolation models its data moves too, into a new silo or into the pooled database
     SetTier(SetTierArgs),
+    /// Move a siloed tenant's database to another server of the fleet (pg_dump | pg_restore,
+    /// writes blocked meanwhile, verified before the switch). While it is moving: the same
+    /// --to finishes the move, --to its old server (before the switch) cancels it
+    Move(MoveArgs),
     /// Cut a tenant off in the data plane (siloed: no login, no connections, sessions ended;
     /// pooled: its rows hidden by the row-level policies)
     Suspend(SuspendArgs),
@@ -155,6 +159,16 @@ pub enum Command {
     /// after it verified; pooled: its rows replaced in one transaction). Journaled: a re-run
     /// after a crash finishes or undoes it
     RestoreBackup(RestoreBackupArgs),
+    /// The fleet's PostgreSQL servers: add one, list them with their load, drain, undrain,
+    /// set a capacity, remove an empty one
+    #[command(subcommand)]
+    Server(ServerCommand),
+    /// Where an active tenant's application connects: server, host, port, database, role,
+    /// sslmode and a URL (no password)
+    Route(RouteArgs),
+    /// The routing table of every active tenant: a PgBouncer `[databases]` section mapping each
+    /// slug to its server and database, or JSON for a gateway
+    Routes(RoutesArgs),
     /// Create the control database if it is missing and apply its migrations (needed once on
     /// an operator's server; idempotent)
     Init,
@@ -170,6 +184,97 @@ pub enum Command {
     /// Print the manual page, or write one page per subcommand to a directory (needs no
     /// database)
     Man(ManArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Register a PostgreSQL server in the fleet, after checking that tenantctl can reach it
+    /// and that its role has LOGIN CREATEDB CREATEROLE. The URL is stored without a password:
+    /// give none (it comes from ~/.pgpass, PGPASSFILE, or [servers.NAME] in tenantctl.toml)
+    Add {
+        /// The server's name: 2 to 40 of a-z, 0-9 and '-', starting with a letter
+        name: String,
+        /// Its connection string, URL or key=value, without a password; its database is the one
+        /// tenantctl's admin connections use there [default database: postgres]
+        url: String,
+        /// How many siloed tenants it may hold, 0 to 1000000
+        #[arg(
+            long,
+            value_name = "N",
+            allow_negative_numbers = true,
+            default_value_t = crate::ops::servers::DEFAULT_CAPACITY
+        )]
+        capacity: i64,
+        /// A tier it takes (repeatable, or comma-separated: --tier premium,enterprise); only
+        /// those then [default: every tier]. (`--tiers` is the tier table's path, for every
+        /// command.)
+        #[arg(long, value_name = "TIER", value_delimiter = ',')]
+        tier: Vec<String>,
+        /// It takes pooled tenants too (they get a pooled database there)
+        #[arg(long)]
+        pooled: bool,
+        /// The region it is in, for `provision --region`: 2 to 32 of a-z, 0-9 and '-',
+        /// starting with a letter, ending with a letter or digit (us-east-1) [default: none]
+        #[arg(long, value_name = "REGION")]
+        region: Option<String>,
+    },
+    /// Every server: tenants, databases, bytes, capacity left, and whether it is reachable
+    /// (exit 1 if one is not)
+    List,
+    /// Place no new tenants on a server (its tenants stay where they are)
+    Drain(ServerArg),
+    /// Let a drained server take new tenants again
+    Undrain(ServerArg),
+    /// Change a server's capacity (how many siloed tenants it may hold) or region
+    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true).args(["capacity", "region"])))]
+    Set {
+        /// The server's name
+        name: String,
+        /// The new capacity, 0 to 1000000
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
+        capacity: Option<i64>,
+        /// The region it is in (us-east-1); refused for a server in another region that holds
+        /// tenants
+        #[arg(long, value_name = "REGION")]
+        region: Option<String>,
+    },
+    /// Remove a server that holds no tenant (deleted tenants count until purged); never the
+    /// control database's own server
+    Remove(ServerArg),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArg {
+    /// The server's name, as `server list` shows it
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RouteArgs {
+    /// The tenant's slug
+    pub slug: String,
+    /// Print only the connection URL (no password), for `$(tenantctl route SLUG --url)`
+    #[arg(long)]
+    pub url: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RoutesFormat {
+    /// A `[databases]` section for PgBouncer's ini file (or a file it `%include`s)
+    Pgbouncer,
+    /// One object per active tenant, for a gateway
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RoutesArgs {
+    /// What to write [default: pgbouncer; json with --output json]
+    #[arg(long, value_enum)]
+    pub format: Option<RoutesFormat>,
+    /// Write to this file atomically (a temporary file in the same directory, then a rename)
+    /// instead of stdout
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -221,7 +326,7 @@ pub struct ProvisionArgs {
     /// Provision every tenant of a CSV file (header `slug,tier,name,owner_email`), all rows
     /// checked before anything is created; passwords go to --password-file
     /// [default: FILE.passwords], one `slug,password` line per tenant
-    #[arg(long, value_name = "CSV", conflicts_with_all = ["slug", "tier", "name", "owner_email", "owner_name", "features", "dry_run"])]
+    #[arg(long, value_name = "CSV", conflicts_with_all = ["slug", "tier", "name", "owner_email", "owner_name", "features", "dry_run", "server"])]
     pub file: Option<PathBuf>,
     /// With --file: how many tenants are provisioned at once (at most 20) [default: 2 × CPU cores, at most 16]
     #[arg(long, value_name = "N", requires = "file")]
@@ -245,6 +350,15 @@ pub struct ProvisionArgs {
     /// Print the steps that would run, change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Place a new tenant on this server of the fleet instead of where the placement rule
+    /// puts it (still refused if the server is draining, full or does not take the tier)
+    #[arg(long, value_name = "NAME")]
+    pub server: Option<String>,
+    /// Place the new tenant only on a server of this region (us-east-1); refused (exit 3) when
+    /// none of them can take it, or when --server names a server of another region. With
+    /// --file: every row
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -379,9 +493,22 @@ pub enum InvoicesCommand {
 pub struct SetTierArgs {
     /// The tenant's slug
     pub slug: String,
-    /// The new tier from the tier table (built in: free, premium, enterprise), of the same
-    /// isolation model (pooled or siloed) as the current one
+    /// The new tier from the tier table (built in: free, premium, enterprise). While the
+    /// tenant is moving: its new tier finishes the move, its old tier (before the switch)
+    /// cancels it
     pub tier: String,
+}
+
+#[derive(Debug, Args)]
+pub struct MoveArgs {
+    /// The tenant's slug
+    pub slug: String,
+    /// The server to move it to, as `server list` shows it
+    #[arg(long, value_name = "SERVER")]
+    pub to: String,
+    /// Confirms a move across regions: the target server's region
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Args)]

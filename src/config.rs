@@ -1,6 +1,7 @@
 //! `Settings`: every setting resolved once, flag > environment > `tenantctl.toml` > default.
 //! This is the only module that reads environment variables.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -58,6 +59,8 @@ pub struct Settings {
     /// The environment a hook inherits: tenantctl's, without what may carry a secret (see
     /// `hook_environment`).
     pub hook_env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+    /// Where the passwords of the fleet's other servers come from (`[servers.NAME]`, `.pgpass`).
+    pub server_access: ServerAccess,
 }
 
 /// `tenantctl.toml`. Relative paths are relative to the file.
@@ -73,6 +76,20 @@ struct FileConfig {
     retention_days: Option<i64>,
     storage: Option<crate::storage::s3::StorageFile>,
     hooks: Option<crate::hook::HooksFile>,
+    /// `[servers.NAME]`: where a registered server's password comes from.
+    #[serde(default)]
+    servers: BTreeMap<String, ServerFile>,
+}
+
+/// `[servers.NAME]` in tenantctl.toml: one of the two, naming where the password of the admin
+/// role on server NAME is (never the password itself).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerFile {
+    /// A file whose first line is the password (mode 0600 or stricter).
+    password_file: Option<PathBuf>,
+    /// An environment variable holding the password.
+    password_env: Option<String>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -81,7 +98,7 @@ fn env(name: &str) -> Option<String> {
 
 impl Settings {
     pub fn resolve(args: &GlobalArgs) -> Result<Settings, Failure> {
-        let (file, file_dir) = load_file(args)?;
+        let (mut file, file_dir) = load_file(args)?;
         let rel = |p: PathBuf| match &file_dir {
             Some(dir) if p.is_relative() => dir.join(p),
             _ => p,
@@ -94,6 +111,7 @@ impl Settings {
             (None, None) => None,
         };
         let database = resolve_database(explicit, file.database_url, &mut warnings)?;
+        let server_access = resolve_server_access(std::mem::take(&mut file.servers), &rel)?;
 
         let data_dir = args
             .data_dir
@@ -197,6 +215,7 @@ impl Settings {
             hooks,
             hooks_dir,
             hook_env: hook_environment(),
+            server_access,
         })
     }
 
@@ -382,7 +401,12 @@ fn resolve_database(
             params.password = read_pgpass(&path, &params, warnings);
         }
     }
-    // libpq's default files under ~/.postgresql, used when present.
+    home_tls_defaults(&mut params, home.as_deref());
+    Ok(DatabaseTarget::Url(Box::new(params)))
+}
+
+/// libpq's default files under ~/.postgresql, used when present and the string names none.
+fn home_tls_defaults(params: &mut ConnParams, home: Option<&Path>) {
     if let Some(dir) = home.map(|h| h.join(".postgresql")) {
         let present = |name: &str| Some(dir.join(name)).filter(|p| p.is_file());
         if params.sslrootcert.is_none() {
@@ -395,7 +419,193 @@ fn resolve_database(
             params.sslkey = present("postgresql.key");
         }
     }
-    Ok(DatabaseTarget::Url(Box::new(params)))
+}
+
+/// The maintenance database tenantctl's admin connections use on a registered server whose
+/// URL names none (managed services have it too).
+pub const DEFAULT_SERVER_DB: &str = "postgres";
+
+/// How the fleet's registered servers (all but the control database's own, which uses the
+/// configured connection) get their passwords: the server's section of tenantctl.toml
+/// (`password_file` or `password_env`), else `.pgpass` (PGPASSFILE, else ~/.pgpass) matched
+/// against the server's host, port, database and user. Their stored URLs carry none, and the
+/// PG* variables do not apply to them: a registered server's URL is complete by itself.
+#[derive(Clone, Debug)]
+pub struct ServerAccess {
+    per_server: BTreeMap<String, ServerSecret>,
+    passfile: Option<PathBuf>,
+    home: Option<PathBuf>,
+    os_user: String,
+}
+
+/// Where one server's password is. `Debug` never shows a value.
+#[derive(Clone)]
+enum ServerSecret {
+    File(PathBuf),
+    Env { var: String, value: Option<String> },
+}
+
+impl std::fmt::Debug for ServerSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerSecret::File(p) => write!(f, "File({})", p.display()),
+            ServerSecret::Env { var, .. } => write!(f, "Env({var})"),
+        }
+    }
+}
+
+/// `[servers.NAME]`, checked: a valid server name, exactly one of the two keys, and the
+/// variable read now (this module is the only reader of the environment).
+fn resolve_server_access(
+    file: BTreeMap<String, ServerFile>,
+    rel: &dyn Fn(PathBuf) -> PathBuf,
+) -> Result<ServerAccess, Failure> {
+    let mut per_server = BTreeMap::new();
+    for (name, section) in file {
+        let server: crate::server_name::ServerName = name.parse().map_err(|e| match e {
+            Failure::BadInput(m) => {
+                Failure::BadInput(format!("invalid [servers] section in the config file: {m}"))
+            }
+            other => other,
+        })?;
+        if server.is_control() {
+            return Err(Failure::BadInput(format!(
+                "invalid [servers.{server}] in the config file: `{server}` is the control database's own server, whose password comes with the control connection (--database-url, TENANTCTL_DATABASE_URL, PGPASSWORD, .pgpass)"
+            )));
+        }
+        let secret = match (section.password_file, section.password_env) {
+            (Some(path), None) => ServerSecret::File(rel(path)),
+            (None, Some(var)) => {
+                if var.is_empty() || !var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                    return Err(Failure::BadInput(format!(
+                        "invalid password_env `{}` in [servers.{server}] of the config file: the name of an environment variable (A-Z, a-z, 0-9, '_')",
+                        crate::excerpt::excerpt(&var)
+                    )));
+                }
+                let value = env(&var);
+                ServerSecret::Env { var, value }
+            }
+            _ => {
+                return Err(Failure::BadInput(format!(
+                    "invalid [servers.{server}] in the config file: give exactly one of password_file and password_env"
+                )))
+            }
+        };
+        per_server.insert(name, secret);
+    }
+    let home = env("HOME").map(PathBuf::from);
+    let passfile = env("PGPASSFILE")
+        .map(PathBuf::from)
+        .or_else(|| home.as_ref().map(|h| h.join(".pgpass")));
+    Ok(ServerAccess {
+        per_server,
+        passfile,
+        home,
+        os_user: env("USER")
+            .or_else(|| env("LOGNAME"))
+            .unwrap_or_else(|| "postgres".to_owned()),
+    })
+}
+
+impl ServerAccess {
+    /// A URL given to `server add`: parsed as libpq parses it (no PG* variable fills it), and
+    /// refused if it carries a password (exit 2; the message never shows it). Returns the
+    /// string to store (the URL's own settings as key=value, the user and database filled in,
+    /// no password) and the parameters to connect with (password found as `params` finds it).
+    pub fn new_server(&self, name: &str, url: &str) -> Result<(String, ConnParams), Failure> {
+        let bad = |e: Failure| match e {
+            Failure::BadInput(m) => Failure::BadInput(format!("invalid server URL: {m}")),
+            other => other,
+        };
+        let mut pairs = conninfo::parse(url).map_err(bad)?;
+        if pairs.get("password").is_some() {
+            return Err(Failure::BadInput(
+                "the server URL carries a password, which tenantctl never stores: remove it and put the password in ~/.pgpass (or PGPASSFILE), or name a password_file or password_env in [servers.NAME] of tenantctl.toml".to_owned(),
+            ));
+        }
+        let params = ConnParams::from_pairs(
+            &pairs,
+            &self.os_user,
+            DEFAULT_SERVER_DB,
+            self.home.as_deref(),
+        )
+        .map_err(bad)?;
+        pairs.0.insert("user".to_owned(), params.user.clone());
+        pairs.0.insert("dbname".to_owned(), params.dbname.clone());
+        let stored = conninfo::to_keywords(&pairs);
+        let params = self.params(name, &stored)?;
+        Ok((stored, params))
+    }
+
+    /// The connection parameters of registered server `name` from its stored URL, with its
+    /// password: `[servers.NAME]` first, else `.pgpass`. A password file that cannot be read
+    /// (or that others may read) is an error naming it; a `.pgpass` that others may read is
+    /// skipped, as libpq skips it.
+    pub fn params(&self, name: &str, stored: &str) -> Result<ConnParams, Failure> {
+        let bad = |e: Failure| match e {
+            Failure::BadInput(m) => Failure::BadInput(format!(
+                "invalid URL of server `{}` in the control database: {m}",
+                crate::excerpt::excerpt(name)
+            )),
+            other => other,
+        };
+        let pairs = conninfo::parse(stored).map_err(bad)?;
+        let mut params = ConnParams::from_pairs(
+            &pairs,
+            &self.os_user,
+            DEFAULT_SERVER_DB,
+            self.home.as_deref(),
+        )
+        .map_err(bad)?;
+        params.password = match self.per_server.get(name) {
+            Some(ServerSecret::File(path)) => Some(read_password_file(path, name)?),
+            Some(ServerSecret::Env { var, value }) => Some(value.clone().ok_or_else(|| {
+                Failure::BadInput(format!(
+                    "the password of server `{name}` comes from ${var} ([servers.{name}] in the config file), which is not set"
+                ))
+            })?),
+            None => {
+                let passfile = pairs
+                    .get("passfile")
+                    .map(PathBuf::from)
+                    .or_else(|| self.passfile.clone());
+                let mut ignored = Vec::new();
+                passfile.and_then(|p| read_pgpass(&p, &params, &mut ignored))
+            }
+        };
+        home_tls_defaults(&mut params, self.home.as_deref());
+        Ok(params)
+    }
+}
+
+/// A server's `password_file`: its first line. Refused when others may read it (as libpq
+/// refuses such a `.pgpass`), when it is not a regular file, or when it is larger than 4 KiB.
+fn read_password_file(path: &Path, server: &str) -> Result<String, Failure> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = crate::text_file::shown(path);
+    let bad = |why: String| {
+        Failure::BadInput(format!(
+            "password_file {shown} of server `{server}` ([servers.{server}] in the config file): {why}"
+        ))
+    };
+    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(bad("not a regular file".to_owned()));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(bad(
+            "it has group or world access; permissions should be u=rw (0600) or less".to_owned(),
+        ));
+    }
+    if meta.len() > 4096 {
+        return Err(bad("larger than 4 KiB".to_owned()));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let line = text.lines().next().unwrap_or_default();
+    if line.is_empty() {
+        return Err(bad("its first line is empty".to_owned()));
+    }
+    Ok(line.to_owned())
 }
 
 /// The `.pgpass` password for the control database's connection. As libpq: a file that is not
@@ -475,6 +685,65 @@ fn account_name() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn access() -> ServerAccess {
+        ServerAccess {
+            per_server: BTreeMap::new(),
+            passfile: None,
+            home: None,
+            os_user: "ops".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_new_server_is_stored_without_a_password_with_its_user_and_database() {
+        let (stored, params) = access()
+            .new_server(
+                "db2",
+                "postgres://db2.example:6432?sslmode=verify-full&sslrootcert=/ca.pem",
+            )
+            .unwrap();
+        assert_eq!(
+            stored,
+            "dbname='postgres' host='db2.example' port='6432' sslmode='verify-full' sslrootcert='/ca.pem' user='ops'"
+        );
+        assert_eq!(params.password, None);
+        assert_eq!(params.dbname, "postgres");
+        for with in [
+            "host=db2 password=hunter2",
+            "postgres://u:hunter2@db2/postgres",
+            "postgres://db2/postgres?password=hunter2",
+        ] {
+            let err = access().new_server("db2", with).unwrap_err().to_string();
+            assert!(err.contains("carries a password"), "{with}: {err}");
+            assert!(!err.contains("hunter2"), "{with}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_servers_password_comes_from_its_section() {
+        let mut a = access();
+        a.per_server.insert(
+            "db3".to_owned(),
+            ServerSecret::Env {
+                var: "DB3_PW".to_owned(),
+                value: Some("s3cret".to_owned()),
+            },
+        );
+        a.per_server.insert(
+            "db4".to_owned(),
+            ServerSecret::Env {
+                var: "DB4_PW".to_owned(),
+                value: None,
+            },
+        );
+        let p = a.params("db3", "host=db3 user=ops").unwrap();
+        assert_eq!(p.password.as_deref(), Some("s3cret"));
+        assert!(!format!("{a:?}").contains("s3cret"));
+        let err = a.params("db4", "host=db4").unwrap_err().to_string();
+        assert!(err.contains("$DB4_PW"), "{err}");
+        assert_eq!(a.params("db5", "host=db5").unwrap().password, None);
+    }
 
     #[test]
     fn url_without_database_uses_the_default_control_database() {

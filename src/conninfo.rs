@@ -91,6 +91,17 @@ impl Pairs {
     }
 }
 
+/// The pairs as a `key='value'` string libpq reads back (quotes and backslashes escaped), in
+/// key order: how a registered server's URL is stored.
+pub fn to_keywords(pairs: &Pairs) -> String {
+    pairs
+        .0
+        .iter()
+        .map(|(k, v)| format!("{k}='{}'", v.replace('\\', "\\\\").replace('\'', "\\'")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Parses either form. An empty string is an empty set of pairs.
 pub fn parse(s: &str) -> Result<Pairs, Failure> {
     let t = s.trim();
@@ -629,6 +640,14 @@ mod tests {
         assert_eq!(p.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
         assert_eq!(p.application_name, "tenantctl");
         assert!(!format!("{p:?}").contains("s3 cret"));
+    }
+
+    #[test]
+    fn keywords_round_trip() {
+        let p = parse("postgres://o%27b%5Cx@h1,h2:5433/my%20db?sslmode=require&options=-c%20a%3Db")
+            .unwrap();
+        let text = to_keywords(&p);
+        assert_eq!(parse(&text).unwrap(), p, "{text}");
     }
 
     #[test]

@@ -27,7 +27,9 @@
 //! - `action`, `transition`: the audit actions, and the one table of allowed status moves.
 //! - `sql_text`: `ToSql`/`FromSql` through the text type for the domain's words.
 //! - `hook`: the lifecycle events operators hook commands to, and `[hooks]` checked.
-//! - `resource`, `step`, `slug`, `tenant`, `tier`, `feature`, `money`, `period`, `usage_file`, `invoice`: the domain types, unit-tested in place.
+//! - `server_name`, `region`, `placement`: the fleet's server names and regions, and where a new
+//!   tenant goes.
+//! - `resource`, `step`, `move_step`, `slug`, `tenant`, `tier`, `feature`, `money`, `period`, `usage_file`, `invoice`: the domain types, unit-tested in place.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
@@ -46,12 +48,16 @@ pub mod field;
 pub mod hook;
 pub mod invoice;
 pub mod money;
+pub mod move_step;
 pub mod number;
 pub mod ops;
 pub mod output;
 pub mod period;
+pub mod placement;
 pub mod progress;
+pub mod region;
 pub mod resource;
+pub mod server_name;
 pub mod slug;
 mod sql_text;
 pub mod step;

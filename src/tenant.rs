@@ -7,11 +7,13 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::Failure;
+use crate::server_name::ServerName;
 use crate::slug::Slug;
 use crate::tier::Isolation;
 
-/// `provisioning → active ⇄ suspended`, `active|suspended → deleted → active` (restore), and
-/// `deleting` while a purge runs. Each lifecycle command first writes its own intermediate
+/// `provisioning → active ⇄ suspended`, `active|suspended → deleted → active` (restore),
+/// `deleting` while a purge runs, and `moving` while its data moves to another database
+/// (`set-tier` across isolation models: closed for the copy, then back to where it was). Each lifecycle command first writes its own intermediate
 /// status (`suspending`, `resuming`, `deprovisioning`, `restoring`), then changes the data
 /// plane, then writes its final status. An intermediate status promises nothing about the data
 /// plane (it may be open, closed or in between), so the status never claims more closure than
@@ -27,10 +29,13 @@ pub enum Status {
     Deleted,
     Restoring,
     Deleting,
+    /// Its data is being copied to another database (`ops::moves`): closed to the tenant for
+    /// the copy, as when suspended; `active` or `suspended` again once the move is done.
+    Moving,
 }
 
 impl Status {
-    pub const ALL: [Status; 9] = [
+    pub const ALL: [Status; 10] = [
         Status::Provisioning,
         Status::Active,
         Status::Suspending,
@@ -40,6 +45,7 @@ impl Status {
         Status::Deleted,
         Status::Restoring,
         Status::Deleting,
+        Status::Moving,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +59,7 @@ impl Status {
             Status::Deleted => "deleted",
             Status::Restoring => "restoring",
             Status::Deleting => "deleting",
+            Status::Moving => "moving",
         }
     }
 
@@ -67,6 +74,7 @@ impl Status {
                 | Status::Deprovisioning
                 | Status::Restoring
                 | Status::Deleting
+                | Status::Moving
         )
     }
 
@@ -97,6 +105,8 @@ pub struct Tenant {
     pub tier: String,
     pub isolation: Isolation,
     pub status: Status,
+    /// The server the tenant's database is on (its silo, or the pooled database there).
+    pub server: ServerName,
     pub database: String,
     pub role: String,
     pub owner_email: String,

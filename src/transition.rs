@@ -6,7 +6,9 @@
 //! `deprovisioning`, `restoring`, `deleting`; action `<command>.start`), then changes the data
 //! plane, then writes its final status (action `<command>`). Each `.start` move is taken from
 //! the command's own intermediate status and its inverse's as well (suspend ⇄ resume,
-//! deprovision ⇄ restore), so that either finishes an interrupted run.
+//! deprovision ⇄ restore), so that either finishes an interrupted run. A move of the tenant's
+//! data (`set-tier` across isolation models) is its own inverse: `moving` is taken by the same
+//! command going on, or (before its switch) going back, and it ends where it started from.
 
 use crate::action::Action;
 use crate::tenant::Status;
@@ -69,9 +71,14 @@ pub const TRANSITIONS: &[Transition] = &[
     mv(&[Restoring], Provisioning, Action::Restore),
     // purge removes everything, from anywhere.
     mv(&Status::ALL, Deleting, Action::PurgeStart),
-    // set-tier changes no status.
+    // set-tier changes no status; across isolation models its switch happens while moving.
     mv(&[Active], Active, Action::SetTier),
     mv(&[Suspended], Suspended, Action::SetTier),
+    mv(&[Moving], Moving, Action::SetTier),
+    // A move of the tenant's data: `moving`, then back to the status it started from.
+    mv(&[Active, Suspended, Moving], Moving, Action::MoveStart),
+    mv(&[Moving], Active, Action::Move),
+    mv(&[Moving], Suspended, Action::Move),
 ];
 
 impl Transition {
@@ -118,7 +125,7 @@ mod tests {
     use super::*;
 
     /// The commands as (start, finish, inverse's start).
-    const COMMANDS: [(Action, Action, Action); 4] = [
+    const COMMANDS: [(Action, Action, Action); 5] = [
         (Action::SuspendStart, Action::Suspend, Action::ResumeStart),
         (Action::ResumeStart, Action::Resume, Action::SuspendStart),
         (
@@ -131,6 +138,7 @@ mod tests {
             Action::Restore,
             Action::DeprovisionStart,
         ),
+        (Action::MoveStart, Action::Move, Action::MoveStart),
     ];
 
     /// An interrupted command leaves its intermediate status: the command and its inverse
@@ -170,6 +178,10 @@ mod tests {
             Some(Suspended)
         );
         assert_eq!(Transition::target(Action::SetTier, Deleted), None);
+        assert_eq!(Transition::target(Action::SetTier, Moving), Some(Moving));
+        assert!(Transition::allows(Action::Move, Moving, Suspended));
+        assert!(Transition::allows(Action::Move, Moving, Active));
+        assert!(!Transition::allows(Action::MoveStart, Deleted, Moving));
         assert_eq!(
             Transition::target(Action::Provision, Provisioning),
             Some(Active)

@@ -274,6 +274,31 @@ fn every_json_output_has_its_pinned_key_set() {
         &["credentials", "heavy", "--password-file", "/dev/null"],
     );
     c.run(&env, "credentials-pooled", 0, &["credentials", "pool"]);
+    // The fleet: a second server (doctor then lists it), routes.
+    let url = env.server_url("s2");
+    c.run(
+        &env,
+        "server-add",
+        0,
+        &["server", "add", "s2", &url, "--pooled"],
+    );
+    c.run(&env, "server-list", 0, &["server", "list"]);
+    c.run(&env, "server-drain", 0, &["server", "drain", "s2"]);
+    c.run(&env, "server-undrain", 0, &["server", "undrain", "s2"]);
+    c.run(
+        &env,
+        "server-set",
+        0,
+        &["server", "set", "s2", "--capacity", "10"],
+    );
+    c.run(&env, "route-siloed", 0, &["route", "heavy"]);
+    c.run(&env, "route-pooled", 0, &["route", "pool"]);
+    let run = env.run(&["routes", "--format", "json"]).expect(0);
+    c.check("routes", &run.stdout, &[]);
+    c.run(&env, "move", 0, &["move", "heavy", "--to", "s2"]);
+    env.run(&["move", "heavy", "--to", "main", "-q"]).expect(0);
+    // Drained, so that the tenants made below stay on main and s2 can be removed at the end.
+    env.run(&["server", "drain", "s2", "-q"]).expect(0);
 
     // Bulk onboarding: one row provisioned, one refused (`pool` is on another tier), so that
     // the element of `failed` is pinned too.
@@ -339,6 +364,7 @@ fn every_json_output_has_its_pinned_key_set() {
     )
     .expect(0);
     c.run(&env, "purge-expired", 0, &["purge", "--expired", "--yes"]);
+    c.run(&env, "server-remove", 0, &["server", "remove", "s2"]);
 
     let run = env.run(&["audit", "-o", "json"]).expect(0);
     c.check("audit", &run.stdout, &["[].details"]);

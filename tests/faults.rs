@@ -502,6 +502,13 @@ fn a_journal_of_step_numbers_is_converted_and_its_tenant_resumes() {
              DROP TABLE bucket_claims;
              DROP TABLE measurements;
              DROP TABLE hook_runs;
+             DROP TABLE move_journal;
+             DROP TABLE moves;
+             ALTER TABLE tenants DROP COLUMN server;
+             ALTER TABLE database_claims DROP CONSTRAINT database_claims_pkey;
+             ALTER TABLE database_claims DROP COLUMN server;
+             ALTER TABLE database_claims ADD PRIMARY KEY (database_name);
+             DROP TABLE servers;
              DELETE FROM refinery_schema_history WHERE version >= 10;",
         )
         .unwrap();

@@ -78,8 +78,8 @@ fn a_known_fleet_reads_right_and_promtool_accepts_it() {
     let pooled = env.pooled_db();
     for slug in ["dead", "busy"] {
         c.execute(
-            "INSERT INTO tenants (slug, name, tier, isolation, database_name, role_name, owner_email, owner_name, updated_at)
-             VALUES ($1, $1, 'free', 'pooled', $2, 'y', 'o@x', 'O', now() - interval '2 hours')",
+            "INSERT INTO tenants (slug, name, tier, isolation, database_name, role_name, owner_email, owner_name, updated_at, server)
+             VALUES ($1, $1, 'free', 'pooled', $2, 'y', 'o@x', 'O', now() - interval '2 hours', 'main')",
             &[&slug, &pooled],
         )
         .unwrap();

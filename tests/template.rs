@@ -110,9 +110,12 @@ fn silos_are_copies_of_a_closed_current_template() {
     assert_template_current(&env);
 
     let doctor = env.run(&["doctor", "-o", "json"]).json();
-    assert_eq!(doctor["template"]["database"], env.template_db());
-    assert_eq!(doctor["template"]["version"], latest());
-    assert_eq!(doctor["template"]["current"], true);
+    let templates = doctor["templates"].as_array().unwrap();
+    assert_eq!(templates.len(), 1, "{doctor}");
+    assert_eq!(templates[0]["server"], "main");
+    assert_eq!(templates[0]["database"], env.template_db());
+    assert_eq!(templates[0]["version"], latest());
+    assert_eq!(templates[0]["current"], true);
     let status = env.run(&["migrate", "status"]).expect(0);
     assert!(status.stderr.contains("up to date"), "{}", status.stderr);
 
@@ -134,7 +137,7 @@ fn migrate_and_the_next_copy_bring_an_old_template_up_to_date() {
     let run = env.run(&["migrate"]).expect(0);
     assert!(
         run.stderr.contains(&format!(
-            "silo template `{}`: applied V2",
+            "silo template `{}` on server `main`: applied V2",
             env.template_db()
         )),
         "{}",

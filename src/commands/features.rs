@@ -42,7 +42,20 @@ pub async fn run(
             let slug: Option<Slug> = slug.map(|s| s.parse()).transpose()?;
             let tiers = settings.load_tiers()?;
             let plane = ControlPlane::open(settings, reporter).await?;
-            return out.print(&features::refresh(&plane, &tiers, slug.as_ref(), reporter).await?);
+            let (done, failed) = features::refresh(&plane, &tiers, slug.as_ref(), reporter).await?;
+            out.print(&done)?;
+            if failed.is_empty() {
+                return Ok(());
+            }
+            return Err(anyhow::anyhow!(
+                "could not write the features of {} into their databases: {}; the others were refreshed, run `tenantctl features refresh` again once their servers are back",
+                crate::words::count_len(failed.len(), "tenant"),
+                failed
+                    .iter()
+                    .map(|(s, _)| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         FeaturesCommand::Grant { slug, feature } => (slug, feature, Change::Grant),
         FeaturesCommand::Revoke { slug, feature } => (slug, feature, Change::Revoke),

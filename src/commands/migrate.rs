@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use crate::cli::{MigrateArgs, MigrateCommand};
 use crate::config::Settings;
-use crate::ops::{migrate, ControlPlane};
+use crate::ops::{migrate, servers, ControlPlane};
 use crate::output::Output;
 use crate::progress::TerminalReporter;
 use crate::words;
@@ -26,12 +26,26 @@ pub async fn run(
     }
     let out = out.printer::<[migrate::DatabaseResult]>()?;
     let plane = ControlPlane::open(settings, reporter).await?;
-    let results = migrate::migrate(&plane, concurrency as usize, reporter).await?;
-    out.print(&results)?;
+    let migrated = migrate::migrate(&plane, concurrency as usize, reporter).await?;
+    let results = &migrated.results;
+    out.print(results)?;
+    if !migrated.unreachable.is_empty() {
+        return Err(anyhow::anyhow!(
+            "{}",
+            servers::unreached_message(&migrated.unreachable, "databases not migrated")
+        ));
+    }
     let failed: Vec<String> = results
         .iter()
         .filter(|r| r.result == migrate::Outcome::Failed)
-        .map(|r| format!("{} ({})", r.database, r.tenants.join(", ")))
+        .map(|r| {
+            format!(
+                "{} on `{}` ({})",
+                r.database,
+                r.server,
+                r.tenants.join(", ")
+            )
+        })
         .collect();
     if failed.is_empty() {
         Ok(())

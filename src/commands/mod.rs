@@ -17,9 +17,12 @@ mod list;
 mod local;
 mod metrics;
 mod migrate;
+mod move_tenant;
 mod provision;
 mod quota;
 mod report;
+mod route;
+mod server;
 mod set_tier;
 mod show;
 mod storage;
@@ -62,6 +65,7 @@ impl From<Settings> for Opening {
             ctx: Context::from(&s),
             database: s.database,
             storage: s.storage,
+            server_access: s.server_access,
         }
     }
 }
@@ -91,6 +95,7 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         Command::List => list::run(settings, &out, &reporter).await,
         Command::Show(args) => show::run(settings, &args, &out, &reporter).await,
         Command::SetTier(args) => set_tier::run(settings, &args, &out, &reporter).await,
+        Command::Move(args) => move_tenant::run(settings, &args, &out, &reporter).await,
         Command::Suspend(args) => lifecycle::suspend(settings, &args, &out, &reporter).await,
         Command::Resume(args) => lifecycle::resume(settings, &args, &out, &reporter).await,
         Command::Deprovision(args) => {
@@ -113,6 +118,9 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         Command::Backup(args) => backup::backup(settings, &args, &out, &reporter).await,
         Command::Backups(cmd) => backup::backups(settings, cmd, &out, &reporter).await,
         Command::RestoreBackup(args) => backup::restore(settings, &args, &out, &reporter).await,
+        Command::Server(cmd) => server::run(settings, cmd, &out, &reporter).await,
+        Command::Route(args) => route::route(settings, &args, &out, &reporter).await,
+        Command::Routes(args) => route::routes(settings, &args, &out, &reporter).await,
         Command::Init => doctor::init(settings, &out, &reporter).await,
         Command::Doctor => doctor::doctor(settings, &out, &reporter).await,
         Command::Metrics(args) => metrics::run(settings, &args, &reporter).await,

@@ -22,6 +22,7 @@ pub async fn run(
             file,
             args.password_file.as_deref(),
             args.concurrency,
+            args.region.as_deref(),
         )?;
         let out = out.printer::<bulk::Summary>()?;
         let mut plane = ControlPlane::open(settings, reporter).await?;
@@ -46,6 +47,8 @@ pub async fn run(
                 owner_name: args.owner_name.as_deref(),
                 password_file: args.password_file.as_deref(),
                 features: &args.features,
+                server: args.server.as_deref(),
+                region: args.region.as_deref(),
             },
         )
     };

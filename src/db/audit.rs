@@ -22,19 +22,43 @@ pub(super) struct Entry<'a> {
 
 /// Appends `entry` on `client` (a transaction, usually).
 pub(super) async fn append(client: &impl GenericClient, entry: Entry<'_>) -> Result<()> {
+    insert(
+        client,
+        entry.actor,
+        entry.action,
+        Some((entry.tenant_id, entry.slug)),
+        (entry.from, entry.to),
+        entry.details,
+    )
+    .await
+}
+
+/// Appends the entry of a change to the fleet itself (`server add`, `drain`...): no tenant,
+/// no status.
+pub(super) async fn append_fleet(
+    client: &impl GenericClient,
+    actor: &str,
+    action: Action,
+    details: &serde_json::Value,
+) -> Result<()> {
+    insert(client, actor, action, None, (None, None), details).await
+}
+
+/// The one `INSERT INTO audit_log`.
+async fn insert(
+    client: &impl GenericClient,
+    actor: &str,
+    action: Action,
+    tenant: Option<(Uuid, &str)>,
+    (from, to): (Option<Status>, Option<Status>),
+    details: &serde_json::Value,
+) -> Result<()> {
+    let (tenant_id, slug) = tenant.unzip();
     client
         .execute(
             "INSERT INTO audit_log (actor, action, tenant_id, slug, from_status, to_status, details)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                &entry.actor,
-                &entry.action,
-                &entry.tenant_id,
-                &entry.slug,
-                &entry.from,
-                &entry.to,
-                &entry.details,
-            ],
+            &[&actor, &action, &tenant_id, &slug, &from, &to, details],
         )
         .await
         .context("writing the audit log")?;

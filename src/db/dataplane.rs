@@ -405,6 +405,23 @@ pub async fn inspect_template(
     )
 }
 
+/// Drops the template `name` if it carries a template mark of `control_plane` (any version),
+/// under the template lock (`server remove`: it holds no tenant's data, and a copy being made
+/// of it makes the drop fail, changing nothing). Whether it was there to drop.
+pub async fn drop_template(admin: &Client, name: &str, control_plane: Uuid) -> Result<bool> {
+    if !matches!(
+        inspect_template(admin, name, control_plane).await?,
+        TemplateFound::Ours { .. }
+    ) {
+        return Ok(false);
+    }
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {}", ident::quote(name)))
+        .await
+        .with_context(|| format!("dropping the template `{name}`"))?;
+    Ok(true)
+}
+
 /// Lets connections into the template (marked `mark`) for its migration; only under the
 /// template lock.
 pub async fn open_template(admin: &Client, name: &str, mark: &Mark) -> Result<()> {

@@ -25,7 +25,7 @@ pub struct AuditEntry {
 impl ControlDb {
     /// Moves the tenant from one of `from` to `to` and audits it, in one transaction.
     /// `suspended_at` and `deleted_at` follow the status (kept while it is being resumed,
-    /// restored or purged). A move to `deleted` fixes
+    /// moved, restored or purged). A move to `deleted` fixes
     /// `purge_after` from `details.retention_days`, the retention its audit entry records (the
     /// table refuses a deleted tenant without one). Returns false (and changes nothing) when the
     /// tenant was not in one of `from`.
@@ -40,53 +40,9 @@ impl ControlDb {
     ) -> Result<bool> {
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.context("starting a transaction")?;
-        // What the new status does to the timestamps, decided here from the typed status:
-        // suspension stamps `suspended_at` (resuming keeps it), deletion stamps `deleted_at`
-        // and `purge_after` (deleting and restoring keep them), every other status clears them.
-        let (stamp_suspended, keep_suspended) = (to == Status::Suspended, to == Status::Resuming);
-        let stamp_deleted = to == Status::Deleted;
-        let keep_deleted = matches!(to, Status::Deleting | Status::Restoring);
-        let previous: Option<Status> = tx
-            .query_opt(
-                "UPDATE tenants t SET status = $2, updated_at = now(),
-                     suspended_at = CASE WHEN $5 THEN now() WHEN $6 THEN t.suspended_at END,
-                     deleted_at = CASE WHEN $7 THEN now() WHEN $8 THEN t.deleted_at END,
-                     purge_after = CASE
-                         WHEN $7 THEN now() + make_interval(days => ($4::jsonb ->> 'retention_days')::int)
-                         WHEN $8 THEN t.purge_after END
-                 FROM (SELECT id, status FROM tenants WHERE id = $1 FOR UPDATE) old
-                 WHERE t.id = old.id AND old.status = ANY($3)
-                 RETURNING old.status",
-                &[
-                    &tenant.id,
-                    &to,
-                    &from,
-                    &details,
-                    &stamp_suspended,
-                    &keep_suspended,
-                    &stamp_deleted,
-                    &keep_deleted,
-                ],
-            )
-            .await
-            .with_context(|| format!("changing the status of tenant {}", tenant.slug))?
-            .map(|r| r.get(0));
-        let Some(previous) = previous else {
+        if !transition_in(&tx, tenant, from, to, action, actor, &details).await? {
             return Ok(false);
-        };
-        super::audit::append(
-            &*tx,
-            super::audit::Entry {
-                actor,
-                action,
-                tenant_id: tenant.id,
-                slug: tenant.slug.as_str(),
-                from: Some(previous),
-                to: Some(to),
-                details: &details,
-            },
-        )
-        .await?;
+        }
         tx.commit().await.context("committing the status change")?;
         Ok(true)
     }
@@ -177,4 +133,69 @@ impl ControlDb {
             })
             .collect())
     }
+}
+
+/// `ControlDb::transition` inside the caller's transaction `tx`, for a status change that
+/// commits together with other rows (a move's journal).
+pub(super) async fn transition_in(
+    tx: &tokio_postgres::Transaction<'_>,
+    tenant: &Tenant,
+    from: &[Status],
+    to: Status,
+    action: Action,
+    actor: &str,
+    details: &serde_json::Value,
+) -> Result<bool> {
+    // What the new status does to the timestamps, decided here from the typed status:
+    // suspension stamps `suspended_at` (resuming and moving keep it, and a move that ends
+    // suspended keeps the suspension's time), deletion stamps `deleted_at` and `purge_after`
+    // (deleting and restoring keep them), every other status clears them.
+    let stamp_suspended = to == Status::Suspended;
+    let keep_suspended = matches!(to, Status::Resuming | Status::Moving);
+    let stamp_deleted = to == Status::Deleted;
+    let keep_deleted = matches!(to, Status::Deleting | Status::Restoring);
+    let previous: Option<Status> = tx
+        .query_opt(
+            "UPDATE tenants t SET status = $2, updated_at = now(),
+                 suspended_at = CASE WHEN $5 AND old.status = $9 THEN t.suspended_at
+                                     WHEN $5 THEN now() WHEN $6 THEN t.suspended_at END,
+                 deleted_at = CASE WHEN $7 THEN now() WHEN $8 THEN t.deleted_at END,
+                 purge_after = CASE
+                     WHEN $7 THEN now() + make_interval(days => ($4::jsonb ->> 'retention_days')::int)
+                     WHEN $8 THEN t.purge_after END
+             FROM (SELECT id, status FROM tenants WHERE id = $1 FOR UPDATE) old
+             WHERE t.id = old.id AND old.status = ANY($3)
+             RETURNING old.status",
+            &[
+                &tenant.id,
+                &to,
+                &from,
+                details,
+                &stamp_suspended,
+                &keep_suspended,
+                &stamp_deleted,
+                &keep_deleted,
+                &Status::Moving,
+            ],
+        )
+        .await
+        .with_context(|| format!("changing the status of tenant {}", tenant.slug))?
+        .map(|r| r.get(0));
+    let Some(previous) = previous else {
+        return Ok(false);
+    };
+    super::audit::append(
+        tx,
+        super::audit::Entry {
+            actor,
+            action,
+            tenant_id: tenant.id,
+            slug: tenant.slug.as_str(),
+            from: Some(previous),
+            to: Some(to),
+            details,
+        },
+    )
+    .await?;
+    Ok(true)
 }

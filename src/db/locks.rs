@@ -1,11 +1,12 @@
-//! Advisory locks on the control database: the per-tenant lock, the pooled database's lock,
-//! the template database's lock.
+//! Advisory locks on the control database: the per-tenant lock, the pooled database's lock, the
+//! template database's lock, the placement lock.
 //! Each is a session lock on a connection of its own, outside the pool.
 
 use anyhow::{Context, Result};
 use tokio_postgres::Client;
 
 use super::control::ControlDb;
+use crate::server_name::ServerName;
 use crate::slug::Slug;
 
 /// The key of a tenant's advisory lock is this followed by its slug (`metrics` looks for it
@@ -14,9 +15,6 @@ pub(super) const TENANT_LOCK_PREFIX: &str = "tenantctl:tenant:";
 
 /// How long `try_lock_tenant` waits for a lock that is held.
 const TENANT_LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// The pooled database's lock key (`lock_pooled`, `SessionLock::lock_pooled_too`).
-const POOLED_LOCK: &str = "tenantctl:pooled";
 
 /// A session advisory lock on its own connection: dropping it closes the session and so
 /// releases the lock, as does the death of the process.
@@ -28,22 +26,33 @@ pub struct SessionLock {
 /// dropped without it (a failed step), it goes with that session.
 pub struct PooledLock<'a> {
     client: &'a Client,
+    key: String,
+}
+
+/// The key of the lock around the shared pooled database of `server` and its role: one per
+/// server (the control database's own keeps the key it always had), so pooled databases on
+/// different servers are changed in parallel.
+fn pooled_key(server: &ServerName) -> String {
+    if server.is_control() {
+        "tenantctl:pooled".to_owned()
+    } else {
+        format!("tenantctl:pooled:{server}")
+    }
 }
 
 impl SessionLock {
-    /// Waits for the pooled database's lock on this lock's session as well, rather than on a
-    /// connection of its own (a provisioning run of a pooled tenant holds both: one connection
-    /// fewer per tenant).
-    pub async fn lock_pooled_too(&self) -> Result<PooledLock<'_>> {
+    /// Waits for the pooled database's lock of `server` on this lock's session as well, rather
+    /// than on a connection of its own (a provisioning run of a pooled tenant holds both: one
+    /// connection fewer per tenant).
+    pub async fn lock_pooled_too(&self, server: &ServerName) -> Result<PooledLock<'_>> {
+        let key = pooled_key(server);
         self.client
-            .execute(
-                "SELECT pg_advisory_lock(hashtextextended($1, 0))",
-                &[&POOLED_LOCK],
-            )
+            .execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", &[&key])
             .await
             .context("waiting for the pooled database's lock")?;
         Ok(PooledLock {
             client: &self.client,
+            key,
         })
     }
 }
@@ -53,10 +62,40 @@ impl PooledLock<'_> {
         self.client
             .execute(
                 "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
-                &[&POOLED_LOCK],
+                &[&self.key],
             )
             .await
             .context("releasing the pooled database's lock")?;
+        Ok(())
+    }
+}
+
+/// The key of the placement lock.
+const PLACEMENT_LOCK: &str = "tenantctl:placement";
+
+impl SessionLock {
+    /// Takes the placement lock too, on this lock's session (provisioning holds its tenant's
+    /// lock already: no second connection), waiting for it. Released by `release_placement`,
+    /// or with the session.
+    pub async fn hold_placement(&self) -> Result<()> {
+        self.client
+            .execute(
+                "SELECT pg_advisory_lock(hashtextextended($1, 0))",
+                &[&PLACEMENT_LOCK],
+            )
+            .await
+            .context("waiting for the placement lock")?;
+        Ok(())
+    }
+
+    pub async fn release_placement(&self) -> Result<()> {
+        self.client
+            .execute(
+                "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
+                &[&PLACEMENT_LOCK],
+            )
+            .await
+            .context("releasing the placement lock")?;
         Ok(())
     }
 }
@@ -90,7 +129,7 @@ impl ControlDb {
                 .with_context(|| format!("taking the lock {key}"))?
                 .get(0);
             if got {
-                return Ok(Some(SessionLock { client }));
+                return Ok(Some(SessionLock { client: client }));
             }
             if std::time::Instant::now() >= deadline {
                 return Ok(None);
@@ -99,32 +138,50 @@ impl ControlDb {
         }
     }
 
-    /// The lock around creating and migrating the siloed tenants' template database
-    /// (`ops::template`); waits for it. Copying the template takes no lock: it is copied only
-    /// while closed and current, and the server refuses a copy with a session in it.
-    pub async fn lock_template(&self) -> Result<SessionLock> {
+    /// The lock around creating and migrating the siloed tenants' template database of
+    /// `server` (`ops::template`); waits for it. Copying the template takes no lock: it is
+    /// copied only while closed and current, and the server refuses a copy with a session in it.
+    pub async fn lock_template(&self, server: &ServerName) -> Result<SessionLock> {
+        let key = if server.is_control() {
+            "tenantctl:template".to_owned()
+        } else {
+            format!("tenantctl:template:{server}")
+        };
         let client = self.session().await?;
         client
-            .execute(
-                "SELECT pg_advisory_lock(hashtextextended($1, 0))",
-                &[&"tenantctl:template"],
-            )
+            .execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", &[&key])
             .await
             .context("waiting for the template database's lock")?;
         Ok(SessionLock { client })
     }
 
-    /// The lock around changes to the shared pooled database and its role (concurrent GRANTs
-    /// on one object fail with "tuple concurrently updated"); waits for it.
-    pub async fn lock_pooled(&self) -> Result<SessionLock> {
+    /// The placement lock: held from reading the servers' load until the new tenant's row
+    /// names its server (and by `server drain|remove`), so that two provisions at once never
+    /// both take a server's last free place and a server being removed receives no tenant.
+    /// Waits for it (placement holds it for milliseconds).
+    pub async fn lock_placement(&self) -> Result<SessionLock> {
         let client = self.session().await?;
         client
             .execute(
                 "SELECT pg_advisory_lock(hashtextextended($1, 0))",
-                &[&POOLED_LOCK],
+                &[&PLACEMENT_LOCK],
             )
             .await
+            .context("waiting for the placement lock")?;
+        Ok(SessionLock { client: client })
+    }
+
+    /// The lock around changes to the shared pooled database of `server` and its role
+    /// (concurrent GRANTs on one object fail with "tuple concurrently updated"); waits for it.
+    /// One per server (the control database's own keeps the key it always had), so pooled
+    /// databases on different servers are changed in parallel.
+    pub async fn lock_pooled(&self, server: &ServerName) -> Result<SessionLock> {
+        let key = pooled_key(server);
+        let client = self.session().await?;
+        client
+            .execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", &[&key])
+            .await
             .context("waiting for the pooled database's lock")?;
-        Ok(SessionLock { client })
+        Ok(SessionLock { client: client })
     }
 }

@@ -10,7 +10,9 @@
 //! - `dataplane`: tenant databases and roles: creation, access, the owner user.
 //! - `doctor`: the server's version, the session's TLS, the admin role's attributes.
 //! - `fleet`: `Fleet`, the seam through which every tenant database and admin connection is
-//!   reached.
+//!   reached, on whichever server of the fleet holds it.
+//! - `servers`: the registry of the fleet's servers (control V17), their load, the placement
+//!   lock's users.
 //! - `features`: feature entitlements in the control database and in tenant databases.
 //! - `hooks`: the lifecycle run a tenant's hooks belong to, and the hooks that succeeded.
 //! - `metrics`: the fleet's state in a few set-based reads, for `tenantctl metrics`.
@@ -18,6 +20,8 @@
 //! - `usage`: one metered event and its monthly total.
 //! - `import`: a usage file's events in one transaction (COPY, the fast path, hard limits).
 //! - `measurements`: the history of measured usage, and closing a month of it for billing.
+//! - `moves`: the move of a tenant's data in flight and its journal; `copy`: a tenant's rows
+//!   copied between two tenant databases and verified.
 //! - `migrate`: the refinery migrations of both schemas, each run under an advisory lock.
 //! - `lifecycle`: status transitions, purge of control rows, the audit log.
 //! - `ident`: the one place identifiers are quoted.
@@ -28,6 +32,7 @@ pub mod backup;
 pub mod billing;
 pub mod buckets;
 pub mod control;
+pub mod copy;
 pub mod credentials;
 pub mod dataplane;
 pub mod doctor;
@@ -42,9 +47,11 @@ pub mod locks;
 pub mod measurements;
 pub mod metrics;
 pub mod migrate;
+pub mod moves;
 pub mod ownership;
 pub mod quotas;
 pub mod report;
+pub mod servers;
 pub mod tenants;
 pub mod usage;
 

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::control::ControlDb;
 use crate::action::Action;
+use crate::server_name::ServerName;
 use crate::tenant::Tenant;
 
 impl ControlDb {
@@ -26,42 +27,48 @@ impl ControlDb {
             .copied()
     }
 
-    /// Records that this control plane is about to create database `name` with `mark`.
-    /// Written only after the name was seen free.
-    pub async fn claim_database(&self, name: &str, mark: &str) -> Result<()> {
+    /// Records that this control plane is about to create database `name` with `mark` on
+    /// `server`. Written only after the name was seen free.
+    pub async fn claim_database(&self, server: &ServerName, name: &str, mark: &str) -> Result<()> {
         self.conn()
             .await?
             .execute(
-                "INSERT INTO database_claims (database_name, mark) VALUES ($1, $2)
-                 ON CONFLICT (database_name) DO UPDATE SET mark = EXCLUDED.mark, claimed_at = now()",
-                &[&name, &mark],
+                "INSERT INTO database_claims (server, database_name, mark) VALUES ($1, $2, $3)
+                 ON CONFLICT (server, database_name) DO UPDATE SET mark = EXCLUDED.mark, claimed_at = now()",
+                &[server, &name, &mark],
             )
             .await
             .with_context(|| format!("claiming database `{name}`"))?;
         Ok(())
     }
 
-    /// Whether a claim for `name` with `mark` stands (a run died between creating and marking).
-    pub async fn database_claimed(&self, name: &str, mark: &str) -> Result<bool> {
+    /// Whether a claim for `name` on `server` with `mark` stands (a run died between creating
+    /// and marking).
+    pub async fn database_claimed(
+        &self,
+        server: &ServerName,
+        name: &str,
+        mark: &str,
+    ) -> Result<bool> {
         Ok(self
             .conn()
             .await?
             .query_opt(
-                "SELECT 1 FROM database_claims WHERE database_name = $1 AND mark = $2",
-                &[&name, &mark],
+                "SELECT 1 FROM database_claims WHERE server = $1 AND database_name = $2 AND mark = $3",
+                &[server, &name, &mark],
             )
             .await
             .with_context(|| format!("reading the claim on database `{name}`"))?
             .is_some())
     }
 
-    /// Removes the claim on `name` (the database is marked, or was never created).
-    pub async fn release_database_claim(&self, name: &str) -> Result<()> {
+    /// Removes the claim on `name` on `server` (the database is marked, or was never created).
+    pub async fn release_database_claim(&self, server: &ServerName, name: &str) -> Result<()> {
         self.conn()
             .await?
             .execute(
-                "DELETE FROM database_claims WHERE database_name = $1",
-                &[&name],
+                "DELETE FROM database_claims WHERE server = $1 AND database_name = $2",
+                &[server, &name],
             )
             .await
             .with_context(|| format!("releasing the claim on database `{name}`"))?;

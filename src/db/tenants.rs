@@ -7,6 +7,7 @@ use tokio_postgres::Row;
 use super::control::{limit_columns, ControlDb};
 use crate::action::Action;
 use crate::resource::Resource;
+use crate::server_name::ServerName;
 use crate::slug::Slug;
 use crate::step::Step;
 use crate::tenant::{Status, Tenant};
@@ -20,6 +21,8 @@ pub struct NewTenant<'a> {
     pub name: &'a str,
     pub tier: &'a str,
     pub isolation: Isolation,
+    /// Where placement put it.
+    pub server: &'a ServerName,
     pub database: &'a str,
     pub role: &'a str,
     pub owner_email: &'a str,
@@ -27,7 +30,7 @@ pub struct NewTenant<'a> {
 }
 
 pub(super) const TENANT_COLUMNS: &str =
-    "id, slug, name, tier, isolation, status, database_name, role_name, \
+    "id, slug, name, tier, isolation, status, server, database_name, role_name, \
                               owner_email, created_at, activated_at, deleted_at, purge_after";
 
 pub(super) fn tenant_from(row: &Row) -> Result<Tenant> {
@@ -38,6 +41,7 @@ pub(super) fn tenant_from(row: &Row) -> Result<Tenant> {
         tier: row.get("tier"),
         isolation: row.try_get("isolation").context("reading tenants")?,
         status: row.try_get("status").context("reading tenants")?,
+        server: row.try_get("server").context("reading tenants")?,
         database: row.get("database_name"),
         role: row.get("role_name"),
         owner_email: row.get("owner_email"),
@@ -88,8 +92,8 @@ impl ControlDb {
         let row = tx
             .query_one(
                 &format!(
-                    "INSERT INTO tenants (slug, name, tier, isolation, database_name, role_name, owner_email, owner_name)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                    "INSERT INTO tenants (slug, name, tier, isolation, database_name, role_name, owner_email, owner_name, server)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                      RETURNING {TENANT_COLUMNS}"
                 ),
                 &[
@@ -101,6 +105,7 @@ impl ControlDb {
                     &new.role,
                     &new.owner_email,
                     &new.owner_name,
+                    new.server,
                 ],
             )
             .await
@@ -112,7 +117,11 @@ impl ControlDb {
         )
         .await
         .context("journaling step record_tenant")?;
-        let details = serde_json::json!({ "tier": new.tier, "isolation": new.isolation.as_str() });
+        let details = serde_json::json!({
+            "tier": new.tier,
+            "isolation": new.isolation.as_str(),
+            "server": new.server,
+        });
         super::audit::append(
             &*tx,
             super::audit::Entry {
@@ -140,7 +149,6 @@ impl ControlDb {
         features: &[&str],
         actor: &str,
     ) -> Result<()> {
-        let (resources, values, hard) = limit_columns(limits)?;
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.context("starting a transaction")?;
         tx.execute(
@@ -149,17 +157,7 @@ impl ControlDb {
         )
         .await
         .context("changing the tier")?;
-        tx.execute(
-            "INSERT INTO quotas (tenant_id, resource, limit_value, hard)
-             SELECT $1, r, l, h FROM unnest($2::text[], $3::bigint[], $4::bool[]) AS q(r, l, h)
-             ON CONFLICT (tenant_id, resource) DO UPDATE SET
-                 limit_value = CASE WHEN quotas.source = 'tier' THEN EXCLUDED.limit_value ELSE quotas.limit_value END,
-                 hard = EXCLUDED.hard, updated_at = now()",
-            &[&tenant.id, &resources, &values, &hard],
-        )
-        .await
-        .context("updating the tier's quotas")?;
-        super::features::set_tier_features(&tx, tenant.id, features).await?;
+        apply_tier(&tx, tenant.id, limits, features).await?;
         let details = serde_json::json!({ "from_tier": tenant.tier, "to_tier": tier });
         super::audit::append_unchanged(&*tx, tenant, Action::SetTier, actor, &details).await?;
         tx.commit().await.context("committing the tier change")
@@ -234,4 +232,28 @@ impl ControlDb {
         tx.commit().await.context("committing step activate")?;
         Ok(())
     }
+}
+
+/// A tier's part of a tenant's limits and features, inside the caller's transaction: the quota
+/// rows seeded from the tier take its limits (overrides keep theirs), every row takes its
+/// hardness, and the features the tier includes are recorded.
+pub(super) async fn apply_tier(
+    tx: &tokio_postgres::Transaction<'_>,
+    tenant: Uuid,
+    limits: &[(Resource, u64, bool)],
+    features: &[&str],
+) -> Result<()> {
+    let (resources, values, hard) = limit_columns(limits)?;
+    tx.execute(
+        "INSERT INTO quotas (tenant_id, resource, limit_value, hard)
+         SELECT $1, r, l, h FROM unnest($2::text[], $3::bigint[], $4::bool[]) AS q(r, l, h)
+         ON CONFLICT (tenant_id, resource) DO UPDATE SET
+             limit_value = CASE WHEN quotas.source = 'tier' THEN EXCLUDED.limit_value ELSE quotas.limit_value END,
+             hard = EXCLUDED.hard, updated_at = now()",
+        &[&tenant, &resources, &values, &hard],
+    )
+    .await
+    .context("updating the tier's quotas")?;
+    super::features::set_tier_features(tx, tenant, features).await?;
+    Ok(())
 }

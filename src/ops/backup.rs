@@ -294,7 +294,7 @@ async fn dump_silo(plane: &ControlPlane, t: &Tenant) -> Result<(Bytes, Vec<Table
     let mut cmd = std::process::Command::new(bindir.join("pg_dump"));
     cmd.args(["--format=custom", "--no-password", "--enable-row-security"])
         .arg(format!("--snapshot={snapshot}"))
-        .envs(plane.fleet.libpq_env(t, &t.database))
+        .envs(plane.fleet.libpq_env(&t.server, &t.database).await?)
         // The forced policies show the admin the rows of the tenant it names, all of a silo's.
         .env("PGOPTIONS", format!("-c app.tenant_id={}", t.id))
         .stdin(std::process::Stdio::null());
@@ -598,8 +598,8 @@ async fn restore_silo(
             &plane.ctx.actor,
         )
         .await?;
-    let admin = plane.fleet.admin().await?;
-    ownership::ensure_database(plane, &admin, &staging, &mark).await?;
+    let admin = plane.fleet.admin_for(t).await?;
+    ownership::ensure_database(plane, &admin, &t.server, &staging, &mark).await?;
     dataplane::restrict_connect(&admin, &mark, &staging, &t.role).await?;
     reporter.status(&format!("loading backup {} into `{staging}`", m.id));
     let bindir = crate::cluster::pg_bindir(plane.ctx.pg_bindir.as_deref())?;
@@ -610,7 +610,7 @@ async fn restore_silo(
         "--single-transaction",
         "--no-password",
     ])
-    .envs(plane.fleet.libpq_env(t, &staging))
+    .envs(plane.fleet.libpq_env(&t.server, &staging).await?)
     .arg(format!("--dbname={staging}"))
     .stdin(std::process::Stdio::piped())
     .stdout(std::process::Stdio::null())
@@ -683,7 +683,7 @@ async fn swap(plane: &ControlPlane, t: &Tenant, j: &db::RestoreJournal) -> Resul
         return plane.control.end_restore(t.id).await;
     };
     let mark = ownership::mark(plane, t).await?;
-    let admin = plane.fleet.admin().await?;
+    let admin = plane.fleet.admin_for(t).await?;
     let exists = |name: &str| {
         let admin = &admin;
         let name = name.to_owned();
@@ -732,10 +732,13 @@ pub(crate) async fn settle(
     } else {
         if let Some(staging) = &j.staging_database {
             let mark = ownership::mark(plane, t).await?;
-            let admin = plane.fleet.admin().await?;
-            ownership::settle_interrupted_create(plane, &admin, staging, &mark).await?;
+            let admin = plane.fleet.admin_for(t).await?;
+            ownership::settle_interrupted_create(plane, &admin, &t.server, staging, &mark).await?;
             db::drop_database(&admin, &mark, staging).await?;
-            plane.control.release_database_claim(staging).await?;
+            plane
+                .control
+                .release_database_claim(&t.server, staging)
+                .await?;
         }
         plane.control.end_restore(t.id).await?;
         format!(

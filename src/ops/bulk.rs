@@ -86,8 +86,13 @@ impl Batch {
         file: &Path,
         password_file: Option<&Path>,
         concurrency: Option<usize>,
+        region: Option<&str>,
     ) -> Result<Batch, Failure> {
         let origin = text_file::shown(file);
+        // `--region` holds for every row: checked once, before the rows.
+        if let Some(r) = region {
+            r.parse::<crate::region::Region>()?;
+        }
         let concurrency = match concurrency {
             Some(0) => {
                 return Err(Failure::BadInput(
@@ -162,6 +167,8 @@ impl Batch {
                     owner_name: None,
                     password_file: None,
                     features: &[],
+                    server: None,
+                    region,
                 },
             );
             match checked {
@@ -364,12 +371,6 @@ pub async fn provision_all(
             "{} of the file already active: skipped",
             crate::words::count_len(skipped, "tenant")
         ));
-    }
-    if todo
-        .iter()
-        .any(|(_, req)| req.tier.isolation == crate::tier::Isolation::Siloed)
-    {
-        super::template::for_copy(plane, reporter).await;
     }
     let new: Vec<&str> = todo
         .iter()

@@ -6,7 +6,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use crate::config::{DatabaseTarget, StorageBackend};
+use crate::config::{DatabaseTarget, ServerAccess, StorageBackend};
 use crate::error::Failure;
 use crate::hook::Hooks;
 use crate::tenant::Naming;
@@ -57,4 +57,7 @@ pub struct Opening {
     pub ctx: Context,
     pub database: DatabaseTarget,
     pub storage: StorageBackend,
+    /// How the fleet's other servers get their passwords (`[servers.NAME]`, `.pgpass`); handed
+    /// to the `Fleet`, never to the context.
+    pub server_access: ServerAccess,
 }

@@ -43,7 +43,7 @@ pub struct CredentialsView {
     pub tenant_context: Option<String>,
 }
 
-fn percent(s: &str) -> String {
+pub(crate) fn percent(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
@@ -77,14 +77,14 @@ pub async fn credentials(
         ))
         .into());
     }
-    let endpoint = plane.fleet.endpoint(&tenant);
+    let endpoint = plane.fleet.endpoint(&tenant.server).await?;
     let (host, port) = (endpoint.host, endpoint.port);
     let mut view = CredentialsView {
         slug: tenant.slug.to_string(),
         isolation: tenant.isolation,
         role: tenant.role.clone(),
         database: tenant.database.clone(),
-        host: host.to_owned(),
+        host: host.clone(),
         port,
         sslmode: endpoint.sslmode.as_str().to_owned(),
         issued: false,
@@ -128,7 +128,7 @@ pub async fn credentials(
     });
     // The role lives on the tenant's server: the password is set through the fleet's admin
     // connection, and audited in the control database (see `set_login_verifier` for the order).
-    let mut admin = plane.fleet.admin().await?;
+    let mut admin = plane.fleet.admin_for(&tenant).await?;
     plane
         .control
         .set_login_verifier(
@@ -148,7 +148,7 @@ pub async fn credentials(
         if host.contains(':') && !host.starts_with('/') {
             format!("[{host}]")
         } else {
-            percent(host)
+            percent(&host)
         },
         percent(&tenant.database),
         view.sslmode

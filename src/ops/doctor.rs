@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::{server, usable, ControlPlane, Opening, Reporter};
 use crate::db::control::ControlDb;
 use crate::db::doctor;
+use crate::server_name::ServerName;
 use crate::storage::local::LocalDirStore;
 use crate::tenant::Status;
 
@@ -43,6 +44,7 @@ pub struct Privilege {
 /// A tenant database doctor tried to reach.
 #[derive(Debug, Serialize)]
 pub struct Reach {
+    pub server: ServerName,
     pub database: String,
     pub tenants: Vec<String>,
     pub reachable: bool,
@@ -68,11 +70,27 @@ pub struct Report {
     pub control_exists: bool,
     pub schema_version: Option<i32>,
     pub pending_migrations: Vec<String>,
+    /// Every other server of the fleet: reached as its admin role, privileges checked.
+    pub servers: Vec<ServerCheck>,
     pub databases: Vec<Reach>,
-    /// The siloed tenants' template database (`None`: there is none yet; the first siloed
-    /// provisioning creates it).
-    pub template: Option<super::template::TemplateView>,
+    /// The siloed tenants' template database of each reachable server that has one (the first
+    /// silo placed on a server creates its template).
+    pub templates: Vec<super::template::TemplateView>,
     pub problems: Vec<String>,
+}
+
+/// A server of the fleet besides the control database's own, as doctor found it.
+#[derive(Debug, Serialize)]
+pub struct ServerCheck {
+    pub name: ServerName,
+    pub url: String,
+    pub reachable: bool,
+    pub server_version: Option<String>,
+    pub role: Option<String>,
+    pub tls: Option<bool>,
+    /// LOGIN, CREATEDB, CREATEROLE: held or not (empty when unreachable).
+    pub privileges: Vec<Privilege>,
+    pub error: Option<String>,
 }
 
 /// Checks the server, the admin role, the control schema and every active tenant's database.
@@ -89,22 +107,7 @@ pub async fn doctor(opening: &Opening, reporter: &dyn Reporter) -> Result<Report
     drop(client);
 
     let mut problems = Vec::new();
-    let role_q = crate::db::ident::quote(&facts.role);
-    let privileges: Vec<Privilege> = [
-        ("LOGIN", facts.login),
-        ("CREATEDB", facts.createdb),
-        ("CREATEROLE", facts.createrole),
-    ]
-    .into_iter()
-    .map(|(name, has)| {
-        let held = has || (facts.superuser && name != "LOGIN");
-        Privilege {
-            name,
-            held,
-            grant: (!held).then(|| format!("ALTER ROLE {role_q} {name};")),
-        }
-    })
-    .collect();
+    let privileges = super::servers::privileges(&facts);
     for p in privileges.iter().filter(|p| !p.held) {
         problems.push(format!(
             "the admin role lacks {}: {}",
@@ -138,8 +141,9 @@ pub async fn doctor(opening: &Opening, reporter: &dyn Reporter) -> Result<Report
         control_exists: false,
         schema_version: None,
         pending_migrations: Vec::new(),
+        servers: Vec::new(),
         databases: Vec::new(),
-        template: None,
+        templates: Vec::new(),
         problems: Vec::new(),
     };
     let opened = ControlDb::open_existing(server.clone()).await;
@@ -155,30 +159,52 @@ pub async fn doctor(opening: &Opening, reporter: &dyn Reporter) -> Result<Report
                 ));
             }
             report.pending_migrations = pending;
+            let fleet = crate::db::Fleet::new(
+                server.clone(),
+                control.clone(),
+                opening.server_access.clone(),
+            );
             let plane = ControlPlane {
                 ctx: opening.ctx.clone(),
                 control,
-                fleet: crate::db::Fleet::new(server.clone())?,
+                fleet,
                 store: Box::new(LocalDirStore::new(opening.ctx.storage_root.clone())),
-                template: tokio::sync::OnceCell::new(),
+                template: Default::default(),
             };
-            report.databases = reach_tenants(&plane).await?;
-            report.template = super::template::view(&plane).await?;
-            match &report.template {
-                Some(t) if t.version.is_none() => problems.push(format!(
-                    "database `{}` is not this control plane's template (no tenantctl template mark): siloed tenants are created without it, more slowly",
-                    t.database
-                )),
-                Some(t) if !t.closed => problems.push(format!(
-                    "the template `{}` takes connections (a migration of it was interrupted): the next `tenantctl migrate` or siloed provisioning closes it",
-                    t.database
-                )),
-                _ => {}
+            report.servers = check_servers(&plane).await?;
+            for c in &report.servers {
+                if let Some(e) = &c.error {
+                    problems.push(format!("server `{}` is unreachable: {e}", c.name));
+                }
+                for p in c.privileges.iter().filter(|p| !p.held) {
+                    problems.push(format!(
+                        "the admin role on server `{}` lacks {}: {}",
+                        c.name,
+                        p.name,
+                        p.grant.as_deref().unwrap_or_default()
+                    ));
+                }
+            }
+            report.databases = reach_tenants(&plane, &report.servers).await?;
+            report.templates = templates(&plane, &report.servers).await?;
+            for t in &report.templates {
+                if t.version.is_none() {
+                    problems.push(format!(
+                        "database `{}` on server `{}` is not this control plane's template (no tenantctl template mark): siloed tenants are created there without it, more slowly",
+                        t.database, t.server
+                    ));
+                } else if !t.closed {
+                    problems.push(format!(
+                        "the template `{}` on server `{}` takes connections (a migration of it was interrupted): the next `tenantctl migrate` or siloed provisioning there closes it",
+                        t.database, t.server
+                    ));
+                }
             }
             for r in report.databases.iter().filter(|r| !r.reachable) {
                 problems.push(format!(
-                    "tenant database `{}` is unreachable: {}",
+                    "tenant database `{}` on server `{}` is unreachable: {}",
                     r.database,
+                    r.server,
                     r.error.as_deref().unwrap_or_default()
                 ));
             }
@@ -194,24 +220,105 @@ pub async fn doctor(opening: &Opening, reporter: &dyn Reporter) -> Result<Report
     Ok(report)
 }
 
-/// Connects to the database of every active tenant (a shared pooled database once).
-async fn reach_tenants(plane: &ControlPlane) -> Result<Vec<Reach>> {
-    let mut by_db: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+/// Every registered server but the control database's own (checked above as the configured
+/// connection), all at once: reached as its admin role, its privileges read.
+/// The template of the control database's server and of every reachable server.
+async fn templates(
+    plane: &ControlPlane,
+    servers: &[ServerCheck],
+) -> Result<Vec<super::template::TemplateView>> {
+    let mut names = vec![ServerName::control()];
+    names.extend(
+        servers
+            .iter()
+            .filter(|s| s.reachable)
+            .map(|s| s.name.clone()),
+    );
+    let mut out = Vec::new();
+    for name in names {
+        out.extend(super::template::view(plane, &name).await?);
+    }
+    Ok(out)
+}
+
+async fn check_servers(plane: &ControlPlane) -> Result<Vec<ServerCheck>> {
+    let rows: Vec<_> = plane
+        .control
+        .servers()
+        .await?
+        .into_iter()
+        .filter(|r| !r.control)
+        .collect();
+    Ok(
+        futures_util::future::join_all(rows.into_iter().map(|row| async move {
+            let url = plane
+                .fleet
+                .shown(&row.name)
+                .await
+                .unwrap_or_else(|_| row.url.clone().unwrap_or_default());
+            let facts = async {
+                let admin = plane.fleet.admin(&row.name).await?;
+                doctor::session_facts(&admin).await
+            }
+            .await;
+            match facts {
+                Ok(f) => ServerCheck {
+                    name: row.name,
+                    url,
+                    reachable: true,
+                    server_version: Some(f.server_version.clone()),
+                    role: Some(f.role.clone()),
+                    tls: Some(f.ssl),
+                    privileges: super::servers::privileges(&f),
+                    error: None,
+                },
+                Err(e) => ServerCheck {
+                    name: row.name,
+                    url,
+                    reachable: false,
+                    server_version: None,
+                    role: None,
+                    tls: None,
+                    privileges: Vec::new(),
+                    error: Some(format!("{e:#}")),
+                },
+            }
+        }))
+        .await,
+    )
+}
+
+/// Connects to the database of every active tenant (a shared pooled database once per
+/// server); the databases of a server found unreachable are reported so without trying each.
+async fn reach_tenants(plane: &ControlPlane, servers: &[ServerCheck]) -> Result<Vec<Reach>> {
+    let mut by_db: std::collections::BTreeMap<(ServerName, String), Vec<String>> =
+        Default::default();
     for t in plane.control.list_tenants().await? {
         if t.status == Status::Active {
             by_db
-                .entry(t.database.clone())
+                .entry((t.server.clone(), t.database.clone()))
                 .or_default()
                 .push(t.slug.to_string());
         }
     }
     let mut out = Vec::new();
-    for (database, tenants) in by_db {
-        let (reachable, error) = match plane.fleet.ping(&database).await {
-            Ok(()) => (true, None),
-            Err(e) => (false, Some(format!("{e:#}"))),
+    for ((server, database), tenants) in by_db {
+        let down = servers.iter().find(|c| c.name == server && !c.reachable);
+        let (reachable, error) = match down {
+            Some(c) => (
+                false,
+                Some(format!(
+                    "server `{server}` is unreachable: {}",
+                    c.error.as_deref().unwrap_or_default()
+                )),
+            ),
+            None => match plane.fleet.ping(&server, &database).await {
+                Ok(()) => (true, None),
+                Err(e) => (false, Some(format!("{e:#}"))),
+            },
         };
         out.push(Reach {
+            server,
             database,
             tenants,
             reachable,

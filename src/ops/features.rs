@@ -211,12 +211,15 @@ pub struct Refreshed {
 /// tiers.toml edits, and for tenants provisioned before feature entitlements existed. Every
 /// tenant's tier is checked against the file before anything changes (exit 2). A tenant whose
 /// lock another process holds is skipped (named), or refused (exit 3) when it is the one asked.
+/// Returns the refreshed tenants and, of all of them (no slug given), those whose database could
+/// not be written (its server unreachable: their control rows are refreshed, a re-run writes the
+/// data plane), with why; the caller exits 1 naming them.
 pub async fn refresh(
     plane: &ControlPlane,
     tiers: &Tiers,
     slug: Option<&Slug>,
     reporter: &dyn Reporter,
-) -> Result<Vec<Refreshed>> {
+) -> Result<(Vec<Refreshed>, Vec<(String, String)>)> {
     let tenants = match slug {
         Some(s) => vec![tenants::find(plane, s).await?],
         None => plane.control.list_tenants().await?,
@@ -225,6 +228,7 @@ pub async fn refresh(
         tier_of(tiers, t.slug.as_str(), &t.tier)?;
     }
     let mut done = Vec::new();
+    let mut failed = Vec::new();
     for t in tenants {
         let Some(_lock) = plane.control.try_lock_tenant(&t.slug).await? else {
             if slug.is_some() {
@@ -256,7 +260,20 @@ pub async fn refresh(
             .control
             .refresh_tier_features(&t, &tier.features.names(), &plane.ctx.actor)
             .await?;
-        sync(plane, &t).await?;
+        // A tenant whose server cannot be reached keeps its recorded features (written above)
+        // and is reported; the others go on. A re-run writes its data plane.
+        if let Err(e) = sync(plane, &t).await {
+            if slug.is_some() {
+                return Err(e);
+            }
+            let e = format!("{e:#}");
+            reporter.warning(&format!(
+                "could not write the features of `{}` into its database (a re-run of `features refresh` does): {e}",
+                t.slug
+            ));
+            failed.push((t.slug.to_string(), e));
+            continue;
+        }
         let rows = plane.control.entitlements(t.id).await?;
         done.push(Refreshed {
             features: effective(t.status, &rows),
@@ -266,7 +283,7 @@ pub async fn refresh(
             changed,
         });
     }
-    Ok(done)
+    Ok((done, failed))
 }
 
 /// The tenant's entitled features, as the data plane should hold them.
@@ -284,7 +301,7 @@ async fn entitled(plane: &ControlPlane, t: &Tenant) -> Result<Vec<String>> {
 /// Writes the entitled set into the tenant's database if it accepts connections; a closed silo
 /// (or a database never created) is left to `resume`/`restore`. Idempotent.
 pub async fn sync(plane: &ControlPlane, t: &Tenant) -> Result<()> {
-    let admin = plane.fleet.admin().await?;
+    let admin = plane.fleet.admin_for(t).await?;
     if dataplane::accepts_connections(&admin, &t.database).await? != Some(true) {
         return Ok(());
     }

@@ -12,7 +12,7 @@
 //!   dropped, pooled rows deleted, buckets removed, control rows deleted. Every step is
 //!   idempotent: a purge killed midway is finished by running it again.
 //! - **set_tier**: a move between tiers of the same isolation model, where only the bill and the
-//!   limits change; pooled↔siloed needs a data migration and is refused.
+//!   limits change; pooled↔siloed moves the tenant's data too (`ops::moves`).
 //!
 //! Every status change follows one table (`transition::TRANSITIONS`): a command first writes its intermediate
 //! status (`suspending`, `resuming`, `deprovisioning`, `restoring`, `deleting`; audit action
@@ -41,6 +41,7 @@ use crate::db::locks::SessionLock;
 use crate::db::{dataplane, migrate};
 use crate::error::Failure;
 use crate::hook::Event;
+use crate::server_name::ServerName;
 use crate::slug::Slug;
 use crate::tenant::{bucket_names, Status, Tenant};
 use crate::tier::{Isolation, Tier};
@@ -115,6 +116,9 @@ async fn begin(
     details: &serde_json::Value,
 ) -> Result<Tenant> {
     let from = Transition::sources(mv.start);
+    if t.status == Status::Moving && !from.contains(&t.status) {
+        return Err(super::moves::refuse_moving(plane, t, mv.name()).await);
+    }
     if !from.contains(&t.status) {
         return Err(invalid(t, mv.name(), mv.allowed));
     }
@@ -181,6 +185,9 @@ pub async fn set_tier(
     reporter: &dyn Reporter,
 ) -> Result<TenantView> {
     let (_lock, t) = lock_and_find(plane, slug).await?;
+    if t.status == Status::Moving {
+        return super::moves::continue_move(plane, &t, tier_name, tier, reporter).await;
+    }
     if Transition::target(Action::SetTier, t.status).is_none() {
         return Err(Failure::Refused(format!(
             "tenant `{slug}` is {}; only an active or suspended tenant can change tiers",
@@ -197,11 +204,7 @@ pub async fn set_tier(
         return tenants::view(plane, t).await;
     }
     if t.isolation != tier.isolation {
-        return Err(Failure::Refused(format!(
-            "tier `{tier_name}` is {} and tenant `{slug}` is {}: moving between isolation models needs a data migration, which this version of tenantctl does not do",
-            tier.isolation, t.isolation
-        ))
-        .into());
+        return super::moves::change_isolation(plane, &t, tier_name, tier, reporter).await;
     }
     plane
         .control
@@ -224,6 +227,19 @@ pub async fn set_tier(
         .await?
         .expect("the tenant was just updated");
     tenants::view(plane, t).await
+}
+
+/// `move <slug> --to <server>`: a siloed tenant's database moved to another server of the
+/// fleet, under the tenant's lock (`moves::relocate`).
+pub async fn move_to_server(
+    plane: &ControlPlane,
+    slug: &Slug,
+    to: &ServerName,
+    region: Option<&str>,
+    reporter: &dyn Reporter,
+) -> Result<TenantView> {
+    let (_lock, t) = lock_and_find(plane, slug).await?;
+    super::moves::relocate(plane, &t, to, region, reporter).await
 }
 
 /// The tenant's lock (exit 3 "in progress" if held) and its current row (exit 3 if none).
@@ -249,11 +265,11 @@ fn invalid(t: &Tenant, what: &str, allowed: &str) -> anyhow::Error {
 /// mid-provisioning may have a login role but no database yet, or a database still being
 /// created by a killed run (`settle_interrupted_create`, waited for here): both are closed too,
 /// so `deleted` never stands beside a role that logs in or a database that takes connections.
-async fn close(plane: &ControlPlane, t: &Tenant) -> Result<()> {
-    let admin = plane.fleet.admin().await?;
+pub(super) async fn close(plane: &ControlPlane, t: &Tenant) -> Result<()> {
+    let admin = plane.fleet.admin_for(t).await?;
     if t.isolation == Isolation::Siloed {
         let mark = ownership::settled_mark(plane, t).await?;
-        ownership::settle_interrupted_create(plane, &admin, &t.database, &mark).await?;
+        ownership::settle_interrupted_create(plane, &admin, &t.server, &t.database, &mark).await?;
     }
     if dataplane::accepts_connections(&admin, &t.database)
         .await?
@@ -271,7 +287,7 @@ async fn close(plane: &ControlPlane, t: &Tenant) -> Result<()> {
             dataplane::close_silo(&admin, &mark, &t.database, &t.role).await
         }
         Isolation::Pooled => {
-            let _pooled = plane.control.lock_pooled().await?;
+            let _pooled = plane.control.lock_pooled(&t.server).await?;
             let mut client = ownership::connect(plane, t).await?;
             migrate::tenant(&mut client).await?;
             dataplane::grant_app_access(&client, &t.role).await?;
@@ -282,8 +298,8 @@ async fn close(plane: &ControlPlane, t: &Tenant) -> Result<()> {
 
 /// Reopens the tenant's data plane, migrating it first. Idempotent; `action` names the
 /// failpoints (`<action>:connections-allowed`, `<action>:migrated`).
-async fn open(plane: &ControlPlane, t: &Tenant, action: &str) -> Result<()> {
-    let admin = plane.fleet.admin().await?;
+pub(super) async fn open(plane: &ControlPlane, t: &Tenant, action: &str) -> Result<()> {
+    let admin = plane.fleet.admin_for(t).await?;
     if dataplane::accepts_connections(&admin, &t.database)
         .await?
         .is_none()
@@ -303,7 +319,7 @@ async fn open(plane: &ControlPlane, t: &Tenant, action: &str) -> Result<()> {
             dataplane::open_silo_to_tenant(&admin, &mark, &t.database, &t.role).await
         }
         Isolation::Pooled => {
-            let _pooled = plane.control.lock_pooled().await?;
+            let _pooled = plane.control.lock_pooled(&t.server).await?;
             let mut client = ownership::connect(plane, t).await?;
             migrate::tenant(&mut client).await?;
             dataplane::grant_app_access(&client, &t.role).await?;
@@ -496,21 +512,27 @@ async fn purge_locked(plane: &ControlPlane, t: &Tenant, reporter: &dyn Reporter)
     // `deleting` is written before anything is removed: from then on only a purge may follow.
     let t = &begin(plane, t, &PURGE, &serde_json::json!({})).await?;
     failpoint(&plane.ctx, "purge:deleting");
+    // A move a purge interrupts: the side that is not the tenant's data goes first.
+    super::moves::settle_for_purge(plane, t, reporter).await?;
     let mut pooled_rows = 0;
     let (database, role) = match t.isolation {
         Isolation::Siloed => {
             // A restore a crash left holds databases beside the tenant's: settled first.
             super::backup::settle(plane, t, reporter).await?;
             let mark = ownership::settled_mark(plane, t).await?;
-            let admin = plane.fleet.admin().await?;
-            ownership::settle_interrupted_create(plane, &admin, &t.database, &mark).await?;
+            let admin = plane.fleet.admin_for(t).await?;
+            ownership::settle_interrupted_create(plane, &admin, &t.server, &t.database, &mark)
+                .await?;
             dataplane::drop_silo(&admin, &mark, &t.database, &t.role).await?;
             // A run killed after marking but before releasing its claim leaves one behind.
-            plane.control.release_database_claim(&t.database).await?;
+            plane
+                .control
+                .release_database_claim(&t.server, &t.database)
+                .await?;
             (Some(t.database.clone()), Some(t.role.clone()))
         }
         Isolation::Pooled => {
-            let admin = plane.fleet.admin().await?;
+            let admin = plane.fleet.admin_for(t).await?;
             if dataplane::accepts_connections(&admin, &t.database)
                 .await?
                 .is_some()

@@ -1,5 +1,8 @@
-//! `migrate`: the tenant schema's pending migrations, applied to the pooled database and to
-//! every active siloed database, N at a time (`buffer_unordered`). Each database is
+//! `migrate`: the tenant schema's pending migrations, applied to each server's pooled database
+//! and to every active siloed database, on every server at once and N at a time per server
+//! (`buffer_unordered` per server, the servers' streams merged). A server that cannot be
+//! reached fails its own databases at once (named in `unreachable`) and the others go on. Each
+//! database is
 //! migrated under its own advisory lock (refinery takes none), so two runs at once do each
 //! migration once. One failing database does not stop the others. Suspended and deleted silos
 //! refuse connections and are skipped: `resume` and `restore` migrate them before reopening.
@@ -18,12 +21,15 @@ use super::template::Refreshed;
 use super::{pause_point, ControlPlane, Reporter};
 use crate::db::dataplane::{self, Mark, Object};
 use crate::db::migrate;
+use crate::server_name::ServerName;
 use crate::tenant::{Status, Tenant};
 use crate::tier::Isolation;
 
-/// One database to migrate: the tenants in it and the application role to grant to.
+/// One database to migrate: where it is, the tenants in it and the application role to grant
+/// to.
 #[derive(Debug, Clone)]
 struct Target {
+    server: ServerName,
     database: String,
     role: String,
     slugs: Vec<crate::slug::Slug>,
@@ -66,6 +72,7 @@ impl std::fmt::Display for Outcome {
 /// The outcome for one database. JSON field names are a contract.
 #[derive(Debug, Clone, Serialize)]
 pub struct DatabaseResult {
+    pub server: ServerName,
     pub database: String,
     /// The tenant (siloed) or the tenants (pooled) in it.
     pub tenants: Vec<String>,
@@ -79,6 +86,7 @@ pub struct DatabaseResult {
 /// Per database: where it is and what it lacks (`migrate --dry-run`, `migrate status`).
 #[derive(Debug, Clone, Serialize)]
 pub struct DatabaseState {
+    pub server: ServerName,
     pub database: String,
     pub tenants: Vec<String>,
     pub isolation: Isolation,
@@ -95,7 +103,7 @@ const MIGRATED_LATER: &str = "it is migrated when resumed or restored";
 
 /// Splits the tenants into databases to migrate and silos to skip (with the reason).
 fn targets(tenants: &[Tenant]) -> (Vec<Target>, Vec<(Target, String)>) {
-    let mut pooled: BTreeMap<String, Target> = BTreeMap::new();
+    let mut pooled: BTreeMap<(ServerName, String), Target> = BTreeMap::new();
     let mut run = Vec::new();
     let mut skipped = Vec::new();
     for t in tenants {
@@ -105,8 +113,9 @@ fn targets(tenants: &[Tenant]) -> (Vec<Target>, Vec<(Target, String)>) {
                     continue;
                 }
                 pooled
-                    .entry(t.database.clone())
+                    .entry((t.server.clone(), t.database.clone()))
                     .or_insert_with(|| Target {
+                        server: t.server.clone(),
                         database: t.database.clone(),
                         role: t.role.clone(),
                         slugs: Vec::new(),
@@ -118,6 +127,7 @@ fn targets(tenants: &[Tenant]) -> (Vec<Target>, Vec<(Target, String)>) {
             }
             Isolation::Siloed => {
                 let target = Target {
+                    server: t.server.clone(),
                     database: t.database.clone(),
                     role: t.role.clone(),
                     slugs: vec![t.slug.clone()],
@@ -145,7 +155,7 @@ async fn migrate_one(plane: &ControlPlane, target: &Target) -> Result<Vec<String
         Isolation::Pooled => Mark::pooled(plane_id),
     };
     if !dataplane::ensure_ours(
-        &*plane.fleet.admin().await?,
+        &*plane.fleet.admin(&target.server).await?,
         Object::Database(&target.database),
         &mark,
     )
@@ -153,7 +163,10 @@ async fn migrate_one(plane: &ControlPlane, target: &Target) -> Result<Vec<String
     {
         anyhow::bail!("database `{}` does not exist", target.database);
     }
-    let mut client = plane.fleet.connect_database(&target.database).await?;
+    let mut client = plane
+        .fleet
+        .connect(&target.server, &target.database)
+        .await?;
     let applied = migrate::tenant(&mut client).await?;
     dataplane::grant_app_access(&client, &target.role).await?;
     Ok(applied)
@@ -175,7 +188,7 @@ async fn closed_meanwhile(plane: &ControlPlane, target: &Target) -> Option<Strin
     if status != Status::Active {
         return Some(format!("tenant became {status} during the run"));
     }
-    let admin = plane.fleet.admin().await.ok()?;
+    let admin = plane.fleet.admin(&target.server).await.ok()?;
     match dataplane::accepts_connections(&admin, &target.database).await {
         Ok(Some(false)) => Some("database stopped accepting connections during the run".to_owned()),
         Ok(None) => Some("database was dropped during the run".to_owned()),
@@ -190,7 +203,7 @@ async fn migrate_target(plane: &ControlPlane, target: Target) -> DatabaseResult 
     let outcome = async {
         // Grants on the shared database conflict with a concurrent provisioning's.
         let _pooled = match target.isolation {
-            Isolation::Pooled => Some(control.lock_pooled().await?),
+            Isolation::Pooled => Some(control.lock_pooled(&target.server).await?),
             Isolation::Siloed => None,
         };
         migrate_one(plane, &target).await
@@ -209,6 +222,7 @@ async fn migrate_target(plane: &ControlPlane, target: Target) -> DatabaseResult 
         },
     };
     DatabaseResult {
+        server: target.server.clone(),
         database: target.database.clone(),
         tenants: target.slugs.iter().map(ToString::to_string).collect(),
         isolation: target.isolation,
@@ -219,27 +233,71 @@ async fn migrate_target(plane: &ControlPlane, target: Target) -> DatabaseResult 
     }
 }
 
-/// `migrate`: every target, `concurrency` at a time. Results in database order.
+/// What `migrate` did: one result per database, and the servers it could not reach (their
+/// databases are among the results, failed).
+#[derive(Debug)]
+pub struct Migrated {
+    pub results: Vec<DatabaseResult>,
+    pub unreachable: Vec<super::servers::Unreached>,
+}
+
+/// `migrate`: every target, `concurrency` at a time on each server, every server at once.
+/// The servers are reached first (all at once): the databases of one that cannot be reached
+/// fail with that reason without waiting for a connect timeout each. Results in database
+/// order.
 pub async fn migrate(
     plane: &ControlPlane,
     concurrency: usize,
     reporter: &dyn Reporter,
-) -> Result<Vec<DatabaseResult>> {
+) -> Result<Migrated> {
     let tenants = plane.control.list_tenants().await?;
     let (run, skipped) = targets(&tenants);
     pause_point(&plane.ctx, reporter, "migrate:listed");
     let total = run.len();
     let mut results = Vec::with_capacity(total + skipped.len());
-    reporter.progress(0, total, "migrating");
-    let mut done = stream::iter(run)
-        .map(|target| migrate_target(plane, target))
-        .buffer_unordered(concurrency.max(1));
+    let mut per_server: BTreeMap<ServerName, Vec<Target>> = BTreeMap::new();
+    for target in run {
+        per_server
+            .entry(target.server.clone())
+            .or_default()
+            .push(target);
+    }
+    let unreachable =
+        super::servers::unreachable(plane, per_server.keys().cloned().collect()).await;
+    for u in &unreachable {
+        reporter.status(&format!(
+            "server `{}` is unreachable: its databases are not migrated",
+            u.server
+        ));
+        for target in per_server.remove(&u.server).unwrap_or_default() {
+            results.push(DatabaseResult {
+                server: target.server,
+                database: target.database,
+                tenants: target.slugs.iter().map(ToString::to_string).collect(),
+                isolation: target.isolation,
+                result: Outcome::Failed,
+                applied: Vec::new(),
+                duration_ms: 0,
+                error: Some(format!("server `{}` is unreachable: {}", u.server, u.error)),
+            });
+        }
+    }
+    reporter.progress(results.len(), total, "migrating");
+    let reached: Vec<ServerName> = per_server.keys().cloned().collect();
+    let streams = per_server.into_values().map(|targets| {
+        stream::iter(targets)
+            .map(|target| migrate_target(plane, target))
+            .buffer_unordered(concurrency.max(1))
+            .boxed()
+    });
+    let mut done = stream::select_all(streams);
     while let Some(r) = done.next().await {
         results.push(r);
         reporter.progress(results.len(), total, "migrating");
     }
     for (target, why) in skipped {
         results.push(DatabaseResult {
+            server: target.server,
             database: target.database,
             tenants: target.slugs.iter().map(ToString::to_string).collect(),
             isolation: target.isolation,
@@ -249,49 +307,82 @@ pub async fn migrate(
             error: Some(format!("{why}; {MIGRATED_LATER}")),
         });
     }
-    results.sort_by(|a, b| a.database.cmp(&b.database));
-    // The template new silos are copied from follows the tenant databases (it is no tenant's,
-    // so it is said on stderr, not among the results).
-    match super::template::refresh(plane, super::template::Create::No).await {
-        Ok(Refreshed::Usable { name, migrated }) if !migrated.is_empty() => reporter.status(
-            &format!("silo template `{name}`: applied {}", migrated.join(", ")),
-        ),
-        Ok(Refreshed::Unusable(why)) => reporter.status(&format!("silo template: {why}")),
-        Ok(_) => {}
-        Err(e) => reporter.warning(&format!(
-            "the silo template could not be migrated ({e:#}); new silos are created without it until it is"
-        )),
+    results.sort_by(|a, b| (&a.database, &a.server).cmp(&(&b.database, &b.server)));
+    // The template new silos are copied from follows the tenant databases of its server (it is
+    // no tenant's, so it is said on stderr, not among the results).
+    for server in reached {
+        match super::template::refresh(plane, &server, super::template::Create::No).await {
+            Ok(Refreshed::Usable { name, migrated }) if !migrated.is_empty() => {
+                reporter.status(&format!(
+                    "silo template `{name}` on server `{server}`: applied {}",
+                    migrated.join(", ")
+                ))
+            }
+            Ok(Refreshed::Unusable(why)) => {
+                reporter.status(&format!("silo template on server `{server}`: {why}"))
+            }
+            Ok(_) => {}
+            Err(e) => reporter.warning(&format!(
+                "the silo template on server `{server}` could not be migrated ({e:#}); new silos are created there without it until it is"
+            )),
+        }
     }
-    Ok(results)
+    Ok(Migrated {
+        results,
+        unreachable,
+    })
 }
 
 /// `migrate --dry-run` and `migrate status`: what each database has and lacks (and, on
 /// stderr, where the silo template stands). Reads only.
 pub async fn states(plane: &ControlPlane, reporter: &dyn Reporter) -> Result<Vec<DatabaseState>> {
-    if let Some(t) = super::template::view(plane).await? {
+    let tenants = plane.control.list_tenants().await?;
+    let servers: std::collections::BTreeSet<ServerName> =
+        tenants.iter().map(|t| t.server.clone()).collect();
+    for server in &servers {
+        // A server that cannot be reached is said below, among its databases' states.
+        let Ok(Some(t)) = super::template::view(plane, server).await else {
+            continue;
+        };
         reporter.status(&match t.version {
-            Some(v) if t.current => format!("silo template `{}`: V{v}, up to date", t.database),
+            Some(v) if t.current => format!(
+                "silo template `{}` on server `{server}`: V{v}, up to date",
+                t.database
+            ),
             Some(v) => format!(
-                "silo template `{}`: V{v}{}, pending up to V{}",
+                "silo template `{}` on server `{server}`: V{v}{}, pending up to V{}",
                 t.database,
                 if t.closed { "" } else { " (takes connections)" },
                 t.latest
             ),
-            None => format!("`{}` is not this control plane's silo template", t.database),
+            None => format!(
+                "`{}` on server `{server}` is not this control plane's silo template",
+                t.database
+            ),
         });
     }
-    let tenants = plane.control.list_tenants().await?;
     let (run, skipped) = targets(&tenants);
     let latest = migrate::tenant_latest();
+    // A server that cannot be reached is tried once, not once per database.
+    let mut servers: Vec<ServerName> = run.iter().map(|t| t.server.clone()).collect();
+    servers.sort();
+    servers.dedup();
+    let down = super::servers::unreachable(plane, servers).await;
     let mut out = Vec::new();
     for (target, note) in run
         .into_iter()
         .map(|t| (t, None))
         .chain(skipped.into_iter().map(|(t, why)| (t, Some(why))))
     {
-        let state = match &note {
-            Some(_) => None,
-            None => match plane.fleet.connect_database(&target.database).await {
+        let unreached = down.iter().find(|u| u.server == target.server);
+        let state = match (&note, unreached) {
+            (Some(_), _) => None,
+            (None, Some(u)) => Some(Err(anyhow::anyhow!(
+                "server `{}` is unreachable: {}",
+                u.server,
+                u.error
+            ))),
+            (None, None) => match plane.fleet.connect(&target.server, &target.database).await {
                 Ok(mut c) => Some(migrate::tenant_state(&mut c).await),
                 Err(e) => Some(Err(e)),
             },
@@ -306,6 +397,7 @@ pub async fn states(plane: &ControlPlane, reporter: &dyn Reporter) -> Result<Vec
             ),
         };
         out.push(DatabaseState {
+            server: target.server,
             database: target.database,
             tenants: target.slugs.iter().map(ToString::to_string).collect(),
             isolation: target.isolation,
@@ -316,6 +408,6 @@ pub async fn states(plane: &ControlPlane, reporter: &dyn Reporter) -> Result<Vec
             note,
         });
     }
-    out.sort_by(|a, b| a.database.cmp(&b.database));
+    out.sort_by(|a, b| (&a.database, &a.server).cmp(&(&b.database, &b.server)));
     Ok(out)
 }

@@ -4,6 +4,7 @@
 //! - `provision`: the numbered provisioning steps.
 //! - `bulk`: `provision --file`, many tenants through `provision`, N at a time.
 //! - `lifecycle`: suspend, resume, deprovision, restore, purge, set-tier.
+//! - `moves`: a tenant's data moved to another database (`set-tier` across isolation models).
 //! - `migrate`: the tenant schema across every tenant database.
 //! - `audit`: reading the audit log.
 //! - `billing`: billing runs and invoices.
@@ -16,6 +17,9 @@
 //! - `local`: the local cluster (`local status`, `local stop`).
 //! - `ownership`: the marks on tenant databases and roles, and `adopt`.
 //! - `doctor`: `init` (the control database on an operator's server) and `doctor`.
+//! - `routes`: where active tenants' applications connect (`route`, `routes` for PgBouncer).
+//! - `servers`: the fleet's servers (`server add|list|drain|undrain|set|remove`), and `place`,
+//!   where a new tenant goes.
 //! - `storage`: the access policy of a tenant's buckets (`storage policy`).
 //! - `backup`: per-tenant backups into the `-backups` bucket, and restoring them.
 //! - `template`: the siloed tenants' template database, which provisioning copies.
@@ -33,10 +37,13 @@ pub mod lifecycle;
 pub mod local;
 pub mod metrics;
 pub mod migrate;
+pub mod moves;
 pub mod ownership;
 pub mod provision;
 pub mod quota;
 pub mod report;
+pub mod routes;
+pub mod servers;
 pub mod storage;
 pub mod template;
 pub mod tenants;
@@ -129,10 +136,18 @@ pub struct ControlPlane {
     pub control: ControlDb,
     pub fleet: Fleet,
     pub store: Box<dyn BucketStore>,
-    /// The template database silos are copied from, once `template::for_copy` decided it
-    /// (`None` inside: none can be used).
-    pub template: tokio::sync::OnceCell<Option<String>>,
+    /// Per server, the template database silos are copied from, once `template::for_copy`
+    /// decided it (`None` inside: none can be used there).
+    pub template: Templates,
 }
+
+/// `ControlPlane::template`: one cell per server, made on first use.
+pub type Templates = std::sync::Mutex<
+    std::collections::HashMap<
+        crate::server_name::ServerName,
+        std::sync::Arc<tokio::sync::OnceCell<Option<String>>>,
+    >,
+>;
 
 impl ControlPlane {
     /// Connects to the control database and applies pending migrations, starting the local
@@ -169,11 +184,11 @@ impl ControlPlane {
     /// The plane around an opened control database: the fleet of `server` and the bucket store.
     fn assemble(opening: Opening, server: Server, control: ControlDb) -> Result<ControlPlane> {
         Ok(ControlPlane {
-            fleet: Fleet::new(server)?,
+            fleet: Fleet::new(server, control.clone(), opening.server_access.clone()),
             store: store(&opening)?,
             ctx: opening.ctx,
             control,
-            template: tokio::sync::OnceCell::new(),
+            template: Templates::default(),
         })
     }
 }

@@ -11,6 +11,7 @@ use super::{failpoint, tenants, ControlPlane};
 use crate::db::dataplane::{self, Found, Mark, Object};
 use crate::db::fleet::TenantConn;
 use crate::error::Failure;
+use crate::server_name::ServerName;
 use crate::slug::Slug;
 use crate::storage::{self, Owner, TenantBucket};
 use crate::tenant::Tenant;
@@ -93,17 +94,18 @@ pub async fn remove_bucket(plane: &ControlPlane, b: &TenantBucket, mark: &Mark) 
 /// or purged, not only provisioned.
 pub async fn settled_mark(plane: &ControlPlane, t: &Tenant) -> Result<Mark> {
     let mark = mark(plane, t).await?;
-    let admin = plane.fleet.admin().await?;
-    settle_claim(plane, &admin, &t.database, &mark).await?;
+    let admin = plane.fleet.admin_for(t).await?;
+    settle_claim(plane, &admin, &t.server, &t.database, &mark).await?;
     Ok(mark)
 }
 
-/// Writes `mark` on database `name` if this control plane's claim on it stands, the database
-/// has no comment at all and the connecting role owns it: the trace of a run killed between
-/// `CREATE DATABASE` and `COMMENT`. True if it did.
+/// Writes `mark` on database `name` of `server` (`admin` is connected there) if this control
+/// plane's claim on it stands, the database has no comment at all and the connecting role owns
+/// it: the trace of a run killed between `CREATE DATABASE` and `COMMENT`. True if it did.
 async fn settle_claim(
     plane: &ControlPlane,
     admin: &Client,
+    server: &ServerName,
     name: &str,
     mark: &Mark,
 ) -> Result<bool> {
@@ -112,9 +114,13 @@ async fn settle_claim(
         Found::Foreign {
             comment: None,
             owned_by_us: true,
-        } if plane.control.database_claimed(name, mark.as_str()).await? => {
+        } if plane
+            .control
+            .database_claimed(server, name, mark.as_str())
+            .await? =>
+        {
             dataplane::write_mark(admin, obj, mark).await?;
-            plane.control.release_database_claim(name).await?;
+            plane.control.release_database_claim(server, name).await?;
             Ok(true)
         }
         _ => Ok(false),
@@ -132,10 +138,15 @@ async fn settle_claim(
 pub async fn settle_interrupted_create(
     plane: &ControlPlane,
     admin: &Client,
+    server: &ServerName,
     name: &str,
     mark: &Mark,
 ) -> Result<()> {
-    if !plane.control.database_claimed(name, mark.as_str()).await? {
+    if !plane
+        .control
+        .database_claimed(server, name, mark.as_str())
+        .await?
+    {
         return Ok(());
     }
     if dataplane::lookup(admin, Object::Database(name))
@@ -144,24 +155,26 @@ pub async fn settle_interrupted_create(
     {
         dataplane::create_database(admin, name).await?;
     }
-    settle_claim(plane, admin, name, mark).await?;
+    settle_claim(plane, admin, server, name, mark).await?;
     Ok(())
 }
 
 /// A connection to `t`'s database, after checking that the database carries its mark.
 pub async fn connect(plane: &ControlPlane, t: &Tenant) -> Result<TenantConn> {
     let mark = mark(plane, t).await?;
-    let admin = plane.fleet.admin().await?;
+    let admin = plane.fleet.admin_for(t).await?;
     if !dataplane::ensure_ours(&admin, Object::Database(&t.database), &mark).await? {
         anyhow::bail!("database `{}` does not exist", t.database);
     }
     plane.fleet.tenant_db(t).await
 }
 
-/// Before a new tenant is recorded: its database and role must not exist (siloed), or be the
-/// shared ones this control plane marked (pooled). Refuses (exit 3) naming the object.
+/// Before a new tenant is recorded on `server`: its database and role must not exist there
+/// (siloed), or be the shared ones this control plane marked (pooled; absent on a pooled server
+/// that has no pooled tenant yet). Refuses (exit 3) naming the object.
 pub async fn check_new(
     plane: &ControlPlane,
+    server: &ServerName,
     isolation: Isolation,
     database: &str,
     role: &str,
@@ -177,7 +190,7 @@ pub async fn check_new(
     if database == plane.control.name() {
         return Err(dataplane::refusal(Object::Database(database), None).into());
     }
-    let admin = plane.fleet.admin().await?;
+    let admin = plane.fleet.admin(server).await?;
     let objects = [Object::Database(database), Object::Role(role)];
     match isolation {
         Isolation::Siloed => {
@@ -203,10 +216,11 @@ pub async fn check_new(
 pub async fn ensure_database(
     plane: &ControlPlane,
     admin: &Client,
+    server: &ServerName,
     name: &str,
     mark: &Mark,
 ) -> Result<()> {
-    ensure_database_from(plane, admin, name, mark, None).await
+    ensure_database_from(plane, admin, server, name, mark, None).await
 }
 
 /// `ensure_database`, creating the database as a copy of `template` (closed and current, as
@@ -214,6 +228,7 @@ pub async fn ensure_database(
 pub async fn ensure_database_from(
     plane: &ControlPlane,
     admin: &Client,
+    server: &ServerName,
     name: &str,
     mark: &Mark,
     template: Option<&str>,
@@ -221,6 +236,7 @@ pub async fn ensure_database_from(
     create_marked(
         plane,
         admin,
+        server,
         name,
         mark,
         template,
@@ -233,23 +249,25 @@ pub async fn ensure_database_from(
 pub async fn ensure_template_database(
     plane: &ControlPlane,
     admin: &Client,
+    server: &ServerName,
     name: &str,
     mark: &Mark,
 ) -> Result<()> {
-    create_marked(plane, admin, name, mark, None, "template:unmarked").await
+    create_marked(plane, admin, server, name, mark, None, "template:unmarked").await
 }
 
 /// `ensure_database_from`; `unmarked` names the failpoint between the creation and the mark.
 async fn create_marked(
     plane: &ControlPlane,
     admin: &Client,
+    server: &ServerName,
     name: &str,
     mark: &Mark,
     template: Option<&str>,
     unmarked: &str,
 ) -> Result<()> {
     let obj = Object::Database(name);
-    if settle_claim(plane, admin, name, mark).await? {
+    if settle_claim(plane, admin, server, name, mark).await? {
         return Ok(());
     }
     match dataplane::inspect(admin, obj, mark).await? {
@@ -258,16 +276,22 @@ async fn create_marked(
             return Err(dataplane::refusal(obj, comment.as_deref()).into())
         }
         Found::Absent => {
-            let claimed_before = plane.control.database_claimed(name, mark.as_str()).await?;
-            plane.control.claim_database(name, mark.as_str()).await?;
+            let claimed_before = plane
+                .control
+                .database_claimed(server, name, mark.as_str())
+                .await?;
+            plane
+                .control
+                .claim_database(server, name, mark.as_str())
+                .await?;
             if !dataplane::create_database_from(admin, name, template).await? {
                 // Created since the look-up: by a killed run of ours whose CREATE the server was
                 // still finishing (its claim stood before this run), or by someone else, whose
                 // database is ours only if it is marked so.
-                if claimed_before && settle_claim(plane, admin, name, mark).await? {
+                if claimed_before && settle_claim(plane, admin, server, name, mark).await? {
                     return Ok(());
                 }
-                plane.control.release_database_claim(name).await?;
+                plane.control.release_database_claim(server, name).await?;
                 if !dataplane::ensure_ours(admin, obj, mark).await? {
                     anyhow::bail!("database `{name}` vanished while it was being created");
                 }
@@ -277,7 +301,7 @@ async fn create_marked(
             dataplane::write_mark(admin, obj, mark).await?;
         }
     }
-    plane.control.release_database_claim(name).await
+    plane.control.release_database_claim(server, name).await
 }
 
 /// Before a lifecycle command changes anything (its intermediate status included): the
@@ -286,7 +310,7 @@ async fn create_marked(
 /// the database) nor the silo template.
 pub async fn check_ours(plane: &ControlPlane, t: &Tenant) -> Result<()> {
     let mark = settled_mark(plane, t).await?;
-    let admin = plane.fleet.admin().await?;
+    let admin = plane.fleet.admin_for(t).await?;
     let naming = &plane.ctx.naming;
     if t.isolation == Isolation::Siloed
         && (t.database == plane.control.name()
@@ -326,7 +350,7 @@ pub async fn adopt(plane: &ControlPlane, slug: &Slug) -> Result<Adopted> {
     })?;
     let t = tenants::find(plane, slug).await?;
     let mark = mark(plane, &t).await?;
-    let admin = plane.fleet.admin().await?;
+    let admin = plane.fleet.admin_for(&t).await?;
     let objects = [Object::Database(&t.database), Object::Role(&t.role)];
     let mut to_mark = Vec::new();
     let mut done = Adopted {

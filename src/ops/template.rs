@@ -19,6 +19,8 @@
 //!   empty and migrated as before; a copy the server refuses (a newer tenantctl is migrating the
 //!   template) falls back the same way (`dataplane::create_database_from`). Provisioning's
 //!   schema step brings every silo, copied or not, to the latest version.
+//! - **One per server.** Each server of the fleet has its own, made by the first silo placed
+//!   there (a copy can only be made within one server); its lock is per server too.
 //! - **Kept current.** `provision` refreshes it (creating it on the first silo); `migrate`
 //!   migrates an existing one with the tenant databases; `doctor` reports it. It holds no
 //!   tenant's data, is no tenant's database (`template1` is a reserved slug) and is never
@@ -30,6 +32,7 @@ use serde::Serialize;
 use super::{ownership, ControlPlane, Reporter};
 use crate::db::dataplane::{self, Mark, TemplateFound};
 use crate::db::migrate;
+use crate::server_name::ServerName;
 
 /// Whether a refresh may create the template when it does not exist (`provision`), or only
 /// migrates an existing one (`migrate`).
@@ -43,6 +46,7 @@ pub enum Create {
 /// contract.
 #[derive(Debug, Clone, Serialize)]
 pub struct TemplateView {
+    pub server: ServerName,
     pub database: String,
     /// The tenant schema version its mark records (`None`: not this plane's template).
     pub version: Option<i32>,
@@ -53,31 +57,42 @@ pub struct TemplateView {
     pub current: bool,
 }
 
-/// The template to copy a new silo from, refreshed (and created) first if need be: once per
-/// process (a bulk run asks once for all its silos). `None` when none can be used; why is
-/// said once on the reporter.
-pub async fn for_copy(plane: &ControlPlane, reporter: &dyn Reporter) -> Option<String> {
-    plane
+/// The template of `server` to copy a new silo from, refreshed (and created) first if need
+/// be: once per process and server (a bulk run asks once for all its silos there). `None` when
+/// none can be used; why is said once on the reporter.
+pub async fn for_copy(
+    plane: &ControlPlane,
+    server: &ServerName,
+    reporter: &dyn Reporter,
+) -> Option<String> {
+    let cell = plane
         .template
-        .get_or_init(|| async {
-            match refresh(plane, Create::Yes).await {
-                Ok(Refreshed::Usable { name, .. }) => Some(name),
-                Ok(Refreshed::Unusable(why)) => {
-                    reporter.status(&format!("not copying silos from a template: {why}"));
-                    None
-                }
-                Ok(Refreshed::Absent) => None,
-                Err(e) => {
-                    reporter.status(&format!(
-                        "not copying silos from a template: {}",
-                        crate::excerpt::excerpt_n(&format!("{e:#}"), crate::excerpt::REASON_CHARS)
-                    ));
-                    None
-                }
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .entry(server.clone())
+        .or_default()
+        .clone();
+    cell.get_or_init(|| async {
+        match refresh(plane, server, Create::Yes).await {
+            Ok(Refreshed::Usable { name, .. }) => Some(name),
+            Ok(Refreshed::Unusable(why)) => {
+                reporter.status(&format!(
+                    "not copying silos on server `{server}` from a template: {why}"
+                ));
+                None
             }
-        })
-        .await
-        .clone()
+            Ok(Refreshed::Absent) => None,
+            Err(e) => {
+                reporter.status(&format!(
+                    "not copying silos on server `{server}` from a template: {}",
+                    crate::excerpt::excerpt_n(&format!("{e:#}"), crate::excerpt::REASON_CHARS)
+                ));
+                None
+            }
+        }
+    })
+    .await
+    .clone()
 }
 
 /// What a refresh found and did.
@@ -93,11 +108,15 @@ pub enum Refreshed {
 /// Makes the template closed and current: nothing when it is (one catalog read), else under
 /// the template lock: creates it (`Create::Yes`), or finishes what a killed run left, migrates
 /// it, closes it and marks its new version.
-pub async fn refresh(plane: &ControlPlane, create: Create) -> Result<Refreshed> {
+pub async fn refresh(
+    plane: &ControlPlane,
+    server: &ServerName,
+    create: Create,
+) -> Result<Refreshed> {
     let name = plane.ctx.naming.template_database();
     let id = plane.control.plane_id().await?;
     let latest = migrate::tenant_latest();
-    let admin = plane.fleet.admin().await?;
+    let admin = plane.fleet.admin(server).await?;
     let usable = |found: &TemplateFound| {
         *found
             == TemplateFound::Ours {
@@ -111,7 +130,7 @@ pub async fn refresh(plane: &ControlPlane, create: Create) -> Result<Refreshed> 
             migrated: Vec::new(),
         });
     }
-    let _lock = plane.control.lock_template().await?;
+    let _lock = plane.control.lock_template(server).await?;
     let found = dataplane::inspect_template(&admin, &name, id).await?;
     if usable(&found) {
         return Ok(Refreshed::Usable {
@@ -130,7 +149,14 @@ pub async fn refresh(plane: &ControlPlane, create: Create) -> Result<Refreshed> 
         // Absent, or left unmarked by a killed run of ours (its claim stands): created, or
         // marked, as any database tenantctl makes (`ensure_database`: the claim decides).
         TemplateFound::Absent => {
-            ownership::ensure_template_database(plane, &admin, &name, &Mark::template(id, 0)).await?;
+            ownership::ensure_template_database(
+                plane,
+                &admin,
+                server,
+                &name,
+                &Mark::template(id, 0),
+            )
+            .await?;
             (0, true)
         }
         TemplateFound::Foreign {
@@ -139,10 +165,17 @@ pub async fn refresh(plane: &ControlPlane, create: Create) -> Result<Refreshed> 
             ..
         } if plane
             .control
-            .database_claimed(&name, Mark::template(id, 0).as_str())
+            .database_claimed(server, &name, Mark::template(id, 0).as_str())
             .await? =>
         {
-            ownership::ensure_template_database(plane, &admin, &name, &Mark::template(id, 0)).await?;
+            ownership::ensure_template_database(
+                plane,
+                &admin,
+                server,
+                &name,
+                &Mark::template(id, 0),
+            )
+            .await?;
             (0, true)
         }
         TemplateFound::Foreign { .. } => {
@@ -155,23 +188,24 @@ pub async fn refresh(plane: &ControlPlane, create: Create) -> Result<Refreshed> 
     if !open {
         dataplane::open_template(&admin, &name, &mark).await?;
     }
-    let mut client = plane.fleet.connect_database(&name).await?;
+    let mut client = plane.fleet.connect(server, &name).await?;
     let migrated = migrate::tenant(&mut client).await?;
     drop(client);
     dataplane::close_template(&admin, &name, &mark, &Mark::template(id, latest)).await?;
     Ok(Refreshed::Usable { name, migrated })
 }
 
-/// The template as it stands (`None`: there is none). Reads only.
-pub async fn view(plane: &ControlPlane) -> Result<Option<TemplateView>> {
+/// The template of `server` as it stands (`None`: there is none). Reads only.
+pub async fn view(plane: &ControlPlane, server: &ServerName) -> Result<Option<TemplateView>> {
     let name = plane.ctx.naming.template_database();
     let id = plane.control.plane_id().await?;
     let latest = migrate::tenant_latest();
-    let admin = plane.fleet.admin().await?;
+    let admin = plane.fleet.admin(server).await?;
     Ok(
         match dataplane::inspect_template(&admin, &name, id).await? {
             TemplateFound::Absent => None,
             TemplateFound::Ours { version, open } => Some(TemplateView {
+                server: server.clone(),
                 database: name,
                 version: Some(version),
                 latest,
@@ -179,6 +213,7 @@ pub async fn view(plane: &ControlPlane) -> Result<Option<TemplateView>> {
                 current: version == latest && !open,
             }),
             TemplateFound::Foreign { open, .. } => Some(TemplateView {
+                server: server.clone(),
                 database: name,
                 version: None,
                 latest,

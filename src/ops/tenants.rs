@@ -11,6 +11,8 @@ use super::ControlPlane;
 use crate::db::features::Entitlement;
 use crate::db::quotas::QuotaRow;
 use crate::error::Failure;
+use crate::region::Region;
+use crate::server_name::ServerName;
 use crate::slug::Slug;
 use crate::tenant::Tenant;
 use crate::tier::Isolation;
@@ -24,6 +26,10 @@ pub struct TenantView {
     pub tier: String,
     pub isolation: Isolation,
     pub status: String,
+    /// The server of the fleet the tenant's database is on.
+    pub server: ServerName,
+    /// Its server's region (`server add|set --region`); `null` when the server has none.
+    pub region: Option<Region>,
     /// The tenant's database: its own when siloed, the shared one when pooled.
     pub database: String,
     /// The login role the tenant's application connects as.
@@ -58,6 +64,7 @@ pub struct QuotaView {
 fn assemble(
     plane: &ControlPlane,
     t: Tenant,
+    region: Option<Region>,
     quotas: Vec<QuotaRow>,
     entitlements: &[Entitlement],
 ) -> TenantView {
@@ -89,6 +96,8 @@ fn assemble(
         tier: t.tier,
         isolation: t.isolation,
         status: t.status.to_string(),
+        server: t.server,
+        region,
         database: t.database,
         role: t.role,
         owner_email: t.owner_email,
@@ -106,7 +115,19 @@ fn assemble(
 pub async fn view(plane: &ControlPlane, t: Tenant) -> Result<TenantView> {
     let quotas = plane.control.quotas(t.id).await?;
     let entitlements = plane.control.entitlements(t.id).await?;
-    Ok(assemble(plane, t, quotas, &entitlements))
+    let region = super::servers::region_of(plane, &t.server).await?;
+    Ok(assemble(plane, t, region, quotas, &entitlements))
+}
+
+/// Every server's region, read once for a command that shows many tenants.
+pub async fn regions(plane: &ControlPlane) -> Result<BTreeMap<ServerName, Option<Region>>> {
+    Ok(plane
+        .control
+        .servers()
+        .await?
+        .into_iter()
+        .map(|s| (s.name, s.region))
+        .collect())
 }
 
 /// The refusal (exit 3) for a slug that names no tenant.
@@ -133,6 +154,7 @@ pub async fn show(plane: &ControlPlane, slug: &Slug) -> Result<TenantView> {
 /// `list`: every tenant, quotas read in one query.
 pub async fn list(plane: &ControlPlane) -> Result<Vec<TenantView>> {
     let tenants = plane.control.list_tenants().await?;
+    let regions = regions(plane).await?;
     let mut quotas: BTreeMap<Uuid, Vec<QuotaRow>> = BTreeMap::new();
     for (id, q) in plane.control.all_quotas().await? {
         quotas.entry(id).or_default().push(q);
@@ -146,7 +168,8 @@ pub async fn list(plane: &ControlPlane) -> Result<Vec<TenantView>> {
         .map(|t| {
             let q = quotas.remove(&t.id).unwrap_or_default();
             let e = entitlements.remove(&t.id).unwrap_or_default();
-            assemble(plane, t, q, &e)
+            let r = regions.get(&t.server).cloned().flatten();
+            assemble(plane, t, r, q, &e)
         })
         .collect())
 }

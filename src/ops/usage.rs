@@ -214,7 +214,7 @@ pub struct Measurement {
 }
 
 /// Bytes to whole MiB, rounded up.
-fn storage_mb(bytes: i64) -> i64 {
+pub(super) fn storage_mb(bytes: i64) -> i64 {
     bytes / (1 << 20) + i64::from(bytes % (1 << 20) != 0)
 }
 
@@ -242,6 +242,28 @@ pub struct Measured {
 /// databases (`pg_database_size`), so a suspended silo's storage is measured too. Siloed
 /// user counts are taken a few databases at a time; the pooled database in one query.
 pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measured> {
+    let out = measure_levels(plane, tenants).await?;
+    let rows: Vec<(Uuid, Resource, i64)> = out
+        .measurements
+        .iter()
+        .flat_map(|m| {
+            [
+                m.users.map(|u| (m.tenant, Resource::Users, u)),
+                m.storage_bytes
+                    .map(|b| (m.tenant, Resource::StorageMb, storage_mb(b))),
+            ]
+        })
+        .flatten()
+        .collect();
+    if !rows.is_empty() {
+        plane.control.store_measurements(&rows).await?;
+    }
+    Ok(out)
+}
+
+/// What `measure` measures, without storing anything (a check that must change nothing when it
+/// refuses: a downgrade over its new tier's hard limits).
+pub async fn measure_levels(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measured> {
     let tenants: Vec<&Tenant> = tenants
         .iter()
         .filter(|t| matches!(t.status, Status::Active | Status::Suspended))
@@ -254,14 +276,37 @@ pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measure
         .copied()
         .filter(|t| t.isolation == crate::tier::Isolation::Siloed)
         .collect();
-    if !silos.is_empty() {
+    // Per server: one catalog read for the sizes of its silos. A server that cannot be
+    // reached fails its tenants' measurements (kept from before) and no other's.
+    let mut silos_by_server: std::collections::BTreeMap<
+        &crate::server_name::ServerName,
+        Vec<&Tenant>,
+    > = Default::default();
+    for t in &silos {
+        silos_by_server.entry(&t.server).or_default().push(*t);
+    }
+    let mut counting = Vec::new();
+    for (server, silos) in silos_by_server {
         let names: Vec<&str> = silos.iter().map(|t| t.database.as_str()).collect();
-        let sizes: std::collections::HashMap<String, i64> =
-            dataplane::database_sizes(&*plane.fleet.admin().await?, &names)
-                .await?
-                .into_iter()
-                .collect();
-        let mut counting = Vec::new();
+        let sizes =
+            async { dataplane::database_sizes(&*plane.fleet.admin(server).await?, &names).await }
+                .await;
+        let sizes: HashMap<String, i64> = match sizes {
+            Ok(s) => s.into_iter().collect(),
+            Err(e) => {
+                let e = format!("{e:#}");
+                for t in &silos {
+                    out.measurements.push(Measurement {
+                        tenant: t.id,
+                        users: None,
+                        storage_bytes: None,
+                    });
+                    failures.push((t.id, "users", e.clone()));
+                    failures.push((t.id, "storage_mb", e.clone()));
+                }
+                continue;
+            }
+        };
         for t in &silos {
             match sizes.get(&t.database) {
                 Some(b) => out.measurements.push(Measurement {
@@ -278,7 +323,7 @@ pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measure
                     failures.push((
                         t.id,
                         "storage_mb",
-                        format!("database {} not found", t.database),
+                        format!("database {} not found on server `{server}`", t.database),
                     ));
                 }
             }
@@ -287,47 +332,64 @@ pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measure
             }
             counting.push(*t);
         }
-        let at: HashMap<Uuid, usize> = out
-            .measurements
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (m.tenant, i))
-            .collect();
-        let mut counted = stream::iter(counting)
-            .map(|t| async move {
-                let n = async {
-                    let mut client = plane.fleet.tenant_db(t).await?;
-                    dataplane::count_users(&mut client, t.id).await
-                }
-                .await;
-                (t.id, n)
-            })
-            .buffer_unordered(MEASURE_CONCURRENCY);
-        while let Some((id, n)) = counted.next().await {
-            match n {
-                Ok(n) => out.measurements[at[&id]].users = Some(n),
-                Err(e) => failures.push((id, "users", format!("{e:#}"))),
+    }
+    let at: HashMap<Uuid, usize> = out
+        .measurements
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.tenant, i))
+        .collect();
+    let mut counted = stream::iter(counting)
+        .map(|t| async move {
+            let n = async {
+                let mut client = plane.fleet.tenant_db(t).await?;
+                dataplane::count_users(&mut client, t.id).await
             }
+            .await;
+            (t.id, n)
+        })
+        .buffer_unordered(MEASURE_CONCURRENCY);
+    while let Some((id, n)) = counted.next().await {
+        match n {
+            Ok(n) => out.measurements[at[&id]].users = Some(n),
+            Err(e) => failures.push((id, "users", format!("{e:#}"))),
         }
     }
 
-    let pooled: Vec<&Tenant> = tenants
+    // Per pooled database (one per pooled server): one transaction reads all its tenants.
+    let mut pooled_by_db: std::collections::BTreeMap<
+        (&crate::server_name::ServerName, &str),
+        Vec<&Tenant>,
+    > = Default::default();
+    for t in tenants
         .iter()
         .copied()
         .filter(|t| t.isolation == crate::tier::Isolation::Pooled)
-        .collect();
-    if let Some(first) = pooled.first() {
+    {
+        pooled_by_db
+            .entry((&t.server, t.database.as_str()))
+            .or_default()
+            .push(t);
+    }
+    let everyone_pooled: Vec<Tenant> = if pooled_by_db.is_empty() {
+        Vec::new()
+    } else {
+        plane
+            .control
+            .list_tenants()
+            .await?
+            .into_iter()
+            .filter(|t| t.isolation == crate::tier::Isolation::Pooled)
+            .collect()
+    };
+    for ((server, database), pooled) in pooled_by_db {
+        let first = pooled[0];
         let usage = async {
             // Every tenant with rows there, whatever its status: the storage shares are of
             // their rows (see `pooled_usage`).
-            let everyone: Vec<Uuid> = plane
-                .control
-                .list_tenants()
-                .await?
-                .into_iter()
-                .filter(|t| {
-                    t.isolation == crate::tier::Isolation::Pooled && t.database == first.database
-                })
+            let everyone: Vec<Uuid> = everyone_pooled
+                .iter()
+                .filter(|t| &t.server == server && t.database == database)
                 .map(|t| t.id)
                 .collect();
             let mut client = plane.fleet.tenant_db(first).await?;
@@ -337,7 +399,7 @@ pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measure
         match usage {
             Ok(rows) => {
                 // A tenant without rows in the shared tables has none: 0 is measured, not assumed.
-                let usage: std::collections::HashMap<Uuid, (i64, i64)> =
+                let usage: HashMap<Uuid, (i64, i64)> =
                     rows.into_iter().map(|(id, u, b)| (id, (u, b))).collect();
                 for t in &pooled {
                     let (users, bytes) = usage.get(&t.id).copied().unwrap_or((0, 0));
@@ -408,22 +470,6 @@ pub async fn measure(plane: &ControlPlane, tenants: &[Tenant]) -> Result<Measure
             }
         }
     }
-    let rows: Vec<(Uuid, Resource, i64)> = out
-        .measurements
-        .iter()
-        .flat_map(|m| {
-            [
-                m.users.map(|u| (m.tenant, Resource::Users, u)),
-                m.storage_bytes
-                    .map(|b| (m.tenant, Resource::StorageMb, storage_mb(b))),
-            ]
-        })
-        .flatten()
-        .collect();
-    if !rows.is_empty() {
-        plane.control.store_measurements(&rows).await?;
-    }
-
     for t in &tenants {
         let theirs: Vec<&(Uuid, &'static str, String)> =
             failures.iter().filter(|f| f.0 == t.id).collect();

@@ -14,10 +14,13 @@ fn tenants_cell<S: ToString>(slugs: &[S]) -> String {
 
 impl Render for [DatabaseResult] {
     fn human(&self) -> String {
-        let mut t = table(&["DATABASE", "TENANTS", "RESULT", "APPLIED", "MS", "ERROR"]);
+        let mut t = table(&[
+            "DATABASE", "SERVER", "TENANTS", "RESULT", "APPLIED", "MS", "ERROR",
+        ]);
         for r in self {
             t.add_row(vec![
                 r.database.clone(),
+                r.server.to_string(),
                 tenants_cell(&r.tenants),
                 r.result.to_string(),
                 r.applied.join(" "),
@@ -32,11 +35,12 @@ impl Render for [DatabaseResult] {
 impl Render for [DatabaseState] {
     fn human(&self) -> String {
         let mut t = table(&[
-            "DATABASE", "TENANTS", "VERSION", "LATEST", "BEHIND", "PENDING", "NOTE",
+            "DATABASE", "SERVER", "TENANTS", "VERSION", "LATEST", "BEHIND", "PENDING", "NOTE",
         ]);
         for s in self {
             t.add_row(vec![
                 s.database.clone(),
+                s.server.to_string(),
                 tenants_cell(&s.tenants),
                 s.version
                     .map(|v| v.to_string())

@@ -17,6 +17,7 @@
 //! - `tenants`: one tenant, the list, provisioning results and plans.
 //! - `lifecycle`: purges, adoption, the audit log.
 //! - `quota`, `usage`, `billing`, `features`, `migrate`, `report`: their commands' views.
+//! - `fleet`: the fleet's servers, tenants' routes, the PgBouncer routing table.
 //! - `server`: the local cluster, credentials, `init` and `doctor`.
 //! - `backup`: the storage policy, backups and restores.
 
@@ -26,6 +27,7 @@ mod backup;
 mod billing;
 pub mod document;
 mod features;
+mod fleet;
 mod lifecycle;
 pub mod metrics;
 mod migrate;
@@ -46,6 +48,7 @@ use crate::cli::OutputFormat;
 use crate::error::Failure;
 use crate::excerpt::escape;
 
+pub use fleet::pgbouncer as fleet_pgbouncer;
 pub use server::Stopped;
 pub use tenants::bulk_failures;
 

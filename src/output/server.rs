@@ -137,12 +137,39 @@ impl Render for Report {
                 Some(v) => format!("V{v}, pending {}", r.pending_migrations.join(", ")),
             },
         ));
+        for c in &r.servers {
+            rows.push((
+                "server",
+                format!(
+                    "{} ({}): {}",
+                    c.name,
+                    c.url,
+                    match &c.error {
+                        None => {
+                            let missing: Vec<&str> = c
+                                .privileges
+                                .iter()
+                                .filter(|p| !p.held)
+                                .map(|p| p.name)
+                                .collect();
+                            if missing.is_empty() {
+                                "reachable, privileges held".to_owned()
+                            } else {
+                                format!("reachable, MISSING {}", missing.join(" "))
+                            }
+                        }
+                        Some(e) => format!("UNREACHABLE: {e}"),
+                    }
+                ),
+            ));
+        }
         for d in &r.databases {
             rows.push((
                 "tenant database",
                 format!(
-                    "{}: {}",
+                    "{} on {}: {}",
                     d.database,
+                    d.server,
                     match &d.error {
                         None => "reachable".to_owned(),
                         Some(e) => format!("UNREACHABLE: {e}"),
@@ -150,14 +177,15 @@ impl Render for Report {
                 ),
             ));
         }
-        if let Some(t) = &r.template {
+        for t in &r.templates {
             rows.push((
                 "silo template",
                 match t.version {
-                    None => format!("{}: not this control plane's", t.database),
+                    None => format!("{} on {}: not this control plane's", t.database, t.server),
                     Some(v) => format!(
-                        "{}: V{v}{}{}",
+                        "{} on {}: V{v}{}{}",
                         t.database,
+                        t.server,
                         if v == t.latest {
                             ", up to date".to_owned()
                         } else {

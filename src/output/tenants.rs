@@ -30,6 +30,8 @@ impl Render for TenantView {
             ("tier", v.tier.to_string()),
             ("isolation", v.isolation.to_string()),
             ("status", v.status.to_string()),
+            ("server", v.server.to_string()),
+            ("region", region_text(v.region.as_ref())),
             ("database", v.database.clone()),
             ("role", v.role.clone()),
             ("owner", v.owner_email.clone()),
@@ -44,6 +46,11 @@ impl Render for TenantView {
     }
 }
 
+/// A region as the tables show it: `-` for none.
+pub(super) fn region_text(region: Option<&crate::region::Region>) -> String {
+    region.map_or_else(|| "-".to_owned(), |r| r.to_string())
+}
+
 impl Render for [TenantView] {
     fn human(&self) -> String {
         let mut t = table(&[
@@ -52,6 +59,7 @@ impl Render for [TenantView] {
             "TIER",
             "ISOLATION",
             "STATUS",
+            "SERVER",
             "DATABASE",
             "CREATED",
         ]);
@@ -62,6 +70,7 @@ impl Render for [TenantView] {
                 v.tier.to_string(),
                 v.isolation.to_string(),
                 v.status.to_string(),
+                v.server.to_string(),
                 v.database.clone(),
                 words::minute(&v.created_at),
             ]);
@@ -80,10 +89,11 @@ impl Render for Plan {
     fn human(&self) -> String {
         let p = self;
         let mut text = format!(
-            "dry run: provision `{}` on tier `{}` ({}), database `{}`, role `{}`{}\n",
+            "dry run: provision `{}` on tier `{}` ({}), server `{}`, database `{}`, role `{}`{}\n",
             p.slug,
             p.tier,
             p.isolation,
+            p.server,
             p.database,
             p.role,
             p.status

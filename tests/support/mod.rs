@@ -3,13 +3,14 @@
 //! own data directory and bucket root. Everything it made is dropped when the test passes.
 
 pub mod cluster;
+pub mod fleet;
 pub mod managed;
 pub mod s3;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 pub use cluster::cluster;
 
@@ -63,6 +64,9 @@ pub struct TestEnv {
     pub dir: tempfile::TempDir,
     /// The role tenantctl connects as; `None`: the cluster's superuser.
     pub admin_role: Option<String>,
+    /// Whether the fleet's extra servers were given this environment's admin role (and so
+    /// need cleaning up).
+    fleet_used: AtomicBool,
 }
 
 impl TestEnv {
@@ -109,6 +113,7 @@ impl TestEnv {
             control_db: format!("ctl_{id}"),
             dir,
             admin_role: None,
+            fleet_used: AtomicBool::new(false),
         }
     }
 
@@ -169,6 +174,50 @@ impl TestEnv {
             .into_iter()
             .map(|c| Run::from(c.wait_with_output().unwrap()))
             .collect()
+    }
+
+    /// The fleet's two extra servers (`s2`, `s3`), with this environment's admin role on them
+    /// (LOGIN CREATEDB CREATEROLE, as on the main cluster), not yet registered.
+    pub fn extras(&self) -> &'static [fleet::Extra; 2] {
+        let extras = fleet::extras();
+        if !self.fleet_used.swap(true, Ordering::SeqCst) {
+            if let Some(role) = &self.admin_role {
+                for x in extras {
+                    x.superuser("postgres")
+                        .batch_execute(&format!(
+                            "CREATE ROLE \"{role}\" LOGIN CREATEDB CREATEROLE NOSUPERUSER NOBYPASSRLS NOREPLICATION"
+                        ))
+                        .unwrap();
+                }
+            }
+        }
+        extras
+    }
+
+    /// The extra server `name` (`s2` or `s3`).
+    pub fn extra(&self, name: &str) -> &'static fleet::Extra {
+        self.extras()
+            .iter()
+            .find(|x| x.name == name)
+            .unwrap_or_else(|| panic!("no extra server {name}"))
+    }
+
+    /// The URL `server add` is given for extra server `name`: its socket, this environment's
+    /// admin role, database `postgres`, no password (the socket trusts).
+    pub fn server_url(&self, name: &str) -> String {
+        let role = self
+            .admin_role
+            .as_deref()
+            .unwrap_or(tenantctl::cluster::SUPERUSER);
+        self.extra(name).url(role, "postgres")
+    }
+
+    /// `server add NAME URL ARGS...` for extra server `name`; it must succeed.
+    pub fn add_server(&self, name: &str, args: &[&str]) {
+        let url = self.server_url(name);
+        let mut argv = vec!["server", "add", name, url.as_str(), "-q"];
+        argv.extend_from_slice(args);
+        self.run(&argv).expect(0);
     }
 
     /// The siloed database (and role) name of `slug`.
@@ -320,6 +369,33 @@ impl Drop for TestEnv {
             let _ = c.batch_execute(&format!(
                 "DROP OWNED BY \"{role}\"; DROP ROLE IF EXISTS \"{role}\""
             ));
+        }
+        if self.fleet_used.load(Ordering::SeqCst) {
+            let pat = format!("{}%", self.prefix.replace('_', "\\_"));
+            for x in fleet::extras() {
+                let mut c = x.superuser("postgres");
+                let mut names = |sql: &str| -> Vec<String> {
+                    c.query(sql, &[&pat])
+                        .unwrap()
+                        .iter()
+                        .map(|r| r.get(0))
+                        .collect()
+                };
+                let dbs = names("SELECT datname FROM pg_database WHERE datname LIKE $1");
+                let roles = names("SELECT rolname FROM pg_roles WHERE rolname LIKE $1");
+                for db in dbs {
+                    let _ =
+                        c.batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"));
+                }
+                for role in roles {
+                    let _ = c.batch_execute(&format!("DROP ROLE IF EXISTS \"{role}\""));
+                }
+                if let Some(role) = &self.admin_role {
+                    let _ = c.batch_execute(&format!(
+                        "DROP OWNED BY \"{role}\"; DROP ROLE IF EXISTS \"{role}\""
+                    ));
+                }
+            }
         }
     }
 }

@@ -1,7 +1,10 @@
 //! Provisioning a tenant: eight numbered steps, each idempotent and journaled.
 //!
-//! 1. **record tenant**: the `tenants` row (status `provisioning`), in one transaction with
-//!    its journal and audit entries. Re-run: the row is found and the step skipped.
+//! 1. **record tenant**: the server it goes to (`ops::servers::place`, or `--server`; only a
+//!    server of `--region` when given), then the `tenants` row naming it (status
+//!    `provisioning`), in one transaction with its journal and audit entries, all under the
+//!    placement lock. A full fleet is refused here, before
+//!    anything exists. Re-run: the row is found (with its server) and the step skipped.
 //! 2. **create database**: siloed: the tenant's login role and database, connectable by that
 //!    role only; pooled: the shared database and its application role. Each is marked as this
 //!    control plane's (its comment) when it is created; an existing object is kept only if it
@@ -52,6 +55,8 @@ use crate::excerpt::{excerpt, is_unsafe_char};
 use crate::feature::Feature;
 use crate::field;
 use crate::hook::Event;
+use crate::region::Region;
+use crate::server_name::ServerName;
 use crate::slug::Slug;
 use crate::step::Step;
 use crate::tenant::{bucket_names, Tenant};
@@ -76,6 +81,10 @@ pub struct Request {
     pub password_file: Option<PathBuf>,
     /// `--feature`: granted on top of the tier's features (deduplicated).
     pub features: Vec<Feature>,
+    /// `--server`: where to place a new tenant, instead of the placement rule.
+    pub server: Option<ServerName>,
+    /// `--region`: a new tenant goes only to a server of this region.
+    pub region: Option<Region>,
 }
 
 /// The raw arguments, as a command received them.
@@ -87,6 +96,8 @@ pub struct Args<'a> {
     pub owner_name: Option<&'a str>,
     pub password_file: Option<&'a Path>,
     pub features: &'a [String],
+    pub server: Option<&'a str>,
+    pub region: Option<&'a str>,
 }
 
 impl Request {
@@ -120,6 +131,8 @@ impl Request {
             .collect::<Result<Vec<_>, _>>()?;
         features.sort();
         features.dedup();
+        let server = args.server.map(str::parse).transpose()?;
+        let region = args.region.map(str::parse).transpose()?;
         Ok(Request {
             slug,
             tier_name: args.tier.to_owned(),
@@ -129,6 +142,8 @@ impl Request {
             owner_name,
             password_file: args.password_file.map(Path::to_path_buf),
             features,
+            server,
+            region,
         })
     }
 }
@@ -217,6 +232,8 @@ pub struct Plan {
     pub tier: String,
     pub isolation: Isolation,
     pub status: Option<String>,
+    /// The server it is on, or would be placed on.
+    pub server: ServerName,
     pub database: String,
     pub role: String,
     pub buckets: Vec<String>,
@@ -244,11 +261,27 @@ pub async fn plan(ctx: &Context, plane: Option<&ControlPlane>, req: &Request) ->
     let (database, role) = names_for(ctx, req);
     let mut done = BTreeSet::new();
     let mut status = None;
+    // Without a control database yet, everything is on the control database's own server.
+    let mut server = req.server.clone().unwrap_or_else(ServerName::control);
     if let Some(plane) = plane {
-        if let Some(t) = plane.control.find_tenant(&req.slug).await? {
-            refuse_conflicts(&t, req)?;
-            done.extend(plane.control.completed_steps(t.id).await?);
-            status = Some(t.status.to_string());
+        match plane.control.find_tenant(&req.slug).await? {
+            Some(t) => {
+                let region = super::servers::region_of(plane, &t.server).await?;
+                refuse_conflicts(&t, region.as_ref(), req)?;
+                done.extend(plane.control.completed_steps(t.id).await?);
+                status = Some(t.status.to_string());
+                server = t.server;
+            }
+            None => {
+                server = super::servers::place(
+                    plane,
+                    &req.tier_name,
+                    req.tier.isolation,
+                    req.server.as_ref(),
+                    req.region.as_ref(),
+                )
+                .await?;
+            }
         }
     }
     let steps = Step::ALL
@@ -269,6 +302,7 @@ pub async fn plan(ctx: &Context, plane: Option<&ControlPlane>, req: &Request) ->
         tier: req.tier_name.clone(),
         isolation: req.tier.isolation,
         status,
+        server,
         database,
         role,
         buckets: bucket_names(&req.slug),
@@ -287,11 +321,29 @@ fn activation() -> &'static Transition {
 /// Refuses a request that conflicts with the tenant's recorded state (exit 3). A recorded
 /// tenant may be provisioned while activation may still take it (unfinished), or once it has
 /// (done: a no-op on the same tier).
-fn refuse_conflicts(t: &Tenant, req: &Request) -> Result<(), Failure> {
+/// `region`: the region of the tenant's server.
+fn refuse_conflicts(t: &Tenant, region: Option<&Region>, req: &Request) -> Result<(), Failure> {
     let slug = &t.slug;
     let activation = activation();
     let unfinished = activation.from.contains(&t.status);
     let finished = t.status == activation.to;
+    if let Some(server) = req.server.as_ref().filter(|s| **s != t.server) {
+        return Err(Failure::Refused(format!(
+            "tenant `{slug}` is {} on server `{}`, not `{server}`: --server places new tenants only; run without it to finish or check it",
+            t.status, t.server
+        )));
+    }
+    if let Some(asked) = req.region.as_ref().filter(|r| Some(*r) != region) {
+        return Err(Failure::Refused(format!(
+            "tenant `{slug}` is {} on server `{}`, {}, not in region `{asked}`: --region places new tenants only; run without it to finish or check it",
+            t.status,
+            t.server,
+            match region {
+                Some(r) => format!("in region `{r}`"),
+                None => "in no region".to_owned(),
+            }
+        )));
+    }
     if finished && t.tier != req.tier_name {
         Err(Failure::Refused(format!(
             "tenant `{slug}` is already active on tier `{}`; to move it to `{}`, run `tenantctl set-tier {slug} {}`",
@@ -337,7 +389,8 @@ pub(crate) async fn provision_with(
     })?;
     let existing = plane.control.find_tenant(slug).await?;
     if let Some(t) = &existing {
-        refuse_conflicts(t, req)?;
+        let region = super::servers::region_of(plane, &t.server).await?;
+        refuse_conflicts(t, region.as_ref(), req)?;
         super::features::refuse_unrecorded(plane, t, &req.features).await?;
         if t.status == activation().to {
             reporter.status(&format!(
@@ -377,12 +430,36 @@ pub(crate) async fn provision_with(
             t
         }
         None => {
-            // A database or role of the new tenant's names that exists is not ours: refuse
-            // before recording anything.
+            // Placement, the check of the names there and the tenant's row under one lock (on
+            // the tenant lock's session): no other placement takes the chosen server's last
+            // place meanwhile. An error returns at once, and the session ends with its locks.
+            lock.hold_placement().await?;
+            let server = super::servers::place(
+                plane,
+                &req.tier_name,
+                req.tier.isolation,
+                req.server.as_ref(),
+                req.region.as_ref(),
+            )
+            .await?;
+            // A database or role of the new tenant's names that exists there is not ours:
+            // refuse before recording anything.
             let (database, role) = names_for(&plane.ctx, req);
-            ownership::check_new(plane, req.tier.isolation, &database, &role, &req.slug).await?;
-            run.step(Step::RecordTenant, || record_tenant(plane, req))
-                .await?
+            ownership::check_new(
+                plane,
+                &server,
+                req.tier.isolation,
+                &database,
+                &role,
+                &req.slug,
+            )
+            .await?;
+            reporter.status(&format!("placing tenant `{slug}` on server `{server}`"));
+            let t = run
+                .step(Step::RecordTenant, || record_tenant(plane, req, &server))
+                .await?;
+            lock.release_placement().await?;
+            t
         }
     };
     // One lock for steps 2 and 3 of a pooled tenant (on the tenant lock's session), one
@@ -392,13 +469,13 @@ pub(crate) async fn provision_with(
             if !(run.done.contains(&Step::CreateDatabase)
                 && run.done.contains(&Step::ApplySchema)) =>
         {
-            Some(lock.lock_pooled_too().await?)
+            Some(lock.lock_pooled_too(&tenant.server).await?)
         }
         _ => None,
     };
     let mut tenant_db: Option<TenantConn> = None;
     run.step_journaled(Step::CreateDatabase, &tenant, || {
-        create_database(plane, &tenant, reporter)
+        create_database_step(plane, &tenant, reporter)
     })
     .await?;
     run.step_journaled(Step::ApplySchema, &tenant, || {
@@ -444,7 +521,7 @@ pub(crate) async fn provision_with(
 }
 
 /// Step `record_tenant`.
-async fn record_tenant(plane: &ControlPlane, req: &Request) -> Result<Tenant> {
+async fn record_tenant(plane: &ControlPlane, req: &Request, server: &ServerName) -> Result<Tenant> {
     let t0 = Instant::now();
     let (database, role) = names_for(&plane.ctx, req);
     let new = NewTenant {
@@ -452,6 +529,7 @@ async fn record_tenant(plane: &ControlPlane, req: &Request) -> Result<Tenant> {
         name: &req.name,
         tier: &req.tier_name,
         isolation: req.tier.isolation,
+        server,
         database: &database,
         role: &role,
         owner_email: &req.owner_email,
@@ -467,23 +545,41 @@ async fn record_tenant(plane: &ControlPlane, req: &Request) -> Result<Tenant> {
 /// fail with "tuple concurrently updated".)
 /// Each object is marked in the statement that creates it (the role), or right after with a
 /// claim covering the gap (the database); an existing one must carry the tenant's mark.
-/// A silo is a copy of the template database when one can be used (`ops::template`: the
-/// tenant schema, migrated once; the first silo creates it), else created empty; step 3
-/// migrates it either way.
-async fn create_database(plane: &ControlPlane, t: &Tenant, reporter: &dyn Reporter) -> Result<()> {
-    let mark = ownership::mark(plane, t).await?;
+/// A silo is a copy of the template database of its server when one can be used
+/// (`ops::template`: the tenant schema, migrated once; the first silo there creates it), else
+/// created empty; step 3 migrates it either way.
+async fn create_database_step(
+    plane: &ControlPlane,
+    t: &Tenant,
+    reporter: &dyn Reporter,
+) -> Result<()> {
     // Before this step's own admin connection: a refresh of the template takes one too.
     let template = match t.isolation {
-        Isolation::Siloed => super::template::for_copy(plane, reporter).await,
+        Isolation::Siloed => super::template::for_copy(plane, &t.server, reporter).await,
         Isolation::Pooled => None,
     };
-    let admin = plane.fleet.admin().await?;
+    create_database_from(plane, t, template.as_deref()).await
+}
+
+/// `create_database_step` without a template (a move's target: its schema comes from the
+/// source).
+pub(in crate::ops) async fn create_database(plane: &ControlPlane, t: &Tenant) -> Result<()> {
+    create_database_from(plane, t, None).await
+}
+
+async fn create_database_from(
+    plane: &ControlPlane,
+    t: &Tenant,
+    template: Option<&str>,
+) -> Result<()> {
+    let mark = ownership::mark(plane, t).await?;
+    let admin = plane.fleet.admin_for(t).await?;
     dataplane::ensure_app_role(&admin, &t.role, &mark).await?;
     if t.isolation == Isolation::Siloed {
         // So that a non-superuser admin can end the tenant's sessions when suspending it.
         dataplane::ensure_member(&admin, &mark, &t.role).await?;
     }
-    ownership::ensure_database_from(plane, &admin, &t.database, &mark, template.as_deref()).await?;
+    ownership::ensure_database_from(plane, &admin, &t.server, &t.database, &mark, template).await?;
     dataplane::restrict_connect(&admin, &mark, &t.database, &t.role).await
 }
 
@@ -500,7 +596,7 @@ async fn tenant_conn<'c>(
 }
 
 /// Step `apply_schema`.
-async fn apply_schema(
+pub(in crate::ops) async fn apply_schema(
     plane: &ControlPlane,
     t: &Tenant,
     conn: &mut Option<TenantConn>,
