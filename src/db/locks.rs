@@ -129,7 +129,7 @@ impl ControlDb {
                 .with_context(|| format!("taking the lock {key}"))?
                 .get(0);
             if got {
-                return Ok(Some(SessionLock { client: client }));
+                return Ok(Some(SessionLock { client }));
             }
             if std::time::Instant::now() >= deadline {
                 return Ok(None);
@@ -168,7 +168,7 @@ impl ControlDb {
             )
             .await
             .context("waiting for the placement lock")?;
-        Ok(SessionLock { client: client })
+        Ok(SessionLock { client })
     }
 
     /// The lock around changes to the shared pooled database of `server` and its role
@@ -182,6 +182,6 @@ impl ControlDb {
             .execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", &[&key])
             .await
             .context("waiting for the pooled database's lock")?;
-        Ok(SessionLock { client: client })
+        Ok(SessionLock { client })
     }
 }
