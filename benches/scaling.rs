@@ -90,7 +90,15 @@ fn main() {
              INSERT INTO quotas (tenant_id, resource, limit_value, hard)
              SELECT t.id, r.resource, r.l, true FROM tenants t,
                (VALUES ('users', 1), ('storage_mb', 100), ('sandboxes', 1), ('compute_hours', 1), ('api_requests', 1000)) r(resource, l)
-             WHERE t.slug LIKE 'seed-%' AND NOT EXISTS (SELECT 1 FROM quotas q WHERE q.tenant_id = t.id);"
+             WHERE t.slug LIKE 'seed-%' AND NOT EXISTS (SELECT 1 FROM quotas q WHERE q.tenant_id = t.id);
+             -- The activation history billing reads (as provisioning writes it), so that `bill`
+             -- bills every seeded tenant.
+             INSERT INTO audit_log (at, actor, action, tenant_id, slug, from_status, to_status, details)
+             SELECT '2026-09-01', 'bench', a.action, t.id, t.slug, a.f, a.t, jsonb_build_object('tier', 'free')
+             FROM tenants t, (VALUES ('provision.start', NULL, 'provisioning'), ('provision', 'provisioning', 'active')) a(action, f, t)
+             WHERE t.slug IN (SELECT 'seed-' || i FROM generate_series({from}, {to}) i)
+             ORDER BY t.id, a.action DESC;
+             ANALYZE;"
         ))
         .unwrap();
     };
@@ -124,6 +132,25 @@ fn main() {
             &url,
             root,
             &["bill", "--period", "2026-10", "--dry-run", "-o", "json"],
+        );
+        // The dry run prices every tenant of the fleet (it writes nothing).
+        let priced = Command::new(common::BIN)
+            .args(["bill", "--period", "2026-10", "--dry-run", "-o", "json"])
+            .env("TENANTCTL_DATABASE_URL", &url)
+            .env("TENANTCTL_NAME_PREFIX", "sc_")
+            .env("TENANTCTL_STORAGE_ROOT", root.join("buckets"))
+            .output()
+            .unwrap();
+        let priced: serde_json::Value = serde_json::from_slice(&priced.stdout).unwrap();
+        let priced = priced["invoices"].as_array().map_or(0, Vec::len);
+        // Every seeded tenant was active all October; the provisioned ones started in December.
+        let seeded: i64 = ctl
+            .query_one("SELECT count(*) FROM tenants WHERE slug LIKE 'seed-%'", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            priced as i64, seeded,
+            "bill --dry-run priced {priced} of {n} tenants"
         );
         let (refresh, refreshed) = run(&url, root, &["usage", "refresh"]);
         fleet_rows.push((n, list, bill, refresh, refreshed));

@@ -432,15 +432,21 @@ pub async fn measure_levels(plane: &ControlPlane, tenants: &[Tenant]) -> Result<
         Some(plane.control.plane_id().await?)
     };
     // Every bucket of every measured tenant at once: the store may measure them concurrently.
+    // Tenants and measurements are found by id through maps (a search of the list per bucket
+    // made a refresh of 50,000 tenants quadratic: 3.9× the per-tenant cost of 10,000).
+    let by_id: HashMap<Uuid, &Tenant> = tenants.iter().map(|t| (t.id, *t)).collect();
+    let measured_at: HashMap<Uuid, usize> = out
+        .measurements
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.tenant, i))
+        .collect();
     let mut wanted = Vec::new();
     for m in &out.measurements {
         if m.storage_bytes.is_none() {
             continue;
         }
-        let t = tenants
-            .iter()
-            .find(|t| t.id == m.tenant)
-            .expect("measured tenants come from the list");
+        let t = by_id[&m.tenant];
         let mark = dataplane::Mark::tenant(plane_id.expect("set when measuring"), t.id);
         for bucket in crate::storage::buckets(&t.slug, t.isolation) {
             wanted.push((m.tenant, (bucket, mark.as_str().to_owned())));
@@ -449,12 +455,8 @@ pub async fn measure_levels(plane: &ControlPlane, tenants: &[Tenant]) -> Result<
     let pairs: Vec<_> = wanted.iter().map(|(_, p)| p.clone()).collect();
     let sizes = plane.store.measure(&pairs);
     for ((tenant, (bucket, _)), size) in wanted.iter().zip(sizes) {
-        let t = tenants.iter().find(|t| t.id == *tenant).expect("listed");
-        let m = out
-            .measurements
-            .iter_mut()
-            .find(|m| m.tenant == *tenant)
-            .expect("measured");
+        let t = by_id[tenant];
+        let m = &mut out.measurements[measured_at[tenant]];
         let Some(bytes) = m.storage_bytes else {
             continue; // an earlier bucket of this tenant failed
         };
@@ -470,9 +472,12 @@ pub async fn measure_levels(plane: &ControlPlane, tenants: &[Tenant]) -> Result<
             }
         }
     }
+    let mut failures_of: HashMap<Uuid, Vec<&(Uuid, &'static str, String)>> = HashMap::new();
+    for f in &failures {
+        failures_of.entry(f.0).or_default().push(f);
+    }
     for t in &tenants {
-        let theirs: Vec<&(Uuid, &'static str, String)> =
-            failures.iter().filter(|f| f.0 == t.id).collect();
+        let theirs = failures_of.remove(&t.id).unwrap_or_default();
         if !theirs.is_empty() {
             let mut kept: Vec<&'static str> = theirs.iter().map(|f| f.1).collect();
             kept.dedup();
