@@ -2,8 +2,8 @@
 //! and back, every row compared as JSON table by table; the tenant's role logging in on the new
 //! server and not on the old; `show` and `route` naming the new server; the source's database
 //! and role gone; a crash at every step converging when run again (or, before the switch,
-//! cancelled by `--to` the old server); refusals (pooled tenant, own server, unknown, draining,
-//! not taking the tier, full, unreachable, another region) changing nothing.
+//! cancelled by `--to` the old server); a purge settling a move left midway; refusals (pooled tenant, own server,
+//! unknown, draining, not taking the tier, full, unreachable, another region) changing nothing.
 
 use crate::support::TestEnv;
 
@@ -390,4 +390,38 @@ fn a_move_crashed_before_its_switch_is_cancelled_by_its_old_server() {
     assert!(!r.stderr.contains("cancel"), "{}", r.stderr);
     env.run(&["move", "acme", "--to", "s2", "-q"]).expect(0);
     assert_on(&env, "acme", "s2", &before);
+}
+
+#[test]
+fn a_purge_settles_a_server_move_left_midway_and_names_the_server() {
+    let env = TestEnv::new();
+    env.add_server("s2", &[]);
+    for (slug, point) in [
+        ("before", "move:copy_rows:journaled"),
+        ("after", "move:switch"),
+    ] {
+        silo_on_main(&env, slug);
+        crash(&env, slug, "s2", point);
+        let purged = env
+            .run(&["deprovision", slug, "--purge", "--yes"])
+            .expect(0);
+        assert!(
+            purged.stderr.contains(&format!(
+                "settled the move of tenant `{slug}` to server `s2` before purging it"
+            )),
+            "{point}: {}",
+            purged.stderr
+        );
+        assert!(!purged.stderr.contains("tier"), "{}", purged.stderr);
+        let silo = env.silo(slug);
+        for server in ["main", "s2"] {
+            assert!(!exists(&env, server, "database", &silo), "{point} {server}");
+            assert!(!exists(&env, server, "role", &silo), "{point} {server}");
+        }
+        assert_eq!(
+            env.scalar_i64("SELECT count(*) FROM tenants WHERE slug = $1", &[&slug]),
+            0
+        );
+    }
+    assert_eq!(env.scalar_i64("SELECT count(*) FROM moves", &[]), 0);
 }

@@ -454,9 +454,13 @@ pub(super) async fn settle_for_purge(
         remove_target(plane, &source, &target).await?;
     }
     plane.control.drop_move(t.id).await?;
+    let to = match m.kind {
+        MoveKind::Server => format!("server `{}`", server_names(&m).1),
+        MoveKind::Upgrade | MoveKind::Downgrade => format!("tier `{}`", m.to_tier),
+    };
     reporter.status(&format!(
-        "settled the move of tenant `{}` to tier `{}` before purging it",
-        t.slug, m.to_tier
+        "settled the move of tenant `{}` to {to} before purging it",
+        t.slug
     ));
     Ok(())
 }
