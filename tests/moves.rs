@@ -631,8 +631,16 @@ fn a_purge_settles_a_move_left_midway() {
         let id = tenant_id(&env, slug);
         fill(&env, &env.pooled_db(), id, 2, "p");
         crash(&env, slug, "premium", point);
-        env.run(&["deprovision", slug, "--purge", "--yes"])
+        let purged = env
+            .run(&["deprovision", slug, "--purge", "--yes"])
             .expect(0);
+        assert!(
+            purged.stderr.contains(&format!(
+                "settled the move of tenant `{slug}` to tier `premium` before purging it"
+            )),
+            "{}",
+            purged.stderr
+        );
         assert_eq!(leftovers(&env, &env.pooled_db(), id), 0, "{slug}");
         assert!(!env.database_exists(&env.silo(slug)), "{slug}");
         assert_eq!(

@@ -2,8 +2,13 @@
 //! and back, every row compared as JSON table by table; the tenant's role logging in on the new
 //! server and not on the old; `show` and `route` naming the new server; the source's database
 //! and role gone; a crash at every step converging when run again (or, before the switch,
-//! cancelled by `--to` the old server); refusals (pooled tenant, own server, unknown, draining,
-//! not taking the tier, full, unreachable, another region) changing nothing.
+//! cancelled by `--to` the old server); `kill -9` at seeded random moments, each re-run
+//! converging; a purge settling a move left midway; refusals (pooled tenant, own server,
+//! unknown, draining, not taking the tier, full, unreachable, another region) changing nothing.
+
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::time::Instant;
 
 use crate::support::TestEnv;
 
@@ -390,4 +395,184 @@ fn a_move_crashed_before_its_switch_is_cancelled_by_its_old_server() {
     assert!(!r.stderr.contains("cancel"), "{}", r.stderr);
     env.run(&["move", "acme", "--to", "s2", "-q"]).expect(0);
     assert_on(&env, "acme", "s2", &before);
+}
+
+#[test]
+fn a_purge_settles_a_server_move_left_midway_and_names_the_server() {
+    let env = TestEnv::new();
+    env.add_server("s2", &[]);
+    for (slug, point) in [
+        ("before", "move:copy_rows:journaled"),
+        ("after", "move:switch"),
+    ] {
+        silo_on_main(&env, slug);
+        crash(&env, slug, "s2", point);
+        let purged = env
+            .run(&["deprovision", slug, "--purge", "--yes"])
+            .expect(0);
+        assert!(
+            purged.stderr.contains(&format!(
+                "settled the move of tenant `{slug}` to server `s2` before purging it"
+            )),
+            "{point}: {}",
+            purged.stderr
+        );
+        assert!(!purged.stderr.contains("tier"), "{}", purged.stderr);
+        let silo = env.silo(slug);
+        for server in ["main", "s2"] {
+            assert!(!exists(&env, server, "database", &silo), "{point} {server}");
+            assert!(!exists(&env, server, "role", &silo), "{point} {server}");
+        }
+        assert_eq!(
+            env.scalar_i64("SELECT count(*) FROM tenants WHERE slug = $1", &[&slug]),
+            0
+        );
+    }
+    assert_eq!(env.scalar_i64("SELECT count(*) FROM moves", &[]), 0);
+}
+
+/// SplitMix64: small, seedable, the same on every platform.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A fraction in [0, 1).
+    fn fraction(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// `TENANTCTL_KILL_SEED` (to replay a run), else one from the clock: every run of the suite
+/// kills at other moments.
+fn kill_seed() -> u64 {
+    match std::env::var("TENANTCTL_KILL_SEED") {
+        Ok(v) => v.trim().parse().expect("TENANTCTL_KILL_SEED: a number"),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    }
+}
+
+/// The steps of the tenant's move journaled so far.
+fn journaled(env: &TestEnv, slug: &str) -> Vec<String> {
+    env.control()
+        .query(
+            "SELECT j.step FROM move_journal j JOIN tenants t ON t.id = j.tenant_id
+             WHERE t.slug = $1 ORDER BY j.completed_at",
+            &[&slug],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Whether database `db` on `server` takes connections (a source closed midway may not).
+fn allows_connections(env: &TestEnv, server: &str, db: &str) -> bool {
+    on(env, server, "postgres")
+        .query_one(
+            "SELECT datallowconn FROM pg_database WHERE datname = $1",
+            &[&db],
+        )
+        .unwrap()
+        .get(0)
+}
+
+/// `move` killed with SIGKILL at moments drawn from a seed over the span one move takes here,
+/// back and forth between `main` and `s2`; on odd draws the whole process group dies (its
+/// `pg_dump` and `pg_restore` too), else tenantctl alone (they are orphaned mid-copy). After
+/// each kill the database the tenant record names exists on the server it names, with every
+/// row when it can be read (until the switch that is the source); the same command run again
+/// ends with the tenant active on the target alone, every row once, nothing of the move left.
+#[test]
+fn kill_9_at_random_moments_of_server_moves_then_rerun_converges() {
+    const RUNS: usize = 16;
+    let seed = kill_seed();
+    eprintln!(
+        "kill -9 of moves: seed {seed}; replay: TENANTCTL_KILL_SEED={seed} cargo test --test tenantctl relocate::kill_9 -- --nocapture"
+    );
+    let mut rng = Rng(seed);
+    let env = TestEnv::new();
+    env.add_server("s2", &[]);
+    let slug = "victim";
+    let silo = env.silo(slug);
+    silo_on_main(&env, slug);
+    let id = tenant_id(&env, slug);
+    fill(&mut on(&env, "main", &silo), id, 300, "k");
+    let mut before = rows(&env, "main", slug);
+    // How long one move takes on this machine: the moments are drawn over a little more.
+    let t0 = Instant::now();
+    env.run(&["move", slug, "--to", "s2", "-q"]).expect(0);
+    let span = t0.elapsed().mul_f64(1.1);
+    assert_on(&env, slug, "s2", &before);
+    let mut here = "s2";
+    for run in 0..RUNS {
+        let there = if here == "main" { "s2" } else { "main" };
+        let delay = span.mul_f64(rng.fraction());
+        let group = rng.next() % 2 == 1;
+        let mut cmd = env.cmd();
+        cmd.args(["move", slug, "--to", there, "-q"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if group {
+            cmd.process_group(0);
+        }
+        let mut child = cmd.spawn().unwrap();
+        std::thread::sleep(delay);
+        if group {
+            let pgid = child.id() as i32;
+            // SAFETY: kill(2) of a process group this test made; no memory is involved.
+            assert_eq!(unsafe { libc::kill(-pgid, libc::SIGKILL) }, 0);
+        } else {
+            let _ = child.kill();
+        }
+        let exited = child.wait().unwrap();
+        let (status, server) = record(&env, slug);
+        let steps = journaled(&env, slug);
+        eprintln!(
+            "run {run}: {here} -> {there}, killed {} after {} ms ({exited}): {status} on {server}, journal {steps:?}",
+            if group { "with its group" } else { "alone" },
+            delay.as_millis(),
+        );
+        let ctx = format!("seed {seed}, run {run}");
+        // The database the record names is there (the source is dropped only after the
+        // switch), with every row when it can be read.
+        assert!(
+            exists(&env, &server, "database", &silo),
+            "{ctx}: the tenant's database on {server}"
+        );
+        if allows_connections(&env, &server, &silo) {
+            assert_eq!(rows(&env, &server, slug), before, "{ctx}: rows on {server}");
+        }
+        if (status.as_str(), server.as_str()) == ("active", there) {
+            // Finished before the kill: a re-run is a move to the server it is on.
+            env.run(&["move", slug, "--to", there]).expect(3);
+        } else {
+            let rerun = env.run(&["move", slug, "--to", there, "-q"]);
+            assert_eq!(rerun.code, Some(0), "{ctx}: re-run\n{}", rerun.stderr);
+        }
+        assert_on(&env, slug, there, &before);
+        // Writes on the new side go along with the next move.
+        fill(&mut on(&env, there, &silo), id, 2, &format!("r{run}"));
+        before = rows(&env, there, slug);
+        here = there;
+    }
+    // Each move started, switched and finished once, however it was killed.
+    let audited = |action: &str| {
+        env.scalar_i64(
+            "SELECT count(*) FROM audit_log WHERE slug = $1 AND action = $2",
+            &[&slug, &action],
+        )
+    };
+    let moves = 1 + RUNS as i64;
+    assert_eq!(audited("move.start"), moves, "seed {seed}");
+    assert_eq!(audited("move"), 2 * moves, "seed {seed}: switch and finish");
 }
