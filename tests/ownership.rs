@@ -253,6 +253,62 @@ fn a_run_killed_between_create_and_mark_is_finished_by_the_next() {
     assert!(!env.database_exists(&env.silo("beta")));
 }
 
+/// The shared pooled database between its CREATE and its mark (a first pooled tenant's run in
+/// that gap, or killed there) is ours by its claim: another tenant's provisioning must not take
+/// it for someone else's (it did, under concurrent first pooled tenants of a bulk run).
+#[test]
+fn a_pooled_database_killed_between_create_and_mark_blocks_no_other_tenant() {
+    let env = TestEnv::new();
+    let crashed = env.run_env(
+        &["provision", "first", "--tier", "free", "-q"],
+        &[("TENANTCTL_FAILPOINT", "create-database:unmarked")],
+    );
+    assert_ne!(crashed.code, Some(0), "{}", crashed.stderr);
+    let pooled = env.pooled_db();
+    assert!(env.database_exists(&pooled));
+    assert_eq!(comment(&env, "pg_database", &pooled), None);
+
+    env.run(&["provision", "second", "--tier", "free", "-q"])
+        .expect(0);
+    assert!(comment(&env, "pg_database", &pooled)
+        .unwrap()
+        .starts_with("tenantctl:"));
+    assert_eq!(
+        env.scalar_i64("SELECT count(*) FROM database_claims", &[]),
+        0
+    );
+    env.run(&["provision", "first", "--tier", "free", "-q"])
+        .expect(0);
+    for slug in ["first", "second"] {
+        assert_eq!(
+            env.scalar_i64(
+                "SELECT count(*) FROM tenants WHERE slug = $1 AND status = 'active'",
+                &[&slug],
+            ),
+            1,
+            "{slug}"
+        );
+    }
+
+    // Without a claim an unmarked database of that name is still refused, and nothing is
+    // recorded for the tenant that asked.
+    env.admin("postgres")
+        .batch_execute(&format!("COMMENT ON DATABASE \"{pooled}\" IS NULL"))
+        .unwrap();
+    let refused = env
+        .run(&["provision", "third", "--tier", "free", "-q"])
+        .expect(3);
+    assert!(
+        refused.stderr.contains("no tenantctl mark"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        env.scalar_i64("SELECT count(*) FROM tenants WHERE slug = 'third'", &[]),
+        0
+    );
+}
+
 #[test]
 fn names_that_could_collide_are_refused_before_connecting() {
     let env = TestEnv::bare();

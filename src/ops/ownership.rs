@@ -201,9 +201,27 @@ pub async fn check_new(
             }
         }
         Isolation::Pooled => {
+            // The shared database and role: absent (the first pooled tenant creates them) or
+            // ours. A database of ours without its mark yet is one a first pooled tenant is
+            // creating right now (it holds the pooled lock between its CREATE and the mark) or
+            // one a killed run left in that gap: either way its claim stands, and the step that
+            // creates the database, under that lock, finishes the marking. Only looked at here.
             let mark = Mark::pooled(plane.control.plane_id().await?);
             for obj in objects {
-                dataplane::ensure_ours(&admin, obj, &mark).await?;
+                match dataplane::inspect(&admin, obj, &mark).await? {
+                    Found::Ours | Found::Absent => {}
+                    Found::Foreign {
+                        comment: None,
+                        owned_by_us: true,
+                    } if matches!(obj, Object::Database(_))
+                        && plane
+                            .control
+                            .database_claimed(server, database, mark.as_str())
+                            .await? => {}
+                    Found::Foreign { comment, .. } => {
+                        return Err(dataplane::refusal(obj, comment.as_deref()).into())
+                    }
+                }
             }
         }
     }
