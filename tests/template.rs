@@ -208,3 +208,57 @@ fn a_run_killed_before_the_template_was_marked_is_finished_by_the_next() {
         0
     );
 }
+
+/// A refresh that fails for a passing reason (here a failpoint's one error) is not remembered
+/// for the rest of the process: a bulk run creates that silo empty, and the next silo makes the
+/// template, which the ones after it are copied from.
+#[test]
+fn a_failed_template_refresh_is_tried_again_by_the_next_silo_of_a_bulk_run() {
+    let env = TestEnv::new();
+    let path = env.dir.path().join("silos.csv");
+    std::fs::write(
+        &path,
+        "slug,tier,name,owner_email\nsilo-a,premium,,\nsilo-b,premium,,\nsilo-c,premium,,\n",
+    )
+    .unwrap();
+    let file = path.to_str().unwrap();
+    // One at a time: silo-a's refresh fails (it is created empty and migrated), silo-b's
+    // creates the template, silo-c is copied from it. Remembering the failure would leave the
+    // run without a template at all.
+    env.run_env(
+        &["provision", "--file", file, "--concurrency", "1"],
+        &[("TENANTCTL_FAILPOINT", "error-once:template:refresh")],
+    )
+    .expect(0);
+    assert_template_current(&env);
+    for slug in ["silo-a", "silo-b", "silo-c"] {
+        assert_eq!(versions(&env, &env.silo(slug)), all_versions(), "{slug}");
+    }
+    assert_eq!(
+        env.scalar_i64("SELECT count(*) FROM tenants WHERE status = 'active'", &[]),
+        3
+    );
+}
+
+/// A single `provision` whose template refresh fails says why its silo is not a copy, and
+/// still provisions it.
+#[test]
+fn a_failed_template_refresh_is_said_and_the_silo_is_still_made() {
+    let env = TestEnv::new();
+    let run = env
+        .run_env(
+            &["provision", "acme", "--tier", "premium"],
+            &[("TENANTCTL_FAILPOINT", "error-once:template:refresh")],
+        )
+        .expect(0);
+    assert!(
+        run.stderr
+            .contains("not copying this silo on server `main` from a template"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(versions(&env, &env.silo("acme")), all_versions());
+    env.run(&["provision", "beta", "--tier", "premium", "-q"])
+        .expect(0);
+    assert_template_current(&env);
+}

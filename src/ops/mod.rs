@@ -114,6 +114,21 @@ pub(crate) fn failpoint(ctx: &Context, point: &str) {
     }
 }
 
+/// Test builds only: with `TENANTCTL_FAILPOINT=error-once:<point>`, the first time the process
+/// reaches the named point it fails there with an error (a transient failure: a lost
+/// connection, a lock timeout), and every later time it goes on.
+pub(crate) fn error_once(ctx: &Context, point: &str) -> Result<()> {
+    static FIRED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let armed = ctx
+        .failpoint
+        .as_deref()
+        .and_then(|f| f.strip_prefix("error-once:"));
+    if armed == Some(point) && !FIRED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        anyhow::bail!("failpoint {point}: a transient error");
+    }
+    Ok(())
+}
+
 /// Test builds only: with `TENANTCTL_FAILPOINT=pause:<point>`, stop at the named point, say so
 /// on stderr and wait for a line on stdin, so that a test can change the world at exactly that
 /// moment (suspend a tenant while `migrate` runs) and then let the run go on.

@@ -58,8 +58,9 @@ pub struct TemplateView {
 }
 
 /// The template of `server` to copy a new silo from, refreshed (and created) first if need
-/// be: once per process and server (a bulk run asks once for all its silos there). `None` when
-/// none can be used; why is said once on the reporter.
+/// be: once per process and server (a bulk run asks once for all its silos there), until a
+/// refresh succeeds or finds the template unusable. `None` when none can be used; why is said
+/// on the reporter.
 pub async fn for_copy(
     plane: &ControlPlane,
     server: &ServerName,
@@ -72,27 +73,31 @@ pub async fn for_copy(
         .entry(server.clone())
         .or_default()
         .clone();
-    cell.get_or_init(|| async {
-        match refresh(plane, server, Create::Yes).await {
-            Ok(Refreshed::Usable { name, .. }) => Some(name),
-            Ok(Refreshed::Unusable(why)) => {
-                reporter.status(&format!(
-                    "not copying silos on server `{server}` from a template: {why}"
-                ));
-                None
+    // What was decided stays for the process (a usable template, or one that can never be:
+    // someone else's, newer than this binary). A refresh that failed (a lock timeout, a lost
+    // connection) is not decided: this silo is created empty, and the next one tries again.
+    let decided = cell
+        .get_or_try_init(|| async {
+            match refresh(plane, server, Create::Yes).await {
+                Ok(Refreshed::Usable { name, .. }) => Ok(Some(name)),
+                Ok(Refreshed::Unusable(why)) => {
+                    reporter.status(&format!(
+                        "not copying silos on server `{server}` from a template: {why}"
+                    ));
+                    Ok(None)
+                }
+                Ok(Refreshed::Absent) => Ok(None),
+                Err(e) => {
+                    reporter.status(&format!(
+                        "not copying this silo on server `{server}` from a template (the next one tries again): {}",
+                        crate::excerpt::excerpt_n(&format!("{e:#}"), crate::excerpt::REASON_CHARS)
+                    ));
+                    Err(())
+                }
             }
-            Ok(Refreshed::Absent) => None,
-            Err(e) => {
-                reporter.status(&format!(
-                    "not copying silos on server `{server}` from a template: {}",
-                    crate::excerpt::excerpt_n(&format!("{e:#}"), crate::excerpt::REASON_CHARS)
-                ));
-                None
-            }
-        }
-    })
-    .await
-    .clone()
+        })
+        .await;
+    decided.ok().cloned().flatten()
 }
 
 /// What a refresh found and did.
@@ -131,6 +136,7 @@ pub async fn refresh(
         });
     }
     let _lock = plane.control.lock_template(server).await?;
+    super::error_once(&plane.ctx, "template:refresh")?;
     let found = dataplane::inspect_template(&admin, &name, id).await?;
     if usable(&found) {
         return Ok(Refreshed::Usable {
