@@ -186,6 +186,40 @@ fn wrong_ca_and_wrong_host_name_are_refused() {
     );
 }
 
+/// `sslrootcert=system` trusts what the system trusts, found where distributions keep it (with
+/// OpenSSL built into tenantctl, not in OpenSSL's compiled-in directory): the test CA is no
+/// system root, so verify-full is refused; named by `SSL_CERT_FILE`, as OpenSSL's users expect,
+/// it is trusted.
+#[test]
+fn sslrootcert_system_trusts_the_systems_roots() {
+    let env = TestEnv::bare();
+    let m = managed();
+    let url = format!(
+        "postgres://admin:{}@localhost:{}/postgres?sslmode=verify-full&sslrootcert=system",
+        pw_url(),
+        m.port
+    );
+    let run = run_with(&env, &url, &["doctor"]).expect(1);
+    assert!(
+        one_error_line(&run).contains("certificate was refused"),
+        "{}",
+        run.stderr
+    );
+    let ca = m.ca.to_str().unwrap();
+    let run = env
+        .run_env(
+            &["doctor", "-o", "json"],
+            &[
+                ("TENANTCTL_DATABASE_URL", url.as_str()),
+                ("SSL_CERT_FILE", ca),
+            ],
+        )
+        .expect(1);
+    let r = run.json();
+    assert_eq!(r["tls"], true, "{r}");
+    assert_eq!(r["sslmode"], "verify-full", "{r}");
+}
+
 #[test]
 fn certificate_authentication() {
     let env = TestEnv::bare();

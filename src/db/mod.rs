@@ -61,7 +61,8 @@ use anyhow::{anyhow, Context, Result};
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
-use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
+use openssl::ssl::{SslConnector, SslConnectorBuilder, SslFiletype, SslMethod, SslVerifyMode};
+use openssl::x509::store::X509Lookup;
 use postgres_openssl::MakeTlsConnector;
 use tokio_postgres::config::SslMode as DriverSslMode;
 use tokio_postgres::error::SqlState;
@@ -369,6 +370,35 @@ impl Server {
     }
 }
 
+/// `sslrootcert=system`: the roots the system trusts, where libpq would find them (its
+/// OpenSSL's default paths). An OpenSSL built into tenantctl (the `vendored-openssl` feature)
+/// has its own compiled-in directory (`/usr/local/ssl`), not the distribution's, so the bundle
+/// and directory are probed where systems keep them (`SSL_CERT_FILE` and `SSL_CERT_DIR` first,
+/// as OpenSSL itself honours them), beside OpenSSL's own defaults.
+fn system_roots(b: &mut SslConnectorBuilder) -> Result<(), Failure> {
+    let err = |e: openssl::error::ErrorStack| {
+        Failure::BadInput(format!("loading the system's root certificates: {e}"))
+    };
+    b.set_default_verify_paths().map_err(err)?;
+    let found = openssl_probe::probe();
+    if found.cert_file.is_none() && found.cert_dir.is_empty() {
+        return Err(Failure::BadInput(
+            "sslrootcert=system: no root certificates were found on this system (no CA bundle such as /etc/ssl/certs/ca-certificates.crt, no certificate directory); install the ca-certificates package, set SSL_CERT_FILE, or name a file with sslrootcert=/path/to/ca.pem".to_owned(),
+        ));
+    }
+    if let Some(file) = &found.cert_file {
+        b.set_ca_file(file).map_err(err)?;
+    }
+    for dir in &found.cert_dir {
+        let Some(dir) = dir.to_str() else { continue };
+        b.cert_store_mut()
+            .add_lookup(X509Lookup::hash_dir())
+            .and_then(|l| l.add_dir(dir, SslFiletype::PEM))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
 /// The OpenSSL connector for a mode: `prefer`/`require` encrypt without checking the
 /// certificate (unless a root certificate is configured, when `require` checks the chain, as
 /// libpq does); `verify-ca` checks the chain; `verify-full` the chain and the host name.
@@ -384,9 +414,7 @@ fn connector(p: &ConnParams) -> Result<MakeTlsConnector, Failure> {
     };
     if verify {
         match p.sslrootcert.as_deref() {
-            Some(path) if path.as_os_str() == "system" => b
-                .set_default_verify_paths()
-                .map_err(|e| tls_err("loading the system's root certificates", e))?,
+            Some(path) if path.as_os_str() == "system" => system_roots(&mut b)?,
             Some(path) => {
                 if !path.is_file() {
                     return Err(Failure::BadInput(format!(
@@ -458,4 +486,58 @@ pub(crate) fn database_missing(err: &anyhow::Error) -> bool {
     err.chain()
         .filter_map(|e| e.downcast_ref::<tokio_postgres::Error>())
         .any(|e| e.code() == Some(&SqlState::INVALID_CATALOG_NAME))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sslrootcert=system` loads the distribution's roots, wherever this build's OpenSSL keeps
+    /// its own defaults (a built-in OpenSSL looks under /usr/local/ssl, where Debian has none).
+    /// Checked in a child test process without `SSL_CERT_FILE` and `SSL_CERT_DIR`, which some
+    /// environments set and which would hide a missing probe.
+    #[test]
+    fn system_roots_are_the_distributions_bundle() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "db::tests::system_roots_in_a_clean_environment",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    #[ignore = "run by system_roots_are_the_distributions_bundle, in a clean environment"]
+    fn system_roots_in_a_clean_environment() {
+        assert!(std::env::var_os("SSL_CERT_FILE").is_none());
+        let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+        let bundle = std::path::Path::new("/etc/ssl/certs/ca-certificates.crt");
+        match system_roots(&mut b) {
+            Ok(()) => {
+                let loaded = b.build().context().cert_store().all_certificates().len();
+                if bundle.is_file() {
+                    let expected = std::fs::read_to_string(bundle)
+                        .unwrap()
+                        .matches("-----BEGIN CERTIFICATE-----")
+                        .count();
+                    assert!(expected > 0 && loaded >= expected, "{loaded} of {expected}");
+                }
+            }
+            Err(e) => {
+                assert!(!bundle.is_file(), "{e}");
+                assert!(e.to_string().contains("SSL_CERT_FILE"), "{e}");
+            }
+        }
+    }
 }
