@@ -27,8 +27,8 @@
 //! - `action`, `transition`: the audit actions, and the one table of allowed status moves.
 //! - `sql_text`: `ToSql`/`FromSql` through the text type for the domain's words.
 //! - `hook`: the lifecycle events operators hook commands to, and `[hooks]` checked.
-//! - `server_name`, `region`, `placement`: the fleet's server names and regions, and where a new
-//!   tenant goes.
+//! - `server_name`, `region`, `placement`: the fleet's server names and regions (one rule,
+//!   `label`), and where a new tenant goes.
 //! - `resource`, `step`, `move_step`, `slug`, `tenant`, `tier`, `feature`, `money`, `period`, `usage_file`, `invoice`: the domain types, unit-tested in place.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -47,6 +47,7 @@ pub mod feature;
 pub mod field;
 pub mod hook;
 pub mod invoice;
+mod label;
 pub mod money;
 pub mod move_step;
 pub mod number;

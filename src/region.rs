@@ -2,11 +2,9 @@
 //! and where `provision … --region` places a tenant. A tenant's region is its server's: it is
 //! derived, never stored on the tenant (docs/decisions.md, "Regions").
 
-use std::fmt;
 use std::str::FromStr;
 
 use crate::error::Failure;
-use crate::excerpt::excerpt;
 
 /// A validated region name: `^[a-z][a-z0-9]*(-[a-z0-9]+)*$`, 2 to 32 characters (lowercase
 /// letters, digits and '-', starting with a letter, ending with a letter or digit, no `--`):
@@ -15,23 +13,7 @@ use crate::excerpt::excerpt;
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Region(String);
 
-impl Region {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl serde::Serialize for Region {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl fmt::Display for Region {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+crate::label::name_type!(Region);
 
 // Rows hold regions validated on the way in.
 crate::sql_text::text_sql!(Region, |s| s.parse::<Region>().ok());
@@ -45,31 +27,7 @@ impl FromStr for Region {
     type Err = Failure;
 
     fn from_str(s: &str) -> Result<Self, Failure> {
-        let bad = |why: &str| {
-            Failure::BadInput(format!("invalid region `{}`: {why}; {RULE}", excerpt(s)))
-        };
-        let n = s.chars().count();
-        if !(2..=32).contains(&n) {
-            return Err(bad(&format!("it has {n} characters")));
-        }
-        if !s.as_bytes()[0].is_ascii_lowercase() {
-            return Err(bad("it does not start with a lowercase letter"));
-        }
-        if let Some(c) = s
-            .chars()
-            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
-        {
-            return Err(bad(&format!(
-                "`{}` is not allowed",
-                excerpt(&c.to_string())
-            )));
-        }
-        if s.ends_with('-') {
-            return Err(bad("it ends with '-'"));
-        }
-        if s.contains("--") {
-            return Err(bad("it contains '--'"));
-        }
+        crate::label::check(s, "region", 2..=32, RULE)?;
         Ok(Region(s.to_owned()))
     }
 }

@@ -1,11 +1,9 @@
 //! `ServerName`: the name a data-plane server is registered under (`server add <name>`), the
 //! key every tenant's record points at.
 
-use std::fmt;
 use std::str::FromStr;
 
 use crate::error::Failure;
-use crate::excerpt::excerpt;
 
 /// The control database's own server, registered by control migration V17: the server every
 /// tenant lived on before there was a fleet, and the only one that cannot be removed.
@@ -16,11 +14,9 @@ pub const CONTROL_SERVER: &str = "main";
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServerName(String);
 
-impl ServerName {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+crate::label::name_type!(ServerName);
 
+impl ServerName {
     /// The control database's own server.
     pub fn control() -> ServerName {
         ServerName(CONTROL_SERVER.to_owned())
@@ -28,18 +24,6 @@ impl ServerName {
 
     pub fn is_control(&self) -> bool {
         self.0 == CONTROL_SERVER
-    }
-}
-
-impl serde::Serialize for ServerName {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl fmt::Display for ServerName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -53,34 +37,7 @@ impl FromStr for ServerName {
     type Err = Failure;
 
     fn from_str(s: &str) -> Result<Self, Failure> {
-        let bad = |why: &str| {
-            Failure::BadInput(format!(
-                "invalid server name `{}`: {why}; {RULE}",
-                excerpt(s)
-            ))
-        };
-        let bytes = s.as_bytes();
-        if !(2..=40).contains(&bytes.len()) {
-            return Err(bad(&format!("it has {} characters", s.chars().count())));
-        }
-        if !bytes[0].is_ascii_lowercase() {
-            return Err(bad("it does not start with a lowercase letter"));
-        }
-        if let Some(c) = s
-            .chars()
-            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
-        {
-            return Err(bad(&format!(
-                "`{}` is not allowed",
-                excerpt(&c.to_string())
-            )));
-        }
-        if s.ends_with('-') {
-            return Err(bad("it ends with '-'"));
-        }
-        if s.contains("--") {
-            return Err(bad("it contains '--'"));
-        }
+        crate::label::check(s, "server name", 2..=40, RULE)?;
         Ok(ServerName(s.to_owned()))
     }
 }

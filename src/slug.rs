@@ -77,30 +77,7 @@ impl FromStr for Slug {
     type Err = Failure;
 
     fn from_str(s: &str) -> Result<Self, Failure> {
-        let bad =
-            |why: &str| Failure::BadInput(format!("invalid slug `{}`: {why}; {RULE}", excerpt(s)));
-        let bytes = s.as_bytes();
-        if !(3..=40).contains(&bytes.len()) {
-            return Err(bad(&format!("it has {} characters", s.chars().count())));
-        }
-        if !bytes[0].is_ascii_lowercase() {
-            return Err(bad("it does not start with a lowercase letter"));
-        }
-        if let Some(c) = s
-            .chars()
-            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
-        {
-            return Err(bad(&format!(
-                "`{}` is not allowed",
-                excerpt(&c.to_string())
-            )));
-        }
-        if s.ends_with('-') {
-            return Err(bad("it ends with '-'"));
-        }
-        if s.contains("--") {
-            return Err(bad("it contains '--'"));
-        }
+        crate::label::check(s, "slug", 3..=40, RULE)?;
         if RESERVED.contains(&s) {
             return Err(Failure::BadInput(format!(
                 "invalid slug `{}`: it is reserved (reserved: {})",
