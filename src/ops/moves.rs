@@ -125,11 +125,28 @@ pub(super) async fn change_isolation(
         .into_iter()
         .filter(|s| *s != Status::Moving)
         .collect();
+    begin(plane, t, &m, &from, &details, Some(tier), reporter, placing).await
+}
+
+/// Step `record_move` of a new move (the tenant becomes `moving` from one of `from`, in one
+/// control transaction with the move's record and audit `details`), then the placement lock
+/// `placing` is let go (the target's place is taken by the record) and the move carried on.
+#[allow(clippy::too_many_arguments)]
+async fn begin<L>(
+    plane: &ControlPlane,
+    t: &Tenant,
+    m: &MoveRecord,
+    from: &[Status],
+    details: &serde_json::Value,
+    tier: Option<&Tier>,
+    reporter: &dyn Reporter,
+    placing: L,
+) -> Result<TenantView> {
     let run = MoveRun::new(plane, t, reporter, BTreeSet::new());
     run.step(MoveStep::RecordMove, || async {
         if plane
             .control
-            .begin_move(t, &m, &from, &plane.ctx.actor, &details)
+            .begin_move(t, m, from, &plane.ctx.actor, details)
             .await?
         {
             Ok(serde_json::json!({}))
@@ -141,7 +158,7 @@ pub(super) async fn change_isolation(
     drop(placing);
     let mut moving = t.clone();
     moving.status = Status::Moving;
-    forward(plane, &moving, &m, Some(tier), reporter, false).await
+    forward(plane, &moving, m, tier, reporter, false).await
 }
 
 /// `set-tier` of a tenant that is `moving`: to the move's new tier, the move goes on from where
@@ -896,23 +913,7 @@ pub(super) async fn relocate(
         "from_server": t.server,
         "to_server": to,
     });
-    let run = MoveRun::new(plane, t, reporter, BTreeSet::new());
-    run.step(MoveStep::RecordMove, || async {
-        if plane
-            .control
-            .begin_move(t, &m, &from, &plane.ctx.actor, &details)
-            .await?
-        {
-            Ok(serde_json::json!({}))
-        } else {
-            Err(changed_meanwhile(t))
-        }
-    })
-    .await?;
-    drop(placing);
-    let mut moving = t.clone();
-    moving.status = Status::Moving;
-    forward(plane, &moving, &m, None, reporter, false).await
+    begin(plane, t, &m, &from, &details, None, reporter, placing).await
 }
 
 /// Step 5 of a move between servers: the source silo copied into the target with
