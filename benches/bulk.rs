@@ -139,10 +139,9 @@ fn main() {
         // so that a plain psql loop can create the same databases tenantctl does.
         if rep == 0 {
             let tpl = "bk_template1";
-            pg.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS bkf_tpl; CREATE DATABASE bkf_tpl TEMPLATE {tpl}"
-            ))
-            .unwrap();
+            pg.batch_execute("DROP DATABASE IF EXISTS bkf_tpl").unwrap();
+            pg.batch_execute(&format!("CREATE DATABASE bkf_tpl TEMPLATE {tpl}"))
+                .unwrap();
             let mut t = postgres::Client::connect(&c.url("bkf_tpl"), postgres::NoTls).unwrap();
             t.batch_execute("CREATE EXTENSION pgcrypto").unwrap();
         }

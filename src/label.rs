@@ -1,7 +1,7 @@
 //! The DNS-label rule that slugs and the fleet's names share (`Slug`, `ServerName`, `Region`):
 //! lowercase letters, digits and '-', starting with a letter, ending with a letter or digit,
-//! without `--`, within a length range (in bytes: a name of that alphabet has one byte per
-//! character). One check, so the three refuse the same way.
+//! without `--`, within a length range (in characters). One check, so the three refuse the
+//! same way.
 
 use std::ops::RangeInclusive;
 
@@ -17,8 +17,10 @@ pub(crate) fn check(
 ) -> Result<(), Failure> {
     let bad =
         |why: &str| Failure::BadInput(format!("invalid {what} `{}`: {why}; {rule}", excerpt(s)));
-    if !length.contains(&s.len()) {
-        return Err(bad(&format!("it has {} characters", s.chars().count())));
+    debug_assert!(*length.start() >= 1);
+    let n = s.chars().count();
+    if !length.contains(&n) {
+        return Err(bad(&format!("it has {n} characters")));
     }
     if !s.as_bytes()[0].is_ascii_lowercase() {
         return Err(bad("it does not start with a lowercase letter"));

@@ -150,6 +150,23 @@ fn wrong_ca_and_wrong_host_name_are_refused() {
             && line.contains("self-signed certificate in certificate chain"),
         "{line}"
     );
+    // Only the named root counts, as with libpq: roots OpenSSL would take from its defaults
+    // (here SSL_CERT_FILE naming the server's real CA) do not widen it.
+    let ca = m.ca.to_str().unwrap();
+    let run = env
+        .run_env(
+            &["doctor"],
+            &[
+                ("TENANTCTL_DATABASE_URL", wrong_ca.as_str()),
+                ("SSL_CERT_FILE", ca),
+            ],
+        )
+        .expect(1);
+    assert!(
+        one_error_line(&run).contains("certificate was refused"),
+        "{}",
+        run.stderr
+    );
     assert!(
         !line.contains(ADMIN_PASSWORD) && !line.contains(&pw_url()),
         "{line}"

@@ -262,3 +262,47 @@ fn a_failed_template_refresh_is_said_and_the_silo_is_still_made() {
         .expect(0);
     assert_template_current(&env);
 }
+
+/// A refresh that keeps failing is tried a bounded number of times, then given up for the
+/// run: every silo is still made (empty, then migrated), and none is left without its schema.
+#[test]
+fn a_template_refresh_that_keeps_failing_is_given_up_and_every_silo_is_made() {
+    let env = TestEnv::new();
+    let path = env.dir.path().join("silos.csv");
+    let mut text = "slug,tier,name,owner_email\n".to_owned();
+    for i in 0..4 {
+        text.push_str(&format!("silo-{i},premium,,\n"));
+    }
+    std::fs::write(&path, text).unwrap();
+    let run = env
+        .run_env(
+            &["provision", "--file", path.to_str().unwrap(), "-o", "json"],
+            &[("TENANTCTL_FAILPOINT", "error:template:refresh")],
+        )
+        .expect(0);
+    assert_eq!(
+        run.json()["provisioned"].as_u64(),
+        Some(4),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(catalog(&env, &env.template_db()), None);
+    for i in 0..4 {
+        assert_eq!(
+            versions(&env, &env.silo(&format!("silo-{i}"))),
+            all_versions()
+        );
+    }
+    // One provision alone says it gives up after its attempts.
+    let run = env
+        .run_env(
+            &["provision", "acme", "--tier", "premium"],
+            &[("TENANTCTL_FAILPOINT", "error:template:refresh")],
+        )
+        .expect(0);
+    assert!(
+        run.stderr.contains("the next one tries again"),
+        "{}",
+        run.stderr
+    );
+}

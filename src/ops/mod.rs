@@ -116,14 +116,19 @@ pub(crate) fn failpoint(ctx: &Context, point: &str) {
 
 /// Test builds only: with `TENANTCTL_FAILPOINT=error-once:<point>`, the first time the process
 /// reaches the named point it fails there with an error (a transient failure: a lost
-/// connection, a lock timeout), and every later time it goes on.
-pub(crate) fn error_once(ctx: &Context, point: &str) -> Result<()> {
+/// connection, a lock timeout), and every later time it goes on; with `error:<point>`, it
+/// fails there every time (a lasting failure).
+pub(crate) fn error_at(ctx: &Context, point: &str) -> Result<()> {
     static FIRED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    let armed = ctx
-        .failpoint
-        .as_deref()
-        .and_then(|f| f.strip_prefix("error-once:"));
-    if armed == Some(point) && !FIRED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+    let Some(f) = ctx.failpoint.as_deref() else {
+        return Ok(());
+    };
+    if f.strip_prefix("error:") == Some(point) {
+        anyhow::bail!("failpoint {point}: a lasting error");
+    }
+    if f.strip_prefix("error-once:") == Some(point)
+        && !FIRED.swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
         anyhow::bail!("failpoint {point}: a transient error");
     }
     Ok(())
@@ -158,10 +163,7 @@ pub struct ControlPlane {
 
 /// `ControlPlane::template`: one cell per server, made on first use.
 pub type Templates = std::sync::Mutex<
-    std::collections::HashMap<
-        crate::server_name::ServerName,
-        std::sync::Arc<tokio::sync::OnceCell<Option<String>>>,
-    >,
+    std::collections::HashMap<crate::server_name::ServerName, std::sync::Arc<template::Cell>>,
 >;
 
 impl ControlPlane {

@@ -218,6 +218,12 @@ pub async fn check_new(
                             .control
                             .database_claimed(server, database, mark.as_str())
                             .await? => {}
+                    // Marked, and its claim released, between the two reads: look once more.
+                    Found::Foreign {
+                        comment: None,
+                        owned_by_us: true,
+                    } if matches!(obj, Object::Database(_))
+                        && dataplane::ensure_ours(&admin, obj, &mark).await? => {}
                     Found::Foreign { comment, .. } => {
                         return Err(dataplane::refusal(obj, comment.as_deref()).into())
                     }
@@ -302,7 +308,17 @@ async fn create_marked(
                 .control
                 .claim_database(server, name, mark.as_str())
                 .await?;
-            if !dataplane::create_database_from(admin, name, template).await? {
+            let created = match dataplane::create_database_from(admin, name, template).await {
+                Ok(created) => created,
+                // The server answered with an error: no CREATE of this run is still going on,
+                // so the claim must not stand to make a later database of that name ours.
+                Err(e) if server_refused(&e) => {
+                    plane.control.release_database_claim(server, name).await?;
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
+            if !created {
                 // Created since the look-up: by a killed run of ours whose CREATE the server was
                 // still finishing (its claim stood before this run), or by someone else, whose
                 // database is ours only if it is marked so.
@@ -320,6 +336,15 @@ async fn create_marked(
         }
     }
     plane.control.release_database_claim(server, name).await
+}
+
+/// Whether `e` is the server's answer to a statement (an SQL error), as opposed to a lost or
+/// timed-out connection, after which the statement may still be running on the server.
+fn server_refused(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<tokio_postgres::Error>()
+            .is_some_and(|pg| pg.code().is_some())
+    })
 }
 
 /// Before a lifecycle command changes anything (its intermediate status included): the

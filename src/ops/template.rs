@@ -26,6 +26,8 @@
 //!   tenant's data, is no tenant's database (`template1` is a reserved slug) and is never
 //!   dropped by a purge.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use anyhow::Result;
 use serde::Serialize;
 
@@ -57,9 +59,19 @@ pub struct TemplateView {
     pub current: bool,
 }
 
+/// How many failed refreshes of a server's template one process tries before it stops trying.
+const ATTEMPTS: u32 = 2;
+
+/// What one process decided about one server's template (`ControlPlane::template`).
+#[derive(Default)]
+pub struct Cell {
+    decided: tokio::sync::OnceCell<Option<String>>,
+    failures: AtomicU32,
+}
+
 /// The template of `server` to copy a new silo from, refreshed (and created) first if need
 /// be: once per process and server (a bulk run asks once for all its silos there), until a
-/// refresh succeeds or finds the template unusable. `None` when none can be used; why is said
+/// refresh succeeds, finds the template unusable or has failed `ATTEMPTS` times. `None` when none can be used; why is said
 /// on the reporter.
 pub async fn for_copy(
     plane: &ControlPlane,
@@ -75,8 +87,12 @@ pub async fn for_copy(
         .clone();
     // What was decided stays for the process (a usable template, or one that can never be:
     // someone else's, newer than this binary). A refresh that failed (a lock timeout, a lost
-    // connection) is not decided: this silo is created empty, and the next one tries again.
+    // connection) is not decided: this silo is created empty, and the next one tries again,
+    // up to ATTEMPTS failures; then none is used for the rest of the process, so that a
+    // lasting failure (a template lock held for good, a server refusing that database) costs
+    // a bulk run two waits, not one per silo (the silos wait for the cell one at a time).
     let decided = cell
+        .decided
         .get_or_try_init(|| async {
             match refresh(plane, server, Create::Yes).await {
                 Ok(Refreshed::Usable { name, .. }) => Ok(Some(name)),
@@ -88,11 +104,19 @@ pub async fn for_copy(
                 }
                 Ok(Refreshed::Absent) => Ok(None),
                 Err(e) => {
-                    reporter.status(&format!(
-                        "not copying this silo on server `{server}` from a template (the next one tries again): {}",
-                        crate::excerpt::excerpt_n(&format!("{e:#}"), crate::excerpt::REASON_CHARS)
-                    ));
-                    Err(())
+                    let why = crate::excerpt::excerpt_n(&format!("{e:#}"), crate::excerpt::REASON_CHARS);
+                    let failures = cell.failures.fetch_add(1, Ordering::SeqCst) + 1;
+                    if failures >= ATTEMPTS {
+                        reporter.status(&format!(
+                            "not copying silos on server `{server}` from a template for the rest of this run (its refresh failed {failures} times): {why}"
+                        ));
+                        Ok(None)
+                    } else {
+                        reporter.status(&format!(
+                            "not copying this silo on server `{server}` from a template (the next one tries again): {why}"
+                        ));
+                        Err(())
+                    }
                 }
             }
         })
@@ -136,7 +160,7 @@ pub async fn refresh(
         });
     }
     let _lock = plane.control.lock_template(server).await?;
-    super::error_once(&plane.ctx, "template:refresh")?;
+    super::error_at(&plane.ctx, "template:refresh")?;
     let found = dataplane::inspect_template(&admin, &name, id).await?;
     if usable(&found) {
         return Ok(Refreshed::Usable {
