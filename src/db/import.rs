@@ -88,11 +88,14 @@ impl ControlDb {
             .await
             .context("starting the import")?;
         let tenants = lock_import_tenants(&tx, rows).await?;
-        let problems = check_tiers_and_times(rows, &tenants, tier_names, now);
+        // Each row's tenant, looked up once (by slug, a hash of a string: three lookups a row
+        // cost ≈0.2 s of a million-row import).
+        let of_row = row_tenants(rows, &tenants);
+        let problems = check_tiers_and_times(rows, &of_row, tier_names, now);
         if !problems.is_empty() {
             return Ok(Err(BadLines(problems)));
         }
-        let (mut known, mut refused) = split_refused(rows, &tenants);
+        let (known, mut refused) = split_refused(rows, &of_row);
         let groups = import_groups(&tx, &known, &tenants, hard).await?;
         let contested: HashSet<GroupKey> = groups
             .iter()
@@ -103,13 +106,7 @@ impl ControlDb {
         // a duplicate however it ends): the inserts below read the staging table as it was
         // written and so walk the primary key forward, without sorting a million rows on the
         // server (to disk, past `work_mem`). Nothing depends on that order but speed.
-        known.sort_unstable_by(|a, b| {
-            (a.tenant, a.row.key.as_str(), a.row.line).cmp(&(
-                b.tenant,
-                b.row.key.as_str(),
-                b.row.line,
-            ))
-        });
+        let mut known = sort_by_key_in_parallel(known);
         known.dedup_by(|later, first| {
             later.tenant == first.tenant && later.row.key == first.row.key
         });
@@ -189,6 +186,7 @@ impl Group {
 }
 
 /// A row of a known, active tenant, with its tenant id and month.
+#[derive(Clone, Copy)]
 struct KnownRow<'a> {
     row: &'a UsageRow,
     tenant: Uuid,
@@ -226,19 +224,107 @@ async fn lock_import_tenants(
         .collect())
 }
 
+/// How many threads the import's CPU-bound passes over its rows use: the cores, at most 8, and
+/// one below `PARALLEL_FROM` rows.
+fn threads_for(rows: usize) -> usize {
+    const PARALLEL_FROM: usize = 50_000;
+    if rows < PARALLEL_FROM {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    }
+}
+
+/// The tenant of each row (`None`: unknown), in the rows' order.
+fn row_tenants<'t>(
+    rows: &[UsageRow],
+    tenants: &'t HashMap<String, ImportTenant>,
+) -> Vec<Option<&'t ImportTenant>> {
+    let chunk = rows.len().div_ceil(threads_for(rows.len())).max(1);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = rows
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|r| tenants.get(r.slug.as_str()))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(rows.len());
+        for p in parts {
+            all.extend(p.join().expect("a lookup thread panicked"));
+        }
+        all
+    })
+}
+
+/// The known rows in (tenant, key, line) order, sorted in pieces on several threads and then
+/// merged (one thread sorted a million rows in ≈0.4 s).
+fn sort_by_key_in_parallel(mut known: Vec<KnownRow<'_>>) -> Vec<KnownRow<'_>> {
+    fn order(a: &KnownRow<'_>, b: &KnownRow<'_>) -> std::cmp::Ordering {
+        (a.tenant, a.row.key.as_str(), a.row.line).cmp(&(b.tenant, b.row.key.as_str(), b.row.line))
+    }
+    let threads = threads_for(known.len());
+    if threads == 1 {
+        known.sort_unstable_by(order);
+        return known;
+    }
+    let chunk = known.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        for part in known.chunks_mut(chunk) {
+            s.spawn(move || part.sort_unstable_by(order));
+        }
+    });
+    // Merge the sorted pieces pairwise until one is left.
+    let mut pieces: Vec<Vec<KnownRow<'_>>> = known.chunks(chunk).map(<[_]>::to_vec).collect();
+    while pieces.len() > 1 {
+        let mut next = Vec::with_capacity(pieces.len().div_ceil(2));
+        let mut it = pieces.into_iter();
+        while let Some(a) = it.next() {
+            match it.next() {
+                Some(b) => next.push(merge(a, b, order)),
+                None => next.push(a),
+            }
+        }
+        pieces = next;
+    }
+    pieces.pop().unwrap_or_default()
+}
+
+/// Two sorted runs as one (ties from `a` first).
+fn merge<T: Copy>(a: Vec<T>, b: Vec<T>, order: fn(&T, &T) -> std::cmp::Ordering) -> Vec<T> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if order(&b[j], &a[i]) == std::cmp::Ordering::Less {
+            out.push(b[j]);
+            j += 1;
+        } else {
+            out.push(a[i]);
+            i += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
 /// Lines of known tenants whose tier the tier file lacks (the first line of each tenant),
 /// else lines whose time is out of the tenant's bounds; at most 10.
 fn check_tiers_and_times(
     rows: &[UsageRow],
-    tenants: &HashMap<String, ImportTenant>,
+    of_row: &[Option<&ImportTenant>],
     tier_names: &[&str],
     now: DateTime<Utc>,
 ) -> Vec<String> {
     let mut seen = HashSet::new();
     let missing: Vec<String> = rows
         .iter()
-        .filter_map(|r| {
-            let t = tenants.get(r.slug.as_str())?;
+        .zip(of_row)
+        .filter_map(|(r, t)| {
+            let t = (*t)?;
             (!tier_names.contains(&t.tier.as_str()) && seen.insert(r.slug.as_str())).then(|| {
                 format!(
                     "line {}: tenant `{}` is on tier `{}`, which the tier table does not define (it has {})",
@@ -255,8 +341,9 @@ fn check_tiers_and_times(
         return missing;
     }
     rows.iter()
-        .filter_map(|r| {
-            let t = tenants.get(r.slug.as_str())?;
+        .zip(of_row)
+        .filter_map(|(r, t)| {
+            let t = (*t)?;
             check_usage_time(r.at, t.created_at, now)
                 .err()
                 .map(|e| format!("line {}: {e}", r.line))
@@ -269,12 +356,12 @@ fn check_tiers_and_times(
 #[allow(clippy::type_complexity)]
 fn split_refused<'a>(
     rows: &'a [UsageRow],
-    tenants: &HashMap<String, ImportTenant>,
+    of_row: &[Option<&ImportTenant>],
 ) -> (Vec<KnownRow<'a>>, Vec<(i64, String, Resource, String)>) {
     let mut known = Vec::with_capacity(rows.len());
     let mut refused = Vec::new();
-    for r in rows {
-        match tenants.get(r.slug.as_str()) {
+    for (r, t) in rows.iter().zip(of_row) {
+        match *t {
             Some(t) if t.status == Status::Active => known.push(KnownRow {
                 row: r,
                 tenant: t.id,
@@ -550,4 +637,62 @@ async fn import_contested(
             .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
             .collect(),
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Past the threshold the rows are sorted on several threads and merged: the same order as
+    /// one sort, duplicates of a key included (their lines decide).
+    #[test]
+    fn the_parallel_sort_orders_as_one_sort_does() {
+        let tenants: Vec<Uuid> = (0..7).map(|_| Uuid::new_v4()).collect();
+        let rows: Vec<UsageRow> = (0..120_000i64)
+            .map(|i| UsageRow {
+                line: i + 2,
+                slug: "acme".parse().unwrap(),
+                resource: Resource::ApiRequests,
+                quantity: 1,
+                at: Utc::now(),
+                // Keys repeat (a replayed line), out of order.
+                key: format!("k{}", (i * 7919) % 50_000),
+            })
+            .collect();
+        fn known<'a>(rows: &'a [UsageRow], tenants: &[Uuid]) -> Vec<KnownRow<'a>> {
+            rows.iter()
+                .enumerate()
+                .map(|(i, row)| KnownRow {
+                    row,
+                    tenant: tenants[(i * 31) % tenants.len()],
+                    period: NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
+                })
+                .collect()
+        }
+        let parallel = sort_by_key_in_parallel(known(&rows, &tenants));
+        let mut one = known(&rows, &tenants);
+        one.sort_unstable_by(|a, b| {
+            (a.tenant, a.row.key.as_str(), a.row.line).cmp(&(
+                b.tenant,
+                b.row.key.as_str(),
+                b.row.line,
+            ))
+        });
+        let ids = |v: &[KnownRow<'_>]| -> Vec<(Uuid, i64)> {
+            v.iter().map(|k| (k.tenant, k.row.line)).collect()
+        };
+        assert_eq!(parallel.len(), rows.len());
+        assert_eq!(ids(&parallel), ids(&one));
+    }
+
+    #[test]
+    fn merge_keeps_both_runs_in_order() {
+        let order: fn(&i32, &i32) -> std::cmp::Ordering = |a, b| a.cmp(b);
+        assert_eq!(
+            merge(vec![1, 4, 9], vec![2, 3, 10, 11], order),
+            vec![1, 2, 3, 4, 9, 10, 11]
+        );
+        assert_eq!(merge(vec![], vec![5], order), vec![5]);
+        assert_eq!(merge(vec![5], vec![], order), vec![5]);
+    }
 }
