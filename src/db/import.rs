@@ -5,8 +5,8 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::{HashMap, HashSet};
 
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::Type;
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::SinkExt;
 use uuid::Uuid;
 
 use super::control::ControlDb;
@@ -484,41 +484,81 @@ async fn stage_rows(
         )
         .await
         .context("starting COPY")?;
-    let writer = BinaryCopyInWriter::new(
-        sink,
-        &[
-            Type::INT8,
-            Type::UUID,
-            Type::TEXT,
-            Type::TEXT,
-            Type::INT8,
-            Type::TIMESTAMPTZ,
-            Type::DATE,
-            Type::BOOL,
-        ],
-    );
-    futures_util::pin_mut!(writer);
+    // The rows encoded here, in pieces on every core, and sent in large chunks, instead of the
+    // driver's `BinaryCopyInWriter` (a `ToSql` call per field, a send per 4 KiB, on one core):
+    // with it, staging a million rows took 1.15 s, against 0.7 s for psql's CSV COPY.
+    let chunk = known.len().div_ceil(threads_for(known.len())).max(1);
+    let pieces: Vec<Bytes> = std::thread::scope(|s| {
+        let parts: Vec<_> = known
+            .chunks(chunk)
+            .map(|part| s.spawn(move || encode_staging(part, contested)))
+            .collect();
+        parts
+            .into_iter()
+            .map(|p| p.join().expect("an encoding thread panicked"))
+            .collect()
+    });
+    let mut sink = std::pin::pin!(sink);
+    let mut header = BytesMut::with_capacity(19);
+    header.put_slice(b"PGCOPY\n\xff\r\n\0");
+    header.put_i32(0); // flags
+    header.put_i32(0); // header extension length
+    sink.send(header.freeze())
+        .await
+        .context("sending COPY data")?;
+    for piece in pieces {
+        let mut piece = piece;
+        while !piece.is_empty() {
+            let part = piece.split_to(piece.len().min(COPY_CHUNK));
+            sink.send(part).await.context("sending COPY data")?;
+        }
+    }
+    let mut trailer = BytesMut::with_capacity(2);
+    trailer.put_i16(-1);
+    sink.send(trailer.freeze())
+        .await
+        .context("sending COPY data")?;
+    sink.as_mut().finish().await.context("finishing COPY")?;
+    Ok(())
+}
+
+/// Bytes per message of the staging COPY.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// PostgreSQL's epoch (2000-01-01) in Unix microseconds and in days of the common era.
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// `rows` as binary COPY tuples of `import_staging`'s eight columns (no header or trailer):
+/// per tuple the field count, then each field's length and its value in network order (int8,
+/// uuid's 16 bytes, text's UTF-8, timestamptz as microseconds since 2000-01-01, date as days
+/// since then, bool as one byte).
+fn encode_staging(rows: &[KnownRow<'_>], contested: &HashSet<GroupKey>) -> Bytes {
+    let epoch = NaiveDate::from_ymd_opt(2000, 1, 1).expect("a valid date");
     let none_contested = contested.is_empty();
-    for k in known {
+    let mut b = BytesMut::with_capacity(rows.len() * 96);
+    for k in rows {
         let r = k.row;
         let hot = !none_contested && contested.contains(&(k.tenant, r.resource, k.period));
-        writer
-            .as_mut()
-            .write(&[
-                &r.line,
-                &k.tenant,
-                &r.key,
-                &r.resource,
-                &r.quantity,
-                &r.at,
-                &k.period,
-                &hot,
-            ])
-            .await
-            .context("sending COPY data")?;
+        let resource = r.resource.as_str().as_bytes();
+        b.put_i16(8);
+        b.put_i32(8);
+        b.put_i64(r.line);
+        b.put_i32(16);
+        b.put_slice(k.tenant.as_bytes());
+        b.put_i32(r.key.len() as i32);
+        b.put_slice(r.key.as_bytes());
+        b.put_i32(resource.len() as i32);
+        b.put_slice(resource);
+        b.put_i32(8);
+        b.put_i64(r.quantity);
+        b.put_i32(8);
+        b.put_i64(r.at.timestamp_micros() - PG_EPOCH_MICROS);
+        b.put_i32(4);
+        b.put_i32((k.period - epoch).num_days() as i32);
+        b.put_i32(1);
+        b.put_u8(u8::from(hot));
     }
-    writer.finish().await.context("finishing COPY")?;
-    Ok(())
+    b.freeze()
 }
 
 /// How many of the staged rows' keys a sample looks up: the first rows as staged (in key
