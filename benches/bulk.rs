@@ -227,4 +227,24 @@ fn main() {
         bcrypt_ms(),
         bcrypt_ms() * siloed_n as f64 / cores as f64
     );
+    // Where a siloed tenant's time goes: each journaled step's median, as its run timed it
+    // (the step's work, under the concurrency above, without its journal entry).
+    let mut ctl = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let rows = ctl
+        .query(
+            "SELECT j.name, 0, percentile_cont(0.5) WITHIN GROUP (ORDER BY j.duration_ms)
+               FROM provisioning_journal j JOIN tenants t ON t.id = j.tenant_id
+              WHERE t.tier = 'premium'
+              GROUP BY j.name ORDER BY min(j.completed_at)",
+            &[],
+        )
+        .unwrap();
+    let steps: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{} {:.0}", r.get::<_, String>(0), r.get::<_, f64>(2)))
+        .collect();
+    println!(
+        "  siloed, median ms per journaled step: {}",
+        steps.join(", ")
+    );
 }
