@@ -104,11 +104,16 @@ pub fn read(path: &Path, what: &str, limits: Limits) -> Result<String, Failure> 
     Ok(text)
 }
 
-/// How many bad rows an error about a file names before it says "and N more".
-const SHOWN_ROWS: usize = 10;
+/// How many bad rows an error about a file explains in full.
+const EXPLAINED_ROWS: usize = 3;
+/// How many more it names by line number before it says "and N more".
+const NAMED_ROWS: usize = 10;
 
 /// The one-line refusal of a file with bad rows (`usage import`, `provision --file`): the
-/// first ten row errors, how many there were, and that nothing happened.
+/// first three row errors in full, the lines of the next ten, how many there were, and that
+/// nothing happened. (Ten explanations of the same mistake made a line of a few thousand
+/// characters that nobody reads at 3 a.m.; the first ones say what is wrong, the line numbers
+/// where else to look.) Each error starts with `line N: `.
 pub fn bad_rows(
     what: &str,
     origin: &str,
@@ -117,13 +122,30 @@ pub fn bad_rows(
     nothing: &str,
 ) -> Failure {
     let n = errors.len();
-    let mut shown: Vec<String> = errors.into_iter().take(SHOWN_ROWS).collect();
-    if n > SHOWN_ROWS {
-        shown.push(format!("and {} more", n - SHOWN_ROWS));
+    let mut parts: Vec<String> = errors.iter().take(EXPLAINED_ROWS).cloned().collect();
+    let named: Vec<&str> = errors
+        .iter()
+        .skip(EXPLAINED_ROWS)
+        .take(NAMED_ROWS)
+        .map(|e| {
+            e.strip_prefix("line ")
+                .and_then(|rest| rest.split(':').next())
+                .unwrap_or(e)
+        })
+        .collect();
+    if !named.is_empty() {
+        let more = n.saturating_sub(EXPLAINED_ROWS + NAMED_ROWS);
+        let tail = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        let lines = if named.len() == 1 { "line" } else { "lines" };
+        parts.push(format!("also bad: {lines} {}{tail}", named.join(", ")));
     }
     Failure::BadInput(format!(
         "invalid {what} {origin}: {} ({}; {nothing})",
-        shown.join("; "),
+        parts.join("; "),
         crate::words::count_len(n, noun)
     ))
 }
@@ -143,6 +165,53 @@ mod tests {
         max_bytes: 64,
         max_line: 10,
     };
+
+    #[test]
+    fn bad_rows_explains_three_and_names_the_next_lines() {
+        let errors = |n: usize| -> Vec<String> {
+            (2..2 + n)
+                .map(|l| format!("line {l}: invalid slug `s{l}`: too short"))
+                .collect()
+        };
+        let one = bad_rows(
+            "tenant file",
+            "f.csv",
+            errors(1),
+            "bad row",
+            "nothing created",
+        );
+        assert_eq!(
+            one.to_string(),
+            "invalid tenant file f.csv: line 2: invalid slug `s2`: too short (1 bad row; nothing created)"
+        );
+        let four = bad_rows(
+            "tenant file",
+            "f.csv",
+            errors(4),
+            "bad row",
+            "nothing created",
+        );
+        assert_eq!(
+            four.to_string(),
+            "invalid tenant file f.csv: line 2: invalid slug `s2`: too short; line 3: invalid slug `s3`: too short; \
+             line 4: invalid slug `s4`: too short; also bad: line 5 (4 bad rows; nothing created)"
+        );
+        let many = bad_rows(
+            "tenant file",
+            "f.csv",
+            errors(20),
+            "bad row",
+            "nothing created",
+        )
+        .to_string();
+        assert!(
+            many.ends_with(
+                "; also bad: lines 5, 6, 7, 8, 9, 10, 11, 12, 13, 14 and 7 more (20 bad rows; nothing created)"
+            ),
+            "{many}"
+        );
+        assert!(!many.contains("`s5`"), "{many}");
+    }
 
     #[test]
     fn reads_a_regular_file_and_drops_a_bom() {

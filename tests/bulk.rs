@@ -91,6 +91,25 @@ fn a_bad_row_names_its_line_and_nothing_is_created() {
         assert!(!std::path::Path::new(&format!("{file}.passwords")).exists());
     }
     assert!(!env.database_exists(&env.pooled_db()));
+    // A file of many bad rows (a column shifted by a spreadsheet, say): one short line that
+    // explains the first three and names the rest by line, not 500 copies of one explanation.
+    let mut text = "slug,tier,name,owner_email\n".to_owned();
+    for i in 0..500 {
+        text.push_str(&format!("Bad_{i},free,,\n"));
+    }
+    let file = write(&env, "many.csv", &text);
+    let run = env.run(&["provision", "--file", &file]).expect(2);
+    let err = run.stderr.trim_end();
+    assert_eq!(run.stderr.lines().count(), 1, "{err}");
+    assert!(err.len() < 1_000, "{} characters: {err}", err.len());
+    assert!(err.contains("line 2: invalid slug `Bad_0`"), "{err}");
+    assert!(err.contains("line 4: invalid slug `Bad_2`"), "{err}");
+    assert!(
+        err.contains("also bad: lines 5, 6, 7, 8, 9, 10, 11, 12, 13, 14 and 487 more"),
+        "{err}"
+    );
+    assert!(err.ends_with("(500 bad rows; nothing created)"), "{err}");
+    assert_eq!(tenants(&env), 0);
 }
 
 #[test]
