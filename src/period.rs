@@ -128,6 +128,11 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
             crate::excerpt::excerpt(s)
         ));
     };
+    // As PostgreSQL stores it: whole microseconds (a finer fraction is dropped), and a leap
+    // second (`23:59:60`) as the first moment of the next minute. The time a command checks,
+    // and the period it files the time under, are then the ones the server keeps (a leap
+    // second at the end of a month was stored in the next month but counted in its own).
+    let t = DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t);
     if !(FIRST_YEAR..=LAST_YEAR).contains(&t.year()) {
         return Err(format!(
             "invalid time `{}`: years {FIRST_YEAR} to {LAST_YEAR} only",
@@ -180,6 +185,24 @@ mod tests {
             p.first_day()
         );
         assert!(!<Period as ToSql>::accepts(&Type::TEXT));
+    }
+
+    #[test]
+    fn a_time_is_kept_as_the_server_keeps_it() {
+        // A leap second is the next minute's first moment (as PostgreSQL stores it): its
+        // period is the month it is stored in, not the month it ends.
+        let leap = parse_time("2026-10-31T23:59:60Z").unwrap();
+        assert_eq!(leap.to_rfc3339(), "2026-11-01T00:00:00+00:00");
+        assert_eq!(Period::containing(leap).to_string(), "2026-11");
+        // Finer than a microsecond: dropped, as the server would.
+        let fine = parse_time("2026-11-05T10:00:00.1234569Z").unwrap();
+        assert_eq!(fine.timestamp_subsec_nanos(), 123_456_000);
+        assert_eq!(
+            parse_time("2026-11-05T10:00:00+02:00")
+                .unwrap()
+                .to_rfc3339(),
+            "2026-11-05T08:00:00+00:00"
+        );
     }
 
     #[test]

@@ -137,9 +137,14 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<UsageRow>, Failure> {
             let end = if i == pieces {
                 text.len()
             } else {
-                // The end of the line that holds this piece's last byte.
+                // The end of the line that holds this piece's last byte, found in bytes: that
+                // byte may be inside a multi-byte character (a key in another script), where
+                // slicing the text would panic; just past a '\n' is always a boundary.
                 let at = (text.len() * i / pieces).max(start);
-                text[at..].find('\n').map_or(text.len(), |n| at + n + 1)
+                text.as_bytes()[at..]
+                    .iter()
+                    .position(|b| *b == b'\n')
+                    .map_or(text.len(), |n| at + n + 1)
             };
             chunks.push((&text[start..end], first_line));
             first_line += text[start..end].bytes().filter(|b| *b == b'\n').count() as i64;
@@ -227,18 +232,45 @@ mod tests {
 
     #[test]
     fn every_malformed_row_is_named_by_line() {
-        let text = "acme,api_requests,5,2026-11-03,k1\nacme,api_requests,x,2026-11-03,k2\nAcme,api_requests,1,2026-11-03,k3\nacme,users,1,2026-11-03,k4\nacme,api_requests,1,soon,k5\nacme,api_requests,1,2026-11-03\nacme,api_requests,0,2026-11-03,k7\nacme,api_requests,1000000000001,2026-11-03,k8\nacme,api_requests,1,0000-01-01,k9\n";
-        let e = parse(text, "u.csv").unwrap_err().to_string();
+        let lines = [
+            ("acme,api_requests,x,2026-11-03,k2", "quantity `x`"),
+            ("Acme,api_requests,1,2026-11-03,k3", "invalid slug `Acme`"),
+            ("acme,users,1,2026-11-03,k4", "resource `users` is measured"),
+            ("acme,api_requests,1,soon,k5", "invalid time `soon`"),
+            ("acme,api_requests,1,2026-11-03", "4 fields"),
+            ("acme,api_requests,0,2026-11-03,k7", "quantity `0`"),
+            (
+                "acme,api_requests,1000000000001,2026-11-03,k8",
+                "quantity `1000000000001`",
+            ),
+            (
+                "acme,api_requests,1,0000-01-01,k9",
+                "invalid time `0000-01-01`: years 1970 to 9999 only",
+            ),
+        ];
+        for (line, needle) in lines {
+            let e = parse(
+                &format!("acme,api_requests,5,2026-11-03,k1\n{line}\n"),
+                "u.csv",
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains(&format!("line 2: {needle}")),
+                "`{needle}` missing from: {e}"
+            );
+        }
+        // All of them at once: the first three explained, the other lines named.
+        let text: String = std::iter::once("acme,api_requests,5,2026-11-03,k1")
+            .chain(lines.iter().map(|l| l.0))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let e = parse(&text, "u.csv").unwrap_err().to_string();
         for needle in [
             "line 2: quantity `x`",
             "line 3: invalid slug `Acme`",
             "line 4: resource `users` is measured",
-            "line 5: invalid time `soon`",
-            "line 6: 4 fields",
-            "line 7: quantity `0`",
-            "line 8: quantity `1000000000001`",
-            "line 9: invalid time `0000-01-01`: years 1970 to 9999 only",
-            "(8 malformed rows; nothing imported)",
+            "also bad: lines 5, 6, 7, 8, 9 (8 malformed rows; nothing imported)",
         ] {
             assert!(e.contains(needle), "`{needle}` missing from: {e}");
         }
@@ -284,6 +316,26 @@ mod tests {
             e.find(&format!("line {b}: quantity `0`")).expect(&e),
         );
         assert!(ia < ib, "{e}");
+    }
+
+    #[test]
+    fn a_large_file_of_multi_byte_keys_is_split_between_characters() {
+        // Lines of 232 bytes whose keys are 100 two-byte characters: the byte where each piece
+        // would end falls inside a character on 2, 4 and 8 cores alike (a panic, exit 101,
+        // before the split looked for the newline in bytes). Every piece count is tried.
+        let line = format!("acme,api_requests,1,2026-11-03,{}\n", "é".repeat(100));
+        let text = line.repeat(PARALLEL_FROM / line.len() + 1);
+        assert!(text.len() >= PARALLEL_FROM);
+        for pieces in 2..=8 {
+            let at = text.len() * (pieces - 1) / pieces;
+            if !text.is_char_boundary(at) {
+                let rows = parse(&text, "u.csv").unwrap();
+                assert_eq!(rows.len(), text.len() / line.len());
+                assert_eq!(rows[rows.len() - 1].key, "é".repeat(100));
+                return;
+            }
+        }
+        panic!("no piece count splits this file inside a character: the test tests nothing");
     }
 
     #[test]

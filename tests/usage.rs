@@ -1010,3 +1010,94 @@ fn a_replay_with_new_rows_counts_only_the_new_keys_once() {
     assert_eq!(total(&env, "bigco", "compute_hours"), 3);
     assert_eq!(events(&env, "bigco"), 42);
 }
+
+#[test]
+fn a_large_import_on_every_core_stores_each_row_as_its_line_says() {
+    // 60,000 rows (3.8 MB): parsed, sorted and encoded in pieces on several threads, staged in
+    // 1 MiB messages. Keys in another script (a piece boundary inside a character once made
+    // the parse panic), times with microseconds, and a leap second at the end of October,
+    // which PostgreSQL stores as November's first moment: it counts in November.
+    let env = TestEnv::new();
+    env.run(&["provision", "acme", "--tier", "premium"])
+        .expect(0);
+    env.backdate_creation("acme", "2026-10-01T00:00:00Z");
+    let n: i64 = 60_000;
+    let mut csv = String::from("slug,resource,quantity,time,key\n");
+    for i in 0..n {
+        let resource = if i % 3 == 0 {
+            "compute_hours"
+        } else {
+            "api_requests"
+        };
+        csv.push_str(&format!(
+            "acme,{resource},{},2026-10-{:02}T10:{:02}:{:02}.{:06}Z,ключ-{i}\n",
+            i % 5 + 1,
+            i % 28 + 1,
+            i % 60,
+            (i / 60) % 60,
+            i
+        ));
+    }
+    csv.push_str("acme,api_requests,7,2026-10-31T23:59:60Z,leap\n");
+    let file = env.dir.path().join("large.csv");
+    std::fs::write(&file, &csv).unwrap();
+    let run = env
+        .run(&["usage", "import", file.to_str().unwrap()])
+        .expect(0);
+    assert_eq!(events(&env, "acme"), n + 1, "{}", run.stdout);
+    let want = |res: i64| -> i64 {
+        (0..n)
+            .filter(|i| (i % 3 == 0) == (res == 0))
+            .map(|i| i % 5 + 1)
+            .sum()
+    };
+    assert_eq!(total(&env, "acme", "compute_hours"), want(0));
+    assert_eq!(total(&env, "acme", "api_requests"), want(1) + 7);
+    // Rows read back exactly as their lines gave them.
+    for i in [0, 1, 4_999, 29_999, 59_999] {
+        let (at, period, quantity): (String, String, i64) = {
+            let row = env
+                .control()
+                .query_one(
+                    "SELECT to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+                            to_char(e.period, 'YYYY-MM-DD'), e.quantity
+                       FROM usage_events e JOIN tenants t ON t.id = e.tenant_id
+                      WHERE t.slug = 'acme' AND e.key = $1",
+                    &[&format!("ключ-{i}")],
+                )
+                .unwrap();
+            (row.get(0), row.get(1), row.get(2))
+        };
+        let want_at = format!(
+            "2026-10-{:02}T10:{:02}:{:02}.{:06}Z",
+            i % 28 + 1,
+            i % 60,
+            (i / 60) % 60,
+            i
+        );
+        assert_eq!(
+            (at.as_str(), period.as_str(), quantity),
+            (want_at.as_str(), "2026-10-01", i % 5 + 1)
+        );
+    }
+    let leap: (String, String) = {
+        let row = env
+            .control()
+            .query_one(
+                "SELECT to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS'), to_char(e.period, 'YYYY-MM')
+                   FROM usage_events e WHERE e.key = 'leap'",
+                &[],
+            )
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(
+        leap,
+        ("2026-11-01T00:00:00".to_owned(), "2026-11".to_owned())
+    );
+    // A replay adds nothing.
+    env.run(&["usage", "import", file.to_str().unwrap()])
+        .expect(0);
+    assert_eq!(events(&env, "acme"), n + 1);
+    assert_eq!(total(&env, "acme", "api_requests"), want(1) + 7);
+}
