@@ -41,6 +41,18 @@ fn pooled_key(server: &ServerName) -> String {
 }
 
 impl SessionLock {
+    /// Releases every lock of this session (`pg_advisory_unlock_all`) and gives the session
+    /// to `control` for its next lock. Dropping the lock instead (an error on the way) closes
+    /// the session, which releases them as surely.
+    pub async fn release(self, control: &ControlDb) -> Result<()> {
+        self.client
+            .execute("SELECT pg_advisory_unlock_all()", &[])
+            .await
+            .context("releasing a lock")?;
+        control.keep_session(self.client);
+        Ok(())
+    }
+
     /// Waits for the pooled database's lock of `server` on this lock's session as well, rather
     /// than on a connection of its own (a provisioning run of a pooled tenant holds both: one
     /// connection fewer per tenant).

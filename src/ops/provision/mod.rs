@@ -514,6 +514,8 @@ pub(crate) async fn provision_with(
         .find_tenant(slug)
         .await?
         .with_context(|| format!("tenant `{slug}` vanished after provisioning"))?;
+    // Its session serves the next tenant of a bulk run.
+    lock.release(&plane.control).await?;
     Ok(Outcome {
         changed: true,
         tenant: tenants::view(plane, tenant).await?,
