@@ -42,15 +42,18 @@ fn pooled_key(server: &ServerName) -> String {
 
 impl SessionLock {
     /// Releases every lock of this session (`pg_advisory_unlock_all`) and gives the session
-    /// to `control` for its next lock. Dropping the lock instead (an error on the way) closes
-    /// the session, which releases them as surely.
-    pub async fn release(self, control: &ControlDb) -> Result<()> {
-        self.client
+    /// to `control` for its next lock. Best effort: the work the lock guarded is done, and a
+    /// session whose unlock failed (a lost connection) is dropped instead, which closes it and
+    /// so releases its locks as surely, as dropping the lock always did.
+    pub async fn release(self, control: &ControlDb) {
+        if self
+            .client
             .execute("SELECT pg_advisory_unlock_all()", &[])
             .await
-            .context("releasing a lock")?;
-        control.keep_session(self.client);
-        Ok(())
+            .is_ok()
+        {
+            control.keep_session(self.client);
+        }
     }
 
     /// Waits for the pooled database's lock of `server` on this lock's session as well, rather

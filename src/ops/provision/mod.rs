@@ -515,7 +515,7 @@ pub(crate) async fn provision_with(
         .await?
         .with_context(|| format!("tenant `{slug}` vanished after provisioning"))?;
     // Its session serves the next tenant of a bulk run.
-    lock.release(&plane.control).await?;
+    lock.release(&plane.control).await;
     Ok(Outcome {
         changed: true,
         tenant: tenants::view(plane, tenant).await?,
