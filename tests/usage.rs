@@ -1014,14 +1014,24 @@ fn a_replay_with_new_rows_counts_only_the_new_keys_once() {
 #[test]
 fn a_large_import_on_every_core_stores_each_row_as_its_line_says() {
     // 60,000 rows (3.8 MB): parsed, sorted and encoded in pieces on several threads, staged in
-    // 1 MiB messages. Keys in another script (a piece boundary inside a character once made
-    // the parse panic), times with microseconds, and a leap second at the end of October,
+    // 1 MiB messages. Keys in another script (that a split inside a character is safe is
+    // `usage_file`'s unit test), times with microseconds, and a leap second at the end of October,
     // which PostgreSQL stores as November's first moment: it counts in November.
     let env = TestEnv::new();
     env.run(&["provision", "acme", "--tier", "premium"])
         .expect(0);
     env.backdate_creation("acme", "2026-10-01T00:00:00Z");
     let n: i64 = 60_000;
+    // Row i's time, as its line gives it and as it must be read back.
+    let time_of = |i: i64| {
+        format!(
+            "2026-10-{:02}T10:{:02}:{:02}.{:06}Z",
+            i % 28 + 1,
+            i % 60,
+            (i / 60) % 60,
+            i
+        )
+    };
     let mut csv = String::from("slug,resource,quantity,time,key\n");
     for i in 0..n {
         let resource = if i % 3 == 0 {
@@ -1030,12 +1040,9 @@ fn a_large_import_on_every_core_stores_each_row_as_its_line_says() {
             "api_requests"
         };
         csv.push_str(&format!(
-            "acme,{resource},{},2026-10-{:02}T10:{:02}:{:02}.{:06}Z,ключ-{i}\n",
+            "acme,{resource},{},{},ключ-{i}\n",
             i % 5 + 1,
-            i % 28 + 1,
-            i % 60,
-            (i / 60) % 60,
-            i
+            time_of(i)
         ));
     }
     csv.push_str("acme,api_requests,7,2026-10-31T23:59:60Z,leap\n");
@@ -1068,13 +1075,7 @@ fn a_large_import_on_every_core_stores_each_row_as_its_line_says() {
                 .unwrap();
             (row.get(0), row.get(1), row.get(2))
         };
-        let want_at = format!(
-            "2026-10-{:02}T10:{:02}:{:02}.{:06}Z",
-            i % 28 + 1,
-            i % 60,
-            (i / 60) % 60,
-            i
-        );
+        let want_at = time_of(i);
         assert_eq!(
             (at.as_str(), period.as_str(), quantity),
             (want_at.as_str(), "2026-10-01", i % 5 + 1)
